@@ -1,0 +1,392 @@
+//! The `InstanceMigration` resource: one server moved from the old compute environment to the new.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{CloudRef, Condition};
+
+/// Moves one OpenStack server to a new compute environment: record it, stop it, snapshot it,
+/// delete it once the snapshot is active, boot its replacement from the snapshot in the target,
+/// and move its addresses. Progress is in `status`; the operator never writes `spec`.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "osmo.dev",
+    version = "v1alpha1",
+    kind = "InstanceMigration",
+    namespaced,
+    shortname = "im",
+    category = "osmo",
+    status = "InstanceMigrationStatus",
+    derive = "PartialEq",
+    doc = "Moves one OpenStack server to a new compute environment (snapshot, delete, boot from snapshot, move addresses).",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Server", type_ = "string", json_path = ".spec.server"),
+    printcolumn(name = "Target", type_ = "string", json_path = ".status.targetDescription"),
+    printcolumn(name = "New Server", type_ = "string", json_path = ".status.target.serverId", priority = "1"),
+    printcolumn(name = "Downtime", type_ = "string", json_path = ".status.downtime", priority = "1"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceMigrationSpec {
+    /// ID (preferred) or unique name of the server to move, as the source cloud knows it.
+    #[schemars(length(min = 1, max = 255))]
+    pub server: String,
+    /// Credentials of the cloud that runs the server now.
+    pub source: CloudRef,
+    /// How and where the server moves.
+    #[serde(flatten)]
+    pub options: MigrationOptions,
+}
+
+/// How and where a server moves; shared by InstanceMigration and a drain's migrationTemplate.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationOptions {
+    /// Where the replacement runs. At least one of `availabilityZone`, `host` or `cloud` must
+    /// be given, so that the new server cannot land back in the old environment by accident.
+    pub target: MigrationTarget,
+    /// How the replacement is built. `Snapshot` (default) boots it from a snapshot of the
+    /// source; `Redeploy` boots a fresh server from `redeploy.image` and keeps no data.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Settings of the `Redeploy` strategy; required when `strategy` is `Redeploy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redeploy: Option<RedeploySpec>,
+    /// How the server's addresses follow it to the replacement.
+    #[serde(default)]
+    pub addresses: AddressSpec,
+    /// Stop the source before the snapshot, so that the snapshot is consistent (default true).
+    #[serde(default = "default_true")]
+    pub stop_source: bool,
+    /// What to do with attached volumes. `Refuse` (default) fails the migration before anything
+    /// changes when the server has attached volumes or boots from a volume.
+    #[serde(default)]
+    pub volumes: VolumePolicy,
+    /// What happens to the snapshot once the replacement is `ACTIVE` with its addresses:
+    /// `Delete` (default) or `Retain`.
+    #[serde(default)]
+    pub snapshot_cleanup: SnapshotCleanup,
+    /// Replacements for names or IDs of the source's flavor and networks in the target.
+    #[serde(default)]
+    pub mappings: Mappings,
+    /// Per-step limits; a step that takes longer fails the migration with reason `Timeout`.
+    #[serde(default)]
+    pub timeouts: StepTimeouts,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Where the replacement server runs.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationTarget {
+    /// Credentials of the target cloud, when it is another cloud or region; defaults to the
+    /// source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<CloudRef>,
+    /// Availability zone of the new compute environment, e.g. `icehouse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub availability_zone: Option<String>,
+    /// A specific compute host in the target (admin only; Nova checks it exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub host: Option<String>,
+}
+
+/// How the replacement server is built.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Strategy {
+    /// Snapshot the source, delete it, boot the replacement from the snapshot.
+    #[default]
+    Snapshot,
+    /// Stop the source, boot a fresh server from a given image, then delete the source.
+    Redeploy,
+}
+
+/// Settings of the `Redeploy` strategy.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedeploySpec {
+    /// ID or name of the image the fresh server boots from.
+    #[schemars(length(min = 1, max = 255))]
+    pub image: String,
+}
+
+/// How addresses move from the source to the replacement.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressSpec {
+    /// `Neutron` (default): move each floating IP to the matching port of the replacement.
+    /// `NovaNetwork`: recreate the legacy floating-IP pools and allocate the same addresses.
+    /// `None`: leave addresses alone.
+    #[serde(default)]
+    pub mode: AddressMode,
+    /// Recreate the ports with the same fixed IPs and MAC addresses, so the replacement keeps
+    /// its private addresses (Neutron only).
+    #[serde(default, rename = "preserveFixedIPs")]
+    pub preserve_fixed_ips: bool,
+}
+
+/// How floating addresses are moved.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum AddressMode {
+    /// Neutron floating IPs, moved with `PUT /v2.0/floatingips/{id}`.
+    #[default]
+    Neutron,
+    /// Legacy nova-network floating IPs, recreated with `os-floating-ips-bulk`.
+    NovaNetwork,
+    /// Addresses are not touched.
+    None,
+}
+
+/// What to do with attached volumes.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum VolumePolicy {
+    /// Refuse servers with attached volumes or a root volume, before anything changes.
+    #[default]
+    Refuse,
+    /// Detach data volumes from the source and attach them to the replacement.
+    Reattach,
+}
+
+/// What happens to the snapshot after a successful migration.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SnapshotCleanup {
+    /// Delete the snapshot once the replacement is `ACTIVE` with its addresses.
+    #[default]
+    Delete,
+    /// Keep the snapshot in Glance.
+    Retain,
+}
+
+/// Names or IDs in the source mapped to names or IDs in the target.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Mappings {
+    /// Source flavor (name or ID) to target flavor; unmapped flavors keep their name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flavors: BTreeMap<String, String>,
+    /// Source network (name or ID) to target network; unmapped networks stay the same.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, String>,
+}
+
+/// Limits, in seconds, for the steps that wait on OpenStack.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepTimeouts {
+    /// Source reaches `SHUTOFF` (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub stop_seconds: Option<u32>,
+    /// Snapshot reaches `active` in Glance (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub snapshot_seconds: Option<u32>,
+    /// Source is gone after its deletion (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub delete_seconds: Option<u32>,
+    /// Replacement reaches `ACTIVE` (default 900).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub boot_seconds: Option<u32>,
+    /// Addresses are in place on the replacement (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub addresses_seconds: Option<u32>,
+}
+
+/// Where a migration stands.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum MigrationPhase {
+    /// Accepted, not started.
+    #[default]
+    Pending,
+    /// Recording the source server in status.
+    Recording,
+    /// Stopping the source.
+    Stopping,
+    /// Creating the snapshot and waiting for Glance to call it `active`.
+    Snapshotting,
+    /// Deleting the source and waiting until it is gone.
+    DeletingSource,
+    /// Booting the replacement and waiting for `ACTIVE`.
+    Booting,
+    /// Moving floating IPs to the replacement.
+    MovingAddresses,
+    /// Checking the replacement and its addresses.
+    Verifying,
+    /// Deleting the snapshot.
+    CleaningUp,
+    /// Done: the replacement runs with the source's addresses.
+    Succeeded,
+    /// Ended without success; conditions and `lastError` say why and what remains.
+    Failed,
+}
+
+/// Observed state of an InstanceMigration.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceMigrationStatus {
+    /// Where the migration stands.
+    #[serde(default)]
+    pub phase: MigrationPhase,
+    /// `Accepted`, `Progressing`, `Ready` and `Failed`, each with a reason and message.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Where the replacement goes, in one line (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_description: Option<String>,
+    /// Everything recorded about the source before it was changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<RecordedServer>,
+    /// The snapshot the replacement boots from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotStatus>,
+    /// The replacement server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetServerStatus>,
+    /// Each step taken, with its start, end and result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepRecord>,
+    /// Time from the source stopping to the replacement being `ACTIVE` with its addresses,
+    /// e.g. `2.4s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime: Option<String>,
+    /// The last error met, with the OpenStack request ID when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// The source server as it was before the migration changed anything.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedServer {
+    pub id: String,
+    pub name: String,
+    /// `ACTIVE`, `SHUTOFF`, ... when recorded.
+    pub status: String,
+    pub flavor_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor_name: Option<String>,
+    /// Image the server was booted from; empty for a volume-backed server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<RecordedPort>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<RecordedVolume>,
+}
+
+/// One port of the source server.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedPort {
+    pub id: String,
+    pub network_id: String,
+    pub mac_address: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixed_ips: Vec<RecordedFixedIp>,
+    /// True when Nova created the port, so that deleting the server deletes the port.
+    pub created_by_nova: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub floating_ips: Vec<RecordedFloatingIp>,
+}
+
+/// A fixed IP of a port.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedFixedIp {
+    pub subnet_id: String,
+    pub ip_address: String,
+}
+
+/// A floating IP bound to a port.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedFloatingIp {
+    pub id: String,
+    pub address: String,
+    /// The fixed IP it maps to.
+    pub fixed_ip_address: String,
+}
+
+/// A volume attached to the source.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedVolume {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// True when deleting the server would delete the volume.
+    pub delete_on_termination: bool,
+}
+
+/// The snapshot image.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotStatus {
+    pub image_id: String,
+    /// Glance status: `queued`, `saving`, `active`, `deleted`, ...
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+}
+
+/// The replacement server.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetServerStatus {
+    pub server_id: String,
+    /// Nova status: `BUILD`, `ACTIVE`, `ERROR`, ...
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+}
+
+/// One step of a migration.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    /// The phase the step belongs to.
+    pub name: MigrationPhase,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    pub result: StepResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// How a step ended.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum StepResult {
+    #[default]
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}

@@ -1,0 +1,119 @@
+//! Pure helpers that keep a status's conditions list the way Kubernetes conventions want it.
+
+use crate::api::{Condition, ConditionStatus, condition_type, timestamp};
+
+/// What a condition should say now; [`set`] fills in the bookkeeping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired<'a> {
+    pub type_: &'a str,
+    pub status: ConditionStatus,
+    pub reason: &'a str,
+    pub message: String,
+}
+
+/// Sets a condition, keeping its `lastTransitionTime` when its status does not change, and
+/// keeping the list ordered by type so that repeated writes are identical.
+pub fn set(conditions: &mut Vec<Condition>, desired: Desired<'_>, generation: Option<i64>, now: jiff::Timestamp) {
+    let last_transition_time = conditions
+        .iter()
+        .find(|c| c.type_ == desired.type_ && c.status == desired.status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| timestamp(now));
+    conditions.retain(|c| c.type_ != desired.type_);
+    conditions.push(Condition {
+        type_: desired.type_.to_string(),
+        status: desired.status,
+        reason: desired.reason.to_string(),
+        message: desired.message,
+        last_transition_time,
+        observed_generation: generation,
+    });
+    conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+}
+
+/// The condition of a type, if present.
+pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// The conditions of `new` whose status or reason differ from `old`: each is one transition
+/// worth an event.
+pub fn transitions<'a>(old: &[Condition], new: &'a [Condition]) -> Vec<&'a Condition> {
+    new.iter()
+        .filter(|n| match get(old, &n.type_) {
+            Some(o) => o.status != n.status || o.reason != n.reason,
+            None => true,
+        })
+        .collect()
+}
+
+/// Sets all four conditions for a spec the operator refuses: nothing will be done until the
+/// spec changes.
+pub fn set_invalid(conditions: &mut Vec<Condition>, message: &str, generation: Option<i64>, now: jiff::Timestamp) {
+    use ConditionStatus::{False, True};
+    for (type_, status) in [
+        (condition_type::ACCEPTED, False),
+        (condition_type::PROGRESSING, False),
+        (condition_type::READY, False),
+        (condition_type::FAILED, True),
+    ] {
+        set(conditions, Desired { type_, status, reason: "Invalid", message: message.to_string() }, generation, now);
+    }
+}
+
+/// Marks the spec as accepted and clears an earlier `Invalid` failure.
+pub fn set_accepted(conditions: &mut Vec<Condition>, generation: Option<i64>, now: jiff::Timestamp) {
+    let valid = |type_, status| Desired { type_, status, reason: "Valid", message: "The spec is valid.".to_string() };
+    set(conditions, valid(condition_type::ACCEPTED, ConditionStatus::True), generation, now);
+    if get(conditions, condition_type::FAILED).is_some_and(|c| c.reason == "Invalid") {
+        set(conditions, valid(condition_type::FAILED, ConditionStatus::False), generation, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(secs).unwrap()
+    }
+
+    fn desired(status: ConditionStatus, reason: &str) -> Desired<'_> {
+        Desired { type_: "Ready", status, reason, message: format!("because {reason}") }
+    }
+
+    #[test]
+    fn transition_time_changes_only_with_status() {
+        let mut conds = Vec::new();
+        set(&mut conds, desired(ConditionStatus::False, "Pending"), Some(1), at(100));
+        set(&mut conds, desired(ConditionStatus::False, "Waiting"), Some(2), at(200));
+        assert_eq!(conds.len(), 1);
+        assert_eq!(conds[0].last_transition_time, "1970-01-01T00:01:40Z");
+        assert_eq!(conds[0].reason, "Waiting");
+        assert_eq!(conds[0].observed_generation, Some(2));
+        set(&mut conds, desired(ConditionStatus::True, "Succeeded"), Some(2), at(300));
+        assert_eq!(conds[0].last_transition_time, "1970-01-01T00:05:00Z");
+    }
+
+    #[test]
+    fn conditions_are_kept_sorted_by_type() {
+        let mut conds = Vec::new();
+        for t in ["Ready", "Accepted", "Failed"] {
+            set(&mut conds, Desired { type_: t, status: ConditionStatus::False, reason: "X", message: String::new() }, None, at(0));
+        }
+        let types: Vec<_> = conds.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, ["Accepted", "Failed", "Ready"]);
+    }
+
+    #[test]
+    fn transitions_report_new_and_changed_conditions_only() {
+        let mut old = Vec::new();
+        set(&mut old, desired(ConditionStatus::False, "Pending"), None, at(0));
+        let mut new = old.clone();
+        assert!(transitions(&old, &new).is_empty());
+        set(&mut new, Desired { type_: "Accepted", status: ConditionStatus::True, reason: "Valid", message: String::new() }, None, at(1));
+        set(&mut new, desired(ConditionStatus::False, "Pending"), None, at(1));
+        let changed: Vec<_> = transitions(&old, &new).iter().map(|c| c.type_.clone()).collect();
+        assert_eq!(changed, ["Accepted"]);
+    }
+}

@@ -1,0 +1,210 @@
+//! Plumbing shared by the controllers: running them under leader election, status and
+//! conditions, events, metrics, probes and shutdown.
+
+pub mod conditions;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod status;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio_util::sync::CancellationToken;
+
+use self::http::Health;
+use self::metrics::Metrics;
+use self::status::HasConditions;
+
+/// What every reconciliation gets.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Why a reconciliation failed; it is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl ReconcileError {
+    /// A short label for the errors metric.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ReconcileError::Kube(_) => "kube",
+            ReconcileError::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> From<kube::runtime::finalizer::Error<E>> for ReconcileError {
+    fn from(error: kube::runtime::finalizer::Error<E>) -> Self {
+        ReconcileError::Finalizer(error.to_string())
+    }
+}
+
+/// A reconciliation for kinds whose whole work is planning their status: holds the finalizer,
+/// lets `plan` decide the status, writes it, and waits for the next change.
+pub async fn reconcile_status<K, P>(obj: Arc<K>, ctx: &Context, finalizer_name: &str, plan: P) -> Result<Action, ReconcileError>
+where
+    K: HasConditions + Send + Sync + 'static,
+    P: FnOnce(&K, jiff::Timestamp) -> K::Status,
+{
+    let _timer = ctx.metrics.reconcile_started(&K::kind(&()));
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &kube::ResourceExt::namespace(obj.as_ref()).unwrap_or_default());
+    let action = finalizer(&api, finalizer_name, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(obj) => {
+                let next = plan(&obj, jiff::Timestamp::now());
+                status::publish(&ctx.client, &ctx.recorder, obj.as_ref(), &next).await?;
+                Ok::<_, ReconcileError>(Action::await_change())
+            }
+            // Nothing exists in OpenStack on behalf of a resource whose work has not started.
+            FinalizerEvent::Cleanup(_) => Ok(Action::await_change()),
+        }
+    })
+    .await?;
+    Ok(action)
+}
+
+/// How `osmo run` is set up.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub listen: SocketAddr,
+    /// Watch only this namespace; all namespaces when unset.
+    pub namespace: Option<String>,
+    /// Leader election; none when a single replica runs.
+    pub lease: Option<leader::LeaseConfig>,
+    /// Reconciliations of one kind that may run at once.
+    pub concurrency: u16,
+}
+
+/// Runs the operator until SIGTERM or SIGINT, or until it loses leadership (an error, so that
+/// the process exits and never acts without the lease).
+pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    let (bound, http_task) = http::serve(config.listen, metrics.clone(), health.clone(), shutdown.clone()).await?;
+    tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
+
+    let version = client.apiserver_version().await?;
+    tracing::info!(kubernetes = %version.git_version, "connected to the Kubernetes API");
+    health.ready.store(true, Ordering::Relaxed);
+
+    let reporter = Reporter { controller: "osmo".into(), instance: config.lease.as_ref().map(|l| l.identity.clone()) };
+    let ctx = Arc::new(Context { recorder: Recorder::new(client.clone(), reporter), client: client.clone(), metrics: metrics.clone() });
+
+    let result = match &config.lease {
+        None => {
+            metrics.set_leader(true);
+            run_controllers(&config, ctx, shutdown.clone()).await;
+            Ok(())
+        }
+        Some(lease) => run_as_leader(&config, lease.clone(), ctx, shutdown.clone()).await,
+    };
+    shutdown.cancel();
+    http_task.await??;
+    tracing::info!("stopped");
+    result
+}
+
+async fn run_as_leader(config: &RunConfig, lease: leader::LeaseConfig, ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let stop_election = CancellationToken::new();
+    let (mut leading, election) = leader::spawn(ctx.client.clone(), lease.clone(), stop_election.clone());
+    tracing::info!(lease = %lease.name, identity = %lease.identity, "waiting for leadership");
+    let became_leader = tokio::select! {
+        r = leading.wait_for(|l| *l) => r.is_ok(),
+        _ = shutdown.cancelled() => false,
+    };
+    let mut lost = false;
+    if became_leader {
+        tracing::info!(identity = %lease.identity, "became leader; starting controllers");
+        ctx.metrics.set_leader(true);
+        let stop_controllers = shutdown.child_token();
+        let leadership_lost = async {
+            tokio::select! {
+                _ = leading.wait_for(|l| !*l) => { stop_controllers.cancel(); true }
+                _ = stop_controllers.cancelled() => false,
+            }
+        };
+        // Controllers stop gracefully either way: in-flight reconciliations finish.
+        (_, lost) = tokio::join!(run_controllers(config, ctx.clone(), stop_controllers.clone()), leadership_lost);
+        ctx.metrics.set_leader(false);
+    }
+    stop_election.cancel();
+    election.await?;
+    if lost {
+        anyhow::bail!("lost the leader lease; exiting so that only the new leader acts");
+    }
+    Ok(())
+}
+
+async fn run_controllers(config: &RunConfig, ctx: Arc<Context>, stop: CancellationToken) {
+    let client = ctx.client.clone();
+    let (migrations, drains) = match &config.namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    tokio::join!(
+        run_controller(migrations, ctx.clone(), stop.clone(), config.concurrency, crate::migration::reconcile),
+        run_controller(drains, ctx, stop, config.concurrency, crate::drain::reconcile),
+    );
+}
+
+/// Runs one kube-runtime controller until `stop`, letting in-flight reconciliations finish.
+async fn run_controller<K, F, Fut>(api: Api<K>, ctx: Arc<Context>, stop: CancellationToken, concurrency: u16, reconcile: F)
+where
+    K: HasConditions + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Debug + Unpin,
+    F: FnMut(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
+{
+    Controller::new(api, watcher::Config::default())
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(reconcile, error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+fn error_policy<K: HasConditions>(obj: Arc<K>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let kind = K::kind(&());
+    tracing::warn!(%error, kind = %kind, name = %kube::ResourceExt::name_any(obj.as_ref()), "reconcile failed; retrying");
+    ctx.metrics.reconcile_failed(kind.to_string(), error.label());
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,66 @@
+//! Writing status: one server-side apply of the whole status under the operator's field
+//! manager, and one Kubernetes event per condition transition.
+
+use std::fmt::Debug;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::conditions;
+use crate::api::{Condition, ConditionStatus, condition_type};
+
+/// The field manager that owns everything the operator writes.
+pub const FIELD_MANAGER: &str = "osmo";
+
+/// A resource kind whose status the operator owns.
+pub trait HasConditions: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + Debug + DeserializeOwned + Serialize {
+    type Status: Serialize + Clone + PartialEq + Default + Debug;
+    fn current_status(&self) -> Option<&Self::Status>;
+    fn conditions(status: &Self::Status) -> &[Condition];
+}
+
+/// Applies `new` as the object's status when it differs from what the object has, then
+/// publishes an event for each condition that changed. Returns whether anything was written.
+pub async fn publish<K: HasConditions>(
+    client: &kube::Client,
+    recorder: &Recorder,
+    obj: &K,
+    new: &K::Status,
+) -> Result<bool, kube::Error> {
+    let empty = K::Status::default();
+    let old = obj.current_status().unwrap_or(&empty);
+    if old == new && obj.current_status().is_some() {
+        return Ok(false);
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": new,
+    });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+
+    let reference = obj.object_ref(&());
+    for changed in conditions::transitions(K::conditions(old), K::conditions(new)) {
+        if let Err(error) = recorder.publish(&event_for(changed), &reference).await {
+            // An event is a courtesy; the status already says it all.
+            tracing::warn!(%error, object = %obj.name_any(), "could not publish event");
+        }
+    }
+    Ok(true)
+}
+
+/// The event that announces a condition's new state.
+fn event_for(condition: &Condition) -> Event {
+    let is_failure = condition.type_ == condition_type::FAILED && condition.status == ConditionStatus::True;
+    Event {
+        type_: if is_failure { EventType::Warning } else { EventType::Normal },
+        reason: condition.reason.clone(),
+        note: Some(format!("{}={:?}: {}", condition.type_, condition.status, condition.message)),
+        action: condition.type_.clone(),
+        secondary: None,
+    }
+}
