@@ -73,7 +73,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => {
             tracing_subscriber::fmt()
                 .json()
-                .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+                )
                 .with_writer(std::io::stderr)
                 .init();
             let client = kube::Client::try_default().await?;
@@ -93,7 +95,8 @@ async fn main() -> anyhow::Result<()> {
                     retry_period: Duration::from_secs(args.retry_period_seconds),
                 })
             };
-            let config = RunConfig { listen: args.listen, namespace: args.namespace, lease, concurrency: args.concurrency };
+            let config =
+                RunConfig { listen: args.listen, namespace: args.namespace, lease, concurrency: args.concurrency };
             runtime::run(config, client).await
         }
     }

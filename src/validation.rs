@@ -41,7 +41,9 @@ pub fn check_migration_options(options: &MigrationOptions, source: &CloudRef, at
         );
     }
     match (options.strategy, &options.redeploy) {
-        (Strategy::Redeploy, None) => error(errors, format!("{at}.redeploy.image"), "required when strategy is Redeploy"),
+        (Strategy::Redeploy, None) => {
+            error(errors, format!("{at}.redeploy.image"), "required when strategy is Redeploy")
+        }
         (Strategy::Snapshot, Some(_)) => error(errors, format!("{at}.redeploy"), "only used when strategy is Redeploy"),
         _ => {}
     }

@@ -4,7 +4,8 @@
 fn checked_in_crds_match_the_types() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
     let generated = osmo::api::crd_files();
-    let mut on_disk: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut on_disk: Vec<_> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     on_disk.sort();
     let mut expected: Vec<_> = generated.iter().map(|(name, _)| name.clone()).collect();
     expected.sort();

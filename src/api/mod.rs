@@ -2,15 +2,18 @@
 //! Doc comments here become the descriptions `kubectl explain` shows.
 
 mod common;
+// kube's `printcolumn(type_ = ..)` repeats attribute keys on purpose; clippy mistakes them.
+#[allow(clippy::duplicated_attributes)]
 mod compute_node_drain;
+#[allow(clippy::duplicated_attributes)]
 mod instance_migration;
 
 pub use common::*;
 pub use compute_node_drain::*;
 pub use instance_migration::*;
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// Both CRDs.
 pub fn crds() -> Vec<CustomResourceDefinition> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kube::runtime::controller::Action;
 
-use crate::api::{Condition, ComputeNodeDrain, ComputeNodeDrainStatus};
+use crate::api::{ComputeNodeDrain, ComputeNodeDrainStatus, Condition};
 use crate::runtime::status::HasConditions;
 use crate::runtime::{Context, ReconcileError, reconcile_status};
 

@@ -14,11 +14,15 @@ pub fn validate(spec: &ComputeNodeDrainSpec) -> Vec<FieldError> {
         validation::error(&mut errors, "spec.host", "must not contain white space");
     }
     match (spec.mode, &spec.migration_template) {
-        (DrainMode::Migrate, None) => validation::error(&mut errors, "spec.migrationTemplate", "required when mode is Migrate"),
+        (DrainMode::Migrate, None) => {
+            validation::error(&mut errors, "spec.migrationTemplate", "required when mode is Migrate")
+        }
         (DrainMode::Migrate, Some(template)) => {
             validation::check_migration_options(template, &spec.cloud, "spec.migrationTemplate", &mut errors);
         }
-        (DrainMode::Wait, Some(_)) => validation::error(&mut errors, "spec.migrationTemplate", "only used when mode is Migrate"),
+        (DrainMode::Wait, Some(_)) => {
+            validation::error(&mut errors, "spec.migrationTemplate", "only used when mode is Migrate")
+        }
         (DrainMode::Wait, None) => {}
     }
     if spec.mode == DrainMode::Migrate && spec.wait_deadline_seconds.is_some() {
@@ -28,7 +32,9 @@ pub fn validate(spec: &ComputeNodeDrainSpec) -> Vec<FieldError> {
         validation::error(&mut errors, "spec.forceDown", "only used when afterDrain is RetireService");
     }
     let selection = &spec.selector;
-    for (list, selectors) in [("include", &selection.include), ("exclude", &selection.exclude), ("priority", &selection.priority)] {
+    for (list, selectors) in
+        [("include", &selection.include), ("exclude", &selection.exclude), ("priority", &selection.priority)]
+    {
         for (i, selector) in selectors.iter().enumerate() {
             check_selector(selector, &format!("spec.selector.{list}[{i}]"), &mut errors);
         }
@@ -37,8 +43,16 @@ pub fn validate(spec: &ComputeNodeDrainSpec) -> Vec<FieldError> {
 }
 
 fn check_selector(selector: &ServerSelector, at: &str, errors: &mut Vec<FieldError>) {
-    if selector.ids.is_empty() && selector.name_pattern.is_none() && selector.project_id.is_none() && selector.metadata.is_empty() {
-        validation::error(errors, at, "is empty and would match every server: give ids, namePattern, projectId or metadata");
+    if selector.ids.is_empty()
+        && selector.name_pattern.is_none()
+        && selector.project_id.is_none()
+        && selector.metadata.is_empty()
+    {
+        validation::error(
+            errors,
+            at,
+            "is empty and would match every server: give ids, namePattern, projectId or metadata",
+        );
     }
     if selector.ids.iter().any(|id| id.trim().is_empty()) {
         validation::error(errors, format!("{at}.ids"), "must not contain empty IDs");
@@ -46,7 +60,12 @@ fn check_selector(selector: &ServerSelector, at: &str, errors: &mut Vec<FieldErr
 }
 
 /// The status the drain should have now.
-pub fn plan(spec: &ComputeNodeDrainSpec, current: Option<&ComputeNodeDrainStatus>, generation: Option<i64>, now: jiff::Timestamp) -> ComputeNodeDrainStatus {
+pub fn plan(
+    spec: &ComputeNodeDrainSpec,
+    current: Option<&ComputeNodeDrainStatus>,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> ComputeNodeDrainStatus {
     let mut status = current.cloned().unwrap_or_default();
     status.observed_generation = generation;
     let errors = validate(spec);
@@ -56,7 +75,10 @@ pub fn plan(spec: &ComputeNodeDrainSpec, current: Option<&ComputeNodeDrainStatus
         conditions::set_invalid(&mut status.conditions, &validation::describe(&errors), generation, now);
         return status;
     }
-    if status.phase == DrainPhase::Failed && conditions::get(&status.conditions, condition_type::ACCEPTED).is_some_and(|c| c.status == ConditionStatus::False) {
+    if status.phase == DrainPhase::Failed
+        && conditions::get(&status.conditions, condition_type::ACCEPTED)
+            .is_some_and(|c| c.status == ConditionStatus::False)
+    {
         // The spec was invalid and has been corrected: start over.
         status.phase = DrainPhase::Pending;
         status.last_error = None;
@@ -66,7 +88,8 @@ pub fn plan(spec: &ComputeNodeDrainSpec, current: Option<&ComputeNodeDrainStatus
         type_,
         status: ConditionStatus::False,
         reason: "NotImplemented",
-        message: "The drain steps are not implemented in this version of osmo; nothing was changed in OpenStack.".to_string(),
+        message: "The drain steps are not implemented in this version of osmo; nothing was changed in OpenStack."
+            .to_string(),
     };
     conditions::set(&mut status.conditions, waiting(condition_type::PROGRESSING), generation, now);
     conditions::set(&mut status.conditions, waiting(condition_type::READY), generation, now);
@@ -104,7 +127,10 @@ mod tests {
     fn migrate_needs_a_template_and_wait_refuses_one() {
         assert_eq!(fields(&spec(serde_json::json!({"migrationTemplate": null}))), ["spec.migrationTemplate"]);
         assert_eq!(fields(&spec(serde_json::json!({"mode": "Wait"}))), ["spec.migrationTemplate"]);
-        assert!(fields(&spec(serde_json::json!({"mode": "Wait", "migrationTemplate": null, "waitDeadlineSeconds": 60}))).is_empty());
+        assert!(
+            fields(&spec(serde_json::json!({"mode": "Wait", "migrationTemplate": null, "waitDeadlineSeconds": 60})))
+                .is_empty()
+        );
     }
 
     #[test]

@@ -17,10 +17,15 @@ pub fn validate(spec: &InstanceMigrationSpec) -> Vec<FieldError> {
 }
 
 /// The status the migration should have now.
-pub fn plan(spec: &InstanceMigrationSpec, current: Option<&InstanceMigrationStatus>, generation: Option<i64>, now: jiff::Timestamp) -> InstanceMigrationStatus {
+pub fn plan(
+    spec: &InstanceMigrationSpec,
+    current: Option<&InstanceMigrationStatus>,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> InstanceMigrationStatus {
     let mut status = current.cloned().unwrap_or_default();
     status.observed_generation = generation;
-    status.target_description = Some(describe_target(&spec.options.target));
+    status.target_description = Some(describe_target(&spec.options.target)).filter(|d| !d.is_empty());
     let errors = validate(spec);
     if !errors.is_empty() {
         status.phase = MigrationPhase::Failed;
@@ -28,7 +33,11 @@ pub fn plan(spec: &InstanceMigrationSpec, current: Option<&InstanceMigrationStat
         conditions::set_invalid(&mut status.conditions, &validation::describe(&errors), generation, now);
         return status;
     }
-    if status.phase == MigrationPhase::Failed && status.last_error.is_some() && conditions::get(&status.conditions, condition_type::ACCEPTED).is_some_and(|c| c.status == ConditionStatus::False) {
+    if status.phase == MigrationPhase::Failed
+        && status.last_error.is_some()
+        && conditions::get(&status.conditions, condition_type::ACCEPTED)
+            .is_some_and(|c| c.status == ConditionStatus::False)
+    {
         // The spec was invalid and has been corrected: start over.
         status.phase = MigrationPhase::Pending;
         status.last_error = None;
@@ -38,7 +47,8 @@ pub fn plan(spec: &InstanceMigrationSpec, current: Option<&InstanceMigrationStat
         type_,
         status: ConditionStatus::False,
         reason: "NotImplemented",
-        message: "The migration steps are not implemented in this version of osmo; nothing was changed in OpenStack.".to_string(),
+        message: "The migration steps are not implemented in this version of osmo; nothing was changed in OpenStack."
+            .to_string(),
     };
     conditions::set(&mut status.conditions, waiting(condition_type::PROGRESSING), generation, now);
     conditions::set(&mut status.conditions, waiting(condition_type::READY), generation, now);
@@ -129,7 +139,11 @@ mod tests {
 
     #[test]
     fn targets_are_described_in_one_line() {
-        let mut t = MigrationTarget { availability_zone: Some("icehouse".into()), host: Some("icehouse-1".into()), cloud: None };
+        let mut t = MigrationTarget {
+            availability_zone: Some("icehouse".into()),
+            host: Some("icehouse-1".into()),
+            cloud: None,
+        };
         assert_eq!(describe_target(&t), "icehouse/icehouse-1");
         t.cloud = Some(crate::validation::tests::cloud("new"));
         assert_eq!(describe_target(&t), "cloud new: icehouse/icehouse-1");

@@ -36,15 +36,20 @@ pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition
     conditions.iter().find(|c| c.type_ == type_)
 }
 
-/// The conditions of `new` whose status or reason differ from `old`: each is one transition
-/// worth an event.
+/// The condition changes of `new` over `old`, each worth an event. When the resource has just
+/// failed, only the failure is reported: the other conditions merely follow from it.
 pub fn transitions<'a>(old: &[Condition], new: &'a [Condition]) -> Vec<&'a Condition> {
-    new.iter()
+    let changed: Vec<&Condition> = new
+        .iter()
         .filter(|n| match get(old, &n.type_) {
             Some(o) => o.status != n.status || o.reason != n.reason,
             None => true,
         })
-        .collect()
+        .collect();
+    match changed.iter().find(|c| c.type_ == condition_type::FAILED && c.status == ConditionStatus::True) {
+        Some(failure) => vec![*failure],
+        None => changed,
+    }
 }
 
 /// Sets all four conditions for a spec the operator refuses: nothing will be done until the
@@ -99,21 +104,36 @@ mod tests {
     fn conditions_are_kept_sorted_by_type() {
         let mut conds = Vec::new();
         for t in ["Ready", "Accepted", "Failed"] {
-            set(&mut conds, Desired { type_: t, status: ConditionStatus::False, reason: "X", message: String::new() }, None, at(0));
+            set(
+                &mut conds,
+                Desired { type_: t, status: ConditionStatus::False, reason: "X", message: String::new() },
+                None,
+                at(0),
+            );
         }
         let types: Vec<_> = conds.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, ["Accepted", "Failed", "Ready"]);
     }
 
     #[test]
-    fn transitions_report_new_and_changed_conditions_only() {
+    fn each_change_is_a_transition_but_a_failure_stands_alone() {
         let mut old = Vec::new();
         set(&mut old, desired(ConditionStatus::False, "Pending"), None, at(0));
-        let mut new = old.clone();
-        assert!(transitions(&old, &new).is_empty());
-        set(&mut new, Desired { type_: "Accepted", status: ConditionStatus::True, reason: "Valid", message: String::new() }, None, at(1));
-        set(&mut new, desired(ConditionStatus::False, "Pending"), None, at(1));
-        let changed: Vec<_> = transitions(&old, &new).iter().map(|c| c.type_.clone()).collect();
-        assert_eq!(changed, ["Accepted"]);
+        assert!(transitions(&old, &old).is_empty());
+        let mut accepted = old.clone();
+        set(
+            &mut accepted,
+            Desired { type_: "Accepted", status: ConditionStatus::True, reason: "Valid", message: String::new() },
+            None,
+            at(1),
+        );
+        set(&mut accepted, desired(ConditionStatus::False, "Waiting"), None, at(1));
+        let types: Vec<_> = transitions(&old, &accepted).iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, ["Accepted", "Ready"]);
+        let mut invalid = Vec::new();
+        set_invalid(&mut invalid, "spec.x: bad", None, at(1));
+        let failed = transitions(&old, &invalid);
+        assert_eq!(failed.len(), 1);
+        assert_eq!((failed[0].type_.as_str(), failed[0].status), ("Failed", ConditionStatus::True));
     }
 }

@@ -40,9 +40,10 @@ pub async fn serve(
         .with_state(AppState { metrics, health });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
-    });
+    let task =
+        tokio::spawn(
+            async move { axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await },
+        );
     Ok((bound, task))
 }
 

@@ -55,7 +55,11 @@ pub fn decide(holder: Option<&str>, me: &str, unchanged_for: Duration, lease_dur
 
 /// Runs the election until `shutdown`; the returned channel says whether this replica leads.
 /// On shutdown a leader releases the lease so that a standby takes over at once.
-pub fn spawn(api_client: kube::Client, config: LeaseConfig, shutdown: CancellationToken) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+pub fn spawn(
+    api_client: kube::Client,
+    config: LeaseConfig,
+    shutdown: CancellationToken,
+) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         let api: Api<Lease> = Api::namespaced(api_client, &config.namespace);

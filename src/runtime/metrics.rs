@@ -34,13 +34,25 @@ impl Default for Metrics {
         let reconciles = Family::<KindLabels, Counter>::default();
         registry.register("reconciles", "Reconciliations run, by kind", reconciles.clone());
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register("reconcile_errors", "Reconciliations that returned an error, by kind and error", reconcile_errors.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciliations that returned an error, by kind and error",
+            reconcile_errors.clone(),
+        );
         let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.0, 16))
         });
-        registry.register("reconcile_duration_seconds", "Time spent in one reconciliation, by kind", reconcile_duration.clone());
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconciliation, by kind",
+            reconcile_duration.clone(),
+        );
         let leader = Gauge::default();
-        registry.register("leader", "1 while this replica holds the leader lease and runs the controllers", leader.clone());
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease and runs the controllers",
+            leader.clone(),
+        );
         Self { registry, reconciles, reconcile_errors, reconcile_duration, leader }
     }
 }
@@ -78,10 +90,7 @@ pub struct ReconcileTimer<'a> {
 
 impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
-        self.metrics
-            .reconcile_duration
-            .get_or_create(&self.labels)
-            .observe(self.start.elapsed().as_secs_f64());
+        self.metrics.reconcile_duration.get_or_create(&self.labels).observe(self.start.elapsed().as_secs_f64());
     }
 }
 

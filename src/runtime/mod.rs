@@ -60,13 +60,19 @@ impl<E: std::error::Error + 'static> From<kube::runtime::finalizer::Error<E>> fo
 
 /// A reconciliation for kinds whose whole work is planning their status: holds the finalizer,
 /// lets `plan` decide the status, writes it, and waits for the next change.
-pub async fn reconcile_status<K, P>(obj: Arc<K>, ctx: &Context, finalizer_name: &str, plan: P) -> Result<Action, ReconcileError>
+pub async fn reconcile_status<K, P>(
+    obj: Arc<K>,
+    ctx: &Context,
+    finalizer_name: &str,
+    plan: P,
+) -> Result<Action, ReconcileError>
 where
     K: HasConditions + Send + Sync + 'static,
     P: FnOnce(&K, jiff::Timestamp) -> K::Status,
 {
     let _timer = ctx.metrics.reconcile_started(&K::kind(&()));
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &kube::ResourceExt::namespace(obj.as_ref()).unwrap_or_default());
+    let api: Api<K> =
+        Api::namespaced(ctx.client.clone(), &kube::ResourceExt::namespace(obj.as_ref()).unwrap_or_default());
     let action = finalizer(&api, finalizer_name, obj, |event| async {
         match event {
             FinalizerEvent::Apply(obj) => {
@@ -110,7 +116,11 @@ pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
     health.ready.store(true, Ordering::Relaxed);
 
     let reporter = Reporter { controller: "osmo".into(), instance: config.lease.as_ref().map(|l| l.identity.clone()) };
-    let ctx = Arc::new(Context { recorder: Recorder::new(client.clone(), reporter), client: client.clone(), metrics: metrics.clone() });
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        metrics: metrics.clone(),
+    });
 
     let result = match &config.lease {
         None => {
@@ -126,7 +136,12 @@ pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
     result
 }
 
-async fn run_as_leader(config: &RunConfig, lease: leader::LeaseConfig, ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn run_as_leader(
+    config: &RunConfig,
+    lease: leader::LeaseConfig,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let stop_election = CancellationToken::new();
     let (mut leading, election) = leader::spawn(ctx.client.clone(), lease.clone(), stop_election.clone());
     tracing::info!(lease = %lease.name, identity = %lease.identity, "waiting for leadership");
@@ -170,8 +185,13 @@ async fn run_controllers(config: &RunConfig, ctx: Arc<Context>, stop: Cancellati
 }
 
 /// Runs one kube-runtime controller until `stop`, letting in-flight reconciliations finish.
-async fn run_controller<K, F, Fut>(api: Api<K>, ctx: Arc<Context>, stop: CancellationToken, concurrency: u16, reconcile: F)
-where
+async fn run_controller<K, F, Fut>(
+    api: Api<K>,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+    concurrency: u16,
+    reconcile: F,
+) where
     K: HasConditions + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Debug + Unpin,
     F: FnMut(Arc<K>, Arc<Context>) -> Fut,

@@ -16,14 +16,16 @@ use crate::api::{Condition, ConditionStatus, condition_type};
 pub const FIELD_MANAGER: &str = "osmo";
 
 /// A resource kind whose status the operator owns.
-pub trait HasConditions: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + Debug + DeserializeOwned + Serialize {
+pub trait HasConditions:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + Debug + DeserializeOwned + Serialize
+{
     type Status: Serialize + Clone + PartialEq + Default + Debug;
     fn current_status(&self) -> Option<&Self::Status>;
     fn conditions(status: &Self::Status) -> &[Condition];
 }
 
 /// Applies `new` as the object's status when it differs from what the object has, then
-/// publishes an event for each condition that changed. Returns whether anything was written.
+/// publishes an event for each condition transition. Returns whether anything was written.
 pub async fn publish<K: HasConditions>(
     client: &kube::Client,
     recorder: &Recorder,
@@ -59,8 +61,31 @@ fn event_for(condition: &Condition) -> Event {
     Event {
         type_: if is_failure { EventType::Warning } else { EventType::Normal },
         reason: condition.reason.clone(),
-        note: Some(format!("{}={:?}: {}", condition.type_, condition.status, condition.message)),
+        // The Events API caps notes at 1 kB.
+        note: Some(truncate(&format!("{}={:?}: {}", condition.type_, condition.status, condition.message), 1000)),
         action: condition.type_.clone(),
         secondary: None,
+    }
+}
+
+fn truncate(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_string();
+    }
+    let mut end = max_bytes - 3;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_notes_are_cut_on_a_character_boundary() {
+        let text = "é".repeat(600);
+        let cut = super::truncate(&text, 1000);
+        assert!(cut.len() <= 1000 && cut.ends_with("..."));
+        assert_eq!(super::truncate("short", 1000), "short");
     }
 }
