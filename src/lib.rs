@@ -4,5 +4,6 @@
 pub mod api;
 pub mod drain;
 pub mod migration;
+pub mod openstack;
 pub mod runtime;
 pub mod validation;

@@ -1,0 +1,207 @@
+//! The client's behaviour against scripted answers: tokens, retries, non-idempotent creates,
+//! microversion fallbacks and the legacy nova-network APIs (recorded answers).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use reqwest::Method;
+use serde_json::json;
+
+use super::compute::{ComputeService, ServerCreate};
+use super::error::Error;
+use super::fake::{Call, FakeCloud, ok, status};
+
+fn server(id: &str, name: &str, uid: &str) -> serde_json::Value {
+    json!({"id": id, "name": name, "status": "BUILD", "flavor": {"original_name": "m1.tiny"}, "image": {"id": "img"}, "metadata": {"osmo.dev/migration": uid}})
+}
+
+fn create_spec() -> ServerCreate {
+    ServerCreate {
+        name: "web-1".into(),
+        image_id: "img".into(),
+        flavor_id: "1".into(),
+        metadata: BTreeMap::from([("osmo.dev/migration".into(), "uid-1".into())]),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_token_is_reused_and_renewed_once_on_401() {
+    let seen = Arc::new(AtomicU32::new(0));
+    let counter = seen.clone();
+    let cloud = FakeCloud::start("2.95", move |call: &Call| {
+        // The first token is "revoked" after two calls.
+        if counter.fetch_add(1, Ordering::SeqCst) >= 2 && call.token.as_deref() == Some("tok-1") {
+            return status(401, "The request you have made requires authentication.");
+        }
+        ok(json!({"flavors": []}))
+    })
+    .await;
+    let session = cloud.session("secret");
+    for _ in 0..4 {
+        session.compute().flavors().await.unwrap();
+    }
+    assert_eq!(cloud.tokens_issued(), 2);
+    let tokens: Vec<_> = cloud.calls().into_iter().map(|c| c.token.unwrap()).collect();
+    assert_eq!(tokens, ["tok-1", "tok-1", "tok-1", "tok-2", "tok-2"]);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_permanent_auth_error_without_the_password() {
+    let cloud = FakeCloud::start("2.95", |_: &Call| ok(json!({}))).await;
+    let error = cloud.session("wrong").compute().flavors().await.unwrap_err();
+    assert!(matches!(error, Error::Auth { status: 401, .. }), "{error:?}");
+    assert!(!error.is_transient());
+    let text = format!("{error} {error:?}");
+    assert!(text.contains("requires authentication") && !text.contains("wrong"), "{text}");
+    assert!(cloud.calls().is_empty());
+}
+
+#[tokio::test]
+async fn transient_errors_of_reads_are_retried() {
+    let failures = Arc::new(AtomicU32::new(0));
+    let f = failures.clone();
+    let cloud = FakeCloud::start("2.95", move |_: &Call| {
+        if f.fetch_add(1, Ordering::SeqCst) < 2 {
+            status(503, "busy")
+        } else {
+            ok(json!({"flavors": [{"id": "1", "name": "m1.tiny"}]}))
+        }
+    })
+    .await;
+    let flavor = cloud.session("secret").compute().find_flavor("m1.tiny").await.unwrap();
+    assert_eq!(flavor.unwrap().id, "1");
+    assert_eq!(cloud.calls().len(), 3);
+}
+
+#[tokio::test]
+async fn permanent_errors_are_not_retried_and_carry_the_request_id() {
+    let cloud = FakeCloud::start("2.95", |_: &Call| status(400, "Invalid flavorRef")).await;
+    let error = cloud.session("secret").compute().create_server(&create_spec()).await.unwrap_err();
+    assert_eq!(error.to_string(), "nova POST /servers: HTTP 400 (request req-fake): Invalid flavorRef");
+    assert_eq!(cloud.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_create_is_not_repeated_when_the_server_exists() {
+    let cloud = FakeCloud::start("2.95", |call: &Call| match (&call.method, call.path.as_str()) {
+        (&Method::POST, "/v2.1/servers") => status(504, "gateway timeout"),
+        (&Method::GET, p) if p.starts_with("/v2.1/servers/detail?name=") => {
+            ok(json!({"servers": [server("s-1", "web-1", "uid-1")]}))
+        }
+        _ => status(404, "unexpected"),
+    })
+    .await;
+    let id = cloud.session("secret").compute().create_server(&create_spec()).await.unwrap();
+    assert_eq!(id, "s-1");
+    let posts = cloud.calls().iter().filter(|c| c.method == Method::POST).count();
+    assert_eq!(posts, 1, "the create was sent again although the server existed");
+}
+
+#[tokio::test]
+async fn a_failed_create_is_sent_again_when_nothing_was_made() {
+    let posts = Arc::new(AtomicU32::new(0));
+    let p = posts.clone();
+    let cloud = FakeCloud::start("2.95", move |call: &Call| match (&call.method, call.path.as_str()) {
+        (&Method::POST, "/v2.1/servers") if p.fetch_add(1, Ordering::SeqCst) == 0 => status(503, "busy"),
+        (&Method::POST, "/v2.1/servers") => (202, vec![], json!({"server": {"id": "s-2"}}).to_string()),
+        // A same-named server of another migration is not ours.
+        (&Method::GET, _) => ok(json!({"servers": [server("other", "web-1", "uid-9")]})),
+        _ => status(404, "unexpected"),
+    })
+    .await;
+    assert_eq!(cloud.session("secret").compute().create_server(&create_spec()).await.unwrap(), "s-2");
+    assert_eq!(posts.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn create_image_reads_the_location_header_before_2_45() {
+    let cloud = FakeCloud::start("2.44", |call: &Call| {
+        assert!(call.body.contains("createImage"));
+        (202, vec![("location", "http://glance/v2/images/img-42".to_string())], String::new())
+    })
+    .await;
+    let metadata = BTreeMap::from([("osmo.dev/migration".to_string(), "uid-1".to_string())]);
+    let id = cloud.session("secret").compute().create_image("s-1", "snap", &metadata).await.unwrap();
+    assert_eq!(id, "img-42");
+}
+
+#[tokio::test]
+async fn services_are_disabled_by_uuid_or_by_host_and_binary() {
+    let old = FakeCloud::start("2.52", |call: &Call| {
+        assert_eq!(call.path, "/v2.1/os-services/disable-log-reason");
+        let body: serde_json::Value = serde_json::from_str(&call.body).unwrap();
+        assert_eq!(body, json!({"host": "havana-1", "binary": "nova-compute", "disabled_reason": "drain"}));
+        ok(json!({"service": {"host": "havana-1", "binary": "nova-compute", "status": "disabled", "disabled_reason": "drain"}}))
+    })
+    .await;
+    let service = ComputeService {
+        id: "3".into(),
+        binary: "nova-compute".into(),
+        host: "havana-1".into(),
+        zone: Some("havana".into()),
+        status: "enabled".into(),
+        state: "up".into(),
+        disabled_reason: None,
+        forced_down: None,
+    };
+    let disabled = old.session("secret").compute().disable_service(&service, "drain").await.unwrap();
+    assert_eq!((disabled.id.as_str(), disabled.status.as_str(), disabled.state.as_str()), ("3", "disabled", "up"));
+
+    let new = FakeCloud::start("2.95", |call: &Call| {
+        assert_eq!((call.method.as_str(), call.path.as_str()), ("PUT", "/v2.1/os-services/uuid-3"));
+        ok(json!({"service": {"id": "uuid-3", "binary": "nova-compute", "host": "havana-1", "status": "disabled", "state": "up", "disabled_reason": "drain", "forced_down": false}}))
+    })
+    .await;
+    let service = ComputeService { id: "uuid-3".into(), ..service };
+    assert_eq!(new.session("secret").compute().disable_service(&service, "drain").await.unwrap().status, "disabled");
+}
+
+fn recorded(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/fixtures/nova-network/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[tokio::test]
+async fn nova_network_pools_are_recreated_and_addresses_allocated() {
+    let cloud = FakeCloud::start("2.95", |call: &Call| match (call.method.as_str(), call.path.as_str()) {
+        ("GET", "/v2.1/os-floating-ips-bulk") => (200, vec![], recorded("floating-ips-bulk-list.json")),
+        ("POST", "/v2.1/os-floating-ips-bulk") => (200, vec![], recorded("floating-ips-bulk-create.json")),
+        ("GET", "/v2.1/os-floating-ips") => (200, vec![], recorded("floating-ips-list.json")),
+        ("POST", "/v2.1/os-floating-ips") => (200, vec![], recorded("floating-ip-allocate.json")),
+        ("POST", "/v2.1/servers/s-1/action") | ("DELETE", "/v2.1/os-floating-ips/7") => (202, vec![], String::new()),
+        _ => status(404, "unexpected"),
+    })
+    .await;
+    let session = cloud.session("secret");
+    let legacy = session.nova_network();
+    let pools = legacy.bulk_floating_ips().await.unwrap();
+    assert_eq!(pools.len(), 2);
+    assert_eq!(pools[1].instance_uuid.as_deref(), Some("7a5b2d30-d4ea-4c4e-a5bb-d4b6c1c0a1f2"));
+    legacy.create_bulk("203.0.113.10/32", "osmo-203.0.113.10", Some("eth0")).await.unwrap();
+    assert_eq!(legacy.floating_ips().await.unwrap()[0].ip, "172.24.4.3");
+    let allocated = legacy.allocate("osmo-203.0.113.10").await.unwrap();
+    assert_eq!((allocated.id.as_str(), allocated.ip.as_str()), ("7", "203.0.113.10"));
+    legacy.add_to_server("s-1", "203.0.113.10", Some("192.168.1.5")).await.unwrap();
+    legacy.release("7").await.unwrap();
+    let calls = cloud.calls();
+    let create: serde_json::Value = serde_json::from_str(&calls[1].body).unwrap();
+    assert_eq!(
+        create,
+        json!({"floating_ips_bulk_create": {"ip_range": "203.0.113.10/32", "pool": "osmo-203.0.113.10", "interface": "eth0"}})
+    );
+    let add: serde_json::Value = serde_json::from_str(&calls[4].body).unwrap();
+    assert_eq!(add, json!({"addFloatingIp": {"address": "203.0.113.10", "fixed_address": "192.168.1.5"}}));
+}
+
+#[tokio::test]
+async fn a_nova_without_nova_network_is_reported_as_such() {
+    for code in [404, 410] {
+        let cloud = FakeCloud::start("2.95", move |_: &Call| status(code, "gone")).await;
+        let error = cloud.session("secret").nova_network().bulk_floating_ips().await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("nova-network is not available in this cloud: /os-floating-ips-bulk answered HTTP {code}")
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! Credentials: one cloud of a standard `clouds.yaml`, as held in a Kubernetes Secret.
+
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::error::Error;
+
+/// The Secret key holding the `clouds.yaml`.
+pub const CLOUDS_YAML_KEY: &str = "clouds.yaml";
+
+#[derive(Deserialize)]
+struct CloudsFile {
+    #[serde(default)]
+    clouds: BTreeMap<String, CloudConfig>,
+}
+
+/// One cloud entry of a `clouds.yaml`. Secrets are held as [`SecretString`], so that `Debug`
+/// never prints them.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CloudConfig {
+    /// `password` (default, also `v3password`) or `v3applicationcredential`
+    /// (also `application_credential`).
+    #[serde(default)]
+    pub auth_type: Option<String>,
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub region_name: Option<String>,
+    /// `public` (default), `internal` or `admin`; `publicURL` style names are accepted.
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// Path of a PEM CA bundle; in a Secret, the key of that name (or of the path's file name).
+    #[serde(default)]
+    pub cacert: Option<String>,
+    /// TLS verification; only an explicit `verify: false` turns it off.
+    #[serde(default = "default_true")]
+    pub verify: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The `auth:` section.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuthConfig {
+    pub auth_url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    #[serde(default)]
+    pub user_domain_name: Option<String>,
+    #[serde(default)]
+    pub user_domain_id: Option<String>,
+    #[serde(default)]
+    pub project_name: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default)]
+    pub project_domain_name: Option<String>,
+    #[serde(default)]
+    pub project_domain_id: Option<String>,
+    /// Domain scope, when no project is given.
+    #[serde(default)]
+    pub domain_name: Option<String>,
+    #[serde(default)]
+    pub domain_id: Option<String>,
+    #[serde(default)]
+    pub application_credential_id: Option<String>,
+    #[serde(default)]
+    pub application_credential_name: Option<String>,
+    #[serde(default)]
+    pub application_credential_secret: Option<SecretString>,
+}
+
+/// How to authenticate, decided from `auth_type` and the fields present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    Password,
+    ApplicationCredential,
+}
+
+impl CloudConfig {
+    pub fn auth_method(&self) -> Result<AuthMethod, Error> {
+        match self.auth_type.as_deref() {
+            None if self.auth.application_credential_secret.is_some() => Ok(AuthMethod::ApplicationCredential),
+            None | Some("password" | "v3password") => Ok(AuthMethod::Password),
+            Some("v3applicationcredential" | "application_credential") => Ok(AuthMethod::ApplicationCredential),
+            Some(other) => Err(Error::Config(format!(
+                "auth_type {other:?} is not supported: use password or v3applicationcredential"
+            ))),
+        }
+    }
+
+    /// The catalog interface, normalised (`publicURL` -> `public`).
+    pub fn interface(&self) -> String {
+        self.interface.as_deref().unwrap_or("public").trim_end_matches("URL").to_string()
+    }
+}
+
+/// Parses `clouds.yaml` text and picks one cloud.
+pub fn parse(clouds_yaml: &str, cloud: &str) -> Result<CloudConfig, Error> {
+    let file: CloudsFile =
+        serde_saphyr::from_str(clouds_yaml).map_err(|e| Error::Config(format!("clouds.yaml is not valid: {e}")))?;
+    let known: Vec<_> = file.clouds.keys().cloned().collect();
+    let config =
+        file.clouds.into_iter().find(|(name, _)| name == cloud).map(|(_, c)| c).ok_or_else(|| {
+            Error::Config(format!("clouds.yaml has no cloud {cloud:?} (it has: {})", known.join(", ")))
+        })?;
+    config.auth_method()?;
+    Ok(config)
+}
+
+/// A cloud's settings and its CA bundle, taken from the data of a Secret.
+pub fn from_secret(
+    secret_name: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+    cloud: &str,
+) -> Result<(CloudConfig, Option<Vec<u8>>), Error> {
+    let yaml = data
+        .get(CLOUDS_YAML_KEY)
+        .ok_or_else(|| Error::Config(format!("Secret {secret_name} has no key {CLOUDS_YAML_KEY}")))?;
+    let yaml = std::str::from_utf8(yaml)
+        .map_err(|_| Error::Config(format!("Secret {secret_name}: {CLOUDS_YAML_KEY} is not UTF-8")))?;
+    let config = parse(yaml, cloud).map_err(|e| Error::Config(format!("Secret {secret_name}: {e}")))?;
+    let cacert = match &config.cacert {
+        None => None,
+        Some(path) => {
+            let file_name = path.rsplit('/').next().unwrap_or(path);
+            let pem = data.get(path.as_str()).or_else(|| data.get(file_name)).ok_or_else(|| {
+                Error::Config(format!(
+                    "Secret {secret_name}: cacert {path:?} needs a key {file_name:?} holding the PEM bundle"
+                ))
+            })?;
+            Some(pem.clone())
+        }
+    };
+    Ok((config, cacert))
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    const CLOUDS: &str = r#"
+clouds:
+  old:
+    auth:
+      auth_url: https://keystone.example:5000/v3
+      username: admin
+      password: s3cret
+      project_name: admin
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: RegionOne
+    interface: internalURL
+    cacert: /etc/openstack/ca.pem
+  appcred:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: https://keystone.example:5000/v3
+      application_credential_id: abc
+      application_credential_secret: t0psecret
+    verify: false
+"#;
+
+    #[test]
+    fn password_cloud_is_read_with_region_interface_and_cacert() {
+        let c = parse(CLOUDS, "old").unwrap();
+        assert_eq!(c.auth_method().unwrap(), AuthMethod::Password);
+        assert_eq!(c.auth.password.as_ref().unwrap().expose_secret(), "s3cret");
+        assert_eq!(c.region_name.as_deref(), Some("RegionOne"));
+        assert_eq!(c.interface(), "internal");
+        assert!(c.verify, "TLS is verified unless said otherwise");
+    }
+
+    #[test]
+    fn application_credentials_and_explicit_verify_false() {
+        let c = parse(CLOUDS, "appcred").unwrap();
+        assert_eq!(c.auth_method().unwrap(), AuthMethod::ApplicationCredential);
+        assert!(!c.verify);
+        assert_eq!(c.interface(), "public");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let shown = format!("{:?} {:?}", parse(CLOUDS, "old").unwrap(), parse(CLOUDS, "appcred").unwrap());
+        assert!(!shown.contains("s3cret") && !shown.contains("t0psecret"), "{shown}");
+    }
+
+    #[test]
+    fn unknown_cloud_lists_the_known_ones() {
+        let e = parse(CLOUDS, "new").unwrap_err().to_string();
+        assert_eq!(e, r#"clouds.yaml has no cloud "new" (it has: appcred, old)"#);
+    }
+
+    #[test]
+    fn unsupported_auth_type_is_named() {
+        let yaml = "clouds:\n  x:\n    auth_type: token\n    auth: {auth_url: http://k/v3}\n";
+        assert!(parse(yaml, "x").unwrap_err().to_string().contains(r#"auth_type "token""#));
+    }
+
+    #[test]
+    fn secret_supplies_clouds_yaml_and_the_ca_bundle() {
+        let mut data = BTreeMap::from([(CLOUDS_YAML_KEY.to_string(), CLOUDS.as_bytes().to_vec())]);
+        let e = from_secret("creds", &data, "old").unwrap_err().to_string();
+        assert!(e.contains(r#"needs a key "ca.pem""#), "{e}");
+        data.insert("ca.pem".into(), b"PEM".to_vec());
+        let (_, ca) = from_secret("creds", &data, "old").unwrap();
+        assert_eq!(ca.as_deref(), Some(&b"PEM"[..]));
+        let e = from_secret("creds", &BTreeMap::new(), "old").unwrap_err().to_string();
+        assert_eq!(e, "Secret creds has no key clouds.yaml");
+    }
+}

@@ -1,0 +1,683 @@
+//! Nova: compute services, servers, flavors, snapshots. Microversion-aware: the newest
+//! microversion both sides support is used, with the older forms where the API changed.
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{Error, Service};
+use super::session::{Microversion, Request, Response, Retry, Session};
+
+/// The newest Nova microversion osmo has been tested against.
+pub const NEWEST_SUPPORTED: Microversion = Microversion(2, 95);
+/// From this microversion services are addressed by UUID (`PUT /os-services/{id}`).
+const SERVICES_BY_UUID: Microversion = Microversion(2, 53);
+/// From this microversion createImage returns the image id in the body.
+const CREATE_IMAGE_BODY: Microversion = Microversion(2, 45);
+/// From this microversion a service can be forced down.
+const FORCE_DOWN: Microversion = Microversion(2, 11);
+/// From this microversion a server can be booted on a named host.
+const BOOT_ON_HOST: Microversion = Microversion(2, 74);
+/// From this microversion `networks` must be given (`auto`/`none` or a list).
+const NETWORKS_REQUIRED: Microversion = Microversion(2, 37);
+
+/// A nova-compute (or other Nova) service record.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct ComputeService {
+    /// An integer before microversion 2.53, a UUID after.
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    pub binary: String,
+    pub host: String,
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// `enabled` or `disabled`.
+    pub status: String,
+    /// `up` or `down`.
+    pub state: String,
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    #[serde(default)]
+    pub forced_down: Option<bool>,
+}
+
+/// A server, with the admin attributes osmo records.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct Server {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    #[serde(default, rename = "OS-EXT-SRV-ATTR:host")]
+    pub host: Option<String>,
+    #[serde(default, rename = "OS-EXT-AZ:availability_zone")]
+    pub availability_zone: Option<String>,
+    #[serde(default, rename = "OS-EXT-STS:task_state")]
+    pub task_state: Option<String>,
+    #[serde(default, rename = "OS-EXT-STS:vm_state")]
+    pub vm_state: Option<String>,
+    pub flavor: ServerFlavor,
+    /// Absent (an empty string in Nova's answer) for a server booted from a volume.
+    #[serde(default, rename = "image", deserialize_with = "image_ref")]
+    pub image_id: Option<String>,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub security_groups: Vec<NamedRef>,
+    #[serde(default, rename = "os-extended-volumes:volumes_attached")]
+    pub volumes_attached: Vec<AttachedVolume>,
+    #[serde(default)]
+    pub fault: Option<Fault>,
+}
+
+/// The server's flavor: an id before microversion 2.47, the flavor's name after.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct ServerFlavor {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub original_name: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct NamedRef {
+    pub name: String,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct AttachedVolume {
+    pub id: String,
+    #[serde(default)]
+    pub delete_on_termination: Option<bool>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct Fault {
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct Flavor {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub vcpus: u32,
+    #[serde(default)]
+    pub ram: u64,
+    #[serde(default)]
+    pub disk: u64,
+}
+
+/// A volume attachment of a server.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct VolumeAttachment {
+    #[serde(rename = "volumeId")]
+    pub volume_id: String,
+    #[serde(default)]
+    pub device: Option<String>,
+    #[serde(default)]
+    pub delete_on_termination: Option<bool>,
+}
+
+/// What a new server is made of.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerCreate {
+    pub name: String,
+    pub image_id: String,
+    pub flavor_id: String,
+    pub key_name: Option<String>,
+    pub security_groups: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub availability_zone: Option<String>,
+    /// A specific compute host (admin; microversion 2.74 or newer).
+    pub host: Option<String>,
+    pub networks: Vec<NetworkAttachment>,
+}
+
+/// How a new server joins a network.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NetworkAttachment {
+    /// On an existing port, with its fixed IPs, MAC and floating IPs.
+    Port(String),
+    /// On a network, optionally with a given fixed IP.
+    Network { id: String, fixed_ip: Option<String> },
+}
+
+/// Nova, through a session.
+pub struct Compute<'a> {
+    session: &'a Session,
+}
+
+impl Session {
+    pub fn compute(&self) -> Compute<'_> {
+        Compute { session: self }
+    }
+}
+
+impl Compute<'_> {
+    async fn version(&self) -> Result<Option<Microversion>, Error> {
+        self.session.compute_microversion().await
+    }
+
+    async fn request(&self, method: Method, path: impl Into<String>) -> Result<Request, Error> {
+        let request = Request::new(Service::Compute, method, path);
+        Ok(match self.version().await? {
+            Some(v) => request.microversion(v),
+            None => request,
+        })
+    }
+
+    async fn send(&self, request: Request) -> Result<Response, Error> {
+        self.session.send(request).await
+    }
+
+    /// The nova-compute services, of one host or of all.
+    pub async fn compute_services(&self, host: Option<&str>) -> Result<Vec<ComputeService>, Error> {
+        let mut path = "/os-services?binary=nova-compute".to_string();
+        if let Some(host) = host {
+            path.push_str(&format!("&host={}", query_value(host)));
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            services: Vec<ComputeService>,
+        }
+        let body: Body = self.send(self.request(Method::GET, path).await?).await?.json()?;
+        Ok(body.services)
+    }
+
+    /// Disables a service with a reason, so that the scheduler places nothing new there.
+    pub async fn disable_service(&self, service: &ComputeService, reason: &str) -> Result<ComputeService, Error> {
+        self.update_service(
+            service,
+            json!({"status": "disabled", "disabled_reason": reason}),
+            "disable-log-reason",
+            json!({"disabled_reason": reason}),
+        )
+        .await
+    }
+
+    pub async fn enable_service(&self, service: &ComputeService) -> Result<ComputeService, Error> {
+        self.update_service(service, json!({"status": "enabled"}), "enable", json!({})).await
+    }
+
+    /// Marks a service down at once instead of waiting for its heartbeat to stop counting.
+    pub async fn force_down_service(
+        &self,
+        service: &ComputeService,
+        forced_down: bool,
+    ) -> Result<ComputeService, Error> {
+        if self.version().await?.is_none_or(|v| v < FORCE_DOWN) {
+            return Err(Error::Unsupported("forcing a service down needs Nova microversion 2.11 or newer".into()));
+        }
+        self.update_service(
+            service,
+            json!({"forced_down": forced_down}),
+            "force-down",
+            json!({"forced_down": forced_down}),
+        )
+        .await
+    }
+
+    /// `PUT /os-services/{id}` from microversion 2.53; before, `PUT /os-services/{action}`
+    /// with host and binary.
+    async fn update_service(
+        &self,
+        service: &ComputeService,
+        by_uuid: serde_json::Value,
+        legacy_action: &str,
+        mut legacy: serde_json::Value,
+    ) -> Result<ComputeService, Error> {
+        let uuid_api = self.version().await?.is_some_and(|v| v >= SERVICES_BY_UUID);
+        let request = if uuid_api {
+            self.request(Method::PUT, format!("/os-services/{}", service.id)).await?.json(by_uuid)
+        } else {
+            legacy["host"] = json!(service.host);
+            legacy["binary"] = json!(service.binary);
+            self.request(Method::PUT, format!("/os-services/{legacy_action}")).await?.json(legacy)
+        };
+        let response = self.send(request).await?;
+        #[derive(Deserialize)]
+        struct Body {
+            service: serde_json::Value,
+        }
+        let body: Body = response.json()?;
+        // The legacy answer is partial ({host, binary, status, ...}): merge it into what we had.
+        let mut merged = serde_json::to_value(ServiceJson::from(service)).expect("serializable");
+        if let (Some(m), Some(answer)) = (merged.as_object_mut(), body.service.as_object()) {
+            for (k, v) in answer {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        serde_json::from_value(merged).map_err(|e| Error::Decode {
+            service: Service::Compute,
+            path: "/os-services".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Deletes a service record (after its host is empty and its process stopped).
+    pub async fn delete_service(&self, service: &ComputeService) -> Result<(), Error> {
+        ignore_not_found(self.send(self.request(Method::DELETE, format!("/os-services/{}", service.id)).await?).await)
+    }
+
+    /// Every server on a compute host, of all projects.
+    pub async fn servers_on_host(&self, host: &str) -> Result<Vec<Server>, Error> {
+        self.list_servers(&format!("all_tenants=1&host={}", query_value(host))).await
+    }
+
+    /// Servers of the session's project whose name is exactly `name`.
+    pub async fn servers_named(&self, name: &str) -> Result<Vec<Server>, Error> {
+        let servers = self.list_servers(&format!("name={}", query_value(&format!("^{}$", regex_escape(name))))).await?;
+        Ok(servers.into_iter().filter(|s| s.name == name).collect())
+    }
+
+    /// Lists servers page by page (Nova caps a page at its `max_limit`).
+    async fn list_servers(&self, filter: &str) -> Result<Vec<Server>, Error> {
+        const PAGE: usize = 500;
+        #[derive(Deserialize)]
+        struct Body {
+            servers: Vec<Server>,
+        }
+        let mut all: Vec<Server> = Vec::new();
+        loop {
+            let mut path = format!("/servers/detail?{filter}&limit={PAGE}");
+            if let Some(last) = all.last() {
+                path.push_str(&format!("&marker={}", last.id));
+            }
+            let page: Body = self.send(self.request(Method::GET, path).await?).await?.json()?;
+            let full = page.servers.len() >= PAGE;
+            all.extend(page.servers);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// A server, or `None` when it does not exist (any more).
+    pub async fn server(&self, id: &str) -> Result<Option<Server>, Error> {
+        #[derive(Deserialize)]
+        struct Body {
+            server: Server,
+        }
+        match self.send(self.request(Method::GET, format!("/servers/{id}")).await?).await {
+            Ok(r) => Ok(Some(r.json::<Body>()?.server)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks Nova to stop a server. Repeating it is harmless (Nova refuses with 409 once it
+    /// is stopped), so it is retried like a read.
+    pub async fn stop_server(&self, id: &str) -> Result<(), Error> {
+        self.action(id, json!({"os-stop": null})).await
+    }
+
+    pub async fn start_server(&self, id: &str) -> Result<(), Error> {
+        self.action(id, json!({"os-start": null})).await
+    }
+
+    async fn action(&self, id: &str, body: serde_json::Value) -> Result<(), Error> {
+        let request =
+            self.request(Method::POST, format!("/servers/{id}/action")).await?.json(body).retry(Retry::Idempotent);
+        self.send(request).await.map(|_| ())
+    }
+
+    /// Snapshots a server into a new image carrying `metadata`; returns the image id. Not
+    /// blindly repeated: after a transient failure, Glance is searched for an image with the
+    /// first entry of `metadata` (an idempotency key) before trying again.
+    pub async fn create_image(
+        &self,
+        server_id: &str,
+        name: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<String, Error> {
+        let (key, value) = metadata
+            .iter()
+            .next()
+            .ok_or_else(|| Error::Unsupported("create_image needs an idempotency key in metadata".into()))?;
+        let request = self
+            .request(Method::POST, format!("/servers/{server_id}/action"))
+            .await?
+            .json(json!({"createImage": {"name": name, "metadata": metadata}}));
+        let body_has_id = self.version().await?.is_some_and(|v| v >= CREATE_IMAGE_BODY);
+        self.create_once(
+            &request,
+            || async {
+                Ok(self.session.image().images_with_property(key, value).await?.into_iter().next().map(|i| i.id))
+            },
+            |response| {
+                if body_has_id {
+                    #[derive(Deserialize)]
+                    struct Body {
+                        image_id: String,
+                    }
+                    Ok(response.json::<Body>()?.image_id)
+                } else {
+                    let location = response.header("location").unwrap_or_default();
+                    location.rsplit('/').next().filter(|id| !id.is_empty()).map(str::to_string).ok_or_else(|| {
+                        Error::Decode {
+                            service: Service::Compute,
+                            path: request.path.clone(),
+                            message: "createImage answered without a Location header".into(),
+                        }
+                    })
+                }
+            },
+        )
+        .await
+    }
+
+    /// Boots a server; returns its id. Not blindly repeated: after a transient failure, the
+    /// project's servers of that name are searched for the first entry of `spec.metadata` (an
+    /// idempotency key) before trying again.
+    pub async fn create_server(&self, spec: &ServerCreate) -> Result<String, Error> {
+        let (key, value) = spec
+            .metadata
+            .iter()
+            .next()
+            .ok_or_else(|| Error::Unsupported("create_server needs an idempotency key in metadata".into()))?;
+        let version = self.version().await?;
+        let request = self.request(Method::POST, "/servers").await?.json(server_create_body(spec, version)?);
+        self.create_once(
+            &request,
+            || async {
+                let twins = self.servers_named(&spec.name).await?;
+                Ok(twins.into_iter().find(|s| s.metadata.get(key) == Some(value)).map(|s| s.id))
+            },
+            |response| {
+                #[derive(Deserialize)]
+                struct Body {
+                    server: Id,
+                }
+                #[derive(Deserialize)]
+                struct Id {
+                    id: String,
+                }
+                Ok(response.json::<Body>()?.server.id)
+            },
+        )
+        .await
+    }
+
+    /// Sends a creating request at most once per attempt: after a transient failure it asks
+    /// `find_existing` whether the attempt created something anyway, and only if not sends
+    /// again.
+    async fn create_once<F, Fut>(
+        &self,
+        request: &Request,
+        find_existing: F,
+        created_id: impl Fn(&Response) -> Result<String, Error>,
+    ) -> Result<String, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<String>, Error>>,
+    {
+        let policy = super::session::RetryPolicy::default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.session.send_once_authenticated(request).await {
+                Ok(response) => return created_id(&response),
+                Err(e) if e.is_transient() && attempt < policy.max_attempts => {
+                    tracing::debug!(error = %e, attempt, "create request failed transiently; looking for what it may have made");
+                    tokio::time::sleep(policy.delay(attempt, 0.5)).await;
+                    if let Some(id) = find_existing().await? {
+                        return Ok(id);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Deletes a server; a server already gone is not an error.
+    pub async fn delete_server(&self, id: &str) -> Result<(), Error> {
+        ignore_not_found(self.send(self.request(Method::DELETE, format!("/servers/{id}")).await?).await)
+    }
+
+    /// Every flavor the session can see (admins see private ones too).
+    pub async fn flavors(&self) -> Result<Vec<Flavor>, Error> {
+        #[derive(Deserialize)]
+        struct Body {
+            flavors: Vec<Flavor>,
+        }
+        let body: Body = self.send(self.request(Method::GET, "/flavors/detail?is_public=None").await?).await?.json()?;
+        Ok(body.flavors)
+    }
+
+    /// A flavor by id or, failing that, by name.
+    pub async fn find_flavor(&self, id_or_name: &str) -> Result<Option<Flavor>, Error> {
+        let flavors = self.flavors().await?;
+        Ok(flavors
+            .iter()
+            .find(|f| f.id == id_or_name)
+            .or_else(|| flavors.iter().find(|f| f.name == id_or_name))
+            .cloned())
+    }
+
+    /// The volumes attached to a server.
+    pub async fn volume_attachments(&self, server_id: &str) -> Result<Vec<VolumeAttachment>, Error> {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(rename = "volumeAttachments")]
+            attachments: Vec<VolumeAttachment>,
+        }
+        let body: Body = self
+            .send(self.request(Method::GET, format!("/servers/{server_id}/os-volume_attachments")).await?)
+            .await?
+            .json()?;
+        Ok(body.attachments)
+    }
+}
+
+/// The body of `POST /servers`.
+pub fn server_create_body(spec: &ServerCreate, version: Option<Microversion>) -> Result<serde_json::Value, Error> {
+    let mut server = json!({
+        "name": spec.name,
+        "imageRef": spec.image_id,
+        "flavorRef": spec.flavor_id,
+        "metadata": spec.metadata,
+    });
+    if let Some(key) = &spec.key_name {
+        server["key_name"] = json!(key);
+    }
+    if !spec.security_groups.is_empty() {
+        server["security_groups"] = json!(spec.security_groups.iter().map(|g| json!({"name": g})).collect::<Vec<_>>());
+    }
+    match (&spec.availability_zone, &spec.host) {
+        (zone, Some(host)) if version.is_some_and(|v| v >= BOOT_ON_HOST) => {
+            server["host"] = json!(host);
+            if let Some(zone) = zone {
+                server["availability_zone"] = json!(zone);
+            }
+        }
+        // Before 2.74 an admin names the host as "zone:host".
+        (Some(zone), Some(host)) => server["availability_zone"] = json!(format!("{zone}:{host}")),
+        (None, Some(host)) => server["availability_zone"] = json!(format!(":{host}")),
+        (Some(zone), None) => server["availability_zone"] = json!(zone),
+        (None, None) => {}
+    }
+    let networks: Vec<_> = spec
+        .networks
+        .iter()
+        .map(|n| match n {
+            NetworkAttachment::Port(port) => json!({"port": port}),
+            NetworkAttachment::Network { id, fixed_ip: Some(ip) } => json!({"uuid": id, "fixed_ip": ip}),
+            NetworkAttachment::Network { id, fixed_ip: None } => json!({"uuid": id}),
+        })
+        .collect();
+    if networks.is_empty() {
+        if version.is_some_and(|v| v >= NETWORKS_REQUIRED) {
+            server["networks"] = json!("none");
+        }
+    } else {
+        server["networks"] = json!(networks);
+    }
+    Ok(json!({"server": server}))
+}
+
+/// The fields of a ComputeService, for merging a legacy partial answer into.
+#[derive(serde::Serialize)]
+struct ServiceJson<'a> {
+    id: &'a str,
+    binary: &'a str,
+    host: &'a str,
+    zone: &'a Option<String>,
+    status: &'a str,
+    state: &'a str,
+    disabled_reason: &'a Option<String>,
+    forced_down: &'a Option<bool>,
+}
+
+impl<'a> From<&'a ComputeService> for ServiceJson<'a> {
+    fn from(s: &'a ComputeService) -> Self {
+        ServiceJson {
+            id: &s.id,
+            binary: &s.binary,
+            host: &s.host,
+            zone: &s.zone,
+            status: &s.status,
+            state: &s.state,
+            disabled_reason: &s.disabled_reason,
+            forced_down: &s.forced_down,
+        }
+    }
+}
+
+pub(crate) fn ignore_not_found(result: Result<Response, Error>) -> Result<(), Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Percent-encodes a query value.
+pub(crate) fn query_value(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Escapes a server name for Nova's regular-expression `name` filter.
+fn regex_escape(name: &str) -> String {
+    name.chars().fold(String::new(), |mut out, c| {
+        if "\\.^$|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    })
+}
+
+fn image_ref<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Object(o) => o.get("id").and_then(|v| v.as_str()).map(str::to_string),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_decode_admin_fields_and_both_image_forms() {
+        let server: Server = serde_json::from_value(json!({
+            "id": "s1", "name": "web-1", "status": "ACTIVE", "tenant_id": "p1",
+            "OS-EXT-SRV-ATTR:host": "havana-1", "OS-EXT-AZ:availability_zone": "havana",
+            "OS-EXT-STS:task_state": null, "OS-EXT-STS:vm_state": "active",
+            "flavor": {"original_name": "m1.tiny", "vcpus": 1, "ram": 512, "disk": 1},
+            "image": {"id": "img-1", "links": []}, "key_name": "k", "metadata": {"role": "web"},
+            "security_groups": [{"name": "default"}],
+            "os-extended-volumes:volumes_attached": [{"id": "v1", "delete_on_termination": false}]
+        }))
+        .unwrap();
+        assert_eq!(server.host.as_deref(), Some("havana-1"));
+        assert_eq!(server.image_id.as_deref(), Some("img-1"));
+        assert_eq!(server.flavor.original_name.as_deref(), Some("m1.tiny"));
+        assert_eq!(server.volumes_attached[0].delete_on_termination, Some(false));
+        let from_volume: Server = serde_json::from_value(
+            json!({"id": "s2", "name": "db", "status": "ACTIVE", "flavor": {"id": "1"}, "image": ""}),
+        )
+        .unwrap();
+        assert_eq!(from_volume.image_id, None);
+        assert_eq!(from_volume.flavor.id.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn service_ids_are_integers_or_uuids() {
+        let old: ComputeService = serde_json::from_value(
+            json!({"id": 7, "binary": "nova-compute", "host": "h", "status": "enabled", "state": "up"}),
+        )
+        .unwrap();
+        assert_eq!(old.id, "7");
+        let new: ComputeService = serde_json::from_value(json!({"id": "0b1d", "binary": "nova-compute", "host": "h", "zone": "nova", "status": "disabled", "state": "down", "disabled_reason": "drain", "forced_down": false})).unwrap();
+        assert_eq!(new.id, "0b1d");
+    }
+
+    fn spec() -> ServerCreate {
+        ServerCreate {
+            name: "web-1".into(),
+            image_id: "img".into(),
+            flavor_id: "fl".into(),
+            metadata: BTreeMap::from([("osmo.dev/migration".into(), "uid-1".into())]),
+            availability_zone: Some("icehouse".into()),
+            networks: vec![
+                NetworkAttachment::Port("p1".into()),
+                NetworkAttachment::Network { id: "n1".into(), fixed_ip: Some("10.0.0.5".into()) },
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn server_create_body_carries_networks_zone_and_metadata() {
+        let body = server_create_body(&spec(), Some(NEWEST_SUPPORTED)).unwrap();
+        assert_eq!(
+            body,
+            json!({"server": {"name": "web-1", "imageRef": "img", "flavorRef": "fl",
+                "metadata": {"osmo.dev/migration": "uid-1"}, "availability_zone": "icehouse",
+                "networks": [{"port": "p1"}, {"uuid": "n1", "fixed_ip": "10.0.0.5"}]}})
+        );
+    }
+
+    #[test]
+    fn a_host_is_named_by_field_or_by_zone_prefix_depending_on_the_microversion() {
+        let mut s = spec();
+        s.host = Some("icehouse-1".into());
+        let new = server_create_body(&s, Some(Microversion(2, 74))).unwrap();
+        assert_eq!(
+            (new["server"]["host"].as_str(), new["server"]["availability_zone"].as_str()),
+            (Some("icehouse-1"), Some("icehouse"))
+        );
+        let old = server_create_body(&s, Some(Microversion(2, 60))).unwrap();
+        assert_eq!(old["server"]["availability_zone"], "icehouse:icehouse-1");
+        assert!(old["server"].get("host").is_none());
+    }
+
+    #[test]
+    fn no_networks_means_none_where_nova_requires_the_field() {
+        let mut s = spec();
+        s.networks.clear();
+        assert_eq!(server_create_body(&s, Some(NEWEST_SUPPORTED)).unwrap()["server"]["networks"], "none");
+        assert!(server_create_body(&s, None).unwrap()["server"].get("networks").is_none());
+    }
+
+    #[test]
+    fn names_are_escaped_for_the_regex_filter() {
+        assert_eq!(regex_escape("web.1(a)"), r"web\.1\(a\)");
+        assert_eq!(query_value("^a b$"), "%5Ea+b%24");
+    }
+}

@@ -1,0 +1,140 @@
+//! A scripted stand-in for Keystone and Nova/Glance/Neutron on 127.0.0.1, for unit tests of
+//! the client's behaviour (token renewal, retries, legacy APIs) with recorded answers.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::clouds;
+use super::session::Session;
+
+/// One request the fake received.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: Method,
+    /// Path and query, below the service root (e.g. `/v2.1/servers/detail?..`).
+    pub path: String,
+    pub body: String,
+    pub token: Option<String>,
+}
+
+/// An answer: status, extra headers, body.
+pub type Reply = (u16, Vec<(&'static str, String)>, String);
+
+type Script = Box<dyn FnMut(&Call) -> Reply + Send>;
+
+struct FakeState {
+    addr: SocketAddr,
+    token_lifetime_secs: i64,
+    nova_max: String,
+    issued: Mutex<u32>,
+    calls: Mutex<Vec<Call>>,
+    script: Mutex<Script>,
+}
+
+pub struct FakeCloud {
+    state: Arc<FakeState>,
+}
+
+impl FakeCloud {
+    /// Starts the fake; `script` answers every request but token issue and the Nova root.
+    pub async fn start(nova_max: &str, script: impl FnMut(&Call) -> Reply + Send + 'static) -> FakeCloud {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let state = Arc::new(FakeState {
+            addr: listener.local_addr().unwrap(),
+            token_lifetime_secs: 3600,
+            nova_max: nova_max.to_string(),
+            issued: Mutex::new(0),
+            calls: Mutex::new(Vec::new()),
+            script: Mutex::new(Box::new(script)),
+        });
+        let app = Router::new().fallback(handle).with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeCloud { state }
+    }
+
+    /// A session against the fake with password auth.
+    pub fn session(&self, password: &str) -> Session {
+        let yaml = format!(
+            "clouds:\n  fake:\n    auth:\n      auth_url: http://{}/v3\n      username: admin\n      password: {password}\n      project_name: admin\n",
+            self.state.addr
+        );
+        let retry =
+            super::session::RetryPolicy { first_delay: std::time::Duration::from_millis(5), ..Default::default() };
+        Session::new(clouds::parse(&yaml, "fake").unwrap(), None).unwrap().with_retry(retry)
+    }
+
+    /// Every request but token issue, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.calls.lock().unwrap().clone()
+    }
+
+    /// How many tokens were issued.
+    pub fn tokens_issued(&self) -> u32 {
+        *self.state.issued.lock().unwrap()
+    }
+}
+
+async fn handle(
+    State(state): State<Arc<FakeState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    if method == Method::POST && path == "/v3/auth/tokens" {
+        if !body.contains("\"secret\"") {
+            let error = r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#;
+            return (StatusCode::UNAUTHORIZED, error).into_response();
+        }
+        let n = {
+            let mut issued = state.issued.lock().unwrap();
+            *issued += 1;
+            *issued
+        };
+        let now = jiff::Timestamp::now();
+        let expires = now + jiff::SignedDuration::from_secs(state.token_lifetime_secs);
+        let base = format!("http://{}", state.addr);
+        let token = serde_json::json!({"token": {
+        "issued_at": now.to_string(), "expires_at": expires.to_string(),
+        "catalog": [
+            {"type": "compute", "endpoints": [{"interface": "public", "region": "RegionOne", "url": format!("{base}/v2.1")}]},
+            {"type": "image", "endpoints": [{"interface": "public", "region": "RegionOne", "url": base.clone()}]},
+            {"type": "network", "endpoints": [{"interface": "public", "region": "RegionOne", "url": base}]},
+        ]}});
+        return (StatusCode::CREATED, [("X-Subject-Token", format!("tok-{n}"))], token.to_string()).into_response();
+    }
+    if method == Method::GET && path == "/v2.1/" {
+        let version = serde_json::json!({"version": {"id": "v2.1", "status": "CURRENT", "min_version": "2.1", "version": state.nova_max}});
+        return (StatusCode::OK, version.to_string()).into_response();
+    }
+    let call = Call {
+        method,
+        path,
+        body,
+        token: headers.get("X-Auth-Token").and_then(|v| v.to_str().ok()).map(str::to_string),
+    };
+    state.calls.lock().unwrap().push(call.clone());
+    let (status, extra, text) = (state.script.lock().unwrap())(&call);
+    let mut response = (StatusCode::from_u16(status).unwrap(), text).into_response();
+    for (name, value) in extra {
+        response.headers_mut().insert(name, value.parse().unwrap());
+    }
+    response.headers_mut().insert("x-openstack-request-id", "req-fake".parse().unwrap());
+    response
+}
+
+pub fn ok(body: serde_json::Value) -> Reply {
+    (200, vec![], body.to_string())
+}
+
+pub fn status(code: u16, message: &str) -> Reply {
+    (code, vec![], serde_json::json!({"error": {"message": message, "code": code}}).to_string())
+}
