@@ -1,10 +1,7 @@
 //! Decides a ComputeNodeDrain's next status from its spec and current status. Pure.
 
-use crate::api::{
-    AfterDrain, ComputeNodeDrainSpec, ComputeNodeDrainStatus, ConditionStatus, DrainMode, DrainPhase, ServerSelector,
-    condition_type,
-};
-use crate::runtime::conditions::{self, Desired};
+use crate::api::{AfterDrain, ComputeNodeDrainSpec, ComputeNodeDrainStatus, DrainMode, DrainPhase, ServerSelector};
+use crate::runtime::conditions::{self, Validated};
 use crate::validation::{self, FieldError};
 
 /// Every problem of the spec that the schema could not catch.
@@ -68,37 +65,26 @@ pub fn plan(
 ) -> ComputeNodeDrainStatus {
     let mut status = current.cloned().unwrap_or_default();
     status.observed_generation = generation;
-    let errors = validate(spec);
-    if !errors.is_empty() {
-        status.phase = DrainPhase::Failed;
-        status.last_error = Some(validation::describe(&errors));
-        conditions::set_invalid(&mut status.conditions, &validation::describe(&errors), generation, now);
-        return status;
+    match conditions::apply_validation(&mut status.conditions, &validate(spec), generation, now) {
+        Validated::Invalid(message) => {
+            status.phase = DrainPhase::Failed;
+            status.last_error = Some(message);
+            return status;
+        }
+        Validated::Corrected => {
+            status.phase = DrainPhase::Pending;
+            status.last_error = None;
+        }
+        Validated::Valid => {}
     }
-    if status.phase == DrainPhase::Failed
-        && conditions::get(&status.conditions, condition_type::ACCEPTED)
-            .is_some_and(|c| c.status == ConditionStatus::False)
-    {
-        // The spec was invalid and has been corrected: start over.
-        status.phase = DrainPhase::Pending;
-        status.last_error = None;
-    }
-    conditions::set_accepted(&mut status.conditions, generation, now);
-    let waiting = |type_| Desired {
-        type_,
-        status: ConditionStatus::False,
-        reason: "NotImplemented",
-        message: "The drain steps are not implemented in this version of osmo; nothing was changed in OpenStack."
-            .to_string(),
-    };
-    conditions::set(&mut status.conditions, waiting(condition_type::PROGRESSING), generation, now);
-    conditions::set(&mut status.conditions, waiting(condition_type::READY), generation, now);
+    conditions::set_not_implemented(&mut status.conditions, "drain", generation, now);
     status
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ConditionStatus;
 
     fn spec(extra: serde_json::Value) -> ComputeNodeDrainSpec {
         let mut base = serde_json::json!({

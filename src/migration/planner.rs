@@ -1,9 +1,7 @@
 //! Decides an InstanceMigration's next status from its spec and current status. Pure.
 
-use crate::api::{
-    ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, MigrationTarget, condition_type,
-};
-use crate::runtime::conditions::{self, Desired};
+use crate::api::{InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, MigrationTarget};
+use crate::runtime::conditions::{self, Validated};
 use crate::validation::{self, FieldError};
 
 /// Every problem of the spec that the schema could not catch.
@@ -26,32 +24,19 @@ pub fn plan(
     let mut status = current.cloned().unwrap_or_default();
     status.observed_generation = generation;
     status.target_description = Some(describe_target(&spec.options.target)).filter(|d| !d.is_empty());
-    let errors = validate(spec);
-    if !errors.is_empty() {
-        status.phase = MigrationPhase::Failed;
-        status.last_error = Some(validation::describe(&errors));
-        conditions::set_invalid(&mut status.conditions, &validation::describe(&errors), generation, now);
-        return status;
+    match conditions::apply_validation(&mut status.conditions, &validate(spec), generation, now) {
+        Validated::Invalid(message) => {
+            status.phase = MigrationPhase::Failed;
+            status.last_error = Some(message);
+            return status;
+        }
+        Validated::Corrected => {
+            status.phase = MigrationPhase::Pending;
+            status.last_error = None;
+        }
+        Validated::Valid => {}
     }
-    if status.phase == MigrationPhase::Failed
-        && status.last_error.is_some()
-        && conditions::get(&status.conditions, condition_type::ACCEPTED)
-            .is_some_and(|c| c.status == ConditionStatus::False)
-    {
-        // The spec was invalid and has been corrected: start over.
-        status.phase = MigrationPhase::Pending;
-        status.last_error = None;
-    }
-    conditions::set_accepted(&mut status.conditions, generation, now);
-    let waiting = |type_| Desired {
-        type_,
-        status: ConditionStatus::False,
-        reason: "NotImplemented",
-        message: "The migration steps are not implemented in this version of osmo; nothing was changed in OpenStack."
-            .to_string(),
-    };
-    conditions::set(&mut status.conditions, waiting(condition_type::PROGRESSING), generation, now);
-    conditions::set(&mut status.conditions, waiting(condition_type::READY), generation, now);
+    conditions::set_not_implemented(&mut status.conditions, "migration", generation, now);
     status
 }
 
@@ -73,6 +58,7 @@ pub fn describe_target(target: &MigrationTarget) -> String {
 mod tests {
     use super::*;
     use crate::api::Condition;
+    use crate::api::ConditionStatus;
 
     fn spec(extra: serde_json::Value) -> InstanceMigrationSpec {
         let mut base = serde_json::json!({

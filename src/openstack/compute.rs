@@ -346,31 +346,32 @@ impl Compute<'_> {
             .await?
             .json(json!({"createImage": {"name": name, "metadata": metadata}}));
         let body_has_id = self.version().await?.is_some_and(|v| v >= CREATE_IMAGE_BODY);
-        self.create_once(
-            &request,
-            || async {
-                Ok(self.session.image().images_with_property(key, value).await?.into_iter().next().map(|i| i.id))
-            },
-            |response| {
-                if body_has_id {
-                    #[derive(Deserialize)]
-                    struct Body {
-                        image_id: String,
-                    }
-                    Ok(response.json::<Body>()?.image_id)
-                } else {
-                    let location = response.header("location").unwrap_or_default();
-                    location.rsplit('/').next().filter(|id| !id.is_empty()).map(str::to_string).ok_or_else(|| {
-                        Error::Decode {
-                            service: Service::Compute,
-                            path: request.path.clone(),
-                            message: "createImage answered without a Location header".into(),
+        self.session
+            .create_once(
+                &request,
+                || async {
+                    Ok(self.session.image().images_with_property(key, value).await?.into_iter().next().map(|i| i.id))
+                },
+                |response| {
+                    if body_has_id {
+                        #[derive(Deserialize)]
+                        struct Body {
+                            image_id: String,
                         }
-                    })
-                }
-            },
-        )
-        .await
+                        Ok(response.json::<Body>()?.image_id)
+                    } else {
+                        let location = response.header("location").unwrap_or_default();
+                        location.rsplit('/').next().filter(|id| !id.is_empty()).map(str::to_string).ok_or_else(|| {
+                            Error::Decode {
+                                service: Service::Compute,
+                                path: request.path.clone(),
+                                message: "createImage answered without a Location header".into(),
+                            }
+                        })
+                    }
+                },
+            )
+            .await
     }
 
     /// Boots a server; returns its id. Not blindly repeated: after a transient failure, the
@@ -384,56 +385,26 @@ impl Compute<'_> {
             .ok_or_else(|| Error::Unsupported("create_server needs an idempotency key in metadata".into()))?;
         let version = self.version().await?;
         let request = self.request(Method::POST, "/servers").await?.json(server_create_body(spec, version)?);
-        self.create_once(
-            &request,
-            || async {
-                let twins = self.servers_named(&spec.name).await?;
-                Ok(twins.into_iter().find(|s| s.metadata.get(key) == Some(value)).map(|s| s.id))
-            },
-            |response| {
-                #[derive(Deserialize)]
-                struct Body {
-                    server: Id,
-                }
-                #[derive(Deserialize)]
-                struct Id {
-                    id: String,
-                }
-                Ok(response.json::<Body>()?.server.id)
-            },
-        )
-        .await
-    }
-
-    /// Sends a creating request at most once per attempt: after a transient failure it asks
-    /// `find_existing` whether the attempt created something anyway, and only if not sends
-    /// again.
-    async fn create_once<F, Fut>(
-        &self,
-        request: &Request,
-        find_existing: F,
-        created_id: impl Fn(&Response) -> Result<String, Error>,
-    ) -> Result<String, Error>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<Option<String>, Error>>,
-    {
-        let policy = super::session::RetryPolicy::default();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.session.send_once_authenticated(request).await {
-                Ok(response) => return created_id(&response),
-                Err(e) if e.is_transient() && attempt < policy.max_attempts => {
-                    tracing::debug!(error = %e, attempt, "create request failed transiently; looking for what it may have made");
-                    tokio::time::sleep(policy.delay(attempt, 0.5)).await;
-                    if let Some(id) = find_existing().await? {
-                        return Ok(id);
+        self.session
+            .create_once(
+                &request,
+                || async {
+                    let twins = self.servers_named(&spec.name).await?;
+                    Ok(twins.into_iter().find(|s| s.metadata.get(key) == Some(value)).map(|s| s.id))
+                },
+                |response| {
+                    #[derive(Deserialize)]
+                    struct Body {
+                        server: Id,
                     }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+                    #[derive(Deserialize)]
+                    struct Id {
+                        id: String,
+                    }
+                    Ok(response.json::<Body>()?.server.id)
+                },
+            )
+            .await
     }
 
     /// Deletes a server; a server already gone is not an error.

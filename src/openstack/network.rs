@@ -136,29 +136,21 @@ impl Networking<'_> {
             port["security_groups"] = json!(groups);
         }
         let request = Request::new(Service::Network, Method::POST, "/v2.0/ports").json(json!({"port": port}));
-        let policy = super::session::RetryPolicy::default();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.session.send_once_authenticated(&request).await {
-                Ok(response) => {
-                    #[derive(Deserialize)]
-                    struct Body {
-                        port: Port,
-                    }
-                    return Ok(response.json::<Body>()?.port);
-                }
-                Err(e) if e.is_transient() && attempt < policy.max_attempts => {
-                    tokio::time::sleep(policy.delay(attempt, 0.5)).await;
-                    let existing =
-                        self.ports(&[("network_id", &spec.network_id), ("description", &spec.description)]).await?;
-                    if let Some(port) = existing.into_iter().next() {
-                        return Ok(port);
-                    }
-                }
-                Err(e) => return Err(e),
-            }
+        #[derive(Deserialize)]
+        struct Body {
+            port: Port,
         }
+        self.session
+            .create_once(
+                &request,
+                || async {
+                    let same =
+                        self.ports(&[("network_id", &spec.network_id), ("description", &spec.description)]).await?;
+                    Ok(same.into_iter().next())
+                },
+                |response| Ok(response.json::<Body>()?.port),
+            )
+            .await
     }
 
     /// Deletes a port; one already gone is not an error.

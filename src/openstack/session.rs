@@ -235,9 +235,8 @@ impl Session {
         }
     }
 
-    /// Sends a request once, with no retry: for calls whose repetition must be decided by the
-    /// caller (e.g. after looking for what a first attempt created).
-    pub async fn send_once_authenticated(&self, request: &Request) -> Result<Response, Error> {
+    /// Sends a request once (renewing the token on 401), with no retry.
+    async fn send_once_authenticated(&self, request: &Request) -> Result<Response, Error> {
         let token = self.token().await?;
         match self.send_once(request, &token).await {
             Err(e) if e.status() == Some(401) => {
@@ -246,6 +245,36 @@ impl Session {
                 self.send_once(request, &token).await
             }
             other => other,
+        }
+    }
+
+    /// Sends a creating request, never blindly twice: after a transient failure it asks
+    /// `find_existing` whether the attempt created something anyway, and sends again only if
+    /// not. `created` reads the answer of a successful attempt.
+    pub async fn create_once<T, F, Fut>(
+        &self,
+        request: &Request,
+        find_existing: F,
+        created: impl Fn(&Response) -> Result<T, Error>,
+    ) -> Result<T, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, Error>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.send_once_authenticated(request).await {
+                Ok(response) => return created(&response),
+                Err(e) if e.is_transient() && attempt < self.retry.max_attempts => {
+                    tracing::debug!(error = %e, attempt, "create request failed transiently; looking for what it may have made");
+                    tokio::time::sleep(self.retry.delay(attempt, jitter())).await;
+                    if let Some(existing) = find_existing().await? {
+                        return Ok(existing);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 

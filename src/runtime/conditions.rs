@@ -1,6 +1,7 @@
 //! Pure helpers that keep a status's conditions list the way Kubernetes conventions want it.
 
 use crate::api::{Condition, ConditionStatus, condition_type, timestamp};
+use crate::validation::FieldError;
 
 /// What a condition should say now; [`set`] fills in the bookkeeping.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,26 +53,56 @@ pub fn transitions<'a>(old: &[Condition], new: &'a [Condition]) -> Vec<&'a Condi
     }
 }
 
-/// Sets all four conditions for a spec the operator refuses: nothing will be done until the
-/// spec changes.
-pub fn set_invalid(conditions: &mut Vec<Condition>, message: &str, generation: Option<i64>, now: jiff::Timestamp) {
-    use ConditionStatus::{False, True};
-    for (type_, status) in [
-        (condition_type::ACCEPTED, False),
-        (condition_type::PROGRESSING, False),
-        (condition_type::READY, False),
-        (condition_type::FAILED, True),
-    ] {
-        set(conditions, Desired { type_, status, reason: "Invalid", message: message.to_string() }, generation, now);
-    }
+/// What validation concluded, once its conditions are set.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Validated {
+    /// The spec is refused; the message names every field at fault.
+    Invalid(String),
+    /// The spec was refused before and is valid now: the resource starts over.
+    Corrected,
+    Valid,
 }
 
-/// Marks the spec as accepted and clears an earlier `Invalid` failure.
-pub fn set_accepted(conditions: &mut Vec<Condition>, generation: Option<i64>, now: jiff::Timestamp) {
+/// Sets `Accepted` (and, for a refused spec, `Failed`, `Progressing` and `Ready`) from the
+/// problems validation found.
+pub fn apply_validation(
+    conditions: &mut Vec<Condition>,
+    errors: &[FieldError],
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> Validated {
+    use ConditionStatus::{False, True};
+    if !errors.is_empty() {
+        let message = crate::validation::describe(errors);
+        for (type_, status) in [
+            (condition_type::ACCEPTED, False),
+            (condition_type::PROGRESSING, False),
+            (condition_type::READY, False),
+            (condition_type::FAILED, True),
+        ] {
+            set(conditions, Desired { type_, status, reason: "Invalid", message: message.clone() }, generation, now);
+        }
+        return Validated::Invalid(message);
+    }
+    let was_refused = get(conditions, condition_type::ACCEPTED).is_some_and(|c| c.status == False);
     let valid = |type_, status| Desired { type_, status, reason: "Valid", message: "The spec is valid.".to_string() };
-    set(conditions, valid(condition_type::ACCEPTED, ConditionStatus::True), generation, now);
-    if get(conditions, condition_type::FAILED).is_some_and(|c| c.reason == "Invalid") {
-        set(conditions, valid(condition_type::FAILED, ConditionStatus::False), generation, now);
+    set(conditions, valid(condition_type::ACCEPTED, True), generation, now);
+    if was_refused {
+        set(conditions, valid(condition_type::FAILED, False), generation, now);
+        return Validated::Corrected;
+    }
+    Validated::Valid
+}
+
+/// Says, on `Progressing` and `Ready`, that this version of osmo does not carry out `work`
+/// yet, so that the status never pretends progress.
+pub fn set_not_implemented(conditions: &mut Vec<Condition>, work: &str, generation: Option<i64>, now: jiff::Timestamp) {
+    let message =
+        format!("The {work} steps are not implemented in this version of osmo; nothing was changed in OpenStack.");
+    for type_ in [condition_type::PROGRESSING, condition_type::READY] {
+        let desired =
+            Desired { type_, status: ConditionStatus::False, reason: "NotImplemented", message: message.clone() };
+        set(conditions, desired, generation, now);
     }
 }
 
@@ -131,7 +162,8 @@ mod tests {
         let types: Vec<_> = transitions(&old, &accepted).iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, ["Accepted", "Ready"]);
         let mut invalid = Vec::new();
-        set_invalid(&mut invalid, "spec.x: bad", None, at(1));
+        let error = FieldError { field: "spec.x".into(), problem: "bad".into() };
+        assert_eq!(apply_validation(&mut invalid, &[error], None, at(1)), Validated::Invalid("spec.x: bad".into()));
         let failed = transitions(&old, &invalid);
         assert_eq!(failed.len(), 1);
         assert_eq!((failed[0].type_.as_str(), failed[0].status), ("Failed", ConditionStatus::True));
