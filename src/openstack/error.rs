@@ -36,6 +36,8 @@ pub enum Error {
 pub enum TransportKind {
     Timeout,
     Connect,
+    /// The TLS handshake failed (e.g. an untrusted certificate): not worth retrying.
+    Tls,
     Other,
 }
 
@@ -44,6 +46,7 @@ impl fmt::Display for TransportKind {
         f.write_str(match self {
             TransportKind::Timeout => "timed out",
             TransportKind::Connect => "connection failed",
+            TransportKind::Tls => "TLS handshake failed",
             TransportKind::Other => "request failed",
         })
     }
@@ -86,7 +89,7 @@ impl Error {
     /// busy with another task. Everything else is permanent.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Transport { .. } => true,
+            Error::Transport { kind, .. } => *kind != TransportKind::Tls,
             Error::Api { status, service, message, .. } => {
                 matches!(status, 500 | 502 | 503 | 504 | 429)
                     || (*status == 409 && *service == Service::Compute && is_task_state_conflict(message))
@@ -168,6 +171,14 @@ mod tests {
             message: String::new(),
         };
         assert!(timeout.is_transient());
+        let untrusted = Error::Transport {
+            service: Service::Identity,
+            method: "POST".into(),
+            path: "/auth/tokens".into(),
+            kind: TransportKind::Tls,
+            message: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert!(!untrusted.is_transient(), "an untrusted certificate does not heal by retrying");
         assert!(!Error::Auth { auth_url: "u".into(), status: 401, message: String::new() }.is_transient());
     }
 

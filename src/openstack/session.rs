@@ -561,6 +561,8 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 fn transport_error(request: &Request, error: &reqwest::Error) -> Error {
     let kind = if error.is_timeout() {
         TransportKind::Timeout
+    } else if is_tls_failure(error) {
+        TransportKind::Tls
     } else if error.is_connect() {
         TransportKind::Connect
     } else {
@@ -580,6 +582,22 @@ fn transport_error(request: &Request, error: &reqwest::Error) -> Error {
         kind,
         message,
     }
+}
+
+/// Whether a rustls error is somewhere in the chain of causes. An `io::Error` hides the error
+/// it wraps from `source()`, so the walk looks inside it.
+fn is_tls_failure(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        cause = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    false
 }
 
 /// A number in [0, 1) that differs between calls and processes; good enough to spread retries.
