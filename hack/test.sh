@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit tests, the CRD drift check, the chart lint, and the
-# end-to-end tests against a real kube-apiserver with etcd (started here, or reused when a
-# healthy one is already running; one started here is stopped at the end unless
-# OSMO_KEEP_ENV=1).
+# end-to-end tests against a real kube-apiserver with etcd and real OpenStack services on
+# 127.0.0.1 (started here, or reused when healthy ones already run; what is started here is
+# stopped at the end unless OSMO_KEEP_ENV=1).
 source "$(dirname "$0")/lib.sh"
 cd "$OSMO_ROOT"
 started=$SECONDS
@@ -14,18 +14,28 @@ cargo clippy --all-targets --features e2e --locked -- -D warnings
 log "unit tests and CRD drift"
 cargo test --locked
 
+# Environments this run starts are stopped at its end; ones already running are left alone.
+STOP_AT_EXIT=()
+stop_at_exit() { [ "${OSMO_KEEP_ENV:-0}" = 1 ] || STOP_AT_EXIT+=("$1"); }
+trap 'for s in "${STOP_AT_EXIT[@]}"; do "$s" >/dev/null 2>&1 || true; done' EXIT
+
 log "control plane"
 KUBECONFIG_FILE=$OSMO_STATE/kube/kubeconfig
 if "$OSMO_ROOT/hack/tools.sh" && kubectl --kubeconfig "$KUBECONFIG_FILE" get --raw /readyz >/dev/null 2>&1; then
   log "reusing the running control plane"
 else
-  [ "${OSMO_KEEP_ENV:-0}" = 1 ] || trap '"$OSMO_ROOT/hack/kube-down.sh"' EXIT
+  stop_at_exit "$OSMO_ROOT/hack/kube-down.sh"
   "$OSMO_ROOT/hack/kube-up.sh" >/dev/null
 fi
+
+log "OpenStack (Keystone, Nova, Glance, Neutron, Placement on 127.0.0.1)"
+[ -f "$OSMO_STATE/openstack/run/keystone.pid" ] || stop_at_exit "$OSMO_ROOT/hack/openstack/down.sh"
+"$OSMO_ROOT/hack/openstack/up.sh"
+CLOUDS_FILE=$("$OSMO_ROOT/hack/openstack/clouds.sh")
 
 log "chart lint"
 helm lint --strict charts/osmo
 
 log "end-to-end tests"
-OSMO_E2E_KUBECONFIG=$KUBECONFIG_FILE cargo test --locked --features e2e --test e2e
+OSMO_E2E_KUBECONFIG=$KUBECONFIG_FILE OSMO_E2E_CLOUDS=$CLOUDS_FILE cargo test --locked --features e2e --test e2e
 log "all tests passed in $((SECONDS - started))s"

@@ -123,12 +123,11 @@ impl Networking<'_> {
     /// Creates a port; after a transient failure, looks for a port with the same description
     /// on the network before trying again, so no twin is made.
     pub async fn create_port(&self, spec: &PortCreate) -> Result<Port, Error> {
-        let mut port = json!({
-            "network_id": spec.network_id,
-            "name": spec.name,
-            "description": spec.description,
-            "fixed_ips": spec.fixed_ips,
-        });
+        let mut port = json!({"network_id": spec.network_id, "name": spec.name, "description": spec.description});
+        // An empty list would make a port without any address; leave the choice to Neutron.
+        if !spec.fixed_ips.is_empty() {
+            port["fixed_ips"] = json!(spec.fixed_ips);
+        }
         if let Some(mac) = &spec.mac_address {
             port["mac_address"] = json!(mac);
         }

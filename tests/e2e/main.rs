@@ -2,8 +2,11 @@
 //! Run them with `hack/test.sh`, which starts the control plane.
 
 mod crds;
+mod fault_proxy;
 mod harness;
 mod leader;
+mod openstack;
+mod openstack_faults;
 mod rbac;
 mod schema;
 mod status;

@@ -1,0 +1,42 @@
+"""nova-compute with nova's FakeDriver, patched for osmo's tests.
+
+- snapshot(): the stock FakeDriver only sets the task state, so the image created by
+  createImage would stay 'queued' in Glance forever. Upload a few bytes through nova's
+  own Glance client so that the snapshot becomes 'active' and can be booted from.
+- get_host_uptime(): GET /os-hypervisors at microversion 2.88+ asks every compute for
+  its uptime; the stock FakeDriver raises NotImplementedError there.
+
+Arguments are nova-compute's own (--config-file ...). The nova package is not modified.
+"""
+from nova import monkey_patch
+monkey_patch.patch(backend='threading')  # noqa: E402  (must precede other nova imports)
+
+import io  # noqa: E402
+import sys  # noqa: E402
+
+from nova.virt import fake  # noqa: E402
+
+_stock_snapshot = fake.FakeDriver.snapshot
+
+
+def snapshot(self, context, instance, image_id, update_task_state):
+    _stock_snapshot(self, context, instance, image_id, update_task_state)
+    from nova.image import glance
+    api = glance.API()
+    current = api.get(context, image_id)
+    meta = {'disk_format': current.get('disk_format') or 'raw',
+            'container_format': current.get('container_format') or 'bare'}
+    api.update(context, image_id, meta,
+               data=io.BytesIO(b'fake snapshot of ' + instance.uuid.encode()))
+
+
+def get_host_uptime(self):
+    return ' 00:00:00 up 1 day,  0 users,  load average: 0.00, 0.00, 0.00'
+
+
+fake.FakeDriver.snapshot = snapshot
+fake.FakeDriver.get_host_uptime = get_host_uptime
+
+from nova.cmd.compute import main  # noqa: E402
+
+sys.exit(main())
