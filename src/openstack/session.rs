@@ -166,9 +166,7 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// A session for `config`; `cacert` is a PEM bundle trusted on top of the system's.
     pub fn new(config: CloudConfig, cacert: Option<&[u8]>) -> Result<Self, Error> {
-        // One TLS crypto provider for the process (ring, as kube uses); installing it again
-        // is a no-op.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
@@ -426,6 +424,12 @@ impl Session {
             .await
             .copied()
     }
+}
+
+/// Installs the process's TLS crypto provider (ring, as kube uses), which reqwest needs before
+/// any client is built. Installing it again is a no-op.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The newest microversion both sides support; `None` when Nova has none (v2).

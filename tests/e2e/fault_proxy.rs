@@ -74,6 +74,7 @@ impl FaultProxy {
             .collect();
         let addresses: BTreeMap<u16, SocketAddr> =
             listeners.iter().map(|(p, l)| (*p, l.local_addr().unwrap())).collect();
+        osmo::openstack::session::install_tls_provider();
         let rewrites = addresses.iter().map(|(p, a)| (format!("127.0.0.1:{p}"), a.to_string())).collect();
         let shared = Arc::new(Shared {
             rates: Mutex::new(FaultRates::default()),

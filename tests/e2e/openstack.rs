@@ -111,19 +111,27 @@ async fn a_wrong_password_is_a_clear_permanent_error() {
     assert!(!format!("{error} {error:?}").contains("wrong-"), "the password leaked into the error");
 }
 
+/// A token for a cloud of clouds.yaml, taken over Keystone's REST API directly (for the
+/// calls osmo's client does not make); returns it with the token body.
+async fn rest_login(cloud: &str) -> (String, serde_json::Value) {
+    osmo::openstack::session::install_tls_provider();
+    let c = clouds::parse(&clouds_yaml(), cloud).unwrap();
+    let password = secrecy::ExposeSecret::expose_secret(c.auth.password.as_ref().unwrap()).to_string();
+    let login = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": c.auth.username, "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": c.auth.project_name, "domain": {"name": "Default"}}}}});
+    let url = format!("{}/auth/tokens", c.auth.auth_url.trim_end_matches('/'));
+    let response = reqwest::Client::new().post(url).json(&login).send().await.unwrap();
+    let token = response.headers()["X-Subject-Token"].to_str().unwrap().to_string();
+    (token, response.json().await.unwrap())
+}
+
 #[tokio::test]
 async fn application_credentials_authenticate() {
     // The demo user makes itself an application credential, over Keystone's REST API.
-    let demo = clouds::parse(&clouds_yaml(), "demo").unwrap();
-    let auth_url = demo.auth.auth_url.trim_end_matches('/').to_string();
+    let (token, body) = rest_login("demo").await;
+    let auth_url = clouds::parse(&clouds_yaml(), "demo").unwrap().auth.auth_url.trim_end_matches('/').to_string();
     let http = reqwest::Client::new();
-    let password = secrecy::ExposeSecret::expose_secret(demo.auth.password.as_ref().unwrap()).to_string();
-    let login = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": demo.auth.username, "domain": {"name": "Default"}, "password": password}}},
-        "scope": {"project": {"name": demo.auth.project_name, "domain": {"name": "Default"}}}}});
-    let response = http.post(format!("{auth_url}/auth/tokens")).json(&login).send().await.unwrap();
-    let token = response.headers()["X-Subject-Token"].to_str().unwrap().to_string();
-    let body: serde_json::Value = response.json().await.unwrap();
     let user = body["token"]["user"]["id"].as_str().unwrap().to_string();
     let credentials = format!("{auth_url}/users/{user}/application_credentials");
     let made: serde_json::Value = http
@@ -137,7 +145,7 @@ async fn application_credentials_authenticate() {
         .await
         .unwrap();
     let (id, secret) = (
-        made["application_credential"]["id"].as_str().unwrap(),
+        made["application_credential"]["id"].as_str().unwrap_or_else(|| panic!("{made}")),
         made["application_credential"]["secret"].as_str().unwrap(),
     );
     let yaml = format!(
@@ -262,19 +270,37 @@ async fn a_fixed_ip_is_kept_by_recreating_its_port() {
     let admin = session("admin");
     let f = fixtures(&admin).await;
     let name = unique("fixedip");
-    let id = admin
-        .compute()
-        .create_server(&server_spec(
-            &name,
-            &f,
-            "havana",
-            vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: None }],
-        ))
+    // A key pair (Nova makes one below microversion 2.92), a security group and a chosen
+    // fixed IP: the rest of what a replacement is booted with.
+    let (token, _) = rest_login("admin").await;
+    let nova = "http://127.0.0.1:8774/v2.1";
+    let http = reqwest::Client::new();
+    let keypair = http
+        .post(format!("{nova}/os-keypairs"))
+        .header("X-Auth-Token", &token)
+        .header("OpenStack-API-Version", "compute 2.91")
+        .json(&serde_json::json!({"keypair": {"name": name}}))
+        .send()
         .await
         .unwrap();
-    wait_status(&admin, &id, "ACTIVE").await;
+    assert!(keypair.status().is_success(), "{:?}", keypair.text().await);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let address = format!("198.51.100.{}", 200 + nanos % 50);
+    let mut spec = server_spec(
+        &name,
+        &f,
+        "havana",
+        vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: Some(address.clone()) }],
+    );
+    spec.key_name = Some(name.clone());
+    spec.security_groups = vec!["default".into()];
+    let id = admin.compute().create_server(&spec).await.unwrap();
+    let server = wait_status(&admin, &id, "ACTIVE").await;
+    assert_eq!(server.key_name.as_deref(), Some(name.as_str()));
+    assert!(server.security_groups.iter().any(|g| g.name == "default"), "{:?}", server.security_groups);
     let nova_port = admin.network().ports(&[("device_id", &id)]).await.unwrap().pop().unwrap();
     assert!(nova_port.device_owner.starts_with("compute:"));
+    assert_eq!(nova_port.fixed_ips[0].ip_address, address);
     admin.compute().delete_server(&id).await.unwrap();
     wait_gone(&admin, &id).await;
     // Nova deleted its port; a new one takes the same address and MAC.
@@ -307,6 +333,13 @@ async fn a_fixed_ip_is_kept_by_recreating_its_port() {
     admin.compute().delete_server(&new_id).await.unwrap();
     wait_gone(&admin, &new_id).await;
     admin.network().delete_port(&again.id).await.unwrap();
+    http.delete(format!("{nova}/os-keypairs/{name}"))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
 }
 
 #[tokio::test]
