@@ -22,6 +22,11 @@ pub fn session(cloud: &str) -> Session {
     Session::new(clouds::parse(&clouds_yaml(), cloud).unwrap(), None).unwrap()
 }
 
+/// A port of the OpenStack stack, as `hack/openstack/up.sh` was told it (its defaults else).
+pub fn port(variable: &str, default: u16) -> u16 {
+    std::env::var(variable).ok().and_then(|p| p.parse().ok()).unwrap_or(default)
+}
+
 /// A name no other test or run uses.
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
@@ -273,7 +278,7 @@ async fn a_fixed_ip_is_kept_by_recreating_its_port() {
     // A key pair (Nova makes one below microversion 2.92), a security group and a chosen
     // fixed IP: the rest of what a replacement is booted with.
     let (token, _) = rest_login("admin").await;
-    let nova = "http://127.0.0.1:8774/v2.1";
+    let nova = format!("http://127.0.0.1:{}/v2.1", port("OSMO_NOVA_PORT", 8774));
     let http = reqwest::Client::new();
     let keypair = http
         .post(format!("{nova}/os-keypairs"))

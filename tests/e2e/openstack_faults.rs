@@ -8,11 +8,18 @@ use osmo::openstack::clouds;
 use osmo::openstack::compute::NetworkAttachment;
 
 use crate::fault_proxy::{FaultProxy, FaultRates};
-use crate::openstack::{MARK, clouds_yaml, fixtures, server_spec, unique, until, wait_gone, wait_status};
+use crate::openstack::{MARK, clouds_yaml, fixtures, port, server_spec, unique, until, wait_gone, wait_status};
 
 /// Keystone, Nova, Glance and Neutron behind the proxy, and an admin session through it.
 fn through_proxy(seed: u64) -> (FaultProxy, Session) {
-    let proxy = FaultProxy::start(&[5000, 8774, 9292, 9696], seed);
+    let ports = [
+        ("OSMO_KEYSTONE_PORT", 5000),
+        ("OSMO_NOVA_PORT", 8774),
+        ("OSMO_GLANCE_PORT", 9292),
+        ("OSMO_NEUTRON_PORT", 9696),
+    ]
+    .map(|(variable, default)| port(variable, default));
+    let proxy = FaultProxy::start(&ports, seed);
     let yaml = proxy.url_for(&clouds_yaml());
     let session = Session::new(clouds::parse(&yaml, "admin").unwrap(), None).unwrap();
     (proxy, session)
