@@ -35,6 +35,10 @@ struct RunArgs {
     /// Reconciliations of one kind that may run at once.
     #[arg(long, env = "OSMO_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
+    /// OpenStack-changing requests that may run at once against one cloud, across all
+    /// migrations and drains.
+    #[arg(long, env = "OSMO_OPENSTACK_CHANGES_PER_CLOUD", default_value_t = 8)]
+    openstack_changes_per_cloud: usize,
     /// Run without leader election (only when a single replica runs).
     #[arg(long, env = "OSMO_NO_LEADER_ELECTION")]
     no_leader_election: bool,
@@ -95,8 +99,13 @@ async fn main() -> anyhow::Result<()> {
                     retry_period: Duration::from_secs(args.retry_period_seconds),
                 })
             };
-            let config =
-                RunConfig { listen: args.listen, namespace: args.namespace, lease, concurrency: args.concurrency };
+            let config = RunConfig {
+                listen: args.listen,
+                namespace: args.namespace,
+                lease,
+                concurrency: args.concurrency,
+                openstack_changes_per_cloud: args.openstack_changes_per_cloud,
+            };
             runtime::run(config, client).await
         }
     }

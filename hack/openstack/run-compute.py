@@ -3,6 +3,9 @@
 - snapshot(): the stock FakeDriver only sets the task state, so the image created by
   createImage would stay 'queued' in Glance forever. Upload a few bytes through nova's
   own Glance client so that the snapshot becomes 'active' and can be booted from.
+- Test hooks, by server metadata: `osmo_test_snapshot_fails` makes the snapshot fail (as a
+  broken hypervisor would), `osmo_test_snapshot_delay` (seconds) makes it slow, so that
+  tests can fail or interrupt a migration at that step deterministically.
 - get_host_uptime(): GET /os-hypervisors at microversion 2.88+ asks every compute for
   its uptime; the stock FakeDriver raises NotImplementedError there.
 
@@ -20,6 +23,12 @@ _stock_snapshot = fake.FakeDriver.snapshot
 
 
 def snapshot(self, context, instance, image_id, update_task_state):
+    metadata = instance.metadata or {}
+    if 'osmo_test_snapshot_fails' in metadata:
+        raise RuntimeError('osmo test hook: this snapshot fails')
+    if 'osmo_test_snapshot_delay' in metadata:
+        import time
+        time.sleep(float(metadata['osmo_test_snapshot_delay']))
     _stock_snapshot(self, context, instance, image_id, update_task_state)
     from nova.image import glance
     api = glance.API()

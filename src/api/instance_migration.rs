@@ -61,10 +61,6 @@ pub struct MigrationOptions {
     /// Stop the source before the snapshot, so that the snapshot is consistent (default true).
     #[serde(default = "default_true")]
     pub stop_source: bool,
-    /// What to do with attached volumes. `Refuse` (default) fails the migration before anything
-    /// changes when the server has attached volumes or boots from a volume.
-    #[serde(default)]
-    pub volumes: VolumePolicy,
     /// What happens to the snapshot once the replacement is `ACTIVE` with its addresses:
     /// `Delete` (default) or `Retain`.
     #[serde(default)]
@@ -145,16 +141,6 @@ pub enum AddressMode {
     None,
 }
 
-/// What to do with attached volumes.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub enum VolumePolicy {
-    /// Refuse servers with attached volumes or a root volume, before anything changes.
-    #[default]
-    Refuse,
-    /// Detach data volumes from the source and attach them to the replacement.
-    Reattach,
-}
-
 /// What happens to the snapshot after a successful migration.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum SnapshotCleanup {
@@ -225,6 +211,9 @@ pub enum MigrationPhase {
     Verifying,
     /// Deleting the snapshot.
     CleaningUp,
+    /// Undoing what was done while the source still exists (restart it, delete the
+    /// snapshot), after a failure or the resource's deletion.
+    RollingBack,
     /// Done: the replacement runs with the source's addresses.
     Succeeded,
     /// Ended without success; conditions and `lastError` say why and what remains.
@@ -257,6 +246,9 @@ pub struct InstanceMigrationStatus {
     /// The replacement server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetServerStatus>,
+    /// The replacement's port for each port of the source, as they are made or chosen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_ports: Vec<TargetPort>,
     /// Each step taken, with its start, end and result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepRecord>,
@@ -275,9 +267,14 @@ pub struct InstanceMigrationStatus {
 pub struct RecordedServer {
     pub id: String,
     pub name: String,
+    /// The project (tenant) owning the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
     /// `ACTIVE`, `SHUTOFF`, ... when recorded.
     pub status: String,
-    pub flavor_id: String,
+    /// The flavor's ID (Nova below microversion 2.47) or, from 2.47, only its name is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flavor_name: Option<String>,
     /// Image the server was booted from; empty for a volume-backed server.
@@ -308,8 +305,9 @@ pub struct RecordedPort {
     pub mac_address: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fixed_ips: Vec<RecordedFixedIp>,
-    /// True when Nova created the port, so that deleting the server deletes the port.
-    pub created_by_nova: bool,
+    /// Security group IDs of the port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub floating_ips: Vec<RecordedFloatingIp>,
 }
@@ -329,7 +327,8 @@ pub struct RecordedFloatingIp {
     pub id: String,
     pub address: String,
     /// The fixed IP it maps to.
-    pub fixed_ip_address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_ip_address: Option<String>,
 }
 
 /// A volume attached to the source.
@@ -365,6 +364,17 @@ pub struct TargetServerStatus {
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability_zone: Option<String>,
+}
+
+/// Which port of the replacement stands for a port of the source.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetPort {
+    pub source_port_id: String,
+    pub port_id: String,
+    /// How the port came to be: `Reused` (it survived the source), `Recreated` (same fixed
+    /// IPs and MAC) or `New` (a new address on the same network).
+    pub origin: String,
 }
 
 /// One step of a migration.

@@ -1,8 +1,173 @@
-//! Decides an InstanceMigration's next status from its spec and current status. Pure.
+//! Decides an InstanceMigration's next step from its spec, its status and what OpenStack
+//! shows now. Pure: the controller observes, this decides, the executor acts.
+//!
+//! The order of phases is the safety argument:
+//! - `Snapshot`: Recording, Stopping, Snapshotting, DeletingSource, Booting, MovingAddresses,
+//!   Verifying, CleaningUp. The source is deleted only once the snapshot is `active` in Glance
+//!   (seen afresh in the same step); the snapshot is deleted only once the replacement is
+//!   `ACTIVE` with its addresses.
+//! - `Redeploy`: Recording, Stopping, Booting, MovingAddresses, Verifying, DeletingSource.
+//!   The source is deleted last, once the fresh server carries its addresses.
+//!
+//! Whatever fails while the source still exists is rolled back (the snapshot deleted, the
+//! source started again if it was running); once the source is gone the migration goes on to
+//! the end, or fails saying exactly what remains.
 
-use crate::api::{InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, MigrationTarget};
-use crate::runtime::conditions::{self, Validated};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::api::{
+    ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, MigrationTarget, RecordedServer,
+    SnapshotCleanup, SnapshotStatus, StepRecord, StepResult, Strategy, TargetPort, TargetServerStatus, condition_type,
+    timestamp,
+};
+use crate::runtime::conditions::{self, Desired, Validated};
 use crate::validation::{self, FieldError};
+
+/// Metadata key (server and image) carrying the migration's UID, so that what a crashed
+/// operator created is found again instead of made twice.
+pub const UID_KEY: &str = "osmo_migration_uid";
+
+/// What the planner needs to know about the resource.
+pub struct Input<'a> {
+    pub spec: &'a InstanceMigrationSpec,
+    pub status: Option<&'a InstanceMigrationStatus>,
+    pub generation: Option<i64>,
+    pub uid: &'a str,
+    /// The resource is being deleted: stop safely instead of going on, where that is safe.
+    pub deleting: bool,
+    pub now: jiff::Timestamp,
+}
+
+/// Why a server cannot be migrated; found before anything changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// A server as OpenStack shows it now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerState {
+    pub id: String,
+    pub status: String,
+    pub task_state: Option<String>,
+    pub host: Option<String>,
+    pub availability_zone: Option<String>,
+    pub fault: Option<String>,
+}
+
+impl ServerState {
+    fn settled(&self, status: &str) -> bool {
+        self.status == status && self.task_state.is_none()
+    }
+}
+
+/// An image as Glance shows it now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageState {
+    pub id: String,
+    pub status: String,
+    pub size: Option<i64>,
+}
+
+/// What OpenStack shows now, as far as the current phase needs it.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// Recording: the source, fully recorded, or why it cannot be migrated.
+    pub recording: Option<Result<RecordedServer, Refusal>>,
+    /// The source server; `None` when it does not exist.
+    pub source: Option<ServerState>,
+    /// The snapshot (by recorded id, or found by the migration's UID).
+    pub snapshot: Option<ImageState>,
+    /// The replacement (by recorded id, or found by the migration's UID).
+    pub target: Option<ServerState>,
+    /// Booting: what the replacement is made of in the target cloud, or why it cannot be.
+    pub boot: Option<Result<BootBase, Refusal>>,
+    /// Recorded ports that still exist.
+    pub surviving_ports: BTreeSet<String>,
+    /// Ports osmo created for this migration, by the source port they stand for.
+    pub created_ports: BTreeMap<String, String>,
+    /// The replacement's ports as (port id, network id), in Neutron's order.
+    pub target_ports: Vec<(String, String)>,
+    /// Where each recorded floating IP points now (its port), by floating IP id.
+    pub floating_ips: BTreeMap<String, Option<String>>,
+}
+
+/// The parts of the replacement that are resolved in the target cloud.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BootBase {
+    pub flavor_id: String,
+    /// Image to boot: the snapshot, or `redeploy.image` resolved.
+    pub image_id: Option<String>,
+    /// Source network id -> target network id.
+    pub networks: BTreeMap<String, String>,
+}
+
+/// One change in OpenStack, done after the status is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    StopSource {
+        server_id: String,
+    },
+    StartSource {
+        server_id: String,
+    },
+    CreateSnapshot {
+        server_id: String,
+        name: String,
+    },
+    DeleteSource {
+        server_id: String,
+    },
+    /// A port with the source port's fixed IPs and MAC (`preserveFixedIPs`).
+    RecreatePort {
+        source_port_id: String,
+        network_id: String,
+    },
+    Boot(BootPlan),
+    AssociateFloatingIp {
+        floating_ip_id: String,
+        port_id: String,
+        fixed_ip: Option<String>,
+    },
+    DeleteSnapshot {
+        image_id: String,
+    },
+    DeleteTarget {
+        server_id: String,
+    },
+}
+
+/// Everything the replacement is booted with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootPlan {
+    pub name: String,
+    pub image_id: String,
+    pub flavor_id: String,
+    pub key_name: Option<String>,
+    pub security_groups: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub availability_zone: Option<String>,
+    pub host: Option<String>,
+    /// In the source's port order: a port to boot on, or a network to get a new port on.
+    pub networks: Vec<BootNetwork>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootNetwork {
+    Port(String),
+    Network(String),
+}
+
+/// The planner's verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub status: InstanceMigrationStatus,
+    pub action: Option<Action>,
+    /// Look again after this long (OpenStack is polled; Kubernetes changes wake us anyway).
+    pub requeue: Option<Duration>,
+}
 
 /// Every problem of the spec that the schema could not catch.
 pub fn validate(spec: &InstanceMigrationSpec) -> Vec<FieldError> {
@@ -14,30 +179,751 @@ pub fn validate(spec: &InstanceMigrationSpec) -> Vec<FieldError> {
     errors
 }
 
-/// The status the migration should have now.
-pub fn plan(
-    spec: &InstanceMigrationSpec,
-    current: Option<&InstanceMigrationStatus>,
-    generation: Option<i64>,
-    now: jiff::Timestamp,
-) -> InstanceMigrationStatus {
-    let mut status = current.cloned().unwrap_or_default();
-    status.observed_generation = generation;
-    status.target_description = Some(describe_target(&spec.options.target)).filter(|d| !d.is_empty());
-    match conditions::apply_validation(&mut status.conditions, &validate(spec), generation, now) {
-        Validated::Invalid(message) => {
-            status.phase = MigrationPhase::Failed;
-            status.last_error = Some(message);
-            return status;
+/// The phases of a strategy, in order, after Recording.
+fn phases(strategy: Strategy) -> &'static [MigrationPhase] {
+    use MigrationPhase::*;
+    match strategy {
+        Strategy::Snapshot => {
+            &[Stopping, Snapshotting, DeletingSource, Booting, MovingAddresses, Verifying, CleaningUp]
         }
-        Validated::Corrected => {
-            status.phase = MigrationPhase::Pending;
-            status.last_error = None;
-        }
-        Validated::Valid => {}
+        Strategy::Redeploy => &[Stopping, Booting, MovingAddresses, Verifying, DeletingSource],
     }
-    conditions::set_not_implemented(&mut status.conditions, "migration", generation, now);
-    status
+}
+
+/// Whether the source may still exist in this phase (so that a failure is rolled back).
+fn source_still_there(strategy: Strategy, phase: MigrationPhase) -> bool {
+    use MigrationPhase::*;
+    match strategy {
+        Strategy::Snapshot => matches!(phase, Pending | Recording | Stopping | Snapshotting),
+        // Until the addresses have moved, the source keeps them and can be restarted.
+        Strategy::Redeploy => matches!(phase, Pending | Recording | Stopping | Booting),
+    }
+}
+
+pub fn plan(input: &Input<'_>, observed: &Observed) -> Decision {
+    let mut status = input.status.cloned().unwrap_or_default();
+    status.observed_generation = input.generation;
+    status.target_description = Some(describe_target(&input.spec.options.target)).filter(|d| !d.is_empty());
+    let mut p = Planner { input, status, action: None, requeue: None };
+    p.step(observed);
+    Decision { status: p.status, action: p.action, requeue: p.requeue }
+}
+
+/// The status after an OpenStack change failed for good: rolled back while the source
+/// exists, otherwise ended saying what remains.
+pub fn fail(input: &Input<'_>, reason: &'static str, message: String) -> Decision {
+    let mut status = input.status.cloned().unwrap_or_default();
+    status.observed_generation = input.generation;
+    let mut p = Planner { input, status, action: None, requeue: None };
+    p.fail(reason, message);
+    Decision { status: p.status, action: p.action, requeue: p.requeue }
+}
+
+struct Planner<'a> {
+    input: &'a Input<'a>,
+    status: InstanceMigrationStatus,
+    action: Option<Action>,
+    requeue: Option<Duration>,
+}
+
+impl Planner<'_> {
+    fn step(&mut self, observed: &Observed) {
+        use MigrationPhase::*;
+        let (generation, now) = (self.input.generation, self.input.now);
+        if matches!(self.status.phase, Pending | Failed)
+            || self.status.phase == Recording && self.status.source.is_none()
+        {
+            // Until something has changed in OpenStack the spec may still be corrected.
+            match conditions::apply_validation(&mut self.status.conditions, &validate(self.input.spec), generation, now)
+            {
+                Validated::Invalid(message) => {
+                    self.status.phase = Failed;
+                    self.status.last_error = Some(message);
+                    return;
+                }
+                Validated::Corrected => {
+                    self.status = InstanceMigrationStatus {
+                        conditions: std::mem::take(&mut self.status.conditions),
+                        ..Default::default()
+                    };
+                    self.status.observed_generation = generation;
+                    self.status.target_description =
+                        Some(describe_target(&self.input.spec.options.target)).filter(|d| !d.is_empty());
+                }
+                Validated::Valid => {}
+            }
+        }
+        match self.status.phase {
+            Succeeded | Failed => {}
+            Pending if self.input.deleting => self.finish_failed(
+                "Deleted",
+                "The resource was deleted before the migration started; nothing was changed.",
+            ),
+            Pending => {
+                self.enter(Recording);
+                self.recording(observed)
+            }
+            Recording => self.recording(observed),
+            Stopping => self.stopping(observed),
+            Snapshotting => self.snapshotting(observed),
+            DeletingSource => self.deleting_source(observed),
+            Booting => self.booting(observed),
+            MovingAddresses => self.moving_addresses(observed),
+            Verifying => self.verifying(observed),
+            CleaningUp => self.cleaning_up(observed),
+            RollingBack => self.rolling_back(observed),
+        }
+    }
+
+    fn strategy(&self) -> Strategy {
+        self.input.spec.options.strategy
+    }
+
+    /// Moves to the phase after `from` in the strategy's order (or to success).
+    fn advance(&mut self, from: MigrationPhase) {
+        let order = phases(self.strategy());
+        let next = match from {
+            MigrationPhase::Recording => order.first().copied(),
+            other => order.iter().position(|p| *p == other).and_then(|i| order.get(i + 1)).copied(),
+        };
+        match next {
+            Some(phase) => self.enter(phase),
+            None => self.succeed(),
+        }
+    }
+
+    /// Ends the running step and starts `phase`.
+    fn enter(&mut self, phase: MigrationPhase) {
+        let now = timestamp(self.input.now);
+        if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
+            running.result = StepResult::Succeeded;
+            running.finished_at = Some(now.clone());
+        }
+        self.status.phase = phase;
+        self.status.steps.retain(|s| s.name != phase);
+        self.status.steps.push(StepRecord {
+            name: phase,
+            started_at: now,
+            finished_at: None,
+            result: StepResult::Running,
+            message: None,
+        });
+        self.set_progress(phase, describe_phase(phase));
+        self.requeue = Some(Duration::ZERO);
+    }
+
+    fn set_progress(&mut self, phase: MigrationPhase, message: &str) {
+        let reason = format!("{phase:?}");
+        let (generation, now) = (self.input.generation, self.input.now);
+        for type_ in [condition_type::PROGRESSING, condition_type::READY] {
+            let status =
+                if type_ == condition_type::PROGRESSING { ConditionStatus::True } else { ConditionStatus::False };
+            conditions::set(
+                &mut self.status.conditions,
+                Desired { type_, status, reason: &reason, message: message.to_string() },
+                generation,
+                now,
+            );
+        }
+    }
+
+    /// How long the current step has run.
+    fn step_elapsed(&self) -> Duration {
+        self.status
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.result == StepResult::Running)
+            .and_then(|s| s.started_at.parse::<jiff::Timestamp>().ok())
+            .map(|t| self.input.now.duration_since(t).unsigned_abs())
+            .unwrap_or_default()
+    }
+
+    /// Polls again soon: often at first, then less, as OpenStack's transitions take from a
+    /// fraction of a second (stop) to minutes (a large snapshot).
+    fn poll(&mut self) {
+        let interval = (self.step_elapsed() / 5).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        self.requeue = Some(interval);
+    }
+
+    /// Fails the migration if the current step ran out of time; returns whether it did.
+    fn timed_out(&mut self, phase: MigrationPhase) -> bool {
+        let t = &self.input.spec.options.timeouts;
+        let limit = match phase {
+            MigrationPhase::Stopping => t.stop_seconds.unwrap_or(300),
+            MigrationPhase::Snapshotting | MigrationPhase::CleaningUp => t.snapshot_seconds.unwrap_or(3600),
+            MigrationPhase::DeletingSource | MigrationPhase::RollingBack => t.delete_seconds.unwrap_or(600),
+            MigrationPhase::Booting => t.boot_seconds.unwrap_or(900),
+            _ => t.addresses_seconds.unwrap_or(300),
+        };
+        if self.step_elapsed() > Duration::from_secs(u64::from(limit)) {
+            self.fail("Timeout", format!("{phase:?} took longer than {limit}s"));
+            return true;
+        }
+        false
+    }
+
+    /// Something went wrong: roll back while the source exists, else stop and say what remains.
+    fn fail(&mut self, reason: &'static str, message: String) {
+        let now = timestamp(self.input.now);
+        if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
+            running.result = StepResult::Failed;
+            running.finished_at = Some(now);
+            running.message = Some(message.clone());
+        }
+        self.status.last_error = Some(message.clone());
+        if source_still_there(self.strategy(), self.status.phase) && self.status.source.is_some() {
+            // Failed stays Unknown until the rollback is done, so that `kubectl wait
+            // --for=condition=Failed` returns with the source restored.
+            let (generation, now) = (self.input.generation, self.input.now);
+            let desired = Desired {
+                type_: condition_type::FAILED,
+                status: ConditionStatus::Unknown,
+                reason,
+                message: format!("{message}; rolling back"),
+            };
+            conditions::set(&mut self.status.conditions, desired, generation, now);
+            self.status.phase = MigrationPhase::RollingBack;
+            self.status.steps.push(StepRecord {
+                name: MigrationPhase::RollingBack,
+                started_at: timestamp(self.input.now),
+                finished_at: None,
+                result: StepResult::Running,
+                message: None,
+            });
+            self.set_progress(
+                MigrationPhase::RollingBack,
+                "Undoing: the source is restarted if it was running and the snapshot deleted.",
+            );
+            self.requeue = Some(Duration::ZERO);
+        } else {
+            let remains = self.what_remains();
+            self.finish_failed(reason, &format!("{message}. {remains}"));
+        }
+    }
+
+    /// Ends in `Failed` with the given reason (the source untouched or restored, or what
+    /// remains listed in the message).
+    fn finish_failed(&mut self, reason: &str, message: &str) {
+        let (generation, now) = (self.input.generation, self.input.now);
+        self.status.phase = MigrationPhase::Failed;
+        if self.status.last_error.is_none() {
+            self.status.last_error = Some(message.to_string());
+        }
+        for (type_, status) in [
+            (condition_type::FAILED, ConditionStatus::True),
+            (condition_type::PROGRESSING, ConditionStatus::False),
+            (condition_type::READY, ConditionStatus::False),
+        ] {
+            conditions::set(
+                &mut self.status.conditions,
+                Desired { type_, status, reason, message: message.to_string() },
+                generation,
+                now,
+            );
+        }
+        self.requeue = None;
+    }
+
+    fn succeed(&mut self) {
+        let now = timestamp(self.input.now);
+        if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
+            running.result = StepResult::Succeeded;
+            running.finished_at = Some(now);
+        }
+        self.status.phase = MigrationPhase::Succeeded;
+        let target = self
+            .status
+            .target
+            .as_ref()
+            .map(|t| format!("{} on {}", t.server_id, t.host.as_deref().unwrap_or("?")))
+            .unwrap_or_default();
+        let message = format!("The server runs as {target}, with its addresses.");
+        let (generation, now) = (self.input.generation, self.input.now);
+        for (type_, status) in [
+            (condition_type::READY, ConditionStatus::True),
+            (condition_type::PROGRESSING, ConditionStatus::False),
+            (condition_type::FAILED, ConditionStatus::False),
+        ] {
+            conditions::set(
+                &mut self.status.conditions,
+                Desired { type_, status, reason: "Succeeded", message: message.clone() },
+                generation,
+                now,
+            );
+        }
+        self.requeue = None;
+    }
+
+    /// What a failed migration leaves behind, for people to act on.
+    fn what_remains(&self) -> String {
+        let s = &self.status;
+        let mut parts = Vec::new();
+        if let Some(source) = &s.source {
+            parts.push(format!("source server {} ({}) is deleted", source.name, source.id));
+        }
+        if let Some(snapshot) = &s.snapshot {
+            parts.push(format!("snapshot {} is kept", snapshot.image_id));
+        }
+        if let Some(target) = &s.target {
+            parts.push(format!("replacement {} is {}", target.server_id, target.status));
+        }
+        let fips: Vec<_> =
+            s.source.iter().flat_map(|r| &r.ports).flat_map(|p| &p.floating_ips).map(|f| f.address.as_str()).collect();
+        if !fips.is_empty() {
+            parts.push(format!("floating IPs {} stay allocated to the project", fips.join(", ")));
+        }
+        if parts.is_empty() { "Nothing was changed.".into() } else { format!("What remains: {}.", parts.join("; ")) }
+    }
+
+    // ---- phases -------------------------------------------------------------------------
+
+    fn recording(&mut self, observed: &Observed) {
+        match &observed.recording {
+            None => self.poll(),
+            Some(Err(refusal)) => {
+                self.status.steps.retain(|s| s.name != MigrationPhase::Recording);
+                self.finish_failed(refusal.reason, &format!("{} Nothing was changed.", refusal.message));
+                self.status.last_error = Some(refusal.message.clone());
+            }
+            Some(Ok(_)) if self.input.deleting => {
+                self.finish_failed("Deleted", "The resource was deleted before the migration changed anything.");
+            }
+            Some(Ok(record)) => {
+                self.status.source = Some(record.clone());
+                let must_stop = self.input.spec.options.stop_source && record.status == "ACTIVE";
+                if must_stop {
+                    self.advance(MigrationPhase::Recording);
+                } else {
+                    // Nothing to stop: skip straight to the phase after Stopping.
+                    self.advance(MigrationPhase::Recording);
+                    self.mark_skipped(MigrationPhase::Stopping);
+                    self.advance(MigrationPhase::Stopping);
+                }
+            }
+        }
+    }
+
+    fn mark_skipped(&mut self, phase: MigrationPhase) {
+        if let Some(step) = self.status.steps.iter_mut().find(|s| s.name == phase) {
+            step.result = StepResult::Skipped;
+            step.finished_at = Some(step.started_at.clone());
+        }
+    }
+
+    fn source_id(&self) -> String {
+        self.status.source.as_ref().map(|s| s.id.clone()).unwrap_or_default()
+    }
+
+    fn stopping(&mut self, observed: &Observed) {
+        if self.input.deleting {
+            return self.abort();
+        }
+        match &observed.source {
+            None => self
+                .fail("SourceVanished", format!("source server {} disappeared while being stopped", self.source_id())),
+            Some(s) if s.settled("SHUTOFF") => self.advance(MigrationPhase::Stopping),
+            Some(s) if s.status == "ERROR" => self.fail("SourceError", format!("source server {} is in ERROR", s.id)),
+            Some(_) if self.timed_out(MigrationPhase::Stopping) => {}
+            Some(s) => {
+                if s.task_state.is_none() {
+                    self.action = Some(Action::StopSource { server_id: s.id.clone() });
+                }
+                self.poll();
+            }
+        }
+    }
+
+    fn snapshotting(&mut self, observed: &Observed) {
+        if self.input.deleting {
+            return self.abort();
+        }
+        if let Some(image) = &observed.snapshot {
+            self.status.snapshot = Some(SnapshotStatus {
+                image_id: image.id.clone(),
+                status: image.status.clone(),
+                size_bytes: image.size,
+            });
+        }
+        let Some(source) = &observed.source else {
+            return self
+                .fail("SourceVanished", format!("source server {} disappeared during its snapshot", self.source_id()));
+        };
+        match &observed.snapshot {
+            None if self.status.snapshot.is_some() => {
+                self.fail("SnapshotLost", "the snapshot disappeared from Glance before it was active".into())
+            }
+            None => {
+                if source.task_state.is_none() {
+                    let name =
+                        format!("osmo-{}", self.status.source.as_ref().map(|s| s.name.as_str()).unwrap_or("server"));
+                    self.action = Some(Action::CreateSnapshot { server_id: source.id.clone(), name });
+                }
+                self.poll();
+            }
+            Some(image) if matches!(image.status.as_str(), "killed" | "deleted" | "pending_delete") => {
+                self.fail("SnapshotFailed", format!("snapshot {} ended {} in Glance", image.id, image.status))
+            }
+            // Nova clears the server's task state once the upload is done.
+            Some(image) if image.status == "active" && source.task_state.is_none() => {
+                self.advance(MigrationPhase::Snapshotting)
+            }
+            Some(_) if self.timed_out(MigrationPhase::Snapshotting) => {}
+            Some(_) => self.poll(),
+        }
+    }
+
+    fn deleting_source(&mut self, observed: &Observed) {
+        match &observed.source {
+            None => self.advance(MigrationPhase::DeletingSource),
+            Some(_) if self.timed_out(MigrationPhase::DeletingSource) => {}
+            Some(source) => {
+                // The one destructive step: only with the replacement's material verified now.
+                let verified = match self.strategy() {
+                    Strategy::Snapshot => observed.snapshot.as_ref().is_some_and(|i| i.status == "active"),
+                    Strategy::Redeploy => observed.target.as_ref().is_some_and(|t| t.settled("ACTIVE")),
+                };
+                if !verified {
+                    return self.fail(
+                        "ReplacementNotVerified",
+                        format!(
+                            "refusing to delete source server {}: what replaces it is not verified to exist",
+                            source.id
+                        ),
+                    );
+                }
+                if source.task_state.as_deref() != Some("deleting") {
+                    self.action = Some(Action::DeleteSource { server_id: source.id.clone() });
+                }
+                self.poll();
+            }
+        }
+    }
+
+    fn booting(&mut self, observed: &Observed) {
+        if self.input.deleting && self.strategy() == Strategy::Redeploy {
+            return self.abort();
+        }
+        if let Some(target) = &observed.target {
+            self.record_target(target);
+            return match target.status.as_str() {
+                "ACTIVE" if target.task_state.is_none() => {
+                    self.assign_new_ports(observed);
+                    self.advance(MigrationPhase::Booting)
+                }
+                "ERROR" => self.fail(
+                    "BootFailed",
+                    format!(
+                        "replacement {} went to ERROR: {}",
+                        target.id,
+                        target.fault.as_deref().unwrap_or("no fault given")
+                    ),
+                ),
+                _ if self.timed_out(MigrationPhase::Booting) => {}
+                _ => self.poll(),
+            };
+        }
+        let base = match &observed.boot {
+            None => return self.poll(),
+            Some(Err(refusal)) => return self.fail(refusal.reason, refusal.message.clone()),
+            Some(Ok(base)) => base.clone(),
+        };
+        let Some(record) = self.status.source.clone() else {
+            return self.fail("NoRecord", "the source was not recorded".into());
+        };
+        let image_id = match self.strategy() {
+            Strategy::Snapshot => self.status.snapshot.as_ref().map(|s| s.image_id.clone()),
+            Strategy::Redeploy => base.image_id.clone(),
+        };
+        let Some(image_id) = image_id else {
+            return self.fail("NoImage", "no image to boot the replacement from".into());
+        };
+        let mut networks = Vec::new();
+        for port in &record.ports {
+            let target_network =
+                base.networks.get(&port.network_id).cloned().unwrap_or_else(|| port.network_id.clone());
+            let reuse = self.strategy() == Strategy::Snapshot && observed.surviving_ports.contains(&port.id);
+            if reuse {
+                self.remember_port(&port.id, &port.id, "Reused");
+                networks.push(BootNetwork::Port(port.id.clone()));
+            } else if self.strategy() == Strategy::Snapshot && self.input.spec.options.addresses.preserve_fixed_ips {
+                match observed.created_ports.get(&port.id) {
+                    Some(created) => {
+                        self.remember_port(&port.id, created, "Recreated");
+                        networks.push(BootNetwork::Port(created.clone()));
+                    }
+                    None => {
+                        // One port at a time; the boot comes once every port exists.
+                        self.action =
+                            Some(Action::RecreatePort { source_port_id: port.id.clone(), network_id: target_network });
+                        self.requeue = Some(Duration::ZERO);
+                        return;
+                    }
+                }
+            } else {
+                networks.push(BootNetwork::Network(target_network));
+            }
+        }
+        let target = &self.input.spec.options.target;
+        let mut metadata = record.metadata.clone();
+        metadata.insert(UID_KEY.to_string(), self.input.uid.to_string());
+        self.action = Some(Action::Boot(BootPlan {
+            name: record.name.clone(),
+            image_id,
+            flavor_id: base.flavor_id,
+            key_name: record.key_name.clone(),
+            security_groups: record.security_groups.clone(),
+            metadata,
+            availability_zone: target.availability_zone.clone(),
+            host: target.host.clone(),
+            networks,
+        }));
+        self.poll();
+    }
+
+    fn record_target(&mut self, target: &ServerState) {
+        self.status.target = Some(TargetServerStatus {
+            server_id: target.id.clone(),
+            status: target.status.clone(),
+            host: target.host.clone(),
+            availability_zone: target.availability_zone.clone(),
+        });
+    }
+
+    fn remember_port(&mut self, source_port_id: &str, port_id: &str, origin: &str) {
+        if !self.status.target_ports.iter().any(|p| p.source_port_id == source_port_id) {
+            self.status.target_ports.push(TargetPort {
+                source_port_id: source_port_id.into(),
+                port_id: port_id.into(),
+                origin: origin.into(),
+            });
+        }
+    }
+
+    /// Matches the replacement's new ports to the source's ports, network by network.
+    fn assign_new_ports(&mut self, observed: &Observed) {
+        let Some(record) = self.status.source.clone() else { return };
+        let taken: BTreeSet<String> = self.status.target_ports.iter().map(|p| p.port_id.clone()).collect();
+        let mut free: Vec<&(String, String)> =
+            observed.target_ports.iter().filter(|(id, _)| !taken.contains(id)).collect();
+        for port in &record.ports {
+            if self.status.target_ports.iter().any(|p| p.source_port_id == port.id) {
+                continue;
+            }
+            if let Some(i) = free.iter().position(|(_, net)| *net == port.network_id) {
+                let (id, _) = free.remove(i);
+                self.remember_port(&port.id, id, "New");
+            } else if !free.is_empty() {
+                // A mapped network: the next unclaimed port, in order.
+                let (id, _) = free.remove(0);
+                self.remember_port(&port.id, id, "New");
+            }
+        }
+    }
+
+    /// Each recorded floating IP and the port (and fixed IP) it must end on.
+    fn floating_ip_targets(&self) -> Vec<(String, String, Option<String>)> {
+        let Some(record) = &self.status.source else { return Vec::new() };
+        let mut out = Vec::new();
+        for port in &record.ports {
+            let Some(target) = self.status.target_ports.iter().find(|p| p.source_port_id == port.id) else { continue };
+            for fip in &port.floating_ips {
+                let fixed = if target.origin == "New" { None } else { fip.fixed_ip_address.clone() };
+                out.push((fip.id.clone(), target.port_id.clone(), fixed));
+            }
+        }
+        out
+    }
+
+    fn moving_addresses(&mut self, observed: &Observed) {
+        if self.input.spec.options.addresses.mode == crate::api::AddressMode::None {
+            return self.advance(MigrationPhase::MovingAddresses);
+        }
+        for (fip, port, fixed) in self.floating_ip_targets() {
+            if observed.floating_ips.get(&fip).cloned().flatten().as_deref() != Some(port.as_str()) {
+                if self.timed_out(MigrationPhase::MovingAddresses) {
+                    return;
+                }
+                // One at a time: each change is seen by the next observation.
+                self.action = Some(Action::AssociateFloatingIp { floating_ip_id: fip, port_id: port, fixed_ip: fixed });
+                self.poll();
+                return;
+            }
+        }
+        self.advance(MigrationPhase::MovingAddresses);
+    }
+
+    fn verifying(&mut self, observed: &Observed) {
+        let Some(target) = &observed.target else {
+            return self.fail("ReplacementVanished", "the replacement disappeared before it was verified".into());
+        };
+        self.record_target(target);
+        if !target.settled("ACTIVE") {
+            return self.fail("ReplacementNotActive", format!("replacement {} is {}", target.id, target.status));
+        }
+        let addresses_ok = self.input.spec.options.addresses.mode == crate::api::AddressMode::None
+            || self.floating_ip_targets().iter().all(|(fip, port, _)| {
+                observed.floating_ips.get(fip).cloned().flatten().as_deref() == Some(port.as_str())
+            });
+        if !addresses_ok {
+            return self.fail("AddressesNotMoved", "a floating IP is not on the replacement".into());
+        }
+        self.record_downtime();
+        self.advance(MigrationPhase::Verifying);
+    }
+
+    /// Downtime: from the source's stop (or deletion, when it was not running) to the
+    /// replacement verified with its addresses.
+    fn record_downtime(&mut self) {
+        let started = self
+            .status
+            .steps
+            .iter()
+            .find(|s| s.name == MigrationPhase::Stopping && s.result != StepResult::Skipped)
+            .or_else(|| self.status.steps.iter().find(|s| s.name == MigrationPhase::DeletingSource))
+            .and_then(|s| s.started_at.parse::<jiff::Timestamp>().ok());
+        if let Some(start) = started {
+            let seconds = self.input.now.duration_since(start).as_secs_f64().max(0.0);
+            self.status.downtime = Some(format!("{seconds:.1}s"));
+        }
+    }
+
+    fn cleaning_up(&mut self, observed: &Observed) {
+        if self.input.spec.options.snapshot_cleanup == SnapshotCleanup::Retain {
+            return self.advance(MigrationPhase::CleaningUp);
+        }
+        match &observed.snapshot {
+            None => {
+                if let Some(s) = self.status.snapshot.as_mut() {
+                    s.status = "deleted".into();
+                }
+                self.advance(MigrationPhase::CleaningUp)
+            }
+            Some(image) if image.status == "deleted" || image.status == "pending_delete" => {
+                if let Some(s) = self.status.snapshot.as_mut() {
+                    s.status = image.status.clone();
+                }
+                self.advance(MigrationPhase::CleaningUp)
+            }
+            Some(_) if self.timed_out(MigrationPhase::CleaningUp) => {}
+            Some(image) => {
+                self.action = Some(Action::DeleteSnapshot { image_id: image.id.clone() });
+                self.poll();
+            }
+        }
+    }
+
+    /// The resource is deleted while the source still exists: undo and stop.
+    fn abort(&mut self) {
+        let message = "The resource was deleted; the migration stops and the source is left running.".to_string();
+        self.status.last_error = Some(message.clone());
+        let now = timestamp(self.input.now);
+        if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
+            running.result = StepResult::Failed;
+            running.finished_at = Some(now.clone());
+            running.message = Some(message.clone());
+        }
+        self.status.phase = MigrationPhase::RollingBack;
+        self.status.steps.push(StepRecord {
+            name: MigrationPhase::RollingBack,
+            started_at: now,
+            finished_at: None,
+            result: StepResult::Running,
+            message: None,
+        });
+        let (generation, now) = (self.input.generation, self.input.now);
+        conditions::set(
+            &mut self.status.conditions,
+            Desired { type_: condition_type::FAILED, status: ConditionStatus::Unknown, reason: "Deleted", message },
+            generation,
+            now,
+        );
+        self.set_progress(
+            MigrationPhase::RollingBack,
+            "Undoing: the source is restarted if it was running and the snapshot deleted.",
+        );
+        self.requeue = Some(Duration::ZERO);
+    }
+
+    fn rolling_back(&mut self, observed: &Observed) {
+        if self.timed_out_quietly() {
+            return self.finish_failed(
+                "RollbackTimeout",
+                &format!("Rolling back took too long. {}", self.what_remains_before_deletion(observed)),
+            );
+        }
+        if let Some(target) = &observed.target
+            && self.strategy() == Strategy::Redeploy
+        {
+            self.action = Some(Action::DeleteTarget { server_id: target.id.clone() });
+            return self.poll();
+        }
+        if let Some(image) = &observed.snapshot
+            && !matches!(image.status.as_str(), "deleted" | "pending_delete")
+        {
+            self.action = Some(Action::DeleteSnapshot { image_id: image.id.clone() });
+            return self.poll();
+        }
+        let was_running = self.status.source.as_ref().is_some_and(|s| s.status == "ACTIVE");
+        match &observed.source {
+            Some(s) if was_running && s.status == "SHUTOFF" && s.task_state.is_none() => {
+                self.action = Some(Action::StartSource { server_id: s.id.clone() });
+                self.poll();
+            }
+            Some(s) if was_running && s.status != "ACTIVE" => self.poll(),
+            Some(s) if s.task_state.is_some() => self.poll(),
+            _ => {
+                if let Some(snapshot) = self.status.snapshot.as_mut() {
+                    snapshot.status = "deleted".into();
+                }
+                let reason = conditions::get(&self.status.conditions, condition_type::FAILED)
+                    .map(|c| c.reason.clone())
+                    .unwrap_or_else(|| "Failed".into());
+                let message =
+                    format!("{}. The source server is as it was.", self.status.last_error.clone().unwrap_or_default());
+                let now = timestamp(self.input.now);
+                if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
+                    running.result = StepResult::Succeeded;
+                    running.finished_at = Some(now);
+                }
+                self.finish_failed(&reason, message.trim());
+            }
+        }
+    }
+
+    fn timed_out_quietly(&self) -> bool {
+        let limit = self.input.spec.options.timeouts.delete_seconds.unwrap_or(600);
+        self.step_elapsed() > Duration::from_secs(u64::from(limit))
+    }
+
+    fn what_remains_before_deletion(&self, observed: &Observed) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = &observed.source {
+            parts.push(format!("source server {} is {}", s.id, s.status));
+        }
+        if let Some(i) = &observed.snapshot {
+            parts.push(format!("snapshot {} is {}", i.id, i.status));
+        }
+        format!("What remains: {}.", parts.join("; "))
+    }
+}
+
+fn describe_phase(phase: MigrationPhase) -> &'static str {
+    use MigrationPhase::*;
+    match phase {
+        Pending => "Waiting to start.",
+        Recording => "Recording the source server.",
+        Stopping => "Stopping the source server.",
+        Snapshotting => "Snapshotting the source server and waiting for Glance to call the image active.",
+        DeletingSource => "Deleting the source server.",
+        Booting => "Booting the replacement and waiting for it to be ACTIVE.",
+        MovingAddresses => "Moving the floating IPs to the replacement.",
+        Verifying => "Verifying the replacement and its addresses.",
+        CleaningUp => "Deleting the snapshot.",
+        RollingBack => "Undoing what was done.",
+        Succeeded => "Done.",
+        Failed => "Failed.",
+    }
 }
 
 /// Where the replacement goes, in one line: `icehouse`, `icehouse/icehouse-1`, `cloud new: icehouse`.
@@ -51,87 +937,5 @@ pub fn describe_target(target: &MigrationTarget) -> String {
         Some(cloud) if place.is_empty() => format!("cloud {}", cloud.cloud),
         Some(cloud) => format!("cloud {}: {place}", cloud.cloud),
         None => place,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::Condition;
-    use crate::api::ConditionStatus;
-
-    fn spec(extra: serde_json::Value) -> InstanceMigrationSpec {
-        let mut base = serde_json::json!({
-            "server": "web-1",
-            "source": {"secretName": "clouds", "cloud": "old"},
-            "target": {"availabilityZone": "icehouse"},
-        });
-        base.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        serde_json::from_value(base).unwrap()
-    }
-
-    fn at(secs: i64) -> jiff::Timestamp {
-        jiff::Timestamp::from_second(secs).unwrap()
-    }
-
-    fn condition<'a>(status: &'a InstanceMigrationStatus, type_: &str) -> &'a Condition {
-        conditions::get(&status.conditions, type_).unwrap_or_else(|| panic!("no {type_} condition"))
-    }
-
-    #[test]
-    fn a_valid_spec_is_accepted_and_says_it_has_not_started() {
-        let status = plan(&spec(serde_json::json!({})), None, Some(1), at(0));
-        assert_eq!(status.phase, MigrationPhase::Pending);
-        assert_eq!(status.observed_generation, Some(1));
-        assert_eq!(condition(&status, "Accepted").status, ConditionStatus::True);
-        assert_eq!(condition(&status, "Ready").status, ConditionStatus::False);
-        assert!(conditions::get(&status.conditions, "Failed").is_none());
-        assert_eq!(status.target_description.as_deref(), Some("icehouse"));
-    }
-
-    #[test]
-    fn an_invalid_spec_fails_naming_the_field() {
-        let status = plan(&spec(serde_json::json!({"strategy": "Redeploy"})), None, Some(1), at(0));
-        assert_eq!(status.phase, MigrationPhase::Failed);
-        let failed = condition(&status, "Failed");
-        assert_eq!((failed.status, failed.reason.as_str()), (ConditionStatus::True, "Invalid"));
-        assert!(failed.message.starts_with("spec.redeploy.image: "), "{}", failed.message);
-        assert_eq!(condition(&status, "Accepted").status, ConditionStatus::False);
-    }
-
-    #[test]
-    fn a_corrected_spec_is_accepted_again() {
-        let failed = plan(&spec(serde_json::json!({"strategy": "Redeploy"})), None, Some(1), at(0));
-        let fixed = spec(serde_json::json!({"strategy": "Redeploy", "redeploy": {"image": "cirros"}}));
-        let status = plan(&fixed, Some(&failed), Some(2), at(10));
-        assert_eq!(status.phase, MigrationPhase::Pending);
-        assert_eq!(status.last_error, None);
-        assert_eq!(condition(&status, "Failed").status, ConditionStatus::False);
-        assert_eq!(condition(&status, "Accepted").observed_generation, Some(2));
-    }
-
-    #[test]
-    fn planning_twice_changes_nothing() {
-        let first = plan(&spec(serde_json::json!({})), None, Some(1), at(0));
-        assert_eq!(plan(&spec(serde_json::json!({})), Some(&first), Some(1), at(99)), first);
-    }
-
-    #[test]
-    fn server_names_with_surrounding_space_are_refused() {
-        let mut s = spec(serde_json::json!({}));
-        s.server = " web-1".into();
-        assert_eq!(validate(&s)[0].field, "spec.server");
-    }
-
-    #[test]
-    fn targets_are_described_in_one_line() {
-        let mut t = MigrationTarget {
-            availability_zone: Some("icehouse".into()),
-            host: Some("icehouse-1".into()),
-            cloud: None,
-        };
-        assert_eq!(describe_target(&t), "icehouse/icehouse-1");
-        t.cloud = Some(crate::validation::tests::cloud("new"));
-        assert_eq!(describe_target(&t), "cloud new: icehouse/icehouse-1");
     }
 }

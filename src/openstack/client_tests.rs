@@ -22,6 +22,7 @@ fn create_spec() -> ServerCreate {
         image_id: "img".into(),
         flavor_id: "1".into(),
         metadata: BTreeMap::from([("osmo.dev/migration".into(), "uid-1".into())]),
+        idempotency_key: "osmo.dev/migration".into(),
         ..Default::default()
     }
 }
@@ -123,7 +124,8 @@ async fn create_image_reads_the_location_header_before_2_45() {
     })
     .await;
     let metadata = BTreeMap::from([("osmo.dev/migration".to_string(), "uid-1".to_string())]);
-    let id = cloud.session("secret").compute().create_image("s-1", "snap", &metadata).await.unwrap();
+    let id =
+        cloud.session("secret").compute().create_image("s-1", "snap", &metadata, "osmo.dev/migration").await.unwrap();
     assert_eq!(id, "img-42");
 }
 

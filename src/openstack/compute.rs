@@ -138,6 +138,8 @@ pub struct ServerCreate {
     /// A specific compute host (admin; microversion 2.74 or newer).
     pub host: Option<String>,
     pub networks: Vec<NetworkAttachment>,
+    /// The metadata key whose value marks this server as the one this create made.
+    pub idempotency_key: String,
 }
 
 /// How a new server joins a network.
@@ -271,6 +273,16 @@ impl Compute<'_> {
         self.list_servers(&format!("all_tenants=1&host={}", query_value(host))).await
     }
 
+    /// A server by id or, failing that, the servers of any project named exactly so.
+    pub async fn find_server(&self, id_or_name: &str) -> Result<Vec<Server>, Error> {
+        if let Some(server) = self.server(id_or_name).await? {
+            return Ok(vec![server]);
+        }
+        let pattern = query_value(&format!("^{}$", regex_escape(id_or_name)));
+        let servers = self.list_servers(&format!("all_tenants=1&name={pattern}")).await?;
+        Ok(servers.into_iter().filter(|s| s.name == id_or_name).collect())
+    }
+
     /// Servers of the session's project whose name is exactly `name`.
     pub async fn servers_named(&self, name: &str) -> Result<Vec<Server>, Error> {
         let servers = self.list_servers(&format!("name={}", query_value(&format!("^{}$", regex_escape(name))))).await?;
@@ -329,18 +341,16 @@ impl Compute<'_> {
     }
 
     /// Snapshots a server into a new image carrying `metadata`; returns the image id. Not
-    /// blindly repeated: after a transient failure, Glance is searched for an image with the
-    /// first entry of `metadata` (an idempotency key) before trying again.
+    /// blindly repeated: after a transient failure, Glance is searched for an image whose
+    /// property `idempotency_key` has its value in `metadata` before trying again.
     pub async fn create_image(
         &self,
         server_id: &str,
         name: &str,
         metadata: &BTreeMap<String, String>,
+        idempotency_key: &str,
     ) -> Result<String, Error> {
-        let (key, value) = metadata
-            .iter()
-            .next()
-            .ok_or_else(|| Error::Unsupported("create_image needs an idempotency key in metadata".into()))?;
+        let (key, value) = idempotency_pair(metadata, idempotency_key)?;
         let request = self
             .request(Method::POST, format!("/servers/{server_id}/action"))
             .await?
@@ -375,14 +385,10 @@ impl Compute<'_> {
     }
 
     /// Boots a server; returns its id. Not blindly repeated: after a transient failure, the
-    /// project's servers of that name are searched for the first entry of `spec.metadata` (an
-    /// idempotency key) before trying again.
+    /// project's servers of that name are searched for the metadata entry named by
+    /// `spec.idempotency_key` before trying again.
     pub async fn create_server(&self, spec: &ServerCreate) -> Result<String, Error> {
-        let (key, value) = spec
-            .metadata
-            .iter()
-            .next()
-            .ok_or_else(|| Error::Unsupported("create_server needs an idempotency key in metadata".into()))?;
+        let (key, value) = idempotency_pair(&spec.metadata, &spec.idempotency_key)?;
         let version = self.version().await?;
         let request = self.request(Method::POST, "/servers").await?.json(server_create_body(spec, version)?);
         self.session
@@ -521,6 +527,13 @@ impl<'a> From<&'a ComputeService> for ServiceJson<'a> {
     }
 }
 
+/// The metadata entry that identifies what a create made.
+fn idempotency_pair<'a>(metadata: &'a BTreeMap<String, String>, key: &str) -> Result<(&'a String, &'a String), Error> {
+    metadata
+        .get_key_value(key)
+        .ok_or_else(|| Error::Unsupported(format!("a create needs its idempotency key {key:?} in the metadata")))
+}
+
 pub(crate) fn ignore_not_found(result: Result<Response, Error>) -> Result<(), Error> {
     match result {
         Ok(_) => Ok(()),
@@ -604,6 +617,7 @@ mod tests {
             image_id: "img".into(),
             flavor_id: "fl".into(),
             metadata: BTreeMap::from([("osmo.dev/migration".into(), "uid-1".into())]),
+            idempotency_key: "osmo.dev/migration".into(),
             availability_zone: Some("icehouse".into()),
             networks: vec![
                 NetworkAttachment::Port("p1".into()),

@@ -127,6 +127,7 @@ struct Token {
     /// Renew this long before expiry.
     margin: jiff::SignedDuration,
     catalog: Vec<CatalogEntry>,
+    project_id: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -390,13 +391,30 @@ impl Session {
             issued_at: Option<String>,
             #[serde(default)]
             catalog: Vec<CatalogEntry>,
+            #[serde(default)]
+            project: Option<Project>,
+        }
+        #[derive(Deserialize)]
+        struct Project {
+            id: String,
         }
         let parsed: Body = serde_json::from_str(&text).map_err(|e| decode_error("/auth/tokens", &e.to_string()))?;
         let expires_at = parse_time(&parsed.token.expires_at)?;
         let issued_at =
             parsed.token.issued_at.as_deref().map(parse_time).transpose()?.unwrap_or_else(jiff::Timestamp::now);
         tracing::debug!(%expires_at, "issued a Keystone token");
-        Ok(Token { secret, expires_at, margin: renew_margin(issued_at, expires_at), catalog: parsed.token.catalog })
+        Ok(Token {
+            secret,
+            expires_at,
+            margin: renew_margin(issued_at, expires_at),
+            catalog: parsed.token.catalog,
+            project_id: parsed.token.project.map(|p| p.id),
+        })
+    }
+
+    /// The project the session's token is scoped to (none for a domain-scoped token).
+    pub async fn project_id(&self) -> Result<Option<String>, Error> {
+        Ok(self.token().await?.project_id.clone())
     }
 
     /// The compute API's microversion to use: the newest both Nova and osmo support; `None`

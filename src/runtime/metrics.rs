@@ -19,6 +19,23 @@ pub struct ErrorLabels {
     pub error: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub service: String,
+    /// The HTTP status, or `error` when no answer came.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    pub step: String,
+}
+
 /// Every metric the operator exports, registered once at start-up.
 pub struct Metrics {
     registry: Registry,
@@ -26,6 +43,10 @@ pub struct Metrics {
     reconcile_errors: Family<ErrorLabels, Counter>,
     reconcile_duration: Family<KindLabels, Histogram>,
     leader: Gauge,
+    openstack_requests: Family<RequestLabels, Counter>,
+    migrations: Family<ResultLabels, Counter>,
+    step_duration: Family<StepLabels, Histogram>,
+    downtime: Histogram,
 }
 
 impl Default for Metrics {
@@ -53,7 +74,39 @@ impl Default for Metrics {
             "1 while this replica holds the leader lease and runs the controllers",
             leader.clone(),
         );
-        Self { registry, reconciles, reconcile_errors, reconcile_duration, leader }
+        let openstack_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "openstack_requests",
+            "OpenStack API requests, by service and HTTP status",
+            openstack_requests.clone(),
+        );
+        let migrations = Family::<ResultLabels, Counter>::default();
+        registry.register("migrations", "InstanceMigrations ended, by result", migrations.clone());
+        let step_duration = Family::<StepLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.05, 2.0, 16))
+        });
+        registry.register(
+            "migration_step_duration_seconds",
+            "Time a migration step took, by step",
+            step_duration.clone(),
+        );
+        let downtime = Histogram::new(exponential_buckets(0.25, 2.0, 14));
+        registry.register(
+            "migration_downtime_seconds",
+            "Time from a source's stop to its replacement verified with its addresses",
+            downtime.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            leader,
+            openstack_requests,
+            migrations,
+            step_duration,
+            downtime,
+        }
     }
 }
 
@@ -67,6 +120,23 @@ impl Metrics {
 
     pub fn reconcile_failed(&self, kind: String, error: &'static str) {
         self.reconcile_errors.get_or_create(&ErrorLabels { kind, error }).inc();
+    }
+
+    pub fn openstack_request(&self, service: &str, status: u16) {
+        let status = if status == 0 { "error".to_string() } else { status.to_string() };
+        self.openstack_requests.get_or_create(&RequestLabels { service: service.to_string(), status }).inc();
+    }
+
+    pub fn migration_ended(&self, result: &str) {
+        self.migrations.get_or_create(&ResultLabels { result: result.to_string() }).inc();
+    }
+
+    pub fn migration_step(&self, step: &str, seconds: f64) {
+        self.step_duration.get_or_create(&StepLabels { step: step.to_string() }).observe(seconds);
+    }
+
+    pub fn migration_downtime(&self, seconds: f64) {
+        self.downtime.observe(seconds);
     }
 
     pub fn set_leader(&self, leading: bool) {

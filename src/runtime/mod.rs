@@ -1,7 +1,9 @@
 //! Plumbing shared by the controllers: running them under leader election, status and
 //! conditions, events, metrics, probes and shutdown.
 
+pub mod clouds;
 pub mod conditions;
+pub mod finalizers;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -31,6 +33,10 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    pub clouds: clouds::Clouds,
+    /// Every InstanceMigration, as the migration controller's watch sees them (to refuse a
+    /// second migration of the same server).
+    pub migrations: std::sync::OnceLock<kube::runtime::reflector::Store<crate::api::InstanceMigration>>,
 }
 
 /// Why a reconciliation failed; it is retried.
@@ -40,6 +46,10 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    #[error("OpenStack: {0}")]
+    OpenStack(#[from] crate::openstack::Error),
+    #[error("{0}")]
+    Cloud(#[from] clouds::CloudError),
 }
 
 impl ReconcileError {
@@ -48,6 +58,8 @@ impl ReconcileError {
         match self {
             ReconcileError::Kube(_) => "kube",
             ReconcileError::Finalizer(_) => "finalizer",
+            ReconcileError::OpenStack(_) => "openstack",
+            ReconcileError::Cloud(_) => "cloud",
         }
     }
 }
@@ -98,6 +110,8 @@ pub struct RunConfig {
     pub lease: Option<leader::LeaseConfig>,
     /// Reconciliations of one kind that may run at once.
     pub concurrency: u16,
+    /// OpenStack-changing requests that may run at once against one cloud.
+    pub openstack_changes_per_cloud: usize,
 }
 
 /// Runs the operator until SIGTERM or SIGINT, or until it loses leadership (an error, so that
@@ -116,10 +130,15 @@ pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
     health.ready.store(true, Ordering::Relaxed);
 
     let reporter = Reporter { controller: "osmo".into(), instance: config.lease.as_ref().map(|l| l.identity.clone()) };
+    let observer_metrics = metrics.clone();
+    let observer: crate::openstack::session::RequestObserver =
+        Arc::new(move |service, status| observer_metrics.openstack_request(&service.to_string(), status));
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
+        clouds: clouds::Clouds::new(client.clone(), observer, config.openstack_changes_per_cloud),
         client: client.clone(),
         metrics: metrics.clone(),
+        migrations: std::sync::OnceLock::new(),
     });
 
     let result = match &config.lease {
@@ -178,6 +197,9 @@ async fn run_controllers(config: &RunConfig, ctx: Arc<Context>, stop: Cancellati
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
         None => (Api::all(client.clone()), Api::all(client)),
     };
+    let migrations = Controller::new(migrations, watcher::Config::default());
+    let _ = ctx.migrations.set(migrations.store());
+    let drains = Controller::new(drains, watcher::Config::default());
     tokio::join!(
         run_controller(migrations, ctx.clone(), stop.clone(), config.concurrency, crate::migration::reconcile),
         run_controller(drains, ctx, stop, config.concurrency, crate::drain::reconcile),
@@ -186,7 +208,7 @@ async fn run_controllers(config: &RunConfig, ctx: Arc<Context>, stop: Cancellati
 
 /// Runs one kube-runtime controller until `stop`, letting in-flight reconciliations finish.
 async fn run_controller<K, F, Fut>(
-    api: Api<K>,
+    controller: Controller<K>,
     ctx: Arc<Context>,
     stop: CancellationToken,
     concurrency: u16,
@@ -197,7 +219,7 @@ async fn run_controller<K, F, Fut>(
     F: FnMut(Arc<K>, Arc<Context>) -> Fut,
     Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
-    Controller::new(api, watcher::Config::default())
+    controller
         .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(reconcile, error_policy::<K>, ctx)

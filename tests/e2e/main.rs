@@ -5,6 +5,7 @@ mod crds;
 mod fault_proxy;
 mod harness;
 mod leader;
+mod migration;
 mod openstack;
 mod openstack_faults;
 mod rbac;

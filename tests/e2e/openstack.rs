@@ -88,6 +88,7 @@ pub fn server_spec(name: &str, f: &Fixtures, zone: &str, networks: Vec<NetworkAt
         image_id: f.image.clone(),
         flavor_id: f.flavor.clone(),
         metadata: BTreeMap::from([(MARK.to_string(), name.to_string())]),
+        idempotency_key: MARK.into(),
         availability_zone: Some(zone.into()),
         networks,
         ..Default::default()
@@ -213,7 +214,7 @@ async fn the_migration_calls_work_end_to_end() {
     admin.compute().stop_server(&id).await.unwrap();
     wait_status(&admin, &id, "SHUTOFF").await;
     let snapshot_meta = BTreeMap::from([(MARK.to_string(), name.clone())]);
-    let image = admin.compute().create_image(&id, &name, &snapshot_meta).await.unwrap();
+    let image = admin.compute().create_image(&id, &name, &snapshot_meta, MARK).await.unwrap();
     let active = until(Duration::from_secs(120), "snapshot active", || async {
         admin.image().get(&image).await.unwrap().filter(|i| i.status == "active")
     })

@@ -67,7 +67,7 @@ async fn creates_whose_answer_is_lost_make_no_twins() {
     for (name, id) in &made[..2] {
         wait_status(&s, id, "ACTIVE").await;
         let meta = [(MARK.to_string(), name.clone())].into();
-        images.push((name.clone(), s.compute().create_image(id, name, &meta).await.unwrap()));
+        images.push((name.clone(), s.compute().create_image(id, name, &meta, MARK).await.unwrap()));
     }
     let lost = proxy.counts().lost_answer;
     proxy.set_rates(FaultRates::default());

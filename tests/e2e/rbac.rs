@@ -16,6 +16,7 @@ fn the_service_account_has_least_privilege() {
         ("patch", "instancemigrations.osmo.dev/status"),
         ("patch", "computenodedrains.osmo.dev/status"),
         ("create", "events.events.k8s.io"),
+        ("get", "secrets"),
     ] {
         assert!(can(verb, resource, "default"), "cannot {verb} {resource}");
     }
@@ -23,7 +24,8 @@ fn the_service_account_has_least_privilege() {
     for (verb, resource, ns) in [
         ("update", "instancemigrations.osmo.dev", "default"),
         ("delete", "computenodedrains.osmo.dev", "default"),
-        ("get", "secrets", "default"),
+        ("list", "secrets", "default"),
+        ("watch", "secrets", "default"),
         ("create", "pods", "default"),
         ("update", "leases.coordination.k8s.io", "default"),
         ("*", "*", "default"),

@@ -12,52 +12,62 @@ fn migration(name: &str, extra: &str) -> String {
     )
 }
 
+fn drain(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: osmo.dev/v1alpha1\nkind: ComputeNodeDrain\nmetadata: {{name: {name}}}\n\
+         spec: {{cloud: {{secretName: clouds, cloud: old}}, host: {name}, mode: Migrate{extra}}}\n"
+    )
+}
+
 #[test]
-fn a_valid_migration_gets_status_conditions_and_events() {
+fn a_valid_resource_gets_status_conditions_and_events() {
     let env = env();
     let ns = namespace(env, "valid");
     let op = Operator::start(env, &ns, "valid", "osmo-e2e-valid");
-    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &migration("web-1", ""));
-    kubectl_ok(env, &["-n", &ns, "wait", "--for=condition=Accepted", "im/web-1", "--timeout=60s"]);
+    let template = ", migrationTemplate: {target: {availabilityZone: icehouse}}";
+    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &drain("havana-1", template));
+    kubectl_ok(env, &["-n", &ns, "wait", "--for=condition=Accepted", "cnd/havana-1", "--timeout=60s"]);
 
-    assert_eq!(jsonpath(env, &ns, "im/web-1", "{.status.phase}"), "Pending");
-    assert_eq!(jsonpath(env, &ns, "im/web-1", "{.status.observedGeneration}"), "1");
-    assert_eq!(jsonpath(env, &ns, "im/web-1", "{.status.conditions[?(@.type==\"Accepted\")].observedGeneration}"), "1");
-    assert_eq!(jsonpath(env, &ns, "im/web-1", "{.metadata.finalizers[0]}"), "osmo.dev/instance-migration");
-    // Until the migration steps exist, the status says so instead of pretending progress.
-    assert_eq!(jsonpath(env, &ns, "im/web-1", "{.status.conditions[?(@.type==\"Ready\")].reason}"), "NotImplemented");
+    assert_eq!(jsonpath(env, &ns, "cnd/havana-1", "{.status.phase}"), "Pending");
+    assert_eq!(jsonpath(env, &ns, "cnd/havana-1", "{.status.observedGeneration}"), "1");
+    assert_eq!(
+        jsonpath(env, &ns, "cnd/havana-1", "{.status.conditions[?(@.type==\"Accepted\")].observedGeneration}"),
+        "1"
+    );
+    assert_eq!(jsonpath(env, &ns, "cnd/havana-1", "{.metadata.finalizers[0]}"), "osmo.dev/compute-node-drain");
+    // Until the drain steps exist, the status says so instead of pretending progress.
+    assert_eq!(
+        jsonpath(env, &ns, "cnd/havana-1", "{.status.conditions[?(@.type==\"Ready\")].reason}"),
+        "NotImplemented"
+    );
 
-    let table = kubectl_ok(env, &["-n", &ns, "get", "im"]);
+    let table = kubectl_ok(env, &["-n", &ns, "get", "cnd"]);
     let row: Vec<_> = table.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(&row[..4], ["web-1", "Pending", "web-1", "icehouse"], "{table}");
+    assert_eq!(&row[..3], ["havana-1", "Pending", "havana-1"], "{table}");
 
-    let described = kubectl_ok(env, &["-n", &ns, "describe", "im", "web-1"]);
+    let described = kubectl_ok(env, &["-n", &ns, "describe", "cnd", "havana-1"]);
     assert!(described.contains("Valid") && described.contains("Accepted=True"), "no event in:\n{described}");
 
     // A spec change is acted on: observedGeneration follows the generation.
+    kubectl_ok(env, &["-n", &ns, "patch", "cnd", "havana-1", "--type=merge", "-p", r#"{"spec":{"maxConcurrent":3}}"#]);
     kubectl_ok(
         env,
-        &["-n", &ns, "patch", "im", "web-1", "--type=merge", "-p", r#"{"spec":{"target":{"host":"icehouse-1"}}}"#],
+        &["-n", &ns, "wait", "--for=jsonpath={.status.observedGeneration}=2", "cnd/havana-1", "--timeout=60s"],
     );
-    kubectl_ok(env, &["-n", &ns, "wait", "--for=jsonpath={.status.observedGeneration}=2", "im/web-1", "--timeout=60s"]);
-    assert_eq!(jsonpath(env, &ns, "im/web-1", "{.status.targetDescription}"), "icehouse/icehouse-1");
 
     // The operator owns status only: no field manager of its own holds anything in spec, so an
     // Argo CD sync sees no drift.
-    let managed = kubectl_ok(env, &["-n", &ns, "get", "im", "web-1", "--show-managed-fields", "-o", "json"]);
+    let managed = kubectl_ok(env, &["-n", &ns, "get", "cnd", "havana-1", "--show-managed-fields", "-o", "json"]);
     let managed: serde_json::Value = serde_json::from_str(&managed).unwrap();
     for entry in managed["metadata"]["managedFields"].as_array().unwrap() {
-        if entry["manager"] != "kubectl-client-side-apply"
-            && entry["manager"] != "kubectl-patch"
-            && entry["manager"] != "kubectl"
-        {
+        if !entry["manager"].as_str().unwrap_or_default().starts_with("kubectl") {
             assert!(entry["fieldsV1"].get("f:spec").is_none(), "the operator wrote spec: {entry}");
         }
     }
 
     // Deletion passes through the finalizer and completes.
-    kubectl_ok(env, &["-n", &ns, "delete", "im", "web-1", "--timeout=60s"]);
-    assert!(!kubectl(env, &["-n", &ns, "get", "im", "web-1"]).status.success());
+    kubectl_ok(env, &["-n", &ns, "delete", "cnd", "havana-1", "--timeout=60s"]);
+    assert!(!kubectl(env, &["-n", &ns, "get", "cnd", "havana-1"]).status.success());
     drop(op);
 }
 
@@ -87,25 +97,33 @@ fn an_invalid_spec_fails_naming_the_field_without_calling_openstack() {
         "no warning event in:\n{described}"
     );
 
-    let drain = "apiVersion: osmo.dev/v1alpha1\nkind: ComputeNodeDrain\nmetadata: {name: havana-1}\n\
-                 spec: {cloud: {secretName: clouds, cloud: old}, host: havana-1, mode: Migrate}\n";
-    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], drain);
+    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &drain("havana-1", ""));
     kubectl_ok(env, &["-n", &ns, "wait", "--for=condition=Failed", "cnd/havana-1", "--timeout=60s"]);
     let message = jsonpath(env, &ns, "cnd/havana-1", "{.status.conditions[?(@.type==\"Failed\")].message}");
     assert_eq!(message, "spec.migrationTemplate: required when mode is Migrate");
-
-    // Correcting the spec is enough: the resource is accepted again.
-    kubectl_ok(
-        env,
-        &["-n", &ns, "patch", "im", "redeploy-1", "--type=merge", "-p", r#"{"spec":{"redeploy":{"image":"cirros"}}}"#],
-    );
-    kubectl_ok(env, &["-n", &ns, "wait", "--for=condition=Accepted", "im/redeploy-1", "--timeout=60s"]);
-    kubectl_ok(env, &["-n", &ns, "wait", "--for=condition=Failed=False", "im/redeploy-1", "--timeout=60s"]);
 
     match keystone.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         other => panic!("the operator connected to the cloud's auth_url: {other:?}"),
     }
+
+    // Correcting the spec is enough: the resource is accepted again.
+    let fixed = r#"{"spec":{"migrationTemplate":{"target":{"availabilityZone":"icehouse"}}}}"#;
+    kubectl_ok(env, &["-n", &ns, "patch", "cnd", "havana-1", "--type=merge", "-p", fixed]);
+    kubectl_ok(env, &["-n", &ns, "wait", "--for=condition=Accepted", "cnd/havana-1", "--timeout=60s"]);
+    kubectl_ok(env, &["-n", &ns, "wait", "--for=condition=Failed=False", "cnd/havana-1", "--timeout=60s"]);
+}
+
+#[test]
+fn a_missing_secret_fails_naming_it() {
+    let env = env();
+    let ns = namespace(env, "nosecret");
+    let _op = Operator::start(env, &ns, "nosecret", "osmo-e2e-nosecret");
+    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &migration("web-1", ""));
+    kubectl_ok(env, &["-n", &ns, "wait", "--for=condition=Failed", "im/web-1", "--timeout=60s"]);
+    assert_eq!(jsonpath(env, &ns, "im/web-1", "{.status.conditions[?(@.type==\"Failed\")].reason}"), "SecretNotFound");
+    let message = jsonpath(env, &ns, "im/web-1", "{.status.lastError}");
+    assert_eq!(message, format!("spec.source: Secret {ns}/clouds does not exist"));
 }
 
 #[test]

@@ -1,0 +1,117 @@
+//! Carries out the planner's one change in OpenStack, under the cloud's concurrency limit.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+
+use crate::api::{InstanceMigration, InstanceMigrationStatus};
+use crate::openstack::Error;
+use crate::openstack::compute::{NetworkAttachment, ServerCreate};
+use crate::openstack::network::{FixedIp, PortCreate};
+use crate::runtime::Context;
+
+use super::observe::{Sessions, port_marker};
+use super::planner::{Action, BootNetwork, UID_KEY};
+
+/// What a change made that the status must hold at once: the next observation looks for it
+/// by this id, and notices if it vanishes.
+pub enum Made {
+    Snapshot(String),
+    Target(String),
+}
+
+pub async fn execute(
+    ctx: &Context,
+    s: &Sessions,
+    im: &InstanceMigration,
+    status: &InstanceMigrationStatus,
+    action: Action,
+) -> Result<Option<Made>, Error> {
+    let uid = im.uid().unwrap_or_default();
+    let session = match &action {
+        Action::StopSource { .. }
+        | Action::StartSource { .. }
+        | Action::CreateSnapshot { .. }
+        | Action::DeleteSource { .. } => &s.source,
+        Action::DeleteSnapshot { .. } => &s.source,
+        _ => &s.target,
+    };
+    let _permit = ctx.clouds.change_permit(session).await;
+    tracing::info!(migration = %im.name_any(), ?action, "changing OpenStack");
+    let done = |r: Result<(), Error>| r.map(|()| None);
+    match action {
+        // Stop and start may meet a server already in that state: Nova's 409 is harmless, and
+        // the next observation decides what comes next.
+        Action::StopSource { server_id } => done(ignore_conflict(session.compute().stop_server(&server_id).await)),
+        Action::StartSource { server_id } => done(ignore_conflict(session.compute().start_server(&server_id).await)),
+        Action::CreateSnapshot { server_id, name } => {
+            let metadata = BTreeMap::from([(UID_KEY.to_string(), uid)]);
+            session
+                .compute()
+                .create_image(&server_id, &name, &metadata, UID_KEY)
+                .await
+                .map(|id| Some(Made::Snapshot(id)))
+        }
+        Action::DeleteSource { server_id } | Action::DeleteTarget { server_id } => {
+            done(session.compute().delete_server(&server_id).await)
+        }
+        Action::DeleteSnapshot { image_id } => done(session.image().delete(&image_id).await),
+        Action::RecreatePort { source_port_id, network_id } => {
+            let recorded = status.source.iter().flat_map(|r| &r.ports).find(|p| p.id == source_port_id);
+            let Some(recorded) = recorded else { return Ok(None) };
+            let spec = PortCreate {
+                network_id,
+                name: String::new(),
+                description: port_marker(&uid, &source_port_id),
+                fixed_ips: recorded
+                    .fixed_ips
+                    .iter()
+                    .map(|f| FixedIp { subnet_id: f.subnet_id.clone(), ip_address: f.ip_address.clone() })
+                    .collect(),
+                mac_address: Some(recorded.mac_address.clone()),
+                security_groups: Some(recorded.security_groups.clone()),
+            };
+            done(session.network().create_port(&spec).await.map(|_| ()))
+        }
+        Action::Boot(plan) => {
+            let all_ports =
+                !plan.networks.is_empty() && plan.networks.iter().all(|n| matches!(n, BootNetwork::Port(_)));
+            let spec = ServerCreate {
+                name: plan.name,
+                image_id: plan.image_id,
+                flavor_id: plan.flavor_id,
+                key_name: plan.key_name,
+                // Existing ports carry their own security groups; Nova applies these to the
+                // ports it makes.
+                security_groups: if all_ports { Vec::new() } else { plan.security_groups },
+                metadata: plan.metadata,
+                availability_zone: plan.availability_zone,
+                host: plan.host,
+                networks: plan
+                    .networks
+                    .into_iter()
+                    .map(|n| match n {
+                        BootNetwork::Port(id) => NetworkAttachment::Port(id),
+                        BootNetwork::Network(id) => NetworkAttachment::Network { id, fixed_ip: None },
+                    })
+                    .collect(),
+                idempotency_key: UID_KEY.to_string(),
+            };
+            session.compute().create_server(&spec).await.map(|id| Some(Made::Target(id)))
+        }
+        Action::AssociateFloatingIp { floating_ip_id, port_id, fixed_ip } => done(
+            session
+                .network()
+                .update_floating_ip(&floating_ip_id, Some(&port_id), fixed_ip.as_deref())
+                .await
+                .map(|_| ()),
+        ),
+    }
+}
+
+fn ignore_conflict(result: Result<(), Error>) -> Result<(), Error> {
+    match result {
+        Err(e) if e.status() == Some(409) => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,320 @@
+//! Reads what the current phase needs from OpenStack (and the other migrations from the
+//! controller's cache). Reads only: nothing here changes anything.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::ResourceExt;
+
+use crate::api::{InstanceMigration, InstanceMigrationStatus, MigrationPhase, RecordedServer, Strategy};
+use crate::openstack::{Error, Session};
+use crate::runtime::Context;
+use crate::runtime::clouds::CloudError;
+
+use super::planner::{BootBase, ImageState, Observed, Refusal, ServerState, UID_KEY};
+use super::record::record;
+
+/// The sessions of the source and target clouds (the same one unless `target.cloud` is set).
+pub struct Sessions {
+    pub source: Arc<Session>,
+    pub target: Arc<Session>,
+}
+
+pub async fn sessions(ctx: &Context, im: &InstanceMigration) -> Result<Sessions, CloudError> {
+    let namespace = im.namespace().unwrap_or_default();
+    let source = ctx.clouds.session(&namespace, &im.spec.source).await?;
+    let target = match &im.spec.options.target.cloud {
+        Some(cloud) if *cloud != im.spec.source => ctx.clouds.session(&namespace, cloud).await?,
+        _ => source.clone(),
+    };
+    Ok(Sessions { source, target })
+}
+
+/// The description that marks a port osmo recreated for a source port.
+pub fn port_marker(uid: &str, source_port_id: &str) -> String {
+    format!("osmo:{uid}:{source_port_id}")
+}
+
+pub async fn observe(
+    ctx: &Context,
+    s: &Sessions,
+    im: &InstanceMigration,
+    status: &InstanceMigrationStatus,
+) -> Result<Observed, Error> {
+    use MigrationPhase::*;
+    let uid = im.uid().unwrap_or_default();
+    let strategy = im.spec.options.strategy;
+    let mut o = Observed::default();
+    match status.phase {
+        Pending | Recording => o.recording = Some(recording(ctx, s, im).await?),
+        Stopping => o.source = source(s, status).await?,
+        Snapshotting => {
+            o.source = source(s, status).await?;
+            o.snapshot = snapshot(s, status, &uid).await?;
+        }
+        DeletingSource => {
+            o.source = source(s, status).await?;
+            match strategy {
+                Strategy::Snapshot => o.snapshot = snapshot(s, status, &uid).await?,
+                Strategy::Redeploy => o.target = target(s, status, &uid).await?,
+            }
+        }
+        Booting => {
+            o.target = target(s, status, &uid).await?;
+            match &o.target {
+                Some(t) => o.target_ports = target_ports(s, &t.id).await?,
+                None => {
+                    if let Some(record) = &status.source {
+                        o.boot = Some(boot_base(s, im, record).await?);
+                        observe_ports(s, record, &uid, &mut o).await?;
+                    }
+                }
+            }
+        }
+        MovingAddresses | Verifying => {
+            o.target = target(s, status, &uid).await?;
+            if let Some(t) = &o.target {
+                o.target_ports = target_ports(s, &t.id).await?;
+            }
+            o.floating_ips = floating_ips(s, status).await?;
+        }
+        CleaningUp => o.snapshot = snapshot(s, status, &uid).await?,
+        RollingBack => {
+            o.source = source(s, status).await?;
+            o.snapshot = snapshot(s, status, &uid).await?;
+            if strategy == Strategy::Redeploy {
+                o.target = target(s, status, &uid).await?;
+            }
+        }
+        Succeeded | Failed => {}
+    }
+    Ok(o)
+}
+
+fn server_state(server: &crate::openstack::compute::Server) -> ServerState {
+    ServerState {
+        id: server.id.clone(),
+        status: server.status.clone(),
+        task_state: server.task_state.clone(),
+        host: server.host.clone(),
+        availability_zone: server.availability_zone.clone(),
+        fault: server.fault.as_ref().map(|f| f.message.clone()),
+    }
+}
+
+async fn source(s: &Sessions, status: &InstanceMigrationStatus) -> Result<Option<ServerState>, Error> {
+    let Some(record) = &status.source else { return Ok(None) };
+    Ok(s.source.compute().server(&record.id).await?.as_ref().map(server_state))
+}
+
+/// The snapshot by its recorded id, or found by the migration's UID (a crash may have come
+/// between its creation and the status write).
+async fn snapshot(s: &Sessions, status: &InstanceMigrationStatus, uid: &str) -> Result<Option<ImageState>, Error> {
+    let image = match &status.snapshot {
+        Some(snapshot) => s.source.image().get(&snapshot.image_id).await?,
+        None => s.source.image().images_with_property(UID_KEY, uid).await?.into_iter().next(),
+    };
+    Ok(image.map(|i| ImageState { id: i.id, status: i.status, size: i.size }))
+}
+
+/// The replacement by its recorded id, or found by name and the migration's UID.
+async fn target(s: &Sessions, status: &InstanceMigrationStatus, uid: &str) -> Result<Option<ServerState>, Error> {
+    let compute = s.target.compute();
+    let server = match &status.target {
+        Some(t) => compute.server(&t.server_id).await?,
+        None => {
+            let Some(record) = &status.source else { return Ok(None) };
+            compute
+                .servers_named(&record.name)
+                .await?
+                .into_iter()
+                .find(|srv| srv.metadata.get(UID_KEY).map(String::as_str) == Some(uid))
+        }
+    };
+    Ok(server.as_ref().map(server_state))
+}
+
+async fn target_ports(s: &Sessions, server_id: &str) -> Result<Vec<(String, String)>, Error> {
+    Ok(s.target.network().ports(&[("device_id", server_id)]).await?.into_iter().map(|p| (p.id, p.network_id)).collect())
+}
+
+/// Which recorded ports survived the source, and which osmo already recreated.
+async fn observe_ports(s: &Sessions, record: &RecordedServer, uid: &str, o: &mut Observed) -> Result<(), Error> {
+    if record.ports.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<(&str, &str)> = record.ports.iter().map(|p| ("id", p.id.as_str())).collect();
+    o.surviving_ports = s.target.network().ports(&ids).await?.into_iter().map(|p| p.id).collect();
+    for port in record.ports.iter().filter(|p| !o.surviving_ports.contains(&p.id)) {
+        let marker = port_marker(uid, &port.id);
+        if let Some(made) = s.target.network().ports(&[("description", &marker)]).await?.into_iter().next() {
+            o.created_ports.insert(port.id.clone(), made.id);
+        }
+    }
+    Ok(())
+}
+
+async fn floating_ips(
+    s: &Sessions,
+    status: &InstanceMigrationStatus,
+) -> Result<BTreeMap<String, Option<String>>, Error> {
+    let ids: Vec<(&str, &str)> = status
+        .source
+        .iter()
+        .flat_map(|r| &r.ports)
+        .flat_map(|p| &p.floating_ips)
+        .map(|f| ("id", f.id.as_str()))
+        .collect();
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(s.target.network().floating_ips(&ids).await?.into_iter().map(|f| (f.id, f.port_id)).collect())
+}
+
+/// Records the source, or says why it cannot be migrated: not found, ambiguous, taken by
+/// another migration, volumes, another project, or nothing to boot it with in the target.
+async fn recording(
+    ctx: &Context,
+    s: &Sessions,
+    im: &InstanceMigration,
+) -> Result<Result<RecordedServer, Refusal>, Error> {
+    let wanted = &im.spec.server;
+    let found = s.source.compute().find_server(wanted).await?;
+    let server = match found.as_slice() {
+        [] => {
+            return Ok(Err(Refusal {
+                reason: "ServerNotFound",
+                message: format!("spec.server: no server {wanted:?} in cloud {}", im.spec.source.cloud),
+            }));
+        }
+        [one] => one,
+        many => {
+            return Ok(Err(Refusal {
+                reason: "ServerAmbiguous",
+                message: format!("spec.server: {} servers are named {wanted:?}; give the server's ID", many.len()),
+            }));
+        }
+    };
+    if let Some(other) = competing_migration(ctx, im, &server.id) {
+        return Ok(Err(Refusal {
+            reason: "Conflict",
+            message: format!("server {} is already being migrated by InstanceMigration {other}", server.id),
+        }));
+    }
+    let project = s.source.project_id().await?;
+    let ports = s.source.network().ports(&[("device_id", &server.id)]).await?;
+    let port_filters: Vec<(&str, &str)> = ports.iter().map(|p| ("port_id", p.id.as_str())).collect();
+    let fips =
+        if port_filters.is_empty() { Vec::new() } else { s.source.network().floating_ips(&port_filters).await? };
+    let recorded = match record(server, &ports, &fips, project.as_deref()) {
+        Ok(r) => r,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    // Everything the replacement needs must exist in the target before anything changes.
+    Ok(boot_base(s, im, &recorded).await?.map(|_| recorded))
+}
+
+/// Another InstanceMigration, older and not finished, that names the same server.
+fn competing_migration(ctx: &Context, im: &InstanceMigration, server_id: &str) -> Option<String> {
+    let store = ctx.migrations.get()?;
+    let ours = (im.creation_timestamp(), im.name_any());
+    store
+        .state()
+        .into_iter()
+        .filter(|other| {
+            other.uid() != im.uid()
+                && other.namespace() == im.namespace()
+                && other.spec.source.cloud == im.spec.source.cloud
+        })
+        .filter(|other| {
+            other
+                .status
+                .as_ref()
+                .is_none_or(|st| !matches!(st.phase, MigrationPhase::Succeeded | MigrationPhase::Failed))
+        })
+        .filter(|other| {
+            other.spec.server == im.spec.server
+                || other.spec.server == server_id
+                || other.status.as_ref().and_then(|st| st.source.as_ref()).is_some_and(|r| r.id == server_id)
+        })
+        .filter(|other| (other.creation_timestamp(), other.name_any()) < ours)
+        .map(|other| format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any()))
+        .next()
+}
+
+/// The flavor, networks and image of the replacement, resolved in the target cloud.
+async fn boot_base(
+    s: &Sessions,
+    im: &InstanceMigration,
+    record: &RecordedServer,
+) -> Result<Result<BootBase, Refusal>, Error> {
+    let mappings = &im.spec.options.mappings;
+    let source_flavor = record.flavor_name.clone().or_else(|| record.flavor_id.clone()).unwrap_or_default();
+    let by_id = record.flavor_id.as_ref().and_then(|id| mappings.flavors.get(id));
+    let wanted_flavor = mappings.flavors.get(&source_flavor).or(by_id).cloned().unwrap_or(source_flavor.clone());
+    let Some(flavor) = s.target.compute().find_flavor(&wanted_flavor).await? else {
+        let field = if wanted_flavor == source_flavor {
+            "the source's flavor".to_string()
+        } else {
+            format!("spec.mappings.flavors[{source_flavor:?}]")
+        };
+        return Ok(Err(Refusal {
+            reason: "FlavorNotFound",
+            message: format!("{field}: flavor {wanted_flavor:?} does not exist in the target cloud"),
+        }));
+    };
+    let mut networks = BTreeMap::new();
+    for port in &record.ports {
+        let mapped = match mappings.networks.get(&port.network_id) {
+            Some(m) => Some(m.clone()),
+            None if mappings.networks.is_empty() => None,
+            None => {
+                let name =
+                    s.source.network().networks(&[("id", &port.network_id)]).await?.into_iter().next().map(|n| n.name);
+                name.and_then(|n| mappings.networks.get(&n).cloned())
+            }
+        };
+        let same_cloud = Arc::ptr_eq(&s.source, &s.target);
+        let wanted = match mapped {
+            Some(m) => m,
+            None if same_cloud => continue,
+            None => port.network_id.clone(),
+        };
+        match s.target.network().find_network(&wanted).await? {
+            Some(net) => {
+                networks.insert(port.network_id.clone(), net.id);
+            }
+            None => {
+                return Ok(Err(Refusal {
+                    reason: "NetworkNotFound",
+                    message: format!(
+                        "spec.mappings.networks: network {wanted:?} (for the source's network {}) does not exist in the target cloud",
+                        port.network_id
+                    ),
+                }));
+            }
+        }
+    }
+    let image_id = match (&im.spec.options.strategy, &im.spec.options.redeploy) {
+        (Strategy::Redeploy, Some(redeploy)) => {
+            let image = match s.target.image().get(&redeploy.image).await? {
+                Some(i) => Some(i),
+                None => s.target.image().images_named(&redeploy.image).await?.into_iter().next(),
+            };
+            match image {
+                Some(i) if i.status == "active" => Some(i.id),
+                _ => {
+                    return Ok(Err(Refusal {
+                        reason: "ImageNotFound",
+                        message: format!(
+                            "spec.redeploy.image: no active image {:?} in the target cloud",
+                            redeploy.image
+                        ),
+                    }));
+                }
+            }
+        }
+        _ => None,
+    };
+    Ok(Ok(BootBase { flavor_id: flavor.id, image_id, networks }))
+}

@@ -1,0 +1,176 @@
+//! Recording the source: everything about a server that its replacement needs, taken before
+//! anything changes. Pure: built from what OpenStack answered.
+
+use crate::api::{RecordedFixedIp, RecordedFloatingIp, RecordedPort, RecordedServer, RecordedVolume};
+use crate::openstack::compute::Server;
+use crate::openstack::network::{FloatingIp, Port};
+
+use super::planner::Refusal;
+
+/// The record of `server`, or why it cannot be migrated.
+pub fn record(
+    server: &Server,
+    ports: &[Port],
+    floating_ips: &[FloatingIp],
+    session_project: Option<&str>,
+) -> Result<RecordedServer, Refusal> {
+    if let (Some(owner), Some(ours)) = (server.tenant_id.as_deref(), session_project)
+        && owner != ours
+    {
+        return Err(Refusal {
+            reason: "WrongProject",
+            message: format!(
+                "server {} belongs to project {owner}, but the source credentials are scoped to project {ours}: the replacement would land in the wrong project; use credentials scoped to {owner}",
+                server.id
+            ),
+        });
+    }
+    if server.image_id.is_none() || !server.volumes_attached.is_empty() {
+        let volumes: Vec<_> = server.volumes_attached.iter().map(|v| v.id.as_str()).collect();
+        return Err(Refusal {
+            reason: "VolumesAttached",
+            message: format!(
+                "server {} {}: osmo does not migrate volumes yet, and deleting the server could delete them",
+                server.id,
+                if server.image_id.is_none() {
+                    "boots from a volume".to_string()
+                } else {
+                    format!("has volumes attached ({})", volumes.join(", "))
+                }
+            ),
+        });
+    }
+    if !matches!(server.status.as_str(), "ACTIVE" | "SHUTOFF") {
+        return Err(Refusal {
+            reason: "SourceNotReady",
+            message: format!("server {} is {}; only ACTIVE or SHUTOFF servers are migrated", server.id, server.status),
+        });
+    }
+    if server.task_state.is_some() {
+        return Err(Refusal {
+            reason: "SourceBusy",
+            message: format!("server {} is busy ({})", server.id, server.task_state.as_deref().unwrap_or_default()),
+        });
+    }
+    let ports = ports
+        .iter()
+        .map(|p| RecordedPort {
+            id: p.id.clone(),
+            network_id: p.network_id.clone(),
+            mac_address: p.mac_address.clone(),
+            fixed_ips: p
+                .fixed_ips
+                .iter()
+                .map(|f| RecordedFixedIp { subnet_id: f.subnet_id.clone(), ip_address: f.ip_address.clone() })
+                .collect(),
+            security_groups: p.security_groups.clone(),
+            floating_ips: floating_ips
+                .iter()
+                .filter(|f| f.port_id.as_deref() == Some(p.id.as_str()))
+                .map(|f| RecordedFloatingIp {
+                    id: f.id.clone(),
+                    address: f.floating_ip_address.clone(),
+                    fixed_ip_address: f.fixed_ip_address.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(RecordedServer {
+        id: server.id.clone(),
+        name: server.name.clone(),
+        project_id: server.tenant_id.clone(),
+        status: server.status.clone(),
+        flavor_id: server.flavor.id.clone(),
+        flavor_name: server.flavor.original_name.clone(),
+        image_id: server.image_id.clone(),
+        key_name: server.key_name.clone(),
+        security_groups: server
+            .security_groups
+            .iter()
+            .map(|g| g.name.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        metadata: server.metadata.clone(),
+        availability_zone: server.availability_zone.clone(),
+        host: server.host.clone(),
+        ports,
+        volumes: server
+            .volumes_attached
+            .iter()
+            .map(|v| RecordedVolume {
+                id: v.id.clone(),
+                device: None,
+                delete_on_termination: v.delete_on_termination.unwrap_or(false),
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn server(extra: serde_json::Value) -> Server {
+        let mut base = json!({
+            "id": "s1", "name": "web-1", "status": "ACTIVE", "tenant_id": "p1",
+            "OS-EXT-SRV-ATTR:host": "havana-1", "OS-EXT-AZ:availability_zone": "havana",
+            "flavor": {"original_name": "m1.tiny"}, "image": {"id": "img"}, "key_name": "k",
+            "metadata": {"role": "web"}, "security_groups": [{"name": "default"}, {"name": "default"}]
+        });
+        base.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn port() -> Port {
+        serde_json::from_value(json!({"id": "p-1", "network_id": "n1", "mac_address": "fa:16:3e:00:00:01",
+            "fixed_ips": [{"subnet_id": "sub", "ip_address": "198.51.100.7"}], "security_groups": ["sg-1"]}))
+        .unwrap()
+    }
+
+    fn fip(port: Option<&str>) -> FloatingIp {
+        serde_json::from_value(json!({"id": "f-1", "floating_ip_address": "203.0.113.9", "floating_network_id": "pub",
+            "port_id": port, "fixed_ip_address": "198.51.100.7"}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_server_is_recorded_with_ports_and_floating_ips() {
+        let r = record(&server(json!({})), &[port()], &[fip(Some("p-1")), fip(None)], Some("p1")).unwrap();
+        assert_eq!(
+            (r.flavor_name.as_deref(), r.key_name.as_deref(), r.host.as_deref()),
+            (Some("m1.tiny"), Some("k"), Some("havana-1"))
+        );
+        assert_eq!(r.security_groups, ["default"], "Nova lists a group once per port");
+        assert_eq!(r.ports[0].fixed_ips[0].ip_address, "198.51.100.7");
+        assert_eq!(r.ports[0].floating_ips.len(), 1);
+        assert_eq!(r.ports[0].floating_ips[0].address, "203.0.113.9");
+    }
+
+    #[test]
+    fn servers_with_volumes_are_refused() {
+        let e = record(&server(json!({"os-extended-volumes:volumes_attached": [{"id": "v1"}]})), &[], &[], None)
+            .unwrap_err();
+        assert_eq!(e.reason, "VolumesAttached");
+        assert!(e.message.contains("v1"));
+        let e = record(&server(json!({"image": ""})), &[], &[], None).unwrap_err();
+        assert!(e.message.contains("boots from a volume"));
+    }
+
+    #[test]
+    fn servers_of_another_project_are_refused() {
+        let e = record(&server(json!({})), &[], &[], Some("p2")).unwrap_err();
+        assert_eq!(e.reason, "WrongProject");
+    }
+
+    #[test]
+    fn busy_or_broken_servers_are_refused() {
+        assert_eq!(record(&server(json!({"status": "ERROR"})), &[], &[], None).unwrap_err().reason, "SourceNotReady");
+        assert_eq!(
+            record(&server(json!({"OS-EXT-STS:task_state": "rebooting"})), &[], &[], None).unwrap_err().reason,
+            "SourceBusy"
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! OpenStack sessions for the controllers: built from the Secrets that resources reference,
+//! cached (so tokens and the negotiated microversion are reused), and a per-cloud limit on
+//! concurrent changes so that a large upgrade cannot overload Nova or Glance.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::api::CloudRef;
+use crate::openstack::session::RequestObserver;
+use crate::openstack::{Session, clouds};
+
+/// A session is rebuilt from its Secret at least this often, so that rotated credentials are
+/// picked up without a restart.
+const SESSION_TTL: Duration = Duration::from_secs(300);
+
+/// Why a cloud reference cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    #[error("Secret {namespace}/{name} does not exist")]
+    SecretNotFound { namespace: String, name: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+type Key = (String, String, String);
+
+pub struct Clouds {
+    client: kube::Client,
+    observer: RequestObserver,
+    sessions: Mutex<HashMap<Key, (Instant, Arc<Session>)>>,
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    changes_per_cloud: usize,
+}
+
+impl Clouds {
+    pub fn new(client: kube::Client, observer: RequestObserver, changes_per_cloud: usize) -> Self {
+        Clouds {
+            client,
+            observer,
+            sessions: Mutex::default(),
+            limits: Mutex::default(),
+            changes_per_cloud: changes_per_cloud.max(1),
+        }
+    }
+
+    /// The session for a cloud reference in a namespace.
+    pub async fn session(&self, namespace: &str, cloud: &CloudRef) -> Result<Arc<Session>, CloudError> {
+        let key = (namespace.to_string(), cloud.secret_name.clone(), cloud.cloud.clone());
+        if let Some((built, session)) = self.sessions.lock().unwrap().get(&key)
+            && built.elapsed() < SESSION_TTL
+        {
+            return Ok(session.clone());
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = secrets.get_opt(&cloud.secret_name).await?.ok_or_else(|| CloudError::SecretNotFound {
+            namespace: namespace.to_string(),
+            name: cloud.secret_name.clone(),
+        })?;
+        let mut data: std::collections::BTreeMap<String, Vec<u8>> =
+            secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+        for (k, v) in secret.string_data.unwrap_or_default() {
+            data.insert(k, v.into_bytes());
+        }
+        let (config, cacert) = clouds::from_secret(&cloud.secret_name, &data, &cloud.cloud)
+            .map_err(|e| CloudError::Invalid(e.to_string()))?;
+        let session = Arc::new(
+            Session::new(config, cacert.as_deref())
+                .map_err(|e| CloudError::Invalid(e.to_string()))?
+                .with_observer(self.observer.clone()),
+        );
+        self.sessions.lock().unwrap().insert(key, (Instant::now(), session.clone()));
+        Ok(session)
+    }
+
+    /// Forgets a session, e.g. after its credentials were refused.
+    pub fn forget(&self, namespace: &str, cloud: &CloudRef) {
+        self.sessions.lock().unwrap().remove(&(namespace.to_string(), cloud.secret_name.clone(), cloud.cloud.clone()));
+    }
+
+    /// Waits for a turn to change something in the cloud behind `session`.
+    pub async fn change_permit(&self, session: &Session) -> OwnedSemaphorePermit {
+        let cloud = session.config().auth.auth_url.clone();
+        let semaphore = self
+            .limits
+            .lock()
+            .unwrap()
+            .entry(cloud)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.changes_per_cloud)))
+            .clone();
+        semaphore.acquire_owned().await.expect("the semaphore is never closed")
+    }
+}

@@ -1,0 +1,262 @@
+//! InstanceMigration end to end: the operator against the real kube-apiserver and the real
+//! OpenStack services, asserted with kubectl and with what OpenStack itself reports.
+
+use std::time::Duration;
+
+use osmo::openstack::Session;
+use osmo::openstack::compute::NetworkAttachment;
+
+use crate::harness::{Env, Operator, env, jsonpath, kubectl_ok, kubectl_stdin_ok, namespace};
+use crate::openstack::{Fixtures, fixtures, server_spec, session, unique, until, wait_gone, wait_status};
+
+/// A namespace with the test clouds' Secret and an operator watching it.
+fn setup(test: &str) -> (&'static Env, String, Operator) {
+    let env = env();
+    let ns = namespace(env, test);
+    let clouds = std::env::var("OSMO_E2E_CLOUDS").unwrap();
+    kubectl_ok(
+        env,
+        &["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-file=clouds.yaml={clouds}")],
+    );
+    let op = Operator::start(env, &ns, test, &format!("osmo-{ns}"));
+    (env, ns, op)
+}
+
+fn apply_migration(env: &Env, ns: &str, name: &str, server: &str, extra: &str) {
+    let manifest = format!(
+        "apiVersion: osmo.dev/v1alpha1\nkind: InstanceMigration\nmetadata: {{name: {name}}}\n\
+         spec: {{server: {server}, source: {{secretName: clouds, cloud: admin}}, target: {{availabilityZone: icehouse}}{extra}}}\n"
+    );
+    kubectl_stdin_ok(env, &["-n", ns, "apply", "-f", "-"], &manifest);
+}
+
+/// A server on havana-1 on the private network, with `metadata`, and a floating IP on it.
+async fn server_with_floating_ip(admin: &Session, f: &Fixtures, metadata: &[(&str, &str)]) -> (String, String, String) {
+    let name = unique("vm");
+    let mut spec =
+        server_spec(&name, f, "havana", vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: None }]);
+    spec.metadata.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let id = admin.compute().create_server(&spec).await.unwrap();
+    wait_status(admin, &id, "ACTIVE").await;
+    let port = admin.network().ports(&[("device_id", &id)]).await.unwrap().pop().unwrap();
+    let fip = admin.network().create_floating_ip(&f.public, None).await.unwrap();
+    admin.network().update_floating_ip(&fip.id, Some(&port.id), None).await.unwrap();
+    (id, fip.id, fip.floating_ip_address)
+}
+
+fn wait_condition(env: &Env, ns: &str, name: &str, condition: &str, seconds: u32) {
+    let out = crate::harness::kubectl(
+        env,
+        &[
+            "-n",
+            ns,
+            "wait",
+            &format!("--for=condition={condition}"),
+            &format!("im/{name}"),
+            &format!("--timeout={seconds}s"),
+        ],
+    );
+    if !out.status.success() {
+        let status = kubectl_ok(env, &["-n", ns, "get", "im", name, "-o", "jsonpath={.status}"]);
+        panic!("im/{name} did not reach {condition}: {}\nstatus: {status}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Asserts the replacement runs on icehouse-1 with the floating IP, and the source is gone.
+async fn assert_moved(admin: &Session, env: &Env, ns: &str, name: &str, source: &str, fip: &str) -> String {
+    assert_eq!(jsonpath(env, ns, &format!("im/{name}"), "{.status.phase}"), "Succeeded");
+    let new_id = jsonpath(env, ns, &format!("im/{name}"), "{.status.target.serverId}");
+    let new = admin.compute().server(&new_id).await.unwrap().expect("the replacement exists");
+    assert_eq!((new.status.as_str(), new.host.as_deref()), ("ACTIVE", Some("icehouse-1")));
+    assert!(admin.compute().server(source).await.unwrap().is_none(), "the source still exists");
+    let ports: Vec<String> =
+        admin.network().ports(&[("device_id", &new_id)]).await.unwrap().into_iter().map(|p| p.id).collect();
+    let fip = admin.network().floating_ip(fip).await.unwrap().unwrap();
+    assert!(
+        fip.port_id.as_ref().is_some_and(|p| ports.contains(p)),
+        "floating IP on {:?}, not on the replacement's ports {ports:?}",
+        fip.port_id
+    );
+    assert!(!jsonpath(env, ns, &format!("im/{name}"), "{.status.downtime}").is_empty());
+    new_id
+}
+
+async fn clean_up(admin: &Session, servers: &[&str], fips: &[&str]) {
+    for id in servers {
+        admin.compute().delete_server(id).await.unwrap();
+    }
+    for id in servers {
+        wait_gone(admin, id).await;
+    }
+    for id in fips {
+        admin.network().delete_floating_ip(id).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_server_moves_by_snapshot_with_its_floating_ip() {
+    let (env, ns, _op) = setup("snapshot");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let (id, fip, _) = server_with_floating_ip(&admin, &f, &[]).await;
+    apply_migration(env, &ns, "web", &id, "");
+    wait_condition(env, &ns, "web", "Ready", 240);
+    let new_id = assert_moved(&admin, env, &ns, "web", &id, &fip).await;
+
+    let snapshot = jsonpath(env, &ns, "im/web", "{.status.snapshot.imageId}");
+    let new = admin.compute().server(&new_id).await.unwrap().unwrap();
+    assert_eq!(new.image_id.as_deref(), Some(snapshot.as_str()), "the replacement was not booted from the snapshot");
+    assert!(
+        admin.image().get(&snapshot).await.unwrap().is_none_or(|i| i.status == "deleted"),
+        "the snapshot was not cleaned up"
+    );
+    let steps = jsonpath(env, &ns, "im/web", "{range .status.steps[*]}{.name}={.result} {end}");
+    assert_eq!(
+        steps.trim(),
+        "Recording=Succeeded Stopping=Succeeded Snapshotting=Succeeded DeletingSource=Succeeded Booting=Succeeded MovingAddresses=Succeeded Verifying=Succeeded CleaningUp=Succeeded"
+    );
+    let row = kubectl_ok(env, &["-n", &ns, "get", "im", "web", "--no-headers"]);
+    assert!(row.contains("Succeeded") && row.contains("icehouse"), "{row}");
+    clean_up(&admin, &[&new_id], &[&fip]).await;
+}
+
+#[tokio::test]
+async fn fixed_ips_and_mac_are_kept_when_asked() {
+    let (env, ns, _op) = setup("fixedips");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let (id, fip, _) = server_with_floating_ip(&admin, &f, &[]).await;
+    let before = admin.network().ports(&[("device_id", &id)]).await.unwrap().pop().unwrap();
+    apply_migration(env, &ns, "web", &id, ", addresses: {mode: Neutron, preserveFixedIPs: true}");
+    wait_condition(env, &ns, "web", "Ready", 240);
+    let new_id = assert_moved(&admin, env, &ns, "web", &id, &fip).await;
+    let after = admin.network().ports(&[("device_id", &new_id)]).await.unwrap().pop().unwrap();
+    assert_eq!((after.fixed_ips, after.mac_address), (before.fixed_ips, before.mac_address));
+    assert_eq!(jsonpath(env, &ns, "im/web", "{.status.targetPorts[0].origin}"), "Recreated");
+    clean_up(&admin, &[&new_id], &[&fip]).await;
+    admin.network().delete_port(&after.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_is_redeployed_from_an_image() {
+    let (env, ns, _op) = setup("redeploy");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let (id, fip, _) = server_with_floating_ip(&admin, &f, &[]).await;
+    apply_migration(env, &ns, "web", &id, ", strategy: Redeploy, redeploy: {image: base}");
+    wait_condition(env, &ns, "web", "Ready", 240);
+    let new_id = assert_moved(&admin, env, &ns, "web", &id, &fip).await;
+    assert_eq!(admin.compute().server(&new_id).await.unwrap().unwrap().image_id, Some(f.image.clone()));
+    assert_eq!(jsonpath(env, &ns, "im/web", "{.status.snapshot}"), "", "Redeploy takes no snapshot");
+    clean_up(&admin, &[&new_id], &[&fip]).await;
+}
+
+#[tokio::test]
+async fn bad_input_fails_naming_it_and_changes_nothing() {
+    let (env, ns, _op) = setup("badinput");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let (id, fip, _) = server_with_floating_ip(&admin, &f, &[]).await;
+    let cases = [
+        ("unknown", "no-such-server-anywhere".to_string(), String::new(), "ServerNotFound", "spec.server"),
+        (
+            "flavor",
+            id.clone(),
+            ", mappings: {flavors: {m1.tiny: m1.gigantic}}".to_string(),
+            "FlavorNotFound",
+            "spec.mappings.flavors",
+        ),
+        (
+            "network",
+            id.clone(),
+            ", mappings: {networks: {private: nowhere}}".to_string(),
+            "NetworkNotFound",
+            "spec.mappings.networks",
+        ),
+    ];
+    for (name, server, extra, ..) in &cases {
+        apply_migration(env, &ns, name, server, extra);
+    }
+    let badcloud = "apiVersion: osmo.dev/v1alpha1\nkind: InstanceMigration\nmetadata: {name: badcloud}\n\
+                    spec: {server: x, source: {secretName: clouds, cloud: nowhere}, target: {availabilityZone: icehouse}}\n";
+    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], badcloud);
+    for (name, _, _, reason, field) in &cases {
+        wait_condition(env, &ns, name, "Failed", 120);
+        assert_eq!(
+            jsonpath(env, &ns, &format!("im/{name}"), "{.status.conditions[?(@.type==\"Failed\")].reason}"),
+            *reason
+        );
+        let error = jsonpath(env, &ns, &format!("im/{name}"), "{.status.lastError}");
+        assert!(error.starts_with(field), "{name}: {error}");
+    }
+    wait_condition(env, &ns, "badcloud", "Failed", 120);
+    let error = jsonpath(env, &ns, "im/badcloud", "{.status.lastError}");
+    assert!(error.contains("no cloud \"nowhere\""), "{error}");
+    // Nothing changed: the server runs where it ran, with its floating IP, and no snapshot exists.
+    let server = admin.compute().server(&id).await.unwrap().unwrap();
+    assert_eq!((server.status.as_str(), server.host.as_deref()), ("ACTIVE", Some("havana-1")));
+    for (name, ..) in &cases {
+        let uid = jsonpath(env, &ns, &format!("im/{name}"), "{.metadata.uid}");
+        assert!(admin.image().images_with_property("osmo_migration_uid", &uid).await.unwrap().is_empty());
+    }
+    clean_up(&admin, &[&id], &[&fip]).await;
+}
+
+#[tokio::test]
+async fn a_second_migration_of_the_same_server_is_refused() {
+    let (env, ns, _op) = setup("conflict");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    // A slow snapshot keeps the first migration busy while the second arrives.
+    let (id, fip, _) = server_with_floating_ip(&admin, &f, &[("osmo_test_snapshot_delay", "8")]).await;
+    apply_migration(env, &ns, "first", &id, "");
+    kubectl_ok(env, &["-n", &ns, "wait", "--for=jsonpath={.status.phase}=Snapshotting", "im/first", "--timeout=120s"]);
+    apply_migration(env, &ns, "second", &id, "");
+    wait_condition(env, &ns, "second", "Failed", 120);
+    assert_eq!(jsonpath(env, &ns, "im/second", "{.status.conditions[?(@.type==\"Failed\")].reason}"), "Conflict");
+    assert!(jsonpath(env, &ns, "im/second", "{.status.lastError}").contains(&format!("{ns}/first")));
+    wait_condition(env, &ns, "first", "Ready", 240);
+    let new_id = assert_moved(&admin, env, &ns, "first", &id, &fip).await;
+    clean_up(&admin, &[&new_id], &[&fip]).await;
+}
+
+#[tokio::test]
+async fn a_failed_snapshot_leaves_the_source_running() {
+    let (env, ns, _op) = setup("snapfail");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let (id, fip, _) = server_with_floating_ip(&admin, &f, &[("osmo_test_snapshot_fails", "1")]).await;
+    apply_migration(env, &ns, "web", &id, "");
+    wait_condition(env, &ns, "web", "Failed", 240);
+    assert_eq!(jsonpath(env, &ns, "im/web", "{.status.phase}"), "Failed");
+    let reason = jsonpath(env, &ns, "im/web", "{.status.conditions[?(@.type==\"Failed\")].reason}");
+    assert!(reason.starts_with("Snapshot"), "{reason}");
+    // Rolled back: the source runs again on its host, with its floating IP; no snapshot is left.
+    let server = wait_status(&admin, &id, "ACTIVE").await;
+    assert_eq!(server.host.as_deref(), Some("havana-1"));
+    assert!(admin.network().floating_ip(&fip).await.unwrap().unwrap().port_id.is_some());
+    let uid = jsonpath(env, &ns, "im/web", "{.metadata.uid}");
+    let left = admin.image().images_with_property("osmo_migration_uid", &uid).await.unwrap();
+    assert!(left.iter().all(|i| i.status == "deleted"), "a snapshot was left: {left:?}");
+    clean_up(&admin, &[&id], &[&fip]).await;
+}
+
+#[tokio::test]
+async fn deleting_a_migration_before_the_source_is_deleted_stops_it_safely() {
+    let (env, ns, _op) = setup("abort");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let (id, fip, _) = server_with_floating_ip(&admin, &f, &[("osmo_test_snapshot_delay", "6")]).await;
+    apply_migration(env, &ns, "web", &id, "");
+    kubectl_ok(env, &["-n", &ns, "wait", "--for=jsonpath={.status.phase}=Snapshotting", "im/web", "--timeout=120s"]);
+    let uid = jsonpath(env, &ns, "im/web", "{.metadata.uid}");
+    kubectl_ok(env, &["-n", &ns, "delete", "im", "web", "--timeout=180s"]);
+    let server = wait_status(&admin, &id, "ACTIVE").await;
+    assert_eq!(server.host.as_deref(), Some("havana-1"), "the source must be left running where it was");
+    until(Duration::from_secs(60), "the snapshot to be gone", || async {
+        let left = admin.image().images_with_property("osmo_migration_uid", &uid).await.unwrap();
+        left.iter().all(|i| i.status == "deleted").then_some(())
+    })
+    .await;
+    clean_up(&admin, &[&id], &[&fip]).await;
+}
