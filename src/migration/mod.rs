@@ -4,6 +4,8 @@
 mod execute;
 mod observe;
 pub mod planner;
+#[cfg(test)]
+mod planner_tests;
 pub mod record;
 
 use std::sync::Arc;

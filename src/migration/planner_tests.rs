@@ -1,0 +1,1 @@
+//! Unit tests of the migration planner: every phase, failure and resume point.
