@@ -51,10 +51,12 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
         }
         if terminal {
             finalizers::remove(&api, im.as_ref(), FINALIZER).await?;
+            ctx.metrics.kubernetes_write("InstanceMigration");
             return Ok(Action::await_change());
         }
-    } else {
+    } else if !im.finalizers().iter().any(|f| f == FINALIZER) {
         finalizers::ensure(&api, im.as_ref(), FINALIZER).await?;
+        ctx.metrics.kubernetes_write("InstanceMigration");
     }
     if terminal && current.observed_generation == im.metadata.generation {
         return Ok(Action::await_change());
@@ -115,6 +117,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     }
     if deleting && matches!(decision.status.phase, MigrationPhase::Succeeded | MigrationPhase::Failed) {
         finalizers::remove(&api, im.as_ref(), FINALIZER).await?;
+        ctx.metrics.kubernetes_write("InstanceMigration");
     }
     Ok(requeue(decision.requeue))
 }
@@ -166,7 +169,7 @@ async fn publish(
     old: &InstanceMigrationStatus,
     new: &InstanceMigrationStatus,
 ) -> Result<(), ReconcileError> {
-    status::publish(&ctx.client, &ctx.recorder, im, new).await?;
+    status::publish(ctx, im, new).await?;
     for step in &new.steps {
         let was_open = old
             .steps

@@ -190,6 +190,12 @@ fn phases(strategy: Strategy) -> &'static [MigrationPhase] {
     }
 }
 
+/// Whether the source has been deleted by the time of this phase.
+fn source_deleted(strategy: Strategy, phase: MigrationPhase) -> bool {
+    use MigrationPhase::*;
+    strategy == Strategy::Snapshot && matches!(phase, Booting | MovingAddresses | Verifying | CleaningUp)
+}
+
 /// Whether the source may still exist in this phase (so that a failure is rolled back).
 fn source_still_there(strategy: Strategy, phase: MigrationPhase) -> bool {
     use MigrationPhase::*;
@@ -230,9 +236,9 @@ impl Planner<'_> {
     fn step(&mut self, observed: &Observed) {
         use MigrationPhase::*;
         let (generation, now) = (self.input.generation, self.input.now);
-        if matches!(self.status.phase, Pending | Failed)
-            || self.status.phase == Recording && self.status.source.is_none()
-        {
+        let nothing_changed =
+            self.status.source.is_none() && self.status.snapshot.is_none() && self.status.target.is_none();
+        if matches!(self.status.phase, Pending | Recording | Failed) && nothing_changed {
             // Until something has changed in OpenStack the spec may still be corrected.
             match conditions::apply_validation(&mut self.status.conditions, &validate(self.input.spec), generation, now)
             {
@@ -365,6 +371,12 @@ impl Planner<'_> {
 
     /// Something went wrong: roll back while the source exists, else stop and say what remains.
     fn fail(&mut self, reason: &'static str, message: String) {
+        let source_exists = source_still_there(self.strategy(), self.status.phase);
+        self.fail_knowing(reason, message, source_exists);
+    }
+
+    /// Like [`fail`](Self::fail), where the caller has just seen whether the source exists.
+    fn fail_knowing(&mut self, reason: &'static str, message: String, source_exists: bool) {
         let now = timestamp(self.input.now);
         if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
             running.result = StepResult::Failed;
@@ -372,7 +384,7 @@ impl Planner<'_> {
             running.message = Some(message.clone());
         }
         self.status.last_error = Some(message.clone());
-        if source_still_there(self.strategy(), self.status.phase) && self.status.source.is_some() {
+        if source_exists && self.status.source.is_some() && self.status.phase != MigrationPhase::RollingBack {
             // Failed stays Unknown until the rollback is done, so that `kubectl wait
             // --for=condition=Failed` returns with the source restored.
             let (generation, now) = (self.input.generation, self.input.now);
@@ -460,7 +472,8 @@ impl Planner<'_> {
         let s = &self.status;
         let mut parts = Vec::new();
         if let Some(source) = &s.source {
-            parts.push(format!("source server {} ({}) is deleted", source.name, source.id));
+            let state = if source_deleted(self.strategy(), s.phase) { "is deleted" } else { "still exists" };
+            parts.push(format!("source server {} ({}) {state}", source.name, source.id));
         }
         if let Some(snapshot) = &s.snapshot {
             parts.push(format!("snapshot {} is kept", snapshot.image_id));
@@ -584,12 +597,13 @@ impl Planner<'_> {
                     Strategy::Redeploy => observed.target.as_ref().is_some_and(|t| t.settled("ACTIVE")),
                 };
                 if !verified {
-                    return self.fail(
+                    return self.fail_knowing(
                         "ReplacementNotVerified",
                         format!(
                             "refusing to delete source server {}: what replaces it is not verified to exist",
                             source.id
                         ),
+                        true,
                     );
                 }
                 if source.task_state.as_deref() != Some("deleting") {
@@ -706,19 +720,25 @@ impl Planner<'_> {
         let taken: BTreeSet<String> = self.status.target_ports.iter().map(|p| p.port_id.clone()).collect();
         let mut free: Vec<&(String, String)> =
             observed.target_ports.iter().filter(|(id, _)| !taken.contains(id)).collect();
-        for port in &record.ports {
-            if self.status.target_ports.iter().any(|p| p.source_port_id == port.id) {
-                continue;
-            }
-            if let Some(i) = free.iter().position(|(_, net)| *net == port.network_id) {
-                let (id, _) = free.remove(i);
-                self.remember_port(&port.id, id, "New");
-            } else if !free.is_empty() {
-                // A mapped network: the next unclaimed port, in order.
-                let (id, _) = free.remove(0);
-                self.remember_port(&port.id, id, "New");
+        // Exact network matches first; then ports on mapped networks take what is left, in order.
+        for exact in [true, false] {
+            for port in &record.ports {
+                if self.status.target_ports.iter().any(|p| p.source_port_id == port.id) {
+                    continue;
+                }
+                let found = if exact {
+                    free.iter().position(|(_, net)| *net == port.network_id)
+                } else {
+                    (!free.is_empty()).then_some(0)
+                };
+                if let Some(i) = found {
+                    let (id, _) = free.remove(i);
+                    self.remember_port(&port.id, id, "New");
+                }
             }
         }
+        let order: Vec<&str> = record.ports.iter().map(|p| p.id.as_str()).collect();
+        self.status.target_ports.sort_by_key(|t| order.iter().position(|id| *id == t.source_port_id));
     }
 
     /// Each recorded floating IP and the port (and fixed IP) it must end on.
@@ -735,9 +755,26 @@ impl Planner<'_> {
         out
     }
 
+    /// A source port with floating IPs for which the replacement has no port, if any.
+    fn unmatched_floating_ip(&self) -> Option<String> {
+        let record = self.status.source.as_ref()?;
+        let lost = record
+            .ports
+            .iter()
+            .filter(|p| !p.floating_ips.is_empty())
+            .find(|p| !self.status.target_ports.iter().any(|t| t.source_port_id == p.id))?;
+        Some(format!(
+            "no port of the replacement stands for source port {} (floating IP {})",
+            lost.id, lost.floating_ips[0].address
+        ))
+    }
+
     fn moving_addresses(&mut self, observed: &Observed) {
         if self.input.spec.options.addresses.mode == crate::api::AddressMode::None {
             return self.advance(MigrationPhase::MovingAddresses);
+        }
+        if let Some(problem) = self.unmatched_floating_ip() {
+            return self.fail("AddressesNotMoved", problem);
         }
         for (fip, port, fixed) in self.floating_ip_targets() {
             if observed.floating_ips.get(&fip).cloned().flatten().as_deref() != Some(port.as_str()) {
@@ -762,9 +799,10 @@ impl Planner<'_> {
             return self.fail("ReplacementNotActive", format!("replacement {} is {}", target.id, target.status));
         }
         let addresses_ok = self.input.spec.options.addresses.mode == crate::api::AddressMode::None
-            || self.floating_ip_targets().iter().all(|(fip, port, _)| {
-                observed.floating_ips.get(fip).cloned().flatten().as_deref() == Some(port.as_str())
-            });
+            || self.unmatched_floating_ip().is_none()
+                && self.floating_ip_targets().iter().all(|(fip, port, _)| {
+                    observed.floating_ips.get(fip).cloned().flatten().as_deref() == Some(port.as_str())
+                });
         if !addresses_ok {
             return self.fail("AddressesNotMoved", "a floating IP is not on the replacement".into());
         }
@@ -780,7 +818,15 @@ impl Planner<'_> {
             .steps
             .iter()
             .find(|s| s.name == MigrationPhase::Stopping && s.result != StepResult::Skipped)
-            .or_else(|| self.status.steps.iter().find(|s| s.name == MigrationPhase::DeletingSource))
+            // Not stopped first: a redeployed source serves until its addresses move; a
+            // snapshotted one until it is deleted.
+            .or_else(|| {
+                let down_from = match self.strategy() {
+                    Strategy::Redeploy => MigrationPhase::MovingAddresses,
+                    Strategy::Snapshot => MigrationPhase::DeletingSource,
+                };
+                self.status.steps.iter().find(|s| s.name == down_from)
+            })
             .and_then(|s| s.started_at.parse::<jiff::Timestamp>().ok());
         if let Some(start) = started {
             let seconds = self.input.now.duration_since(start).as_secs_f64().max(0.0);
@@ -805,7 +851,17 @@ impl Planner<'_> {
                 }
                 self.advance(MigrationPhase::CleaningUp)
             }
-            Some(_) if self.timed_out(MigrationPhase::CleaningUp) => {}
+            Some(image)
+                if self.step_elapsed()
+                    > Duration::from_secs(u64::from(
+                        self.input.spec.options.timeouts.snapshot_seconds.unwrap_or(3600),
+                    )) =>
+            {
+                // The server has moved: a snapshot that will not go is worth a note, not a failure.
+                self.status.last_error =
+                    Some(format!("snapshot {} could not be deleted in time; delete it by hand", image.id));
+                self.advance(MigrationPhase::CleaningUp)
+            }
             Some(image) => {
                 self.action = Some(Action::DeleteSnapshot { image_id: image.id.clone() });
                 self.poll();
@@ -879,8 +935,13 @@ impl Planner<'_> {
                 let reason = conditions::get(&self.status.conditions, condition_type::FAILED)
                     .map(|c| c.reason.clone())
                     .unwrap_or_else(|| "Failed".into());
-                let message =
-                    format!("{}. The source server is as it was.", self.status.last_error.clone().unwrap_or_default());
+                let error = self.status.last_error.clone().unwrap_or_default();
+                let source = if observed.source.is_some() {
+                    "The source server is as it was."
+                } else {
+                    "The source server no longer exists."
+                };
+                let message = format!("{}. {source}", error.trim_end_matches('.'));
                 let now = timestamp(self.input.now);
                 if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
                     running.result = StepResult::Succeeded;

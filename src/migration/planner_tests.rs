@@ -1,1 +1,1455 @@
 //! Unit tests of the migration planner: every phase, failure and resume point.
+//!
+//! The planner is driven the way the controller drives it: [`Cloud`] stands in for OpenStack
+//! and shows what it holds now ([`Cloud::observed`]); [`Run::step`] plans, writes the status
+//! back and applies the one action to the cloud, as the executor would. A test walks to the
+//! phase it is about ([`Run::until`]), changes the cloud there, and checks the next decision.
+//!
+//! Tests marked `#[ignore = "BUG: ..."]` describe planner bugs found while writing these tests;
+//! they fail until the bug is fixed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::planner::{
+    Action, BootBase, BootNetwork, BootPlan, Decision, ImageState, Input, Observed, Refusal, ServerState, UID_KEY,
+    fail, plan, validate,
+};
+use crate::api::{
+    Condition, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, RecordedFixedIp,
+    RecordedFloatingIp, RecordedPort, RecordedServer, SnapshotStatus, StepRecord, StepResult, TargetPort,
+    TargetServerStatus, condition_type,
+};
+use MigrationPhase::{
+    Booting, CleaningUp, DeletingSource, Failed, MovingAddresses, Recording, RollingBack, Snapshotting, Stopping,
+    Succeeded, Verifying,
+};
+
+/// The start of every run, in seconds since the epoch.
+const T0: i64 = 1_700_000_000;
+/// How long each reconcile of a [`Run`] takes, so that steps have distinct times.
+const SECONDS_PER_STEP: i64 = 5;
+/// Longer than any default step timeout.
+const A_DAY: i64 = 86_400;
+const MAX_STEPS: usize = 40;
+
+const UID: &str = "0b5e7c1a-uid";
+const SOURCE_ID: &str = "src-1";
+const SNAPSHOT_ID: &str = "img-1";
+const SNAPSHOT_SIZE: i64 = 2 << 30;
+const TARGET_ID: &str = "tgt-1";
+const TARGET_HOST: &str = "icehouse-1";
+const FLAVOR_ID: &str = "flavor-9";
+const REDEPLOY_IMAGE_ID: &str = "cirros-7";
+const NO_VALID_HOST: &str = "No valid host was found";
+
+fn at(seconds: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(T0 + seconds).unwrap()
+}
+
+// ---- specs and records ------------------------------------------------------------------
+
+/// A valid spec (to the `icehouse` zone), with the top-level fields of `extra` replaced.
+fn spec(extra: serde_json::Value) -> InstanceMigrationSpec {
+    let mut spec = json!({
+        "server": "web-1",
+        "source": {"secretName": "clouds", "cloud": "old"},
+        "target": {"availabilityZone": "icehouse"},
+    });
+    spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(spec).unwrap()
+}
+
+fn snapshot_spec() -> InstanceMigrationSpec {
+    spec(json!({}))
+}
+
+fn redeploy_spec() -> InstanceMigrationSpec {
+    spec(json!({"strategy": "Redeploy", "redeploy": {"image": "cirros"}}))
+}
+
+fn port(id: &str, network: &str, ip: &str, floating: Option<(&str, &str)>) -> RecordedPort {
+    RecordedPort {
+        id: id.into(),
+        network_id: network.into(),
+        mac_address: "fa:16:3e:00:00:01".into(),
+        fixed_ips: vec![RecordedFixedIp { subnet_id: format!("{network}-subnet"), ip_address: ip.into() }],
+        security_groups: vec!["sg-1".into()],
+        floating_ips: floating
+            .into_iter()
+            .map(|(id, address)| RecordedFloatingIp {
+                id: id.into(),
+                address: address.into(),
+                fixed_ip_address: Some(ip.into()),
+            })
+            .collect(),
+    }
+}
+
+fn server(status: &str, ports: Vec<RecordedPort>) -> RecordedServer {
+    RecordedServer {
+        id: SOURCE_ID.into(),
+        name: "web-1".into(),
+        project_id: Some("project-1".into()),
+        status: status.into(),
+        flavor_name: Some("m1.small".into()),
+        image_id: Some("cirros-0.3".into()),
+        key_name: Some("deploy".into()),
+        security_groups: vec!["default".into()],
+        metadata: BTreeMap::from([("role".into(), "web".into())]),
+        availability_zone: Some("havana".into()),
+        host: Some("havana-1".into()),
+        ports,
+        ..Default::default()
+    }
+}
+
+/// `web-1`: one port on `net-1` (10.0.0.5) with the floating IP `fip-1` (203.0.113.9).
+fn web_server(status: &str) -> RecordedServer {
+    server(status, vec![port("p-1", "net-1", "10.0.0.5", Some(("fip-1", "203.0.113.9")))])
+}
+
+/// `web-1` with a second port on `net-2` (10.1.0.5) and the floating IP `fip-2`.
+fn two_port_server() -> RecordedServer {
+    server(
+        "ACTIVE",
+        vec![
+            port("p-1", "net-1", "10.0.0.5", Some(("fip-1", "203.0.113.9"))),
+            port("p-2", "net-2", "10.1.0.5", Some(("fip-2", "203.0.113.10"))),
+        ],
+    )
+}
+
+fn image(id: &str, status: &str) -> ImageState {
+    ImageState { id: id.into(), status: status.into(), size: Some(SNAPSHOT_SIZE) }
+}
+
+fn server_state(id: &str, status: &str) -> ServerState {
+    ServerState { id: id.into(), status: status.into(), ..Default::default() }
+}
+
+// ---- the simulated cloud ----------------------------------------------------------------
+
+/// OpenStack as the planner sees it, changed by the planner's actions as OpenStack would
+/// change (at once, unless told otherwise).
+#[derive(Clone, Debug)]
+struct Cloud {
+    recording: Result<RecordedServer, Refusal>,
+    boot: Result<BootBase, Refusal>,
+    source: Option<ServerState>,
+    snapshot: Option<ImageState>,
+    target: Option<ServerState>,
+    /// The source's ports that exist: all of them until the source is deleted.
+    source_ports: BTreeSet<String>,
+    /// Ports made before the source was booted, so that they survive its deletion.
+    premade_ports: BTreeSet<String>,
+    created_ports: BTreeMap<String, String>,
+    target_ports: Vec<(String, String)>,
+    floating_ips: BTreeMap<String, Option<String>>,
+    port_networks: BTreeMap<String, String>,
+    /// The Glance status a new snapshot reaches.
+    snapshot_becomes: &'static str,
+    /// The Nova status a new replacement reaches.
+    target_becomes: &'static str,
+}
+
+impl Cloud {
+    fn new(record: RecordedServer) -> Cloud {
+        let source = ServerState {
+            host: record.host.clone(),
+            availability_zone: record.availability_zone.clone(),
+            ..server_state(&record.id, &record.status)
+        };
+        let ports = || record.ports.iter();
+        Cloud {
+            source: Some(source),
+            snapshot: None,
+            target: None,
+            source_ports: ports().map(|p| p.id.clone()).collect(),
+            premade_ports: BTreeSet::new(),
+            created_ports: BTreeMap::new(),
+            target_ports: Vec::new(),
+            floating_ips: ports()
+                .flat_map(|p| p.floating_ips.iter().map(|f| (f.id.clone(), Some(p.id.clone()))))
+                .collect(),
+            port_networks: ports().map(|p| (p.id.clone(), p.network_id.clone())).collect(),
+            boot: Ok(BootBase { flavor_id: FLAVOR_ID.into(), image_id: None, networks: BTreeMap::new() }),
+            snapshot_becomes: "active",
+            target_becomes: "ACTIVE",
+            recording: Ok(record),
+        }
+    }
+
+    fn source_mut(&mut self) -> &mut ServerState {
+        self.source.as_mut().expect("the source exists")
+    }
+
+    /// Everything at once: the controller reads only what the phase needs, and the planner
+    /// reads only that.
+    fn observed(&self) -> Observed {
+        Observed {
+            recording: Some(self.recording.clone()),
+            source: self.source.clone(),
+            snapshot: self.snapshot.clone(),
+            target: self.target.clone(),
+            boot: Some(self.boot.clone()),
+            surviving_ports: self.source_ports.clone(),
+            created_ports: self.created_ports.clone(),
+            target_ports: self.target_ports.clone(),
+            floating_ips: self.floating_ips.clone(),
+        }
+    }
+
+    fn apply(&mut self, action: &Action) {
+        match action {
+            Action::StopSource { .. } => self.source_mut().status = "SHUTOFF".into(),
+            Action::StartSource { .. } => self.source_mut().status = "ACTIVE".into(),
+            Action::CreateSnapshot { .. } => self.snapshot = Some(image(SNAPSHOT_ID, self.snapshot_becomes)),
+            Action::DeleteSource { .. } => {
+                // Nova deletes the ports it made; Neutron unbinds their floating IPs.
+                self.source = None;
+                let deleted: BTreeSet<String> = self.source_ports.difference(&self.premade_ports).cloned().collect();
+                self.source_ports.retain(|p| !deleted.contains(p));
+                for port in self.floating_ips.values_mut() {
+                    if port.as_ref().is_some_and(|p| deleted.contains(p)) {
+                        *port = None;
+                    }
+                }
+            }
+            Action::RecreatePort { source_port_id, network_id } => {
+                let id = format!("{source_port_id}-recreated");
+                self.port_networks.insert(id.clone(), network_id.clone());
+                self.created_ports.insert(source_port_id.clone(), id);
+            }
+            Action::Boot(plan) => {
+                let failed = self.target_becomes == "ERROR";
+                self.target = Some(ServerState {
+                    host: Some(TARGET_HOST.into()),
+                    availability_zone: Some("icehouse".into()),
+                    fault: if failed { Some(NO_VALID_HOST.into()) } else { None },
+                    ..server_state(TARGET_ID, self.target_becomes)
+                });
+                self.target_ports = plan
+                    .networks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| match n {
+                        BootNetwork::Port(id) => (id.clone(), self.port_networks[id].clone()),
+                        BootNetwork::Network(net) => (format!("tgt-port-{i}"), net.clone()),
+                    })
+                    .collect();
+            }
+            Action::AssociateFloatingIp { floating_ip_id, port_id, .. } => {
+                self.floating_ips.insert(floating_ip_id.clone(), Some(port_id.clone()));
+            }
+            Action::DeleteSnapshot { .. } => self.snapshot = None,
+            Action::DeleteTarget { .. } => {
+                self.target = None;
+                self.target_ports.clear();
+            }
+        }
+    }
+}
+
+fn web_cloud(status: &str) -> Cloud {
+    Cloud::new(web_server(status))
+}
+
+/// A cloud where `redeploy.image` resolves to [`REDEPLOY_IMAGE_ID`].
+fn redeploy_cloud(status: &str) -> Cloud {
+    let mut cloud = web_cloud(status);
+    cloud.boot = Ok(BootBase { image_id: Some(REDEPLOY_IMAGE_ID.into()), ..cloud.boot.unwrap() });
+    cloud
+}
+
+// ---- the controller loop ----------------------------------------------------------------
+
+/// One migration, reconciled step by step against a [`Cloud`].
+#[derive(Clone)]
+struct Run {
+    spec: InstanceMigrationSpec,
+    cloud: Cloud,
+    status: Option<InstanceMigrationStatus>,
+    generation: i64,
+    deleting: bool,
+    /// Seconds since [`T0`].
+    now: i64,
+    decisions: Vec<Decision>,
+    /// Each action taken, with the phase that asked for it.
+    log: Vec<(MigrationPhase, Action)>,
+}
+
+impl Run {
+    fn new(spec: InstanceMigrationSpec, cloud: Cloud) -> Run {
+        Run { spec, cloud, status: None, generation: 1, deleting: false, now: 0, decisions: vec![], log: vec![] }
+    }
+
+    fn input(&self) -> Input<'_> {
+        Input {
+            spec: &self.spec,
+            status: self.status.as_ref(),
+            generation: Some(self.generation),
+            uid: UID,
+            deleting: self.deleting,
+            now: at(self.now),
+        }
+    }
+
+    /// What the planner decides now, without acting on it.
+    fn decide(&self) -> Decision {
+        plan(&self.input(), &self.cloud.observed())
+    }
+
+    /// One reconcile: decide, write the status, make the change.
+    fn step(&mut self) -> Decision {
+        let decision = self.decide();
+        let mut status = decision.status.clone();
+        if let Some(action) = &decision.action {
+            self.cloud.apply(action);
+            // The controller writes what it made at once, so that the next look finds it by id.
+            match action {
+                Action::CreateSnapshot { .. } => {
+                    status.snapshot =
+                        Some(SnapshotStatus { image_id: SNAPSHOT_ID.into(), status: "queued".into(), size_bytes: None })
+                }
+                Action::Boot(_) => {
+                    status.target = Some(TargetServerStatus {
+                        server_id: TARGET_ID.into(),
+                        status: "BUILD".into(),
+                        ..Default::default()
+                    })
+                }
+                _ => {}
+            }
+            self.log.push((status.phase, action.clone()));
+        }
+        self.status = Some(status);
+        self.decisions.push(decision.clone());
+        self.now += SECONDS_PER_STEP;
+        decision
+    }
+
+    /// Steps until the migration is in `phase` (and has done nothing there yet).
+    fn until(&mut self, phase: MigrationPhase) {
+        for _ in 0..MAX_STEPS {
+            if self.phase() == phase {
+                return;
+            }
+            self.step();
+        }
+        panic!("never reached {phase:?}; stuck in {:?} after {:?}", self.phase(), self.log);
+    }
+
+    fn finish(&mut self) -> &InstanceMigrationStatus {
+        self.until_any(&[Succeeded, Failed]);
+        self.status()
+    }
+
+    fn until_any(&mut self, phases: &[MigrationPhase]) {
+        for _ in 0..MAX_STEPS {
+            if phases.contains(&self.phase()) {
+                return;
+            }
+            self.step();
+        }
+        panic!("never reached {phases:?}; stuck in {:?} after {:?}", self.phase(), self.log);
+    }
+
+    fn phase(&self) -> MigrationPhase {
+        self.status.as_ref().map(|s| s.phase).unwrap_or_default()
+    }
+
+    fn status(&self) -> &InstanceMigrationStatus {
+        self.status.as_ref().expect("planned at least once")
+    }
+
+    fn actions(&self) -> Vec<Action> {
+        self.log.iter().map(|(_, action)| action.clone()).collect()
+    }
+
+    /// The phases the decisions ended in, each once per stay.
+    fn phases(&self) -> Vec<MigrationPhase> {
+        let mut phases: Vec<_> = self.decisions.iter().map(|d| d.status.phase).collect();
+        phases.dedup();
+        phases
+    }
+}
+
+// ---- expected actions and status parts --------------------------------------------------
+
+fn stop_source() -> Action {
+    Action::StopSource { server_id: SOURCE_ID.into() }
+}
+
+fn start_source() -> Action {
+    Action::StartSource { server_id: SOURCE_ID.into() }
+}
+
+fn create_snapshot() -> Action {
+    Action::CreateSnapshot { server_id: SOURCE_ID.into(), name: "osmo-web-1".into() }
+}
+
+fn delete_source() -> Action {
+    Action::DeleteSource { server_id: SOURCE_ID.into() }
+}
+
+fn delete_snapshot(image_id: &str) -> Action {
+    Action::DeleteSnapshot { image_id: image_id.into() }
+}
+
+fn delete_target() -> Action {
+    Action::DeleteTarget { server_id: TARGET_ID.into() }
+}
+
+fn associate(floating_ip: &str, port: &str, fixed_ip: Option<&str>) -> Action {
+    Action::AssociateFloatingIp {
+        floating_ip_id: floating_ip.into(),
+        port_id: port.into(),
+        fixed_ip: fixed_ip.map(Into::into),
+    }
+}
+
+fn network(id: &str) -> BootNetwork {
+    BootNetwork::Network(id.into())
+}
+
+fn on_port(id: &str) -> BootNetwork {
+    BootNetwork::Port(id.into())
+}
+
+/// The boot of `web-1` into the `icehouse` zone.
+fn boot(image_id: &str, networks: &[BootNetwork]) -> Action {
+    Action::Boot(BootPlan {
+        name: "web-1".into(),
+        image_id: image_id.into(),
+        flavor_id: FLAVOR_ID.into(),
+        key_name: Some("deploy".into()),
+        security_groups: vec!["default".into()],
+        metadata: BTreeMap::from([("role".into(), "web".into()), (UID_KEY.into(), UID.into())]),
+        availability_zone: Some("icehouse".into()),
+        host: None,
+        networks: networks.to_vec(),
+    })
+}
+
+fn is_boot(action: &Action) -> bool {
+    matches!(action, Action::Boot(_))
+}
+
+fn target_port(source_port: &str, port: &str, origin: &str) -> TargetPort {
+    TargetPort { source_port_id: source_port.into(), port_id: port.into(), origin: origin.into() }
+}
+
+fn steps(status: &InstanceMigrationStatus) -> Vec<(MigrationPhase, StepResult)> {
+    status.steps.iter().map(|s| (s.name, s.result)).collect()
+}
+
+fn all_succeeded(phases: &[MigrationPhase]) -> Vec<(MigrationPhase, StepResult)> {
+    phases.iter().map(|p| (*p, StepResult::Succeeded)).collect()
+}
+
+fn step_record(status: &InstanceMigrationStatus, phase: MigrationPhase) -> &StepRecord {
+    status.steps.iter().find(|s| s.name == phase).unwrap_or_else(|| panic!("no {phase:?} step in {:?}", status.steps))
+}
+
+fn condition<'a>(status: &'a InstanceMigrationStatus, type_: &str) -> &'a Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {:?}", status.conditions))
+}
+
+fn failure_message(status: &InstanceMigrationStatus) -> &str {
+    &condition(status, condition_type::FAILED).message
+}
+
+#[track_caller]
+fn assert_condition(status: &InstanceMigrationStatus, type_: &str, expected: ConditionStatus, reason: &str) {
+    let c = condition(status, type_);
+    assert_eq!((c.status, c.reason.as_str()), (expected, reason), "{type_} condition: {}", c.message);
+    assert_eq!(c.observed_generation, status.observed_generation, "{type_} condition's generation");
+}
+
+/// Working on `phase`: Progressing says so, Ready is False for the same reason.
+#[track_caller]
+fn assert_progressing(status: &InstanceMigrationStatus, phase: MigrationPhase) {
+    assert_eq!(status.phase, phase);
+    let reason = format!("{phase:?}");
+    assert_condition(status, condition_type::PROGRESSING, ConditionStatus::True, &reason);
+    assert_condition(status, condition_type::READY, ConditionStatus::False, &reason);
+}
+
+/// Undoing after a failure: Failed stays Unknown, with the failure's reason, until it is done.
+#[track_caller]
+fn assert_rolling_back(status: &InstanceMigrationStatus, reason: &str) {
+    assert_progressing(status, RollingBack);
+    assert_condition(status, condition_type::FAILED, ConditionStatus::Unknown, reason);
+    assert!(failure_message(status).ends_with("; rolling back") || reason == "Deleted", "{}", failure_message(status));
+    assert_eq!(status.steps.last().map(|s| (s.name, s.result)), Some((RollingBack, StepResult::Running)));
+}
+
+#[track_caller]
+fn assert_failed(status: &InstanceMigrationStatus, reason: &str) {
+    assert_eq!(status.phase, Failed, "lastError: {:?}", status.last_error);
+    assert_condition(status, condition_type::FAILED, ConditionStatus::True, reason);
+    assert_condition(status, condition_type::PROGRESSING, ConditionStatus::False, reason);
+    assert_condition(status, condition_type::READY, ConditionStatus::False, reason);
+}
+
+#[track_caller]
+fn assert_succeeded(status: &InstanceMigrationStatus) {
+    assert_eq!(status.phase, Succeeded, "lastError: {:?}", status.last_error);
+    assert_condition(status, condition_type::READY, ConditionStatus::True, "Succeeded");
+    assert_condition(status, condition_type::PROGRESSING, ConditionStatus::False, "Succeeded");
+    assert_condition(status, condition_type::FAILED, ConditionStatus::False, "Succeeded");
+    assert_condition(status, condition_type::ACCEPTED, ConditionStatus::True, "Valid");
+    let target = status.target.as_ref().expect("a replacement");
+    assert_eq!(
+        condition(status, condition_type::READY).message,
+        format!("The server runs as {} on {}, with its addresses.", target.server_id, TARGET_HOST)
+    );
+}
+
+// ---- happy paths ------------------------------------------------------------------------
+
+#[test]
+fn a_snapshot_migration_walks_every_phase_to_success() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    let done = run.finish().clone();
+
+    assert_eq!(
+        run.phases(),
+        [Stopping, Snapshotting, DeletingSource, Booting, MovingAddresses, Verifying, CleaningUp, Succeeded]
+    );
+    // Each change in the phase that owns it: the snapshot is deleted only after verification.
+    assert_eq!(
+        run.log,
+        [
+            (Stopping, stop_source()),
+            (Snapshotting, create_snapshot()),
+            (DeletingSource, delete_source()),
+            (Booting, boot(SNAPSHOT_ID, &[network("net-1")])),
+            (MovingAddresses, associate("fip-1", "tgt-port-0", None)),
+            (CleaningUp, delete_snapshot(SNAPSHOT_ID)),
+        ]
+    );
+    assert_succeeded(&done);
+    let every_step =
+        [Recording, Stopping, Snapshotting, DeletingSource, Booting, MovingAddresses, Verifying, CleaningUp];
+    assert_eq!(steps(&done), all_succeeded(&every_step));
+    assert!(done.steps.iter().all(|s| s.finished_at.is_some() && s.message.is_none()));
+    assert_eq!(done.source, Some(web_server("ACTIVE")));
+    assert_eq!(done.snapshot.as_ref().map(|s| s.status.as_str()), Some("deleted"));
+    assert_eq!(
+        done.target,
+        Some(TargetServerStatus {
+            server_id: TARGET_ID.into(),
+            status: "ACTIVE".into(),
+            host: Some(TARGET_HOST.into()),
+            availability_zone: Some("icehouse".into()),
+        })
+    );
+    assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", "New")]);
+    // Down from the stop (t=0s) until the replacement was verified with its address (t=55s).
+    assert_eq!(done.downtime.as_deref(), Some("55.0s"));
+    assert_eq!(done.last_error, None);
+    assert_eq!(run.cloud.floating_ips["fip-1"].as_deref(), Some("tgt-port-0"));
+    // Every decision asks to look again, except the last one.
+    let (last, before) = run.decisions.split_last().unwrap();
+    assert!(before.iter().all(|d| d.requeue.is_some()));
+    assert_eq!(last.requeue, None);
+}
+
+#[test]
+fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.boot = Ok(BootBase {
+        flavor_id: FLAVOR_ID.into(),
+        image_id: None,
+        networks: BTreeMap::from([("net-1".into(), "net-9".into())]),
+    });
+    let target = json!({"availabilityZone": "icehouse", "host": "icehouse-3"});
+    let mut run = Run::new(spec(json!({"target": target, "mappings": {"networks": {"net-1": "net-9"}}})), cloud);
+    run.until(Booting);
+
+    let booting = run.step();
+    assert_eq!(
+        booting.action,
+        Some(Action::Boot(BootPlan {
+            name: "web-1".into(),
+            image_id: SNAPSHOT_ID.into(),
+            flavor_id: FLAVOR_ID.into(),
+            key_name: Some("deploy".into()),
+            security_groups: vec!["default".into()],
+            metadata: BTreeMap::from([("role".into(), "web".into()), (UID_KEY.into(), UID.into())]),
+            availability_zone: Some("icehouse".into()),
+            host: Some("icehouse-3".into()),
+            networks: vec![network("net-9")],
+        }))
+    );
+    assert_progressing(&booting.status, Booting);
+}
+
+#[test]
+fn a_redeploy_boots_from_the_given_image_and_deletes_the_source_last() {
+    let mut run = Run::new(redeploy_spec(), redeploy_cloud("ACTIVE"));
+    let done = run.finish().clone();
+
+    assert_eq!(run.phases(), [Stopping, Booting, MovingAddresses, Verifying, DeletingSource, Succeeded]);
+    assert_eq!(
+        run.log,
+        [
+            (Stopping, stop_source()),
+            (Booting, boot(REDEPLOY_IMAGE_ID, &[network("net-1")])),
+            // Straight from the stopped source's port to the replacement's.
+            (MovingAddresses, associate("fip-1", "tgt-port-0", None)),
+            (DeletingSource, delete_source()),
+        ]
+    );
+    assert_succeeded(&done);
+    assert_eq!(
+        steps(&done),
+        all_succeeded(&[Recording, Stopping, Booting, MovingAddresses, Verifying, DeletingSource])
+    );
+    assert_eq!(done.snapshot, None);
+    assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", "New")]);
+    // Stopped at t=0s, verified at t=35s; deleting the stopped source afterwards is no downtime.
+    assert_eq!(done.downtime.as_deref(), Some("35.0s"));
+    assert!(run.cloud.source.is_none());
+}
+
+#[test]
+fn stopping_is_skipped_when_the_source_is_off_or_must_not_be_stopped() {
+    let cases = [
+        ("Snapshot of a SHUTOFF source", snapshot_spec(), web_cloud("SHUTOFF")),
+        ("Snapshot with stopSource false", spec(json!({"stopSource": false})), web_cloud("ACTIVE")),
+        ("Redeploy of a SHUTOFF source", redeploy_spec(), redeploy_cloud("SHUTOFF")),
+    ];
+    for (case, spec, cloud) in cases {
+        let expected_next =
+            if spec.options.strategy == crate::api::Strategy::Snapshot { Snapshotting } else { Booting };
+        let mut run = Run::new(spec, cloud);
+
+        let first = run.step();
+        assert_eq!((first.status.phase, &first.action), (expected_next, &None), "{case}");
+        let stopping = step_record(&first.status, Stopping);
+        assert_eq!(stopping.result, StepResult::Skipped, "{case}");
+        assert_eq!(stopping.finished_at.as_deref(), Some(stopping.started_at.as_str()), "{case}");
+
+        assert_succeeded(run.finish());
+        assert!(!run.actions().contains(&stop_source()), "{case}: {:?}", run.log);
+    }
+}
+
+#[test]
+fn without_a_stop_downtime_is_measured_from_the_source_deletion() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("SHUTOFF"));
+    let done = run.finish();
+    let seconds = |at: &str| at.parse::<jiff::Timestamp>().unwrap().as_second() - T0;
+    let deletion = seconds(&step_record(done, DeletingSource).started_at);
+    let verified = seconds(step_record(done, Verifying).finished_at.as_deref().unwrap());
+    assert_eq!((deletion, verified), (10, 45));
+    assert_eq!(done.downtime.as_deref(), Some("35.0s"));
+}
+
+#[test]
+fn a_retained_snapshot_is_kept() {
+    let mut run = Run::new(spec(json!({"snapshotCleanup": "Retain"})), web_cloud("ACTIVE"));
+    let done = run.finish().clone();
+
+    assert_succeeded(&done);
+    assert!(!run.actions().iter().any(|a| matches!(a, Action::DeleteSnapshot { .. })), "{:?}", run.log);
+    assert_eq!(step_record(&done, CleaningUp).result, StepResult::Succeeded);
+    assert_eq!(
+        done.snapshot,
+        Some(SnapshotStatus { image_id: SNAPSHOT_ID.into(), status: "active".into(), size_bytes: Some(SNAPSHOT_SIZE) })
+    );
+    assert_eq!(run.cloud.snapshot, Some(image(SNAPSHOT_ID, "active")));
+}
+
+#[test]
+fn with_addresses_mode_none_no_floating_ip_is_moved() {
+    let mut run = Run::new(spec(json!({"addresses": {"mode": "None"}})), web_cloud("ACTIVE"));
+    let done = run.finish().clone();
+
+    assert_succeeded(&done);
+    assert!(!run.actions().iter().any(|a| matches!(a, Action::AssociateFloatingIp { .. })), "{:?}", run.log);
+    assert_eq!(run.cloud.floating_ips["fip-1"], None, "left where the source's deletion put it");
+    assert_eq!(step_record(&done, MovingAddresses).result, StepResult::Succeeded);
+}
+
+#[test]
+fn preserved_fixed_ips_recreate_the_port_and_boot_on_it() {
+    let mut run = Run::new(spec(json!({"addresses": {"preserveFixedIPs": true}})), web_cloud("ACTIVE"));
+    run.until(Booting);
+
+    let recreating = run.step();
+    assert_eq!(
+        recreating.action,
+        Some(Action::RecreatePort { source_port_id: "p-1".into(), network_id: "net-1".into() })
+    );
+    assert_eq!(recreating.status.phase, Booting);
+    assert_eq!(recreating.requeue, Some(Duration::ZERO));
+
+    let booting = run.step();
+    assert_eq!(booting.action, Some(boot(SNAPSHOT_ID, &[on_port("p-1-recreated")])));
+    assert_eq!(booting.status.target_ports, [target_port("p-1", "p-1-recreated", "Recreated")]);
+
+    assert_succeeded(run.finish());
+    // The floating IP keeps its fixed IP, which the recreated port carries.
+    assert!(run.actions().contains(&associate("fip-1", "p-1-recreated", Some("10.0.0.5"))), "{:?}", run.log);
+    assert_eq!(run.actions().iter().filter(|a| matches!(a, Action::RecreatePort { .. })).count(), 1);
+}
+
+#[test]
+fn a_premade_port_that_survives_the_source_is_reused() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.premade_ports.insert("p-1".into());
+    let mut run = Run::new(snapshot_spec(), cloud);
+    let done = run.finish().clone();
+
+    assert_succeeded(&done);
+    // The floating IP stays on the surviving port: there is nothing to move.
+    assert_eq!(
+        run.log,
+        [
+            (Stopping, stop_source()),
+            (Snapshotting, create_snapshot()),
+            (DeletingSource, delete_source()),
+            (Booting, boot(SNAPSHOT_ID, &[on_port("p-1")])),
+            (CleaningUp, delete_snapshot(SNAPSHOT_ID)),
+        ]
+    );
+    assert_eq!(done.target_ports, [target_port("p-1", "p-1", "Reused")]);
+}
+
+#[test]
+fn new_ports_are_matched_to_the_source_ports_by_network() {
+    let mut run = Run::new(snapshot_spec(), Cloud::new(two_port_server()));
+    run.until(Booting);
+    assert_eq!(run.step().action, Some(boot(SNAPSHOT_ID, &[network("net-1"), network("net-2")])));
+    // Neutron lists the replacement's ports in an order of its own.
+    run.cloud.target_ports = vec![("tp-b".into(), "net-2".into()), ("tp-a".into(), "net-1".into())];
+
+    let booted = run.step();
+    assert_progressing(&booted.status, MovingAddresses);
+    assert_eq!(booted.status.target_ports, [target_port("p-1", "tp-a", "New"), target_port("p-2", "tp-b", "New")]);
+    // One floating IP per step, each to the port on its network, with no fixed IP forced.
+    assert_eq!(run.step().action, Some(associate("fip-1", "tp-a", None)));
+    assert_eq!(run.step().action, Some(associate("fip-2", "tp-b", None)));
+    assert_succeeded(run.finish());
+}
+
+#[test]
+fn while_in_progress_the_conditions_name_the_phase() {
+    let target = json!({
+        "cloud": {"secretName": "clouds", "cloud": "new"},
+        "availabilityZone": "icehouse",
+        "host": "icehouse-3",
+    });
+    let mut run = Run::new(spec(json!({"target": target})), web_cloud("ACTIVE"));
+    run.until(Snapshotting);
+    let status = run.status();
+
+    assert_progressing(status, Snapshotting);
+    assert_eq!(
+        condition(status, condition_type::PROGRESSING).message,
+        "Snapshotting the source server and waiting for Glance to call the image active."
+    );
+    assert_condition(status, condition_type::ACCEPTED, ConditionStatus::True, "Valid");
+    assert!(status.conditions.iter().all(|c| c.type_ != condition_type::FAILED), "{:?}", status.conditions);
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.target_description.as_deref(), Some("cloud new: icehouse/icehouse-3"));
+    assert_eq!(status.source, Some(web_server("ACTIVE")));
+    assert_eq!(
+        steps(status),
+        [(Recording, StepResult::Succeeded), (Stopping, StepResult::Succeeded), (Snapshotting, StepResult::Running)]
+    );
+}
+
+#[test]
+fn polling_slows_down_as_a_step_drags_on() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.snapshot = Some(image(SNAPSHOT_ID, "saving"));
+    let mut run = Run::new(snapshot_spec(), cloud);
+    run.until(Snapshotting);
+    let entered = run.now - SECONDS_PER_STEP;
+
+    for (elapsed, interval) in
+        [(0, Duration::from_millis(100)), (5, Duration::from_secs(1)), (1000, Duration::from_secs(10))]
+    {
+        run.now = entered + elapsed;
+        let waiting = run.decide();
+        assert_eq!((waiting.status.phase, waiting.action), (Snapshotting, None));
+        assert_eq!(waiting.requeue, Some(interval), "after {elapsed}s");
+    }
+}
+
+// ---- safety -----------------------------------------------------------------------------
+
+#[test]
+fn the_source_is_deleted_only_while_its_snapshot_is_seen_active() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(DeletingSource);
+
+    for unverified in [None, Some("saving"), Some("killed"), Some("pending_delete")] {
+        let mut look = run.clone();
+        look.cloud.snapshot = unverified.map(|s| image(SNAPSHOT_ID, s));
+        let refused = look.decide();
+        assert_eq!(refused.action, None, "snapshot {unverified:?}");
+        assert_eq!(condition(&refused.status, condition_type::FAILED).reason, "ReplacementNotVerified");
+        assert!(
+            refused.status.last_error.as_deref().unwrap().starts_with("refusing to delete source server src-1"),
+            "{:?}",
+            refused.status.last_error
+        );
+    }
+    assert_eq!(run.decide().action, Some(delete_source()));
+}
+
+#[test]
+fn a_redeploy_deletes_the_source_only_once_the_replacement_is_active() {
+    let mut run = Run::new(redeploy_spec(), redeploy_cloud("ACTIVE"));
+    run.until(DeletingSource);
+
+    let rebooting = ServerState { task_state: Some("rebooting".into()), ..server_state(TARGET_ID, "ACTIVE") };
+    for unverified in [None, Some(server_state(TARGET_ID, "BUILD")), Some(rebooting)] {
+        let mut look = run.clone();
+        look.cloud.target = unverified.clone();
+        let refused = look.decide();
+        assert_eq!(refused.action, None, "target {unverified:?}");
+        assert_eq!(condition(&refused.status, condition_type::FAILED).reason, "ReplacementNotVerified");
+    }
+    let deleting = run.decide();
+    assert_eq!(deleting.action, Some(delete_source()));
+    assert_progressing(&deleting.status, DeletingSource);
+}
+
+#[test]
+fn verification_fails_when_a_floating_ip_is_not_on_the_replacement() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(Verifying);
+    run.cloud.floating_ips.insert("fip-1".into(), None);
+
+    let failed = run.step();
+    assert_eq!((&failed.action, failed.requeue), (&None, None));
+    // The source is gone: nothing to roll back to, and the snapshot is kept.
+    assert_failed(&failed.status, "AddressesNotMoved");
+    assert!(failure_message(&failed.status).contains("snapshot img-1 is kept"), "{}", failure_message(&failed.status));
+    assert_eq!(step_record(&failed.status, Verifying).result, StepResult::Failed);
+    assert_eq!(failed.status.downtime, None);
+    assert!(run.cloud.snapshot.is_some());
+}
+
+// ---- failures and rollback --------------------------------------------------------------
+
+#[test]
+fn a_refused_server_fails_without_changing_anything() {
+    let reason = "VolumesAttached";
+    let refusal = "server src-1 has volumes attached (vol-1): osmo does not migrate volumes yet";
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.recording = Err(Refusal { reason, message: refusal.into() });
+    let mut run = Run::new(snapshot_spec(), cloud);
+
+    let refused = run.step();
+    assert_eq!((&refused.action, refused.requeue), (&None, None));
+    assert_failed(&refused.status, reason);
+    assert_eq!(failure_message(&refused.status), format!("{refusal} Nothing was changed."));
+    assert_eq!(refused.status.last_error.as_deref(), Some(refusal));
+    assert_eq!(refused.status.steps, []);
+    assert_eq!(refused.status.source, None);
+}
+
+#[test]
+fn a_killed_snapshot_is_rolled_back_and_the_source_restarted() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.snapshot_becomes = "killed";
+    let mut run = Run::new(snapshot_spec(), cloud);
+    run.until(Snapshotting);
+    assert_eq!(run.step().action, Some(create_snapshot()));
+
+    let failed = run.step();
+    assert_eq!((&failed.action, failed.requeue), (&None, Some(Duration::ZERO)));
+    assert_rolling_back(&failed.status, "SnapshotFailed");
+    assert_eq!(failure_message(&failed.status), "snapshot img-1 ended killed in Glance; rolling back");
+    assert_eq!(step_record(&failed.status, Snapshotting).result, StepResult::Failed);
+    assert_eq!(
+        step_record(&failed.status, Snapshotting).message.as_deref(),
+        Some("snapshot img-1 ended killed in Glance")
+    );
+
+    let deleting = run.step();
+    assert_eq!(deleting.action, Some(delete_snapshot(SNAPSHOT_ID)));
+    assert_rolling_back(&deleting.status, "SnapshotFailed");
+    let starting = run.step();
+    assert_eq!(starting.action, Some(start_source()));
+    assert_rolling_back(&starting.status, "SnapshotFailed");
+
+    let ended = run.step();
+    assert_eq!((&ended.action, ended.requeue), (&None, None));
+    assert_failed(&ended.status, "SnapshotFailed");
+    assert_eq!(
+        failure_message(&ended.status),
+        "snapshot img-1 ended killed in Glance. The source server is as it was."
+    );
+    assert_eq!(ended.status.last_error.as_deref(), Some("snapshot img-1 ended killed in Glance"));
+    assert_eq!(ended.status.snapshot.as_ref().map(|s| s.status.as_str()), Some("deleted"));
+    assert_eq!(
+        steps(&ended.status),
+        [
+            (Recording, StepResult::Succeeded),
+            (Stopping, StepResult::Succeeded),
+            (Snapshotting, StepResult::Failed),
+            (RollingBack, StepResult::Succeeded)
+        ]
+    );
+    assert_eq!(run.cloud.source.as_ref().map(|s| s.status.as_str()), Some("ACTIVE"));
+    assert!(run.cloud.snapshot.is_none());
+}
+
+#[test]
+fn a_snapshot_that_vanishes_is_rolled_back() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.snapshot_becomes = "saving";
+    let mut run = Run::new(snapshot_spec(), cloud);
+    run.until(Snapshotting);
+    run.step();
+    run.cloud.snapshot = None;
+
+    let lost = run.step();
+    assert_eq!(lost.action, None);
+    assert_rolling_back(&lost.status, "SnapshotLost");
+
+    assert_failed(run.finish(), "SnapshotLost");
+    // Nothing left to delete: only the restart.
+    assert_eq!(run.actions(), [stop_source(), create_snapshot(), start_source()]);
+}
+
+#[test]
+fn a_rollback_does_not_start_a_source_that_was_off() {
+    let mut cloud = web_cloud("SHUTOFF");
+    cloud.snapshot_becomes = "killed";
+    let mut run = Run::new(snapshot_spec(), cloud);
+
+    assert_failed(run.finish(), "SnapshotFailed");
+    assert_eq!(run.actions(), [create_snapshot(), delete_snapshot(SNAPSHOT_ID)]);
+    assert_eq!(run.cloud.source.as_ref().map(|s| s.status.as_str()), Some("SHUTOFF"));
+}
+
+#[test]
+fn a_boot_error_after_the_source_is_deleted_fails_saying_what_remains() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.target_becomes = "ERROR";
+    let mut run = Run::new(snapshot_spec(), cloud);
+    run.until(Booting);
+    assert!(is_boot(&run.step().action.unwrap()));
+
+    let failed = run.step();
+    assert_eq!((&failed.action, failed.requeue), (&None, None));
+    // No RollingBack: there is no source to go back to.
+    assert_failed(&failed.status, "BootFailed");
+    let error = format!("replacement tgt-1 went to ERROR: {NO_VALID_HOST}");
+    assert_eq!(failed.status.last_error.as_deref(), Some(error.as_str()));
+    assert_eq!(
+        failure_message(&failed.status),
+        format!(
+            "{error}. What remains: source server web-1 (src-1) is deleted; snapshot img-1 is kept; \
+             replacement tgt-1 is ERROR; floating IPs 203.0.113.9 stay allocated to the project."
+        )
+    );
+    assert_eq!(step_record(&failed.status, Booting).result, StepResult::Failed);
+    assert!(run.cloud.snapshot.is_some(), "the snapshot is kept to boot from again");
+}
+
+#[test]
+fn a_redeploy_boot_error_deletes_the_replacement_and_restarts_the_source() {
+    let mut cloud = redeploy_cloud("ACTIVE");
+    cloud.target_becomes = "ERROR";
+    let mut run = Run::new(redeploy_spec(), cloud);
+    run.until(Booting);
+    run.step();
+
+    let failed = run.step();
+    assert_rolling_back(&failed.status, "BootFailed");
+    assert_eq!(run.step().action, Some(delete_target()));
+    assert_eq!(run.step().action, Some(start_source()));
+
+    let ended = run.finish();
+    assert_failed(ended, "BootFailed");
+    assert_eq!(
+        failure_message(ended),
+        format!("replacement tgt-1 went to ERROR: {NO_VALID_HOST}. The source server is as it was.")
+    );
+    assert!(!run.actions().contains(&delete_source()));
+    assert!(run.cloud.target.is_none());
+}
+
+#[test]
+fn a_step_that_outlasts_its_timeout_fails_with_reason_timeout() {
+    struct Case {
+        phase: MigrationPhase,
+        /// Keeps OpenStack from finishing the step.
+        stall: fn(&mut Cloud),
+        error: &'static str,
+        rolls_back: bool,
+    }
+    let cases = [
+        Case {
+            phase: Stopping,
+            stall: |c| c.source_mut().task_state = Some("powering-off".into()),
+            error: "Stopping took longer than 300s",
+            rolls_back: true,
+        },
+        Case {
+            phase: Snapshotting,
+            stall: |c| c.snapshot = Some(image(SNAPSHOT_ID, "saving")),
+            error: "Snapshotting took longer than 3600s",
+            rolls_back: true,
+        },
+        Case {
+            phase: DeletingSource,
+            stall: |c| c.source_mut().task_state = Some("deleting".into()),
+            error: "DeletingSource took longer than 600s",
+            rolls_back: false,
+        },
+        Case {
+            phase: Booting,
+            stall: |c| c.target = Some(server_state(TARGET_ID, "BUILD")),
+            error: "Booting took longer than 900s",
+            rolls_back: false,
+        },
+        Case {
+            phase: MovingAddresses,
+            stall: |_| {},
+            error: "MovingAddresses took longer than 300s",
+            rolls_back: false,
+        },
+    ];
+    for case in cases {
+        let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+        run.until(case.phase);
+        (case.stall)(&mut run.cloud);
+        run.now += A_DAY;
+
+        let timed_out = run.step();
+        let phase = case.phase;
+        assert_eq!(timed_out.action, None, "{phase:?}");
+        if case.rolls_back {
+            assert_rolling_back(&timed_out.status, "Timeout");
+        } else {
+            assert_failed(&timed_out.status, "Timeout");
+        }
+        assert_eq!(timed_out.status.last_error.as_deref(), Some(case.error), "{phase:?}");
+        let step = step_record(&timed_out.status, phase);
+        assert_eq!((step.result, step.message.as_deref()), (StepResult::Failed, Some(case.error)), "{phase:?}");
+    }
+}
+
+#[test]
+fn a_snapshot_that_will_not_be_deleted_is_noted_but_the_move_succeeds() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(CleaningUp);
+    run.now += A_DAY;
+
+    let done = run.step();
+    assert_eq!(done.action, None);
+    assert_eq!(done.status.phase, Succeeded);
+    assert_eq!(
+        done.status.last_error.as_deref(),
+        Some("snapshot img-1 could not be deleted in time; delete it by hand")
+    );
+}
+
+#[test]
+fn a_step_fails_only_strictly_after_its_timeout() {
+    let mut run = Run::new(spec(json!({"timeouts": {"stopSeconds": 30}})), web_cloud("ACTIVE"));
+    run.until(Stopping);
+    run.cloud.source_mut().task_state = Some("powering-off".into());
+    let entered = run.now - SECONDS_PER_STEP;
+
+    run.now = entered + 30;
+    let waiting = run.decide();
+    assert_eq!((waiting.status.phase, waiting.action), (Stopping, None));
+
+    run.now = entered + 31;
+    let timed_out = run.decide();
+    assert_rolling_back(&timed_out.status, "Timeout");
+    assert_eq!(timed_out.status.last_error.as_deref(), Some("Stopping took longer than 30s"));
+}
+
+#[test]
+fn a_rollback_that_outlasts_its_timeout_ends_saying_what_remains() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.snapshot_becomes = "killed";
+    let mut run = Run::new(snapshot_spec(), cloud);
+    run.until(RollingBack);
+    run.now += A_DAY;
+
+    let ended = run.step();
+    assert_eq!((&ended.action, ended.requeue), (&None, None));
+    assert_failed(&ended.status, "RollbackTimeout");
+    assert_eq!(
+        failure_message(&ended.status),
+        "Rolling back took too long. What remains: source server src-1 is SHUTOFF; snapshot img-1 is killed."
+    );
+}
+
+#[test]
+fn a_refused_openstack_change_rolls_back_or_ends_like_any_failure() {
+    // Glance refuses the snapshot for good: the source still exists, so it is rolled back.
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(Snapshotting);
+    let refused = fail(&run.input(), "OpenStackError", "Glance answered 413: image too large".into());
+    assert_eq!((&refused.action, refused.requeue), (&None, Some(Duration::ZERO)));
+    assert_rolling_back(&refused.status, "OpenStackError");
+    assert_eq!(failure_message(&refused.status), "Glance answered 413: image too large; rolling back");
+    assert_eq!(step_record(&refused.status, Snapshotting).result, StepResult::Failed);
+
+    // Nova refuses the boot for good: the source is gone, so it ends saying what remains.
+    run.until(Booting);
+    let refused = fail(&run.input(), "OpenStackError", "Nova answered 400: flavor unusable".into());
+    assert_eq!((&refused.action, refused.requeue), (&None, None));
+    assert_failed(&refused.status, "OpenStackError");
+    assert_eq!(
+        failure_message(&refused.status),
+        "Nova answered 400: flavor unusable. What remains: source server web-1 (src-1) is deleted; \
+         snapshot img-1 is kept; floating IPs 203.0.113.9 stay allocated to the project."
+    );
+}
+
+// ---- resuming after a crash -------------------------------------------------------------
+
+/// The status is written before the action is made; a crash between the two replans from the
+/// written status with OpenStack unchanged, and must ask for the same change again.
+#[track_caller]
+fn assert_replanning_repeats(mut run: Run) {
+    let first = run.decide();
+    assert!(first.action.is_some(), "{:?} asks for nothing", first.status.phase);
+    run.status = Some(first.status.clone());
+    assert_eq!(run.decide(), first);
+}
+
+#[test]
+fn planning_again_after_a_crash_repeats_the_same_decision() {
+    for phase in [Stopping, Snapshotting, DeletingSource, Booting, MovingAddresses, CleaningUp] {
+        let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+        run.until(phase);
+        assert_replanning_repeats(run);
+    }
+    let mut run = Run::new(spec(json!({"addresses": {"preserveFixedIPs": true}})), web_cloud("ACTIVE"));
+    run.until(Booting);
+    assert_replanning_repeats(run);
+
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.snapshot_becomes = "killed";
+    let mut run = Run::new(snapshot_spec(), cloud);
+    run.until(RollingBack);
+    assert_replanning_repeats(run);
+}
+
+#[test]
+fn a_snapshot_made_before_a_crash_is_adopted_not_made_again() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(Snapshotting);
+    // A crashed operator asked for it, but never wrote its id: it is found by the UID.
+    run.cloud.snapshot = Some(image("img-7", "saving"));
+
+    let adopted = run.step();
+    assert_eq!(adopted.action, None);
+    assert!(adopted.requeue.is_some_and(|d| d > Duration::ZERO));
+    assert_eq!(
+        adopted.status.snapshot,
+        Some(SnapshotStatus { image_id: "img-7".into(), status: "saving".into(), size_bytes: Some(SNAPSHOT_SIZE) })
+    );
+
+    run.cloud.snapshot = Some(image("img-7", "active"));
+    assert_succeeded(run.finish());
+    assert!(!run.actions().contains(&create_snapshot()), "{:?}", run.log);
+    assert!(run.actions().contains(&boot("img-7", &[network("net-1")])));
+    assert!(run.actions().contains(&delete_snapshot("img-7")));
+}
+
+#[test]
+fn a_replacement_made_before_a_crash_is_adopted_not_booted_again() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(Booting);
+    // Booted by a crashed operator, found by name and UID.
+    run.cloud.target = Some(server_state("tgt-7", "BUILD"));
+    run.cloud.target_ports = vec![("tp-7".into(), "net-1".into())];
+
+    let adopted = run.step();
+    assert_eq!(adopted.action, None);
+    assert_eq!(adopted.status.phase, Booting);
+    assert_eq!(
+        adopted.status.target.as_ref().map(|t| (t.server_id.as_str(), t.status.as_str())),
+        Some(("tgt-7", "BUILD"))
+    );
+
+    run.cloud.target.as_mut().unwrap().status = "ACTIVE".into();
+    let booted = run.step();
+    assert_eq!(booted.status.phase, MovingAddresses);
+    assert_eq!(booted.status.target_ports, [target_port("p-1", "tp-7", "New")]);
+    run.finish();
+    assert!(!run.actions().iter().any(is_boot), "{:?}", run.log);
+    assert!(run.actions().contains(&associate("fip-1", "tp-7", None)));
+}
+
+#[test]
+fn an_operation_under_way_is_not_requested_again() {
+    for (phase, task_state) in
+        [(Stopping, "powering-off"), (Snapshotting, "image_snapshot"), (DeletingSource, "deleting")]
+    {
+        let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+        run.until(phase);
+        run.cloud.source_mut().task_state = Some(task_state.into());
+
+        let waiting = run.decide();
+        assert_eq!((waiting.status.phase, &waiting.action), (phase, &None), "Nova is {task_state}");
+        assert!(waiting.requeue.is_some_and(|d| d > Duration::ZERO));
+    }
+}
+
+// ---- deletion of the resource -----------------------------------------------------------
+
+#[test]
+fn deleting_before_anything_changed_fails_with_nothing_to_undo() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.deleting = true;
+    let pending = run.step();
+    assert_eq!((&pending.action, pending.requeue), (&None, None));
+    assert_failed(&pending.status, "Deleted");
+    assert_eq!(
+        failure_message(&pending.status),
+        "The resource was deleted before the migration started; nothing was changed."
+    );
+
+    // Recording had begun (the first look found nothing yet) when the deletion came.
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.status = Some(InstanceMigrationStatus { phase: Recording, ..Default::default() });
+    run.deleting = true;
+    let recording = run.step();
+    assert_eq!((&recording.action, recording.requeue), (&None, None));
+    assert_failed(&recording.status, "Deleted");
+    assert_eq!(failure_message(&recording.status), "The resource was deleted before the migration changed anything.");
+    assert_eq!(recording.status.source, None);
+}
+
+#[test]
+fn deleting_while_stopping_rolls_back_without_touching_the_source() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(Stopping);
+    run.deleting = true;
+
+    let aborted = run.step();
+    assert_eq!((&aborted.action, aborted.requeue), (&None, Some(Duration::ZERO)));
+    assert_rolling_back(&aborted.status, "Deleted");
+    assert_eq!(step_record(&aborted.status, Stopping).result, StepResult::Failed);
+
+    assert_failed(run.finish(), "Deleted");
+    assert_eq!(run.actions(), [], "the source was never stopped");
+}
+
+#[test]
+fn deleting_while_snapshotting_deletes_the_snapshot_and_restarts_the_source() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.snapshot_becomes = "saving";
+    let mut run = Run::new(snapshot_spec(), cloud);
+    run.until(Snapshotting);
+    run.step();
+    run.deleting = true;
+
+    let aborted = run.step();
+    assert_eq!(aborted.action, None);
+    assert_rolling_back(&aborted.status, "Deleted");
+    assert_eq!(run.step().action, Some(delete_snapshot(SNAPSHOT_ID)));
+    assert_eq!(run.step().action, Some(start_source()));
+    assert_failed(run.finish(), "Deleted");
+    assert_eq!(run.cloud.source.as_ref().map(|s| s.status.as_str()), Some("ACTIVE"));
+}
+
+#[test]
+fn deleting_a_snapshot_migration_after_the_source_is_gone_finishes_it() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(Booting);
+    run.deleting = true;
+
+    let booting = run.step();
+    assert_eq!(booting.action, Some(boot(SNAPSHOT_ID, &[network("net-1")])));
+    assert_progressing(&booting.status, Booting);
+    assert_succeeded(run.finish());
+}
+
+#[test]
+fn deleting_a_redeploy_while_booting_rolls_back() {
+    let mut cloud = redeploy_cloud("ACTIVE");
+    cloud.target_becomes = "BUILD";
+    let mut run = Run::new(redeploy_spec(), cloud);
+    run.until(Booting);
+    assert!(is_boot(&run.step().action.unwrap()));
+    run.deleting = true;
+
+    let aborted = run.step();
+    assert_eq!(aborted.action, None);
+    assert_rolling_back(&aborted.status, "Deleted");
+    assert_eq!(run.step().action, Some(delete_target()));
+    assert_eq!(run.step().action, Some(start_source()));
+    assert_failed(run.finish(), "Deleted");
+    assert!(run.cloud.target.is_none());
+    assert!(!run.actions().contains(&delete_source()));
+}
+
+// ---- validation -------------------------------------------------------------------------
+
+#[test]
+fn an_invalid_spec_fails_naming_the_field() {
+    let cases = [
+        (spec(json!({"target": {}})), "spec.target"),
+        (spec(json!({"strategy": "Redeploy"})), "spec.redeploy.image"),
+        (spec(json!({"server": " web-1"})), "spec.server"),
+    ];
+    for (spec, field) in cases {
+        let fields: Vec<_> = validate(&spec).into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, [field]);
+
+        let mut run = Run::new(spec, web_cloud("ACTIVE"));
+        let refused = run.step();
+        assert_eq!((&refused.action, refused.requeue), (&None, None), "{field}");
+        assert_failed(&refused.status, "Invalid");
+        assert_condition(&refused.status, condition_type::ACCEPTED, ConditionStatus::False, "Invalid");
+        let message = failure_message(&refused.status);
+        assert!(message.starts_with(&format!("{field}: ")), "{message}");
+        assert_eq!(refused.status.last_error.as_deref(), Some(message));
+        assert_eq!((&refused.status.source, &refused.status.steps), (&None, &vec![]));
+    }
+}
+
+#[test]
+fn a_corrected_spec_starts_afresh() {
+    let mut run = Run::new(spec(json!({"target": {}})), web_cloud("ACTIVE"));
+    assert_failed(&run.step().status, "Invalid");
+
+    run.spec = snapshot_spec();
+    run.generation = 2;
+    let fresh = run.step();
+    assert_progressing(&fresh.status, Stopping);
+    assert_condition(&fresh.status, condition_type::ACCEPTED, ConditionStatus::True, "Valid");
+    assert_condition(&fresh.status, condition_type::FAILED, ConditionStatus::False, "Valid");
+    assert_eq!(fresh.status.last_error, None);
+    assert_eq!(fresh.status.observed_generation, Some(2));
+    assert_eq!(steps(&fresh.status), [(Recording, StepResult::Succeeded), (Stopping, StepResult::Running)]);
+    assert_succeeded(run.finish());
+}
+
+// ---- bugs found -------------------------------------------------------------------------
+
+#[test]
+fn refusing_to_delete_the_source_rolls_back() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(DeletingSource);
+    // Someone deleted the snapshot between the Snapshotting check and this one.
+    run.cloud.snapshot = None;
+
+    let refused = run.step();
+    assert_eq!(refused.action, None);
+    assert_rolling_back(&refused.status, "ReplacementNotVerified");
+    assert_failed(run.finish(), "ReplacementNotVerified");
+    assert_eq!(run.actions().last(), Some(&start_source()));
+}
+
+#[test]
+fn a_failure_that_leaves_the_source_in_place_does_not_call_it_deleted() {
+    // Redeploy: the replacement breaks during verification; the stopped source is untouched.
+    let mut run = Run::new(redeploy_spec(), redeploy_cloud("ACTIVE"));
+    run.until(Verifying);
+    run.cloud.target.as_mut().unwrap().status = "ERROR".into();
+    let failed = run.step();
+    assert_failed(&failed.status, "ReplacementNotActive");
+    assert!(run.cloud.source.is_some());
+    assert!(!failure_message(&failed.status).contains("is deleted"), "{}", failure_message(&failed.status));
+
+    // Snapshot: Glance refuses to delete the snapshot while rolling back; the source is there.
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.snapshot_becomes = "killed";
+    let mut run = Run::new(snapshot_spec(), cloud);
+    run.until(RollingBack);
+    let refused = fail(&run.input(), "OpenStackError", "Glance answered 403".into());
+    assert!(run.cloud.source.is_some());
+    assert!(!failure_message(&refused.status).contains("is deleted"), "{}", failure_message(&refused.status));
+}
+
+#[test]
+fn editing_the_spec_of_a_migration_that_failed_after_deleting_the_source_does_not_restart_it() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.target_becomes = "ERROR";
+    let mut run = Run::new(snapshot_spec(), cloud);
+    let failed = run.finish().clone();
+    assert_failed(&failed, "BootFailed");
+
+    // A typo, then its fix; the controller does not look at OpenStack for a Failed migration.
+    for (spec, generation) in [(spec(json!({"target": {}})), 2), (snapshot_spec(), 3)] {
+        run.spec = spec;
+        run.generation = generation;
+        let decision = plan(&run.input(), &Observed::default());
+        run.status = Some(decision.status);
+    }
+    let status = run.status();
+    assert_eq!(status.phase, Failed);
+    assert_eq!((&status.source, &status.snapshot), (&failed.source, &failed.snapshot));
+    assert_eq!(status.target, failed.target);
+}
+
+#[test]
+fn new_ports_on_a_mapped_network_do_not_take_another_networks_port() {
+    let mut cloud = Cloud::new(two_port_server());
+    cloud.boot = Ok(BootBase {
+        flavor_id: FLAVOR_ID.into(),
+        image_id: None,
+        networks: BTreeMap::from([("net-1".into(), "net-x".into())]),
+    });
+    let mut run = Run::new(spec(json!({"mappings": {"networks": {"net-1": "net-x"}}})), cloud);
+    run.until(Booting);
+    assert_eq!(run.step().action, Some(boot(SNAPSHOT_ID, &[network("net-x"), network("net-2")])));
+    run.cloud.target_ports = vec![("tp-b".into(), "net-2".into()), ("tp-a".into(), "net-x".into())];
+
+    let booted = run.step();
+    assert_eq!(booted.status.target_ports, [target_port("p-1", "tp-a", "New"), target_port("p-2", "tp-b", "New")]);
+}
+
+#[test]
+fn a_floating_ip_without_a_replacement_port_is_not_verified_as_moved() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(Booting);
+    run.step();
+    // Neutron lists no port on the replacement yet.
+    run.cloud.target_ports.clear();
+
+    run.finish();
+    assert_ne!(run.phase(), Succeeded, "fip-1 is on {:?}", run.cloud.floating_ips["fip-1"]);
+    assert!(run.cloud.snapshot.is_some(), "the snapshot is the only copy of the server");
+}
+
+#[test]
+fn a_rollback_after_the_source_vanished_does_not_say_it_is_as_it_was() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(Stopping);
+    run.cloud.source = None;
+
+    assert_rolling_back(&run.step().status, "SourceVanished");
+    let ended = run.finish();
+    assert_failed(ended, "SourceVanished");
+    assert!(!failure_message(ended).contains("as it was"), "{}", failure_message(ended));
+}
+
+#[test]
+fn the_message_after_a_deletion_rollback_reads_cleanly() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(Stopping);
+    run.deleting = true;
+
+    let ended = run.finish();
+    assert_failed(ended, "Deleted");
+    assert!(!failure_message(ended).contains(".."), "{}", failure_message(ended));
+}

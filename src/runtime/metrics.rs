@@ -47,6 +47,7 @@ pub struct Metrics {
     migrations: Family<ResultLabels, Counter>,
     step_duration: Family<StepLabels, Histogram>,
     downtime: Histogram,
+    kubernetes_writes: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -96,6 +97,12 @@ impl Default for Metrics {
             "Time from a source's stop to its replacement verified with its addresses",
             downtime.clone(),
         );
+        let kubernetes_writes = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "kubernetes_writes",
+            "Writes to the Kubernetes API (status, finalizers, events), by kind of object",
+            kubernetes_writes.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -106,6 +113,7 @@ impl Default for Metrics {
             migrations,
             step_duration,
             downtime,
+            kubernetes_writes,
         }
     }
 }
@@ -125,6 +133,10 @@ impl Metrics {
     pub fn openstack_request(&self, service: &str, status: u16) {
         let status = if status == 0 { "error".to_string() } else { status.to_string() };
         self.openstack_requests.get_or_create(&RequestLabels { service: service.to_string(), status }).inc();
+    }
+
+    pub fn kubernetes_write(&self, kind: &str) {
+        self.kubernetes_writes.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
     }
 
     pub fn migration_ended(&self, result: &str) {

@@ -89,7 +89,7 @@ where
         match event {
             FinalizerEvent::Apply(obj) => {
                 let next = plan(&obj, jiff::Timestamp::now());
-                status::publish(&ctx.client, &ctx.recorder, obj.as_ref(), &next).await?;
+                status::publish(ctx, obj.as_ref(), &next).await?;
                 Ok::<_, ReconcileError>(Action::await_change())
             }
             // Nothing exists in OpenStack on behalf of a resource whose work has not started.

@@ -4,7 +4,7 @@
 use std::fmt::Debug;
 
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,28 +26,26 @@ pub trait HasConditions:
 
 /// Applies `new` as the object's status when it differs from what the object has, then
 /// publishes an event for each condition transition. Returns whether anything was written.
-pub async fn publish<K: HasConditions>(
-    client: &kube::Client,
-    recorder: &Recorder,
-    obj: &K,
-    new: &K::Status,
-) -> Result<bool, kube::Error> {
+pub async fn publish<K: HasConditions>(ctx: &super::Context, obj: &K, new: &K::Status) -> Result<bool, kube::Error> {
+    let kind = K::kind(&());
     let empty = K::Status::default();
     let old = obj.current_status().unwrap_or(&empty);
     if old == new && obj.current_status().is_some() {
         return Ok(false);
     }
-    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": new,
     });
     api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    ctx.metrics.kubernetes_write(&kind);
 
     let reference = obj.object_ref(&());
     for changed in conditions::transitions(K::conditions(old), K::conditions(new)) {
-        if let Err(error) = recorder.publish(&event_for(changed), &reference).await {
+        ctx.metrics.kubernetes_write("Event");
+        if let Err(error) = ctx.recorder.publish(&event_for(changed), &reference).await {
             // An event is a courtesy; the status already says it all.
             tracing::warn!(%error, object = %obj.name_any(), "could not publish event");
         }

@@ -1,0 +1,171 @@
+//! Migration benchmark on the real stack: N servers (each with a floating IP) are migrated
+//! one after another by the operator; for each, the wall time from the resource's creation to
+//! `Succeeded`, the OpenStack requests and the Kubernetes writes the operator made (read from
+//! its own /metrics). Prints every migration and the medians.
+//!
+//! Run with `hack/bench.sh [N]` (it starts the environments); targets: at most 3.0 s and 20
+//! OpenStack requests per migration.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, PostParams};
+use kube::runtime::wait::await_condition;
+use osmo::api::{InstanceMigration, MigrationPhase};
+use osmo::openstack::compute::{NetworkAttachment, ServerCreate};
+use osmo::openstack::{Session, clouds};
+
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+fn scrape(addr: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: osmo\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("OSMO_BENCH_MIGRATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let kubeconfig = std::env::var("OSMO_E2E_KUBECONFIG").expect("run with hack/bench.sh");
+    let clouds_file = std::env::var("OSMO_E2E_CLOUDS").expect("run with hack/bench.sh");
+    let kubectl = |args: &[&str]| {
+        let out = Command::new("kubectl").env("KUBECONFIG", &kubeconfig).args(args).output().unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ns =
+        format!("bench-{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    kubectl(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/crds")]);
+    kubectl(&["create", "namespace", &ns]);
+    kubectl(&["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-file=clouds.yaml={clouds_file}")]);
+
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_osmo"))
+        .args(["run", "--listen", "127.0.0.1:0", "--namespace", &ns, "--no-leader-election"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(operator.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("operator exited").unwrap();
+        if line.contains("serving /healthz") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            break v["fields"]["bound"].as_str().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    // Untimed preparation: the servers, each with a floating IP, on havana-1.
+    let admin =
+        Session::new(clouds::parse(&std::fs::read_to_string(&clouds_file).unwrap(), "admin").unwrap(), None).unwrap();
+    let flavor = admin.compute().find_flavor("m1.tiny").await.unwrap().unwrap().id;
+    let image = admin.image().images_named("base").await.unwrap().pop().unwrap().id;
+    let private = admin.network().find_network("private").await.unwrap().unwrap().id;
+    let public = admin.network().find_network("public").await.unwrap().unwrap().id;
+    let mut servers = Vec::new();
+    for i in 0..n {
+        let name = format!("{ns}-{i}");
+        let spec = ServerCreate {
+            name: name.clone(),
+            image_id: image.clone(),
+            flavor_id: flavor.clone(),
+            metadata: BTreeMap::from([("bench".to_string(), name.clone())]),
+            idempotency_key: "bench".into(),
+            availability_zone: Some("havana".into()),
+            networks: vec![NetworkAttachment::Network { id: private.clone(), fixed_ip: None }],
+            ..Default::default()
+        };
+        servers.push(admin.compute().create_server(&spec).await.unwrap());
+    }
+    let mut fips = Vec::new();
+    for id in &servers {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while admin.compute().server(id).await.unwrap().is_none_or(|s| s.status != "ACTIVE") {
+            assert!(Instant::now() < deadline, "server {id} did not boot");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let port = admin.network().ports(&[("device_id", id)]).await.unwrap().pop().unwrap();
+        let fip = admin.network().create_floating_ip(&public, None).await.unwrap();
+        admin.network().update_floating_ip(&fip.id, Some(&port.id), None).await.unwrap();
+        fips.push(fip.id);
+    }
+
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let api: Api<InstanceMigration> = Api::namespaced(client, &ns);
+    println!(
+        "{:<4} {:>9} {:>18} {:>16} {:>10}",
+        "#", "wall (s)", "OpenStack requests", "Kubernetes writes", "downtime"
+    );
+    let (mut walls, mut requests, mut writes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut replacements = Vec::new();
+    for (i, server) in servers.iter().enumerate() {
+        let before = scrape(&addr);
+        let name = format!("bench-{i}");
+        let im: InstanceMigration = serde_json::from_value(serde_json::json!({
+            "apiVersion": "osmo.dev/v1alpha1", "kind": "InstanceMigration", "metadata": {"name": name},
+            "spec": {"server": server, "source": {"secretName": "clouds", "cloud": "admin"}, "target": {"availabilityZone": "icehouse"}}
+        }))
+        .unwrap();
+        let start = Instant::now();
+        api.create(&PostParams::default(), &im).await.unwrap();
+        let done = tokio::time::timeout(
+            Duration::from_secs(180),
+            await_condition(api.clone(), &name, |o: Option<&InstanceMigration>| {
+                o.and_then(|o| o.status.as_ref())
+                    .is_some_and(|s| matches!(s.phase, MigrationPhase::Succeeded | MigrationPhase::Failed))
+            }),
+        )
+        .await
+        .expect("the migration did not end in 180 s")
+        .unwrap()
+        .unwrap();
+        let wall = start.elapsed().as_secs_f64();
+        let status = done.status.unwrap();
+        assert_eq!(status.phase, MigrationPhase::Succeeded, "{:?}", status.last_error);
+        // Let the last status write land in the metrics before reading them.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = scrape(&addr);
+        let reqs =
+            metric_sum(&after, "osmo_openstack_requests_total") - metric_sum(&before, "osmo_openstack_requests_total");
+        let kw =
+            metric_sum(&after, "osmo_kubernetes_writes_total") - metric_sum(&before, "osmo_kubernetes_writes_total");
+        println!("{:<4} {:>9.2} {:>18} {:>16} {:>10}", i, wall, reqs, kw, status.downtime.unwrap_or_default());
+        walls.push(wall);
+        requests.push(reqs);
+        writes.push(kw);
+        replacements.push(status.target.unwrap().server_id);
+    }
+    println!(
+        "median over {n} migrations: {:.2} s wall, {} OpenStack requests, {} Kubernetes writes (targets: <= 3.0 s, <= 20 requests)",
+        median(walls),
+        median(requests),
+        median(writes)
+    );
+    for id in &replacements {
+        admin.compute().delete_server(id).await.unwrap();
+    }
+    for fip in &fips {
+        admin.network().delete_floating_ip(fip).await.unwrap();
+    }
+    operator.kill().unwrap();
+    operator.wait().unwrap();
+}
