@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# A local demonstration: a real control plane, the CRDs, the chart's RBAC, the operator under
-# its ServiceAccount, and the example resources with the status the operator gives them.
+# A local demonstration: a real control plane and real OpenStack services, the CRDs, the
+# chart's RBAC, the operator under its ServiceAccount, and one server migrated from havana-1 to
+# icehouse-1 with its floating IP, watched with kubectl.
 source "$(dirname "$0")/lib.sh"
 cd "$OSMO_ROOT"
 export KUBECONFIG
 KUBECONFIG=$("$OSMO_ROOT/hack/kube-up.sh")
+"$OSMO_ROOT/hack/openstack/up.sh" >/dev/null
+CLOUDS_FILE=$("$OSMO_ROOT/hack/openstack/clouds.sh")
 cargo build --locked -q
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
@@ -23,11 +26,24 @@ KUBECONFIG=$OPERATOR_KUBECONFIG POD_NAMESPACE=osmo-system ./target/debug/osmo ru
 OPERATOR_PID=$!
 trap 'kill $OPERATOR_PID 2>/dev/null; wait $OPERATOR_PID 2>/dev/null' EXIT
 
-kubectl delete -f examples/ --ignore-not-found --wait=true >/dev/null
-step kubectl apply -f examples/
-step kubectl wait --for=condition=Accepted im/web-1 cnd/havana-1 --timeout=60s
-step kubectl get osmo
-step kubectl describe im web-1
-step kubectl get cnd havana-1 -o jsonpath='{.status.conditions}'
+NS=osmo-demo-$(date +%s)
+step kubectl create namespace "$NS"
+step kubectl -n "$NS" create secret generic clouds --from-file=clouds.yaml="$CLOUDS_FILE"
+SERVER=$(python3 "$OSMO_ROOT/hack/demo-server.py" "web-$(date +%s)")
+cat > "$OSMO_STATE/demo-migration.yaml" <<YAML
+apiVersion: osmo.dev/v1alpha1
+kind: InstanceMigration
+metadata: {name: web-1}
+spec:
+  server: $SERVER
+  source: {secretName: clouds, cloud: admin}
+  target: {availabilityZone: icehouse}
+YAML
+step kubectl -n "$NS" apply -f "$OSMO_STATE/demo-migration.yaml"
+step kubectl -n "$NS" get im -o wide
+step kubectl -n "$NS" wait --for=condition=Ready im/web-1 --timeout=300s
+step kubectl -n "$NS" get im -o wide
+step kubectl -n "$NS" describe im web-1
+step kubectl -n "$NS" get im web-1 -o jsonpath='{range .status.steps[*]}{.name}{"\t"}{.result}{"\t"}{.startedAt}{"\n"}{end}'
 echo
-log "the control plane keeps running; stop it with hack/kube-down.sh"
+log "the control plane and OpenStack keep running; stop them with hack/kube-down.sh and hack/openstack/down.sh"

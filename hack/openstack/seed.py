@@ -119,6 +119,15 @@ def resources():
               {'subnet_id': private_subnet['id']})
     log('networks private %s, public %s (floating IP pool), router r1' % (PRIVATE_CIDR, PUBLIC_CIDR))
 
+    # quotas large enough for the tests that run side by side (the chaos test alone boots 20)
+    projects = c.get('identity', '/projects')['projects']
+    for project in (p for p in projects if p['name'] in ('admin', 'demo')):
+        c.put('compute', '/os-quota-sets/' + project['id'],
+              {'quota_set': {'instances': 500, 'cores': 1000, 'ram': 512000}})
+        c.put('network', '/quotas/' + project['id'],
+              {'quota': {'floatingip': 500, 'port': 2000, 'network': 100, 'subnet': 100}})
+    log('quotas raised for projects admin and demo')
+
 
 def zones():
     c = ostack.admin()

@@ -54,15 +54,21 @@ pub async fn observe(
         }
         DeletingSource => {
             o.source = source(s, status).await?;
-            match strategy {
-                Strategy::Snapshot => o.snapshot = snapshot(s, status, &uid).await?,
-                Strategy::Redeploy => o.target = target(s, status, &uid).await?,
+            // What replaces the source is checked afresh before each deletion request; while
+            // Nova is deleting, only the source is watched.
+            if o.source.as_ref().is_some_and(|src| src.task_state.as_deref() != Some("deleting")) {
+                match strategy {
+                    Strategy::Snapshot => o.snapshot = snapshot(s, status, &uid).await?,
+                    Strategy::Redeploy => o.target = target(s, status, &uid).await?,
+                }
             }
         }
         Booting => {
             o.target = target(s, status, &uid).await?;
             match &o.target {
-                Some(t) => o.target_ports = target_ports(s, &t.id).await?,
+                // Its ports matter once it is up.
+                Some(t) if t.status == "ACTIVE" => o.target_ports = target_ports(s, &t.id).await?,
+                Some(_) => {}
                 None => {
                     if let Some(record) = &status.source {
                         o.boot = Some(boot_base(s, im, record).await?);
@@ -71,11 +77,9 @@ pub async fn observe(
                 }
             }
         }
-        MovingAddresses | Verifying => {
+        MovingAddresses => o.floating_ips = floating_ips(s, status).await?,
+        Verifying => {
             o.target = target(s, status, &uid).await?;
-            if let Some(t) = &o.target {
-                o.target_ports = target_ports(s, &t.id).await?;
-            }
             o.floating_ips = floating_ips(s, status).await?;
         }
         CleaningUp => o.snapshot = snapshot(s, status, &uid).await?,

@@ -176,6 +176,13 @@ pub fn validate(spec: &InstanceMigrationSpec) -> Vec<FieldError> {
         validation::error(&mut errors, "spec.server", "must not start or end with white space");
     }
     validation::check_migration_options(&spec.options, &spec.source, "spec", &mut errors);
+    if spec.options.addresses.mode == crate::api::AddressMode::NovaNetwork {
+        validation::error(
+            &mut errors,
+            "spec.addresses.mode",
+            "NovaNetwork is not supported by this version of osmo yet",
+        );
+    }
     errors
 }
 
@@ -318,21 +325,26 @@ impl Planner<'_> {
         self.requeue = Some(Duration::ZERO);
     }
 
+    /// `Progressing` names the step (one event per step); `Ready` stays `InProgress` meanwhile,
+    /// so that it changes, with an event, only when the migration ends.
     fn set_progress(&mut self, phase: MigrationPhase, message: &str) {
         let reason = format!("{phase:?}");
         let (generation, now) = (self.input.generation, self.input.now);
-        for type_ in [condition_type::PROGRESSING, condition_type::READY] {
-            let status =
-                if type_ == condition_type::PROGRESSING { ConditionStatus::True } else { ConditionStatus::False };
-            conditions::set(
-                &mut self.status.conditions,
-                Desired { type_, status, reason: &reason, message: message.to_string() },
-                generation,
-                now,
-            );
-        }
+        let progressing = Desired {
+            type_: condition_type::PROGRESSING,
+            status: ConditionStatus::True,
+            reason: &reason,
+            message: message.to_string(),
+        };
+        conditions::set(&mut self.status.conditions, progressing, generation, now);
+        let ready = Desired {
+            type_: condition_type::READY,
+            status: ConditionStatus::False,
+            reason: "InProgress",
+            message: message.to_string(),
+        };
+        conditions::set(&mut self.status.conditions, ready, generation, now);
     }
-
     /// How long the current step has run.
     fn step_elapsed(&self) -> Duration {
         self.status
@@ -348,7 +360,9 @@ impl Planner<'_> {
     /// Polls again soon: often at first, then less, as OpenStack's transitions take from a
     /// fraction of a second (stop) to minutes (a large snapshot).
     fn poll(&mut self) {
-        let interval = (self.step_elapsed() / 5).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        // Half the step's age: the n-th look comes about 1.5^n times the first, so a 1 s step
+        // is seen done within half a second of it, a 10 min snapshot in a dozen looks.
+        let interval = (self.step_elapsed() / 2).clamp(Duration::from_millis(150), Duration::from_secs(10));
         self.requeue = Some(interval);
     }
 
@@ -590,6 +604,7 @@ impl Planner<'_> {
         match &observed.source {
             None => self.advance(MigrationPhase::DeletingSource),
             Some(_) if self.timed_out(MigrationPhase::DeletingSource) => {}
+            Some(source) if source.task_state.as_deref() == Some("deleting") => self.poll(),
             Some(source) => {
                 // The one destructive step: only with the replacement's material verified now.
                 let verified = match self.strategy() {
@@ -606,9 +621,7 @@ impl Planner<'_> {
                         true,
                     );
                 }
-                if source.task_state.as_deref() != Some("deleting") {
-                    self.action = Some(Action::DeleteSource { server_id: source.id.clone() });
-                }
+                self.action = Some(Action::DeleteSource { server_id: source.id.clone() });
                 self.poll();
             }
         }

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
@@ -197,8 +197,16 @@ async fn run_controllers(config: &RunConfig, ctx: Arc<Context>, stop: Cancellati
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
         None => (Api::all(client.clone()), Api::all(client)),
     };
-    let migrations = Controller::new(migrations, watcher::Config::default());
-    let _ = ctx.migrations.set(migrations.store());
+    // Migrations wake on spec changes and deletion (both bump the generation) and on their own
+    // polling timers, not on the operator's own status writes: each wake costs OpenStack reads.
+    let (reader, writer) = reflector::store();
+    let triggers = watcher(migrations, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let _ = ctx.migrations.set(reader.clone());
+    let migrations = Controller::for_stream(triggers, reader);
     let drains = Controller::new(drains, watcher::Config::default());
     tokio::join!(
         run_controller(migrations, ctx.clone(), stop.clone(), config.concurrency, crate::migration::reconcile),

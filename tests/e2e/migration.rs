@@ -174,13 +174,9 @@ async fn bad_input_fails_naming_it_and_changes_nothing() {
             "spec.mappings.networks",
         ),
     ];
-    for (name, server, extra, ..) in &cases {
+    // One after another: two at once for the same server would be refused as a conflict.
+    for (name, server, extra, reason, field) in &cases {
         apply_migration(env, &ns, name, server, extra);
-    }
-    let badcloud = "apiVersion: osmo.dev/v1alpha1\nkind: InstanceMigration\nmetadata: {name: badcloud}\n\
-                    spec: {server: x, source: {secretName: clouds, cloud: nowhere}, target: {availabilityZone: icehouse}}\n";
-    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], badcloud);
-    for (name, _, _, reason, field) in &cases {
         wait_condition(env, &ns, name, "Failed", 120);
         assert_eq!(
             jsonpath(env, &ns, &format!("im/{name}"), "{.status.conditions[?(@.type==\"Failed\")].reason}"),
@@ -189,6 +185,9 @@ async fn bad_input_fails_naming_it_and_changes_nothing() {
         let error = jsonpath(env, &ns, &format!("im/{name}"), "{.status.lastError}");
         assert!(error.starts_with(field), "{name}: {error}");
     }
+    let badcloud = "apiVersion: osmo.dev/v1alpha1\nkind: InstanceMigration\nmetadata: {name: badcloud}\n\
+                    spec: {server: x, source: {secretName: clouds, cloud: nowhere}, target: {availabilityZone: icehouse}}\n";
+    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], badcloud);
     wait_condition(env, &ns, "badcloud", "Failed", 120);
     let error = jsonpath(env, &ns, "im/badcloud", "{.status.lastError}");
     assert!(error.contains("no cloud \"nowhere\""), "{error}");

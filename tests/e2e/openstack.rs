@@ -143,7 +143,9 @@ async fn application_credentials_authenticate() {
     let made: serde_json::Value = http
         .post(&credentials)
         .header("X-Auth-Token", &token)
-        .json(&serde_json::json!({"application_credential": {"name": unique("appcred")}}))
+        .json(
+            &serde_json::json!({"application_credential": {"name": unique("appcred"), "roles": [{"name": "member"}]}}),
+        )
         .send()
         .await
         .unwrap()
