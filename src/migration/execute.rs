@@ -6,12 +6,11 @@ use kube::ResourceExt;
 
 use crate::api::{InstanceMigration, InstanceMigrationStatus};
 use crate::openstack::Error;
-use crate::openstack::compute::{NetworkAttachment, ServerCreate};
 use crate::openstack::network::{FixedIp, PortCreate};
 use crate::runtime::Context;
 
 use super::observe::{Sessions, port_marker};
-use super::planner::{Action, BootNetwork, UID_KEY};
+use super::planner::{Action, UID_KEY};
 
 /// What a change made that the status must hold at once: the next observation looks for it
 /// by this id, and notices if it vanishes.
@@ -73,32 +72,7 @@ pub async fn execute(
             };
             done(session.network().create_port(&spec).await.map(|_| ()))
         }
-        Action::Boot(plan) => {
-            let all_ports =
-                !plan.networks.is_empty() && plan.networks.iter().all(|n| matches!(n, BootNetwork::Port(_)));
-            let spec = ServerCreate {
-                name: plan.name,
-                image_id: plan.image_id,
-                flavor_id: plan.flavor_id,
-                key_name: plan.key_name,
-                // Existing ports carry their own security groups; Nova applies these to the
-                // ports it makes.
-                security_groups: if all_ports { Vec::new() } else { plan.security_groups },
-                metadata: plan.metadata,
-                availability_zone: plan.availability_zone,
-                host: plan.host,
-                networks: plan
-                    .networks
-                    .into_iter()
-                    .map(|n| match n {
-                        BootNetwork::Port(id) => NetworkAttachment::Port(id),
-                        BootNetwork::Network(id) => NetworkAttachment::Network { id, fixed_ip: None },
-                    })
-                    .collect(),
-                idempotency_key: UID_KEY.to_string(),
-            };
-            session.compute().create_server(&spec).await.map(|id| Some(Made::Target(id)))
-        }
+        Action::Boot(spec) => session.compute().create_server(&spec).await.map(|id| Some(Made::Target(id))),
         Action::AssociateFloatingIp { floating_ip_id, port_id, fixed_ip } => done(
             session
                 .network()

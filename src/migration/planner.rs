@@ -21,6 +21,7 @@ use crate::api::{
     SnapshotCleanup, SnapshotStatus, StepRecord, StepResult, Strategy, TargetPort, TargetServerStatus, condition_type,
     timestamp,
 };
+use crate::openstack::compute::{NetworkAttachment, ServerCreate};
 use crate::runtime::conditions::{self, Desired, Validated};
 use crate::validation::{self, FieldError};
 
@@ -125,7 +126,7 @@ pub enum Action {
         source_port_id: String,
         network_id: String,
     },
-    Boot(BootPlan),
+    Boot(ServerCreate),
     AssociateFloatingIp {
         floating_ip_id: String,
         port_id: String,
@@ -137,27 +138,6 @@ pub enum Action {
     DeleteTarget {
         server_id: String,
     },
-}
-
-/// Everything the replacement is booted with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BootPlan {
-    pub name: String,
-    pub image_id: String,
-    pub flavor_id: String,
-    pub key_name: Option<String>,
-    pub security_groups: Vec<String>,
-    pub metadata: BTreeMap<String, String>,
-    pub availability_zone: Option<String>,
-    pub host: Option<String>,
-    /// In the source's port order: a port to boot on, or a network to get a new port on.
-    pub networks: Vec<BootNetwork>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BootNetwork {
-    Port(String),
-    Network(String),
 }
 
 /// The planner's verdict.
@@ -672,12 +652,12 @@ impl Planner<'_> {
             let reuse = self.strategy() == Strategy::Snapshot && observed.surviving_ports.contains(&port.id);
             if reuse {
                 self.remember_port(&port.id, &port.id, "Reused");
-                networks.push(BootNetwork::Port(port.id.clone()));
+                networks.push(NetworkAttachment::Port(port.id.clone()));
             } else if self.strategy() == Strategy::Snapshot && self.input.spec.options.addresses.preserve_fixed_ips {
                 match observed.created_ports.get(&port.id) {
                     Some(created) => {
                         self.remember_port(&port.id, created, "Recreated");
-                        networks.push(BootNetwork::Port(created.clone()));
+                        networks.push(NetworkAttachment::Port(created.clone()));
                     }
                     None => {
                         // One port at a time; the boot comes once every port exists.
@@ -688,22 +668,26 @@ impl Planner<'_> {
                     }
                 }
             } else {
-                networks.push(BootNetwork::Network(target_network));
+                networks.push(NetworkAttachment::Network { id: target_network, fixed_ip: None });
             }
         }
         let target = &self.input.spec.options.target;
         let mut metadata = record.metadata.clone();
         metadata.insert(UID_KEY.to_string(), self.input.uid.to_string());
-        self.action = Some(Action::Boot(BootPlan {
+        // Existing ports carry their own security groups; Nova applies these to the ports it
+        // makes.
+        let all_ports = !networks.is_empty() && networks.iter().all(|n| matches!(n, NetworkAttachment::Port(_)));
+        self.action = Some(Action::Boot(ServerCreate {
             name: record.name.clone(),
             image_id,
             flavor_id: base.flavor_id,
             key_name: record.key_name.clone(),
-            security_groups: record.security_groups.clone(),
+            security_groups: if all_ports { Vec::new() } else { record.security_groups.clone() },
             metadata,
             availability_zone: target.availability_zone.clone(),
             host: target.host.clone(),
             networks,
+            idempotency_key: UID_KEY.to_string(),
         }));
         self.poll();
     }

@@ -14,14 +14,14 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::planner::{
-    Action, BootBase, BootNetwork, BootPlan, Decision, ImageState, Input, Observed, Refusal, ServerState, UID_KEY,
-    fail, plan, validate,
+    Action, BootBase, Decision, ImageState, Input, Observed, Refusal, ServerState, UID_KEY, fail, plan, validate,
 };
 use crate::api::{
     Condition, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, RecordedFixedIp,
     RecordedFloatingIp, RecordedPort, RecordedServer, SnapshotStatus, StepRecord, StepResult, TargetPort,
     TargetServerStatus, condition_type,
 };
+use crate::openstack::compute::{NetworkAttachment, ServerCreate};
 use MigrationPhase::{
     Booting, CleaningUp, DeletingSource, Failed, MovingAddresses, Recording, RollingBack, Snapshotting, Stopping,
     Succeeded, Verifying,
@@ -236,8 +236,8 @@ impl Cloud {
                     .iter()
                     .enumerate()
                     .map(|(i, n)| match n {
-                        BootNetwork::Port(id) => (id.clone(), self.port_networks[id].clone()),
-                        BootNetwork::Network(net) => (format!("tgt-port-{i}"), net.clone()),
+                        NetworkAttachment::Port(id) => (id.clone(), self.port_networks[id].clone()),
+                        NetworkAttachment::Network { id: net, .. } => (format!("tgt-port-{i}"), net.clone()),
                     })
                     .collect();
             }
@@ -411,26 +411,33 @@ fn associate(floating_ip: &str, port: &str, fixed_ip: Option<&str>) -> Action {
     }
 }
 
-fn network(id: &str) -> BootNetwork {
-    BootNetwork::Network(id.into())
+fn network(id: &str) -> NetworkAttachment {
+    NetworkAttachment::Network { id: id.into(), fixed_ip: None }
 }
 
-fn on_port(id: &str) -> BootNetwork {
-    BootNetwork::Port(id.into())
+fn on_port(id: &str) -> NetworkAttachment {
+    NetworkAttachment::Port(id.into())
+}
+
+/// The security groups of a boot: none when every network is an existing port (ports carry
+/// their own).
+fn groups_for(networks: &[NetworkAttachment]) -> Vec<String> {
+    if networks.iter().all(|n| matches!(n, NetworkAttachment::Port(_))) { Vec::new() } else { vec!["default".into()] }
 }
 
 /// The boot of `web-1` into the `icehouse` zone.
-fn boot(image_id: &str, networks: &[BootNetwork]) -> Action {
-    Action::Boot(BootPlan {
+fn boot(image_id: &str, networks: &[NetworkAttachment]) -> Action {
+    Action::Boot(ServerCreate {
         name: "web-1".into(),
         image_id: image_id.into(),
         flavor_id: FLAVOR_ID.into(),
         key_name: Some("deploy".into()),
-        security_groups: vec!["default".into()],
+        security_groups: groups_for(networks),
         metadata: BTreeMap::from([("role".into(), "web".into()), (UID_KEY.into(), UID.into())]),
         availability_zone: Some("icehouse".into()),
         host: None,
         networks: networks.to_vec(),
+        idempotency_key: UID_KEY.into(),
     })
 }
 
@@ -579,7 +586,7 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
     let booting = run.step();
     assert_eq!(
         booting.action,
-        Some(Action::Boot(BootPlan {
+        Some(Action::Boot(ServerCreate {
             name: "web-1".into(),
             image_id: SNAPSHOT_ID.into(),
             flavor_id: FLAVOR_ID.into(),
@@ -589,6 +596,7 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
             availability_zone: Some("icehouse".into()),
             host: Some("icehouse-3".into()),
             networks: vec![network("net-9")],
+            idempotency_key: UID_KEY.into(),
         }))
     );
     assert_progressing(&booting.status, Booting);

@@ -126,7 +126,7 @@ pub struct VolumeAttachment {
 }
 
 /// What a new server is made of.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerCreate {
     pub name: String,
     pub image_id: String,
@@ -143,7 +143,7 @@ pub struct ServerCreate {
 }
 
 /// How a new server joins a network.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetworkAttachment {
     /// On an existing port, with its fixed IPs, MAC and floating IPs.
     Port(String),

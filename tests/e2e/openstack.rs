@@ -292,8 +292,20 @@ async fn a_fixed_ip_is_kept_by_recreating_its_port() {
         .await
         .unwrap();
     assert!(keypair.status().is_success(), "{:?}", keypair.text().await);
+    // A free address high in the subnet, where Neutron's own choices rarely go.
+    let used: Vec<String> = admin
+        .network()
+        .ports(&[("network_id", &f.private)])
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|p| p.fixed_ips.into_iter().map(|ip| ip.ip_address))
+        .collect();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let address = format!("198.51.100.{}", 200 + nanos % 50);
+    let address = (0..50)
+        .map(|i| format!("198.51.100.{}", 200 + (nanos + i) % 50))
+        .find(|a| !used.contains(a))
+        .expect("a free address in 198.51.100.200-249");
     let mut spec = server_spec(
         &name,
         &f,
