@@ -558,7 +558,8 @@ fn regex_escape(name: &str) -> String {
     })
 }
 
-fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+/// An id that some API versions give as a number and others as a string.
+pub(crate) fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(match serde_json::Value::deserialize(d)? {
         serde_json::Value::String(s) => s,
         other => other.to_string(),

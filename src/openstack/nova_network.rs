@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::compute::string_or_number;
 use super::error::{Error, Service};
 use super::session::{Microversion, Request, Retry, Session};
 
@@ -33,7 +34,7 @@ pub struct BulkFloatingIp {
 /// A floating IP allocated to the project (`os-floating-ips`).
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 pub struct LegacyFloatingIp {
-    #[serde(deserialize_with = "id_string")]
+    #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub ip: String,
     pub pool: String,
@@ -158,11 +159,4 @@ impl NovaNetwork<'_> {
         .await
         .map(|_| ())
     }
-}
-
-fn id_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => s,
-        other => other.to_string(),
-    })
 }

@@ -132,6 +132,11 @@ async fn rest_login(cloud: &str) -> (String, serde_json::Value) {
     (token, response.json().await.unwrap())
 }
 
+/// DELETE over REST with a token from [`rest_login`]; the answer must be a success.
+async fn rest_delete(token: &str, url: &str) {
+    reqwest::Client::new().delete(url).header("X-Auth-Token", token).send().await.unwrap().error_for_status().unwrap();
+}
+
 #[tokio::test]
 async fn application_credentials_authenticate() {
     // The demo user makes itself an application credential, over Keystone's REST API.
@@ -161,13 +166,7 @@ async fn application_credentials_authenticate() {
     );
     let s = Session::new(clouds::parse(&yaml, "ac").unwrap(), None).unwrap();
     assert!(s.compute().flavors().await.unwrap().iter().any(|fl| fl.name == "m1.tiny"));
-    http.delete(format!("{credentials}/{id}"))
-        .header("X-Auth-Token", &token)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    rest_delete(&token, &format!("{credentials}/{id}")).await;
 }
 
 #[tokio::test]
@@ -353,13 +352,7 @@ async fn a_fixed_ip_is_kept_by_recreating_its_port() {
     admin.compute().delete_server(&new_id).await.unwrap();
     wait_gone(&admin, &new_id).await;
     admin.network().delete_port(&again.id).await.unwrap();
-    http.delete(format!("{nova}/os-keypairs/{name}"))
-        .header("X-Auth-Token", &token)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    rest_delete(&token, &format!("{nova}/os-keypairs/{name}")).await;
 }
 
 #[tokio::test]
