@@ -194,6 +194,12 @@ pub struct ComputeNodeDrainStatus {
     /// One entry per server found on the host, in the order the drain handles them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<DrainServerEntry>,
+    /// When the host was cordoned: the start of `waitDeadlineSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cordoned_at: Option<String>,
+    /// What the drain waits for or what blocks it, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// The last error met.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -232,13 +238,41 @@ pub struct ServiceStatus {
 pub struct DrainServerEntry {
     pub id: String,
     pub name: String,
+    /// The project (tenant) owning the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Where the server stands in this drain.
+    #[serde(default)]
+    pub state: DrainServerState,
     /// Why the server is left alone, when it is excluded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excluded: Option<String>,
-    /// Name of its InstanceMigration, once created.
+    /// Name of its InstanceMigration: the one created (or, in a dry run, that would be).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<String>,
     /// Phase of that migration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<MigrationPhase>,
+    /// Where the migration takes the server, e.g. `zone icehouse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// Where one server of the host stands in its drain.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DrainServerState {
+    /// On the host, not handled yet (mode `Migrate`) or waited for (mode `Wait`).
+    #[default]
+    Waiting,
+    /// Its InstanceMigration runs.
+    Migrating,
+    /// Its InstanceMigration succeeded: the server runs elsewhere.
+    Migrated,
+    /// Left the host without a migration of this drain (deleted by its owner, or moved).
+    Gone,
+    /// Its InstanceMigration failed; the server is still on the host. Deleting that
+    /// InstanceMigration lets the drain try again.
+    Failed,
+    /// Left alone by the selector.
+    Excluded,
 }

@@ -190,7 +190,7 @@ pub struct StepTimeouts {
 }
 
 /// Where a migration stands.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 pub enum MigrationPhase {
     /// Accepted, not started.
     #[default]

@@ -1,14 +1,24 @@
-//! The ComputeNodeDrain controller: read the resource, let the planner decide its status, write it.
+//! The ComputeNodeDrain controller: observe the host and the drain's migrations, let the
+//! planner decide, write the status, then make the changes it asked for.
 
+mod execute;
+mod observe;
 pub mod planner;
+#[cfg(test)]
+mod planner_tests;
 
 use std::sync::Arc;
 
+use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::Action;
 
-use crate::api::{ComputeNodeDrain, ComputeNodeDrainStatus, Condition};
-use crate::runtime::status::HasConditions;
-use crate::runtime::{Context, ReconcileError, reconcile_status};
+use crate::api::{ComputeNodeDrain, ComputeNodeDrainStatus, Condition, DrainPhase};
+use crate::runtime::clouds::CloudError;
+use crate::runtime::status::{self, HasConditions};
+use crate::runtime::{Context, ReconcileError, finalizers};
+
+use self::planner::{Input, Observed, Refusal};
 
 /// Held on every ComputeNodeDrain so that its deletion passes through the operator.
 pub const FINALIZER: &str = "osmo.dev/compute-node-drain";
@@ -24,8 +34,117 @@ impl HasConditions for ComputeNodeDrain {
 }
 
 pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    reconcile_status(drain, &ctx, FINALIZER, |drain, now| {
-        planner::plan(&drain.spec, drain.status.as_ref(), drain.metadata.generation, now)
-    })
-    .await
+    let _timer = ctx.metrics.reconcile_started("ComputeNodeDrain");
+    let api: Api<ComputeNodeDrain> = Api::namespaced(ctx.client.clone(), &drain.namespace().unwrap_or_default());
+    let deleting = drain.metadata.deletion_timestamp.is_some();
+    let held = drain.finalizers().iter().any(|f| f == FINALIZER);
+    if deleting && !held {
+        return Ok(Action::await_change());
+    }
+    if !held {
+        finalizers::ensure(&api, drain.as_ref(), FINALIZER).await?;
+        ctx.metrics.kubernetes_write("ComputeNodeDrain");
+    }
+    let current = drain.status.clone().unwrap_or_default();
+    let input = Input {
+        spec: &drain.spec,
+        status: drain.status.as_ref(),
+        name: &drain.name_any(),
+        generation: drain.metadata.generation,
+        deleting,
+        now: jiff::Timestamp::now(),
+    };
+    // A new spec is acknowledged (accepted or refused) at once, before OpenStack is asked.
+    let (validated, _) = planner::validated(&input);
+    publish(&ctx, &drain, drain.status.as_ref(), &validated).await?;
+    let needs_openstack = planner::validate(&drain.spec).is_empty() && current.phase != DrainPhase::Retired;
+    let namespace = drain.namespace().unwrap_or_default();
+    let mut session = None;
+    let mut observation = None;
+    let observed: Result<Observed, Refusal> = if !needs_openstack {
+        Ok(Observed::default())
+    } else {
+        match ctx.clouds.session(&namespace, &drain.spec.cloud).await {
+            Err(e) if started(&current) => return Err(e.into()),
+            Err(e) => Err(Refusal { reason: cloud_reason(&e), message: format!("spec.cloud: {e}") }),
+            Ok(s) => match observe::observe(&ctx, &s, &drain).await {
+                Ok(o) => {
+                    session = Some(s);
+                    Ok(observation.insert(o).planner.clone())
+                }
+                Err(ReconcileError::OpenStack(e)) if !started(&current) && !e.is_transient() => {
+                    Err(Refusal { reason: "OpenStackError", message: e.to_string() })
+                }
+                Err(e) => return Err(record_error(&ctx, &drain, &validated, e).await),
+            },
+        }
+    };
+    let decision = planner::plan(&input, observed.as_ref());
+    publish(&ctx, &drain, Some(&validated), &decision.status).await?;
+
+    if let Some(session) = &session {
+        let service = observation.as_ref().and_then(|o| o.service.as_ref());
+        for action in decision.actions {
+            if let Err(e) = execute::execute(&ctx, session, &drain, service, action).await {
+                return Err(record_error(&ctx, &drain, &decision.status, e).await);
+            }
+        }
+    }
+    if decision.release {
+        finalizers::remove(&api, drain.as_ref(), FINALIZER).await?;
+        ctx.metrics.kubernetes_write("ComputeNodeDrain");
+        return Ok(Action::await_change());
+    }
+    Ok(decision.requeue.map(Action::requeue).unwrap_or_else(Action::await_change))
+}
+
+/// Whether the drain has changed anything in OpenStack yet.
+fn started(status: &ComputeNodeDrainStatus) -> bool {
+    status.cordoned_at.is_some()
+}
+
+fn cloud_reason(e: &CloudError) -> &'static str {
+    match e {
+        CloudError::SecretNotFound { .. } => "SecretNotFound",
+        CloudError::Invalid(_) => "CloudInvalid",
+        CloudError::Kube(_) => "KubernetesError",
+    }
+}
+
+/// Shows an error that will be retried in the status, so that `kubectl describe` tells why
+/// the drain does not move.
+async fn record_error(
+    ctx: &Context,
+    drain: &ComputeNodeDrain,
+    status: &ComputeNodeDrainStatus,
+    error: ReconcileError,
+) -> ReconcileError {
+    if let ReconcileError::OpenStack(crate::openstack::Error::Auth { .. }) = &error {
+        ctx.clouds.forget(&drain.namespace().unwrap_or_default(), &drain.spec.cloud);
+    }
+    let mut with_error = status.clone();
+    with_error.last_error = Some(error.to_string());
+    if let Err(e) = status::publish(ctx, drain, Some(status), &with_error).await {
+        tracing::warn!(error = %e, drain = %drain.name_any(), "could not record the error in status");
+    }
+    error
+}
+
+/// Writes the status and counts drains that reached an end.
+async fn publish(
+    ctx: &Context,
+    drain: &ComputeNodeDrain,
+    old: Option<&ComputeNodeDrainStatus>,
+    new: &ComputeNodeDrainStatus,
+) -> Result<(), ReconcileError> {
+    status::publish(ctx, drain, old, new).await?;
+    if old.is_none_or(|old| old.phase != new.phase) {
+        match new.phase {
+            DrainPhase::Drained | DrainPhase::Retired | DrainPhase::Blocked | DrainPhase::Failed => {
+                ctx.metrics.drain_reached(&format!("{:?}", new.phase))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

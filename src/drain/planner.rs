@@ -1,7 +1,15 @@
-//! Decides a ComputeNodeDrain's next status from its spec and current status. Pure.
+//! Decides a ComputeNodeDrain's next status and changes from its spec, its status and what was
+//! observed in OpenStack and Kubernetes. Pure: the controller observes and executes.
 
-use crate::api::{AfterDrain, ComputeNodeDrainSpec, ComputeNodeDrainStatus, DrainMode, DrainPhase, ServerSelector};
-use crate::runtime::conditions::{self, Validated};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::api::{
+    AfterDrain, ComputeNodeDrainSpec, ComputeNodeDrainStatus, ConditionStatus, DrainCounts, DrainMode, DrainPhase,
+    DrainServerEntry, DrainServerState, MigrationPhase, ServerSelector, ServiceStatus, condition_type, timestamp,
+};
+use crate::migration::planner::describe_target;
+use crate::runtime::conditions::{self, Desired, Validated};
 use crate::validation::{self, FieldError};
 
 /// Every problem of the spec that the schema could not catch.
@@ -16,6 +24,9 @@ pub fn validate(spec: &ComputeNodeDrainSpec) -> Vec<FieldError> {
         }
         (DrainMode::Migrate, Some(template)) => {
             validation::check_migration_options(template, &spec.cloud, "spec.migrationTemplate", &mut errors);
+            if template.target.cloud.is_none() && template.target.host.as_deref() == Some(spec.host.as_str()) {
+                validation::error(&mut errors, "spec.migrationTemplate.target.host", "must not be the drained host");
+            }
         }
         (DrainMode::Wait, Some(_)) => {
             validation::error(&mut errors, "spec.migrationTemplate", "only used when mode is Migrate")
@@ -56,20 +67,162 @@ fn check_selector(selector: &ServerSelector, at: &str, errors: &mut Vec<FieldErr
     }
 }
 
-/// The status the drain should have now.
-pub fn plan(
-    spec: &ComputeNodeDrainSpec,
-    current: Option<&ComputeNodeDrainStatus>,
-    generation: Option<i64>,
-    now: jiff::Timestamp,
-) -> ComputeNodeDrainStatus {
-    let mut status = current.cloned().unwrap_or_default();
-    status.observed_generation = generation;
-    match conditions::apply_validation(&mut status.conditions, &validate(spec), generation, now) {
+/// Label on a drain's InstanceMigrations: the drain's UID (names may be too long for a label).
+pub const DRAIN_UID_LABEL: &str = "osmo.dev/drain-uid";
+
+/// Everything the planner decides from.
+pub struct Input<'a> {
+    pub spec: &'a ComputeNodeDrainSpec,
+    pub status: Option<&'a ComputeNodeDrainStatus>,
+    /// The drain's name: its InstanceMigrations are named after it.
+    pub name: &'a str,
+    pub generation: Option<i64>,
+    pub deleting: bool,
+    pub now: jiff::Timestamp,
+}
+
+/// What the controller saw of the host in OpenStack and of the migrations in Kubernetes.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// The host's nova-compute service; `None` when the host has none.
+    pub service: Option<ServiceStatus>,
+    /// The servers on the host, of all projects.
+    pub servers: Vec<HostServer>,
+    /// The drain's own InstanceMigrations, and others that name a server of the host.
+    pub migrations: Vec<KnownMigration>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostServer {
+    pub id: String,
+    pub name: String,
+    pub project_id: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownMigration {
+    pub name: String,
+    /// The server it moves, as its spec names it.
+    pub server: String,
+    pub phase: Option<MigrationPhase>,
+    /// Created by this drain (owned by it).
+    pub owned: bool,
+}
+
+impl KnownMigration {
+    fn ended(&self) -> bool {
+        matches!(self.phase, Some(MigrationPhase::Succeeded | MigrationPhase::Failed))
+    }
+}
+
+/// Why the host cannot be looked at, before the drain changed anything (e.g. a missing Secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// A change the planner asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Disable the host's nova-compute service with `spec.disableReason`.
+    DisableService,
+    /// Enable it again (a drain deleted before it was done).
+    EnableService,
+    /// Mark the service forced-down (`spec.forceDown`).
+    ForceDownService,
+    /// Delete the service record (`afterDrain: RetireService`).
+    DeleteService,
+    /// Create the InstanceMigration `name` for the server `server_id`.
+    CreateMigration { name: String, server_id: String },
+}
+
+#[derive(Debug)]
+pub struct Decision {
+    pub status: ComputeNodeDrainStatus,
+    /// Done in order; the next one only when the previous succeeded.
+    pub actions: Vec<Action>,
+    pub requeue: Option<Duration>,
+    /// Remove the finalizer once the actions are done.
+    pub release: bool,
+}
+
+/// A drain has an InstanceMigration per server, named after both.
+pub fn migration_name(drain: &str, server_id: &str) -> String {
+    // Object names are at most 253 characters; the server ID keeps names distinct.
+    let room = 253 - server_id.len() - 1;
+    let drain: String = drain.chars().take(room).collect();
+    format!("{}-{}", drain.trim_end_matches(['-', '.']), server_id.to_ascii_lowercase())
+}
+
+/// Whether the nova-compute service is still reporting.
+fn service_up(service: &ServiceStatus) -> bool {
+    service.state == "up" && !service.forced_down
+}
+
+/// The status the drain should have now and the changes that get it there.
+pub fn plan(input: &Input<'_>, observed: Result<&Observed, &Refusal>) -> Decision {
+    let (status, validated) = validated(input);
+    if let Validated::Invalid(_) = validated {
+        // Nothing was done on behalf of an invalid drain: it may go at once.
+        return Decision { status, actions: vec![], requeue: None, release: input.deleting };
+    }
+    let observed = match observed {
+        Ok(observed) => observed,
+        // Nothing was changed yet, so a drain being deleted may go.
+        Err(_) if input.deleting => return Decision { status, actions: vec![], requeue: None, release: true },
+        Err(refusal) => {
+            let planner = Planner { input, observed: &Observed::default(), status };
+            return planner.fail(refusal.reason, refusal.message.clone());
+        }
+    };
+    let mut planner = Planner { input, observed, status };
+    if input.deleting {
+        return planner.abort();
+    }
+    if planner.status.phase == DrainPhase::Retired {
+        return planner.decide(vec![], None);
+    }
+    planner.status.service = observed.service.clone();
+    let Some(service) = observed.service.clone() else {
+        if planner.status.phase == DrainPhase::Retiring {
+            return planner.retired();
+        }
+        let message = format!("spec.host: host {} has no nova-compute service", input.spec.host);
+        return planner.fail("ServiceNotFound", message);
+    };
+    planner.status.servers = entries(input, observed, &planner.status.servers);
+    planner.count();
+    planner.status.last_error = None;
+
+    if input.spec.dry_run {
+        return planner.dry_run();
+    }
+    if service.status == "enabled" {
+        if input.spec.paused {
+            return planner.paused_before_cordon();
+        }
+        planner.status.phase = DrainPhase::Cordoning;
+        let message = format!("Disabling nova-compute on {}.", input.spec.host);
+        planner.progressing(true, "Cordoning", &message);
+        return planner.decide(vec![Action::DisableService], Some(Duration::from_millis(500)));
+    }
+    planner.status.cordoned_at.get_or_insert_with(|| timestamp(input.now));
+    planner.drain()
+}
+
+/// The status with the spec's validation applied: what the drain shows even when OpenStack
+/// cannot be reached.
+pub fn validated(input: &Input<'_>) -> (ComputeNodeDrainStatus, Validated) {
+    let mut status = input.status.cloned().unwrap_or_default();
+    status.observed_generation = input.generation;
+    let validated =
+        conditions::apply_validation(&mut status.conditions, &validate(input.spec), input.generation, input.now);
+    match &validated {
         Validated::Invalid(message) => {
             status.phase = DrainPhase::Failed;
-            status.last_error = Some(message);
-            return status;
+            status.last_error = Some(message.clone());
         }
         Validated::Corrected => {
             status.phase = DrainPhase::Pending;
@@ -77,77 +230,376 @@ pub fn plan(
         }
         Validated::Valid => {}
     }
-    conditions::set_not_implemented(&mut status.conditions, "drain", generation, now);
-    status
+    (status, validated)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::ConditionStatus;
+struct Planner<'a> {
+    input: &'a Input<'a>,
+    observed: &'a Observed,
+    status: ComputeNodeDrainStatus,
+}
 
-    fn spec(extra: serde_json::Value) -> ComputeNodeDrainSpec {
-        let mut base = serde_json::json!({
-            "cloud": {"secretName": "clouds", "cloud": "old"},
-            "host": "havana-1",
-            "mode": "Migrate",
-            "migrationTemplate": {"target": {"availabilityZone": "icehouse"}},
-        });
-        base.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        serde_json::from_value(base).unwrap()
+impl Planner<'_> {
+    fn spec(&self) -> &ComputeNodeDrainSpec {
+        self.input.spec
     }
 
-    fn fields(spec: &ComputeNodeDrainSpec) -> Vec<String> {
-        validate(spec).into_iter().map(|e| e.field).collect()
+    fn decide(self, actions: Vec<Action>, requeue: Option<Duration>) -> Decision {
+        Decision { status: self.status, actions, requeue, release: false }
     }
 
-    #[test]
-    fn defaults_are_valid() {
-        let s = spec(serde_json::json!({}));
-        assert_eq!(s.max_concurrent, 1);
-        assert_eq!(s.disable_reason, "osmo: draining for redeployment");
-        assert!(fields(&s).is_empty());
+    fn set(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: &str) {
+        let desired = Desired { type_, status, reason, message: message.to_string() };
+        conditions::set(&mut self.status.conditions, desired, self.input.generation, self.input.now);
     }
 
-    #[test]
-    fn migrate_needs_a_template_and_wait_refuses_one() {
-        assert_eq!(fields(&spec(serde_json::json!({"migrationTemplate": null}))), ["spec.migrationTemplate"]);
-        assert_eq!(fields(&spec(serde_json::json!({"mode": "Wait"}))), ["spec.migrationTemplate"]);
-        assert!(
-            fields(&spec(serde_json::json!({"mode": "Wait", "migrationTemplate": null, "waitDeadlineSeconds": 60})))
-                .is_empty()
+    /// `Progressing` says whether work goes on; `Ready` stays False and `Failed` False.
+    fn progressing(&mut self, going: bool, reason: &str, message: &str) {
+        use ConditionStatus::{False, True};
+        self.set(condition_type::PROGRESSING, if going { True } else { False }, reason, message);
+        self.set(condition_type::READY, False, reason, message);
+        self.set(condition_type::FAILED, False, reason, message);
+        self.status.message = Some(message.to_string());
+    }
+
+    fn fail(mut self, reason: &str, message: String) -> Decision {
+        use ConditionStatus::{False, True};
+        self.status.phase = DrainPhase::Failed;
+        self.set(condition_type::PROGRESSING, False, reason, &message);
+        self.set(condition_type::READY, False, reason, &message);
+        self.set(condition_type::FAILED, True, reason, &message);
+        self.status.message = Some(message.clone());
+        self.status.last_error = Some(message);
+        self.decide(vec![], None)
+    }
+
+    fn count(&mut self) {
+        let servers = &self.status.servers;
+        let of = |state| servers.iter().filter(|e| e.state == state).count() as u32;
+        let counts = DrainCounts {
+            total: servers.len() as u32,
+            remaining: of(DrainServerState::Waiting) + of(DrainServerState::Failed),
+            migrating: of(DrainServerState::Migrating),
+            succeeded: of(DrainServerState::Migrated) + of(DrainServerState::Gone),
+            failed: of(DrainServerState::Failed),
+            excluded: of(DrainServerState::Excluded),
+        };
+        let mut progress = format!("{}/{}", counts.succeeded, counts.total - counts.excluded);
+        if counts.excluded > 0 {
+            progress.push_str(&format!(" ({} excluded)", counts.excluded));
+        }
+        self.status.progress = Some(progress);
+        self.status.counts = Some(counts);
+    }
+
+    fn dry_run(mut self) -> Decision {
+        self.status.phase = DrainPhase::Planned;
+        let target = self.spec().migration_template.as_ref().map(|t| describe_target(&t.target));
+        let migrate = self.spec().mode == DrainMode::Migrate;
+        let mut moving = 0;
+        for entry in self.status.servers.iter_mut().filter(|e| e.state == DrainServerState::Waiting) {
+            if migrate {
+                entry.migration = Some(migration_name(self.input.name, &entry.id));
+                entry.target = target.clone();
+            }
+            moving += 1;
+        }
+        let what = if migrate { "would be migrated" } else { "would be waited for" };
+        let message = format!(
+            "Dry run: {moving} server(s) of {} {what}, in the order listed in status.servers; nothing is changed.",
+            self.spec().host
         );
+        self.progressing(false, "DryRun", &message);
+        self.decide(vec![], Some(Duration::from_secs(60)))
     }
 
-    #[test]
-    fn the_template_is_checked_like_a_migration() {
-        let s = spec(serde_json::json!({"migrationTemplate": {"target": {}}}));
-        assert_eq!(fields(&s), ["spec.migrationTemplate.target"]);
+    fn paused_before_cordon(mut self) -> Decision {
+        self.status.phase = DrainPhase::Planned;
+        let message = format!("Paused: nova-compute on {} is not disabled yet; nothing is changed.", self.spec().host);
+        self.progressing(false, "Paused", &message);
+        self.decide(vec![], None)
     }
 
-    #[test]
-    fn options_that_do_not_apply_are_named() {
-        assert_eq!(fields(&spec(serde_json::json!({"waitDeadlineSeconds": 60}))), ["spec.waitDeadlineSeconds"]);
-        assert_eq!(fields(&spec(serde_json::json!({"forceDown": true}))), ["spec.forceDown"]);
-        assert!(fields(&spec(serde_json::json!({"forceDown": true, "afterDrain": "RetireService"}))).is_empty());
+    /// The host is cordoned: move or wait for its servers, then report it drained.
+    fn drain(mut self) -> Decision {
+        let mut actions = Vec::new();
+        let spec = self.input.spec;
+        if spec.mode == DrainMode::Migrate && !spec.paused {
+            let in_flight = self.observed.migrations.iter().filter(|m| m.owned && !m.ended()).count();
+            let room = (spec.max_concurrent as usize).saturating_sub(in_flight);
+            let target = spec.migration_template.as_ref().map(|t| describe_target(&t.target));
+            for entry in self.status.servers.iter_mut().filter(|e| e.state == DrainServerState::Waiting).take(room) {
+                let name = migration_name(self.input.name, &entry.id);
+                actions.push(Action::CreateMigration { name: name.clone(), server_id: entry.id.clone() });
+                entry.migration = Some(name);
+                entry.state = DrainServerState::Migrating;
+                entry.target = target.clone();
+            }
+            self.count();
+        }
+        let may_remain = spec.selector.excluded_may_remain;
+        let blocking: Vec<&DrainServerEntry> = self
+            .status
+            .servers
+            .iter()
+            .filter(|e| match e.state {
+                DrainServerState::Waiting | DrainServerState::Migrating | DrainServerState::Failed => true,
+                DrainServerState::Excluded => !may_remain,
+                DrainServerState::Migrated | DrainServerState::Gone => false,
+            })
+            .collect();
+        if blocking.is_empty() {
+            return self.drained();
+        }
+        let names = |state: DrainServerState| {
+            blocking.iter().filter(|e| e.state == state).map(|e| e.name.as_str()).collect::<Vec<_>>()
+        };
+        let (waiting, migrating, failed, excluded) = (
+            names(DrainServerState::Waiting),
+            names(DrainServerState::Migrating),
+            names(DrainServerState::Failed),
+            names(DrainServerState::Excluded),
+        );
+        let mut remains = Vec::new();
+        for (what, list) in [
+            ("waiting", &waiting),
+            ("migrating", &migrating),
+            ("failed (delete their InstanceMigration to retry)", &failed),
+            ("excluded", &excluded),
+        ] {
+            if !list.is_empty() {
+                remains.push(format!("{what}: {}", list.join(", ")));
+            }
+        }
+        let remains = remains.join("; ");
+        let host = &spec.host;
+        let deadline_passed = self.wait_deadline().filter(|d| self.input.now >= *d).is_some();
+        let stuck = migrating.is_empty()
+            && (spec.mode == DrainMode::Wait && deadline_passed
+                || spec.mode == DrainMode::Migrate && waiting.is_empty());
+        if stuck {
+            self.status.phase = DrainPhase::Blocked;
+            let why = if deadline_passed { "the wait deadline passed" } else { "nothing more can be moved" };
+            let message = format!("Host {host} is not empty and {why}. Remaining {remains}.");
+            self.progressing(false, "Blocked", &message);
+            return self.decide(actions, Some(Duration::from_secs(30)));
+        }
+        self.status.phase = DrainPhase::Draining;
+        if spec.paused {
+            let message = format!("Paused: no new migrations are started. Remaining {remains}.");
+            self.progressing(false, "Paused", &message);
+        } else {
+            let message = format!("Emptying host {host}. Remaining {remains}.");
+            self.progressing(true, "Draining", &message);
+        }
+        let mut poll = self.poll_interval();
+        if let Some(deadline) = self.wait_deadline().filter(|_| spec.mode == DrainMode::Wait) {
+            let until = deadline.duration_since(self.input.now).unsigned_abs();
+            poll = poll.min(until.max(Duration::from_millis(100)));
+        }
+        self.decide(actions, Some(poll))
     }
 
-    #[test]
-    fn an_empty_selector_would_match_everything() {
-        let s = spec(serde_json::json!({"selector": {"exclude": [{"namePattern": "db-*"}, {}]}}));
-        assert_eq!(fields(&s), ["spec.selector.exclude[1]"]);
+    /// OpenStack is re-read for servers that leave or arrive: often at first, then less.
+    fn poll_interval(&self) -> Duration {
+        let since = self.cordoned_at().map(|t| self.input.now.duration_since(t).unsigned_abs()).unwrap_or_default();
+        (since / 4).clamp(Duration::from_secs(2), Duration::from_secs(30))
     }
 
-    #[test]
-    fn an_invalid_drain_fails_and_a_valid_one_is_accepted() {
-        let now = jiff::Timestamp::from_second(0).unwrap();
-        let failed = plan(&spec(serde_json::json!({"host": "havana 1"})), None, Some(1), now);
-        assert_eq!(failed.phase, DrainPhase::Failed);
-        let reason = conditions::get(&failed.conditions, "Failed").unwrap();
-        assert_eq!(reason.message, "spec.host: must not contain white space");
-        let ok = plan(&spec(serde_json::json!({})), Some(&failed), Some(2), now);
-        assert_eq!(ok.phase, DrainPhase::Pending);
-        assert_eq!(conditions::get(&ok.conditions, "Accepted").unwrap().status, ConditionStatus::True);
-        assert_eq!(conditions::get(&ok.conditions, "Failed").unwrap().status, ConditionStatus::False);
+    fn cordoned_at(&self) -> Option<jiff::Timestamp> {
+        self.status.cordoned_at.as_deref().and_then(|t| t.parse().ok())
     }
+
+    fn wait_deadline(&self) -> Option<jiff::Timestamp> {
+        let seconds = self.input.spec.wait_deadline_seconds?;
+        let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+        self.cordoned_at()?.checked_add(jiff::SignedDuration::from_secs(seconds)).ok()
+    }
+
+    /// No server blocks the host any more.
+    fn drained(mut self) -> Decision {
+        use ConditionStatus::{False, True};
+        let host = self.spec().host.clone();
+        let ready = format!("Host {host} is empty and ready to be redeployed.");
+        if self.spec().after_drain == AfterDrain::Keep {
+            self.status.phase = DrainPhase::Drained;
+            self.set(condition_type::PROGRESSING, False, "Drained", &ready);
+            self.set(condition_type::READY, True, "Drained", &ready);
+            self.set(condition_type::FAILED, False, "Drained", &ready);
+            self.status.message = Some(ready);
+            // New servers forced onto the host later are noticed.
+            return self.decide(vec![], Some(Duration::from_secs(60)));
+        }
+        let service = self.observed.service.clone().expect("a drain without service never gets here");
+        if !self.observed.servers.is_empty() {
+            self.status.phase = DrainPhase::Blocked;
+            let message = format!(
+                "Host {host} holds only excluded servers, which may remain, but its service is never retired while a \
+                 server remains ({}).",
+                self.observed.servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            self.progressing(false, "Blocked", &message);
+            return self.decide(vec![], Some(Duration::from_secs(30)));
+        }
+        self.status.phase = DrainPhase::Retiring;
+        self.set(condition_type::READY, True, "Drained", &ready);
+        self.set(condition_type::FAILED, False, "Retiring", &ready);
+        let (action, message, requeue) = match (service_up(&service), self.spec().force_down) {
+            (true, true) => (
+                Some(Action::ForceDownService),
+                format!("Host {host} is empty; marking its nova-compute service forced down."),
+                Duration::from_millis(500),
+            ),
+            (true, false) => (
+                None,
+                format!("Host {host} is empty; waiting for its nova-compute process to stop (the service is up)."),
+                Duration::from_secs(5),
+            ),
+            (false, _) => (
+                Some(Action::DeleteService),
+                format!("Host {host} is empty and its nova-compute is down; deleting the service record."),
+                Duration::from_millis(500),
+            ),
+        };
+        self.set(condition_type::PROGRESSING, True, "Retiring", &message);
+        self.status.message = Some(message);
+        self.decide(action.into_iter().collect(), Some(requeue))
+    }
+
+    fn retired(mut self) -> Decision {
+        use ConditionStatus::{False, True};
+        self.status.phase = DrainPhase::Retired;
+        self.status.service = None;
+        let message =
+            format!("Host {} is empty and its nova-compute service record is deleted: redeploy it.", self.spec().host);
+        self.set(condition_type::PROGRESSING, False, "Retired", &message);
+        self.set(condition_type::READY, True, "Retired", &message);
+        self.set(condition_type::FAILED, False, "Retired", &message);
+        self.status.message = Some(message);
+        self.decide(vec![], None)
+    }
+
+    /// The drain is being deleted: start nothing new, let running migrations end, then give
+    /// the host back to the scheduler unless it is done or the spec keeps it disabled.
+    fn abort(mut self) -> Decision {
+        let running: Vec<&str> =
+            self.observed.migrations.iter().filter(|m| m.owned && !m.ended()).map(|m| m.name.as_str()).collect();
+        if !running.is_empty() {
+            let message = format!(
+                "Being deleted: no new migrations; waiting for {} running one(s) to end: {}.",
+                running.len(),
+                running.join(", ")
+            );
+            self.progressing(true, "Aborting", &message);
+            return self.decide(vec![], Some(Duration::from_secs(30)));
+        }
+        let done = matches!(self.status.phase, DrainPhase::Drained | DrainPhase::Retiring | DrainPhase::Retired);
+        let ours = |s: &ServiceStatus| {
+            s.status == "disabled" && s.disabled_reason.as_deref() == Some(self.input.spec.disable_reason.as_str())
+        };
+        let enable = !done
+            && !self.input.spec.keep_disabled_on_abort
+            && self.status.cordoned_at.is_some()
+            && self.observed.service.as_ref().is_some_and(ours);
+        Decision {
+            status: self.status,
+            actions: if enable { vec![Action::EnableService] } else { vec![] },
+            requeue: None,
+            release: true,
+        }
+    }
+}
+
+/// One entry per server the drain knows: those on the host now, and those that were and
+/// left, in the order the drain handles them.
+fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]) -> Vec<DrainServerEntry> {
+    let selection = &input.spec.selector;
+    let ours = |id: &str| observed.migrations.iter().find(|m| m.owned && m.server == id);
+    let other = |id: &str| observed.migrations.iter().find(|m| !m.owned && !m.ended() && m.server == id);
+    let by_migration = |m: &KnownMigration| match m.phase {
+        Some(MigrationPhase::Succeeded) => DrainServerState::Migrated,
+        Some(MigrationPhase::Failed) => DrainServerState::Failed,
+        _ => DrainServerState::Migrating,
+    };
+    let mut entries: Vec<(usize, DrainServerEntry)> = Vec::new();
+    for server in &observed.servers {
+        let earlier = previous.iter().find(|e| e.id == server.id);
+        let mut entry = DrainServerEntry {
+            id: server.id.clone(),
+            name: server.name.clone(),
+            project_id: server.project_id.clone(),
+            target: earlier.and_then(|e| e.target.clone()),
+            ..Default::default()
+        };
+        if let Some(m) = ours(&server.id).or_else(|| other(&server.id)) {
+            entry.state = by_migration(m);
+            entry.migration = Some(m.name.clone());
+            entry.phase = m.phase;
+        } else if let Some(why) = exclusion(selection, server) {
+            entry.state = DrainServerState::Excluded;
+            entry.excluded = Some(why);
+        }
+        entries.push((priority(selection, server), entry));
+    }
+    for earlier in previous.iter().filter(|e| !observed.servers.iter().any(|s| s.id == e.id)) {
+        let mut entry = earlier.clone();
+        match ours(&earlier.id) {
+            Some(m) => {
+                entry.state = by_migration(m);
+                entry.phase = m.phase;
+            }
+            None if earlier.state != DrainServerState::Migrated => entry.state = DrainServerState::Gone,
+            None => {}
+        }
+        let as_server = HostServer { id: entry.id.clone(), name: entry.name.clone(), ..Default::default() };
+        entries.push((priority(selection, &as_server), entry));
+    }
+    entries.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.name.cmp(&y.name)).then_with(|| x.id.cmp(&y.id)));
+    entries.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Why the selector leaves a server alone, if it does.
+fn exclusion(selection: &crate::api::ServerSelection, server: &HostServer) -> Option<String> {
+    if let Some(i) = selection.exclude.iter().position(|s| matches(s, server)) {
+        return Some(format!("matches spec.selector.exclude[{i}]"));
+    }
+    if !selection.include.is_empty() && !selection.include.iter().any(|s| matches(s, server)) {
+        return Some("matches no spec.selector.include".to_string());
+    }
+    None
+}
+
+/// The index of the first priority selector the server matches; the unmatched go last.
+fn priority(selection: &crate::api::ServerSelection, server: &HostServer) -> usize {
+    selection.priority.iter().position(|s| matches(s, server)).unwrap_or(selection.priority.len())
+}
+
+fn matches(selector: &ServerSelector, server: &HostServer) -> bool {
+    (selector.ids.is_empty() || selector.ids.contains(&server.id))
+        && selector.name_pattern.as_deref().is_none_or(|p| glob(p, &server.name))
+        && selector.project_id.as_ref().is_none_or(|p| server.project_id.as_ref() == Some(p))
+        && selector.metadata.iter().all(|(k, v)| server.metadata.get(k) == Some(v))
+}
+
+/// Shell-style matching with `*` (any run of characters) and `?` (one character).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            backtrack = Some((pi, ti));
+            pi += 1;
+        } else if let Some((star, matched)) = backtrack {
+            pi = star + 1;
+            ti = matched + 1;
+            backtrack = Some((star, matched + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }

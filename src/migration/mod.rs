@@ -169,7 +169,8 @@ async fn publish(
     old: &InstanceMigrationStatus,
     new: &InstanceMigrationStatus,
 ) -> Result<(), ReconcileError> {
-    status::publish(ctx, im, new).await?;
+    // `old` is what this reconciliation saw or last wrote, so that each transition makes one event.
+    status::publish(ctx, im, im.status.as_ref().map(|_| old), new).await?;
     for step in &new.steps {
         let was_open = old
             .steps

@@ -94,18 +94,6 @@ pub fn apply_validation(
     Validated::Valid
 }
 
-/// Says, on `Progressing` and `Ready`, that this version of osmo does not carry out `work`
-/// yet, so that the status never pretends progress.
-pub fn set_not_implemented(conditions: &mut Vec<Condition>, work: &str, generation: Option<i64>, now: jiff::Timestamp) {
-    let message =
-        format!("The {work} steps are not implemented in this version of osmo; nothing was changed in OpenStack.");
-    for type_ in [condition_type::PROGRESSING, condition_type::READY] {
-        let desired =
-            Desired { type_, status: ConditionStatus::False, reason: "NotImplemented", message: message.clone() };
-        set(conditions, desired, generation, now);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,11 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StepLabels {
     pub step: String,
 }
@@ -48,6 +53,8 @@ pub struct Metrics {
     step_duration: Family<StepLabels, Histogram>,
     downtime: Histogram,
     kubernetes_writes: Family<KindLabels, Counter>,
+    drains: Family<PhaseLabels, Counter>,
+    drain_migrations: Counter,
 }
 
 impl Default for Metrics {
@@ -103,6 +110,14 @@ impl Default for Metrics {
             "Writes to the Kubernetes API (status, finalizers, events), by kind of object",
             kubernetes_writes.clone(),
         );
+        let drains = Family::<PhaseLabels, Counter>::default();
+        registry.register(
+            "drains",
+            "ComputeNodeDrains that reached Drained, Retired, Blocked or Failed, by phase",
+            drains.clone(),
+        );
+        let drain_migrations = Counter::default();
+        registry.register("drain_migrations_created", "InstanceMigrations created by drains", drain_migrations.clone());
         Self {
             registry,
             reconciles,
@@ -114,6 +129,8 @@ impl Default for Metrics {
             step_duration,
             downtime,
             kubernetes_writes,
+            drains,
+            drain_migrations,
         }
     }
 }
@@ -133,6 +150,14 @@ impl Metrics {
     pub fn openstack_request(&self, service: &str, status: u16) {
         let status = if status == 0 { "error".to_string() } else { status.to_string() };
         self.openstack_requests.get_or_create(&RequestLabels { service: service.to_string(), status }).inc();
+    }
+
+    pub fn drain_reached(&self, phase: &str) {
+        self.drains.get_or_create(&PhaseLabels { phase: phase.to_string() }).inc();
+    }
+
+    pub fn drain_migration_created(&self) {
+        self.drain_migrations.inc();
     }
 
     pub fn kubernetes_write(&self, kind: &str) {

@@ -19,7 +19,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use self::http::Health;
 use self::metrics::Metrics;
 use self::status::HasConditions;
+use crate::api::{ComputeNodeDrain, InstanceMigration};
 
 /// What every reconciliation gets.
 pub struct Context {
@@ -44,8 +44,6 @@ pub struct Context {
 pub enum ReconcileError {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("finalizer: {0}")]
-    Finalizer(String),
     #[error("OpenStack: {0}")]
     OpenStack(#[from] crate::openstack::Error),
     #[error("{0}")]
@@ -57,47 +55,10 @@ impl ReconcileError {
     pub fn label(&self) -> &'static str {
         match self {
             ReconcileError::Kube(_) => "kube",
-            ReconcileError::Finalizer(_) => "finalizer",
             ReconcileError::OpenStack(_) => "openstack",
             ReconcileError::Cloud(_) => "cloud",
         }
     }
-}
-
-impl<E: std::error::Error + 'static> From<kube::runtime::finalizer::Error<E>> for ReconcileError {
-    fn from(error: kube::runtime::finalizer::Error<E>) -> Self {
-        ReconcileError::Finalizer(error.to_string())
-    }
-}
-
-/// A reconciliation for kinds whose whole work is planning their status: holds the finalizer,
-/// lets `plan` decide the status, writes it, and waits for the next change.
-pub async fn reconcile_status<K, P>(
-    obj: Arc<K>,
-    ctx: &Context,
-    finalizer_name: &str,
-    plan: P,
-) -> Result<Action, ReconcileError>
-where
-    K: HasConditions + Send + Sync + 'static,
-    P: FnOnce(&K, jiff::Timestamp) -> K::Status,
-{
-    let _timer = ctx.metrics.reconcile_started(&K::kind(&()));
-    let api: Api<K> =
-        Api::namespaced(ctx.client.clone(), &kube::ResourceExt::namespace(obj.as_ref()).unwrap_or_default());
-    let action = finalizer(&api, finalizer_name, obj, |event| async {
-        match event {
-            FinalizerEvent::Apply(obj) => {
-                let next = plan(&obj, jiff::Timestamp::now());
-                status::publish(ctx, obj.as_ref(), &next).await?;
-                Ok::<_, ReconcileError>(Action::await_change())
-            }
-            // Nothing exists in OpenStack on behalf of a resource whose work has not started.
-            FinalizerEvent::Cleanup(_) => Ok(Action::await_change()),
-        }
-    })
-    .await?;
-    Ok(action)
 }
 
 /// How `osmo run` is set up.
@@ -192,26 +153,54 @@ async fn run_as_leader(
 }
 
 async fn run_controllers(config: &RunConfig, ctx: Arc<Context>, stop: CancellationToken) {
-    let client = ctx.client.clone();
-    let (migrations, drains) = match &config.namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
-        None => (Api::all(client.clone()), Api::all(client)),
-    };
-    // Migrations wake on spec changes and deletion (both bump the generation) and on their own
+    let migrations_api: Api<InstanceMigration> = scoped(&ctx.client, config);
+    // Both kinds wake on spec changes and deletion (both bump the generation) and on their own
     // polling timers, not on the operator's own status writes: each wake costs OpenStack reads.
     let (reader, writer) = reflector::store();
-    let triggers = watcher(migrations, watcher::Config::default())
+    let triggers = watcher(migrations_api.clone(), watcher::Config::default())
         .default_backoff()
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let _ = ctx.migrations.set(reader.clone());
     let migrations = Controller::for_stream(triggers, reader);
-    let drains = Controller::new(drains, watcher::Config::default());
+
+    let (reader, writer) = reflector::store();
+    let triggers = watcher(scoped::<ComputeNodeDrain>(&ctx.client, config), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    // A drain also wakes when one of its migrations changes phase (not on each status write).
+    let children = watcher(migrations_api, watcher::Config::default().labels(crate::drain::planner::DRAIN_UID_LABEL))
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(migration_phase, Default::default());
+    let drains = Controller::for_stream(triggers, reader).owns_stream(children);
     tokio::join!(
         run_controller(migrations, ctx.clone(), stop.clone(), config.concurrency, crate::migration::reconcile),
         run_controller(drains, ctx, stop, config.concurrency, crate::drain::reconcile),
     );
+}
+
+fn scoped<K>(client: &Client, config: &RunConfig) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A predicate that changes with a migration's phase and deletion.
+fn migration_phase(im: &InstanceMigration) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    im.status.as_ref().map(|s| s.phase).hash(&mut hasher);
+    im.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// Runs one kube-runtime controller until `stop`, letting in-flight reconciliations finish.

@@ -24,15 +24,21 @@ pub trait HasConditions:
     fn conditions(status: &Self::Status) -> &[Condition];
 }
 
-/// Applies `new` as the object's status when it differs from what the object has, then
-/// publishes an event for each condition transition. Returns whether anything was written.
-pub async fn publish<K: HasConditions>(ctx: &super::Context, obj: &K, new: &K::Status) -> Result<bool, kube::Error> {
+/// Applies `new` as the object's status when it differs from `old` (what the object has, or
+/// what this reconciliation last wrote), then publishes an event for each condition
+/// transition. Returns whether anything was written.
+pub async fn publish<K: HasConditions>(
+    ctx: &super::Context,
+    obj: &K,
+    old: Option<&K::Status>,
+    new: &K::Status,
+) -> Result<bool, kube::Error> {
     let kind = K::kind(&());
     let empty = K::Status::default();
-    let old = obj.current_status().unwrap_or(&empty);
-    if old == new && obj.current_status().is_some() {
+    if old == Some(new) {
         return Ok(false);
     }
+    let old = old.unwrap_or(&empty);
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),

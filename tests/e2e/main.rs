@@ -2,6 +2,7 @@
 //! Run them with `hack/test.sh`, which starts the control plane.
 
 mod crds;
+mod drain;
 mod fault_proxy;
 mod harness;
 mod leader;

@@ -10,7 +10,7 @@ use crate::harness::{Env, Operator, env, jsonpath, kubectl_ok, kubectl_stdin_ok,
 use crate::openstack::{Fixtures, fixtures, server_spec, session, unique, until, wait_gone, wait_status};
 
 /// A namespace with the test clouds' Secret and an operator watching it.
-fn setup(test: &str) -> (&'static Env, String, Operator) {
+pub fn setup(test: &str) -> (&'static Env, String, Operator) {
     let env = env();
     let ns = namespace(env, test);
     let clouds = std::env::var("OSMO_E2E_CLOUDS").unwrap();
@@ -63,7 +63,7 @@ fn wait_condition(env: &Env, ns: &str, name: &str, condition: &str, seconds: u32
 }
 
 /// Asserts the replacement runs on icehouse-1 with the floating IP, and the source is gone.
-async fn assert_moved(admin: &Session, env: &Env, ns: &str, name: &str, source: &str, fip: &str) -> String {
+pub async fn assert_moved(admin: &Session, env: &Env, ns: &str, name: &str, source: &str, fip: &str) -> String {
     assert_eq!(jsonpath(env, ns, &format!("im/{name}"), "{.status.phase}"), "Succeeded");
     let new_id = jsonpath(env, ns, &format!("im/{name}"), "{.status.target.serverId}");
     let new = admin.compute().server(&new_id).await.unwrap().expect("the replacement exists");
@@ -81,7 +81,7 @@ async fn assert_moved(admin: &Session, env: &Env, ns: &str, name: &str, source: 
     new_id
 }
 
-async fn clean_up(admin: &Session, servers: &[&str], fips: &[&str]) {
+pub async fn clean_up(admin: &Session, servers: &[&str], fips: &[&str]) {
     for id in servers {
         admin.compute().delete_server(id).await.unwrap();
     }

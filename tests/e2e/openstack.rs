@@ -423,7 +423,7 @@ async fn tls_is_verified_with_the_clouds_ca_bundle() {
 }
 
 /// Runs `hack/openstack/compute.sh ACTION HOST`.
-fn extra_compute(action: &str, host: &str) {
+pub fn extra_compute(action: &str, host: &str) {
     let script = crate::harness::repo().join("hack/openstack/compute.sh");
     let status = std::process::Command::new("bash").arg(script).args([action, host]).status().unwrap();
     assert!(status.success(), "compute.sh {action} {host} failed");

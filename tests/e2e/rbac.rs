@@ -5,7 +5,17 @@ use crate::harness::{OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, env, kubectl}
 
 fn can(verb: &str, resource: &str, namespace: &str) -> bool {
     let who = format!("--as=system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}");
-    let out = kubectl(env(), &["auth", "can-i", verb, resource, "-n", namespace, &who]);
+    // `kind/x` would ask about the object named x: a subresource is asked for by flag.
+    let mut args = vec!["auth", "can-i", verb, "-n", namespace, &who];
+    let subresource;
+    match resource.split_once('/') {
+        Some((kind, sub)) => {
+            subresource = format!("--subresource={sub}");
+            args.extend([kind, subresource.as_str()]);
+        }
+        None => args.push(resource),
+    }
+    let out = kubectl(env(), &args);
     String::from_utf8_lossy(&out.stdout).trim() == "yes"
 }
 
@@ -13,6 +23,8 @@ fn can(verb: &str, resource: &str, namespace: &str) -> bool {
 fn the_service_account_has_least_privilege() {
     for (verb, resource) in [
         ("watch", "instancemigrations.osmo.dev"),
+        ("create", "instancemigrations.osmo.dev"),
+        ("update", "computenodedrains.osmo.dev/finalizers"),
         ("patch", "instancemigrations.osmo.dev/status"),
         ("patch", "computenodedrains.osmo.dev/status"),
         ("create", "events.events.k8s.io"),
@@ -23,6 +35,9 @@ fn the_service_account_has_least_privilege() {
     assert!(can("update", "leases.coordination.k8s.io", OPERATOR_NAMESPACE));
     for (verb, resource, ns) in [
         ("update", "instancemigrations.osmo.dev", "default"),
+        ("delete", "instancemigrations.osmo.dev", "default"),
+        ("update", "instancemigrations.osmo.dev/finalizers", "default"),
+        ("update", "computenodedrains.osmo.dev/status", "default"),
         ("delete", "computenodedrains.osmo.dev", "default"),
         ("list", "secrets", "default"),
         ("watch", "secrets", "default"),

@@ -21,29 +21,25 @@ fn drain(name: &str, extra: &str) -> String {
 
 #[test]
 fn a_valid_resource_gets_status_conditions_and_events() {
-    let env = env();
-    let ns = namespace(env, "valid");
-    let op = Operator::start(env, &ns, "valid", "osmo-e2e-valid");
-    let template = ", migrationTemplate: {target: {availabilityZone: icehouse}}";
-    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &drain("havana-1", template));
+    let (env, ns, op) = crate::migration::setup("valid");
+    // A dry run, so that havana-1, which other tests use, is left as it is.
+    let spec = ", migrationTemplate: {target: {availabilityZone: icehouse}}, dryRun: true";
+    let manifest = drain("havana-1", spec).replace("cloud: old", "cloud: admin");
+    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &manifest);
     kubectl_ok(env, &["-n", &ns, "wait", "--for=condition=Accepted", "cnd/havana-1", "--timeout=60s"]);
+    kubectl_ok(env, &["-n", &ns, "wait", "--for=jsonpath={.status.phase}=Planned", "cnd/havana-1", "--timeout=60s"]);
 
-    assert_eq!(jsonpath(env, &ns, "cnd/havana-1", "{.status.phase}"), "Pending");
     assert_eq!(jsonpath(env, &ns, "cnd/havana-1", "{.status.observedGeneration}"), "1");
     assert_eq!(
         jsonpath(env, &ns, "cnd/havana-1", "{.status.conditions[?(@.type==\"Accepted\")].observedGeneration}"),
         "1"
     );
     assert_eq!(jsonpath(env, &ns, "cnd/havana-1", "{.metadata.finalizers[0]}"), "osmo.dev/compute-node-drain");
-    // Until the drain steps exist, the status says so instead of pretending progress.
-    assert_eq!(
-        jsonpath(env, &ns, "cnd/havana-1", "{.status.conditions[?(@.type==\"Ready\")].reason}"),
-        "NotImplemented"
-    );
+    assert_eq!(jsonpath(env, &ns, "cnd/havana-1", "{.status.conditions[?(@.type==\"Progressing\")].reason}"), "DryRun");
 
     let table = kubectl_ok(env, &["-n", &ns, "get", "cnd"]);
     let row: Vec<_> = table.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(&row[..3], ["havana-1", "Pending", "havana-1"], "{table}");
+    assert_eq!(&row[..3], ["havana-1", "Planned", "havana-1"], "{table}");
 
     let described = kubectl_ok(env, &["-n", &ns, "describe", "cnd", "havana-1"]);
     assert!(described.contains("Valid") && described.contains("Accepted=True"), "no event in:\n{described}");

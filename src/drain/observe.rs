@@ -1,0 +1,89 @@
+//! Reads the host from OpenStack and the drain's migrations from Kubernetes. Reads only.
+
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+
+use crate::api::{ComputeNodeDrain, InstanceMigration, ServiceStatus};
+use crate::openstack::Session;
+use crate::openstack::compute::ComputeService;
+use crate::runtime::{Context, ReconcileError};
+
+use super::planner::{DRAIN_UID_LABEL, HostServer, KnownMigration, Observed};
+
+/// What the planner sees, plus the service record the executor changes.
+pub struct Observation {
+    pub planner: Observed,
+    pub service: Option<ComputeService>,
+}
+
+pub async fn observe(
+    ctx: &Context,
+    session: &Session,
+    drain: &ComputeNodeDrain,
+) -> Result<Observation, ReconcileError> {
+    let host = &drain.spec.host;
+    let compute = session.compute();
+    let service = compute.compute_services(Some(host)).await?.into_iter().find(|s| s.host == *host);
+    let servers: Vec<HostServer> = compute
+        .servers_on_host(host)
+        .await?
+        .into_iter()
+        .map(|s| HostServer { id: s.id, name: s.name, project_id: s.tenant_id, metadata: s.metadata })
+        .collect();
+    Ok(Observation {
+        planner: Observed {
+            service: service.as_ref().map(service_status),
+            migrations: migrations(ctx, drain, &servers).await?,
+            servers,
+        },
+        service,
+    })
+}
+
+/// The drain's own InstanceMigrations, read from the API server rather than a cache so that
+/// one just created is always counted against `maxConcurrent`; and the others of its
+/// namespace that name a server of the host (from the migration controller's cache).
+async fn migrations(
+    ctx: &Context,
+    drain: &ComputeNodeDrain,
+    servers: &[HostServer],
+) -> Result<Vec<KnownMigration>, kube::Error> {
+    let namespace = drain.namespace().unwrap_or_default();
+    let uid = drain.uid().unwrap_or_default();
+    let api: Api<InstanceMigration> = Api::namespaced(ctx.client.clone(), &namespace);
+    let known = |im: &InstanceMigration, owned| KnownMigration {
+        name: im.name_any(),
+        server: im.spec.server.clone(),
+        phase: im.status.as_ref().map(|s| s.phase),
+        owned,
+    };
+    let owned = api.list(&ListParams::default().labels(&format!("{DRAIN_UID_LABEL}={uid}"))).await?;
+    let mut found: Vec<KnownMigration> = owned.items.iter().map(|im| known(im, true)).collect();
+    if let Some(store) = ctx.migrations.get() {
+        for im in store.state() {
+            let names_host_server = servers.iter().any(|s| s.id == im.spec.server || s.name == im.spec.server);
+            if im.namespace().as_deref() == Some(namespace.as_str())
+                && names_host_server
+                && !found.iter().any(|k| k.name == im.name_any())
+            {
+                let mut other = known(&im, false);
+                // A migration naming the server by name is about the same server.
+                if let Some(s) = servers.iter().find(|s| s.name == other.server) {
+                    other.server = s.id.clone();
+                }
+                found.push(other);
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn service_status(service: &ComputeService) -> ServiceStatus {
+    ServiceStatus {
+        id: service.id.clone(),
+        status: service.status.clone(),
+        state: service.state.clone(),
+        disabled_reason: service.disabled_reason.clone().filter(|r| !r.is_empty()),
+        forced_down: service.forced_down.unwrap_or(false),
+    }
+}

@@ -1,0 +1,515 @@
+//! The drain planner: validation, cordon, ordering, concurrency, selectors, new arrivals,
+//! failure, waiting, retirement and abort, from (spec, status, observed) alone.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::planner::*;
+use crate::api::{
+    ComputeNodeDrainSpec, ComputeNodeDrainStatus, ConditionStatus, DrainPhase, DrainServerState, MigrationPhase,
+    ServiceStatus,
+};
+use crate::runtime::conditions;
+
+fn spec(extra: serde_json::Value) -> ComputeNodeDrainSpec {
+    let mut base = json!({
+        "cloud": {"secretName": "clouds", "cloud": "old"},
+        "host": "havana-1",
+        "mode": "Migrate",
+        "migrationTemplate": {"target": {"availabilityZone": "icehouse"}},
+    });
+    base.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(base).unwrap()
+}
+
+fn fields(spec: &ComputeNodeDrainSpec) -> Vec<String> {
+    validate(spec).into_iter().map(|e| e.field).collect()
+}
+
+fn at(secs: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn service(status: &str, state: &str) -> ServiceStatus {
+    ServiceStatus {
+        id: "svc-1".into(),
+        status: status.into(),
+        state: state.into(),
+        disabled_reason: (status == "disabled").then(|| "osmo: draining for redeployment".into()),
+        forced_down: false,
+    }
+}
+
+fn server(id: &str, name: &str) -> HostServer {
+    HostServer { id: id.into(), name: name.into(), project_id: Some("p1".into()), ..Default::default() }
+}
+
+fn ours(server: &str, phase: Option<MigrationPhase>) -> KnownMigration {
+    KnownMigration { name: migration_name("drain", server), server: server.into(), phase, owned: true }
+}
+
+/// The host cordoned, holding `servers`, with the drain's `migrations`.
+fn host(servers: &[(&str, &str)], migrations: Vec<KnownMigration>) -> Observed {
+    Observed {
+        service: Some(service("disabled", "up")),
+        servers: servers.iter().map(|(id, name)| server(id, name)).collect(),
+        migrations,
+    }
+}
+
+fn run(
+    spec: &ComputeNodeDrainSpec,
+    status: Option<&ComputeNodeDrainStatus>,
+    observed: &Observed,
+    now: i64,
+) -> Decision {
+    let input = Input { spec, status, name: "drain", generation: Some(1), deleting: false, now: at(now) };
+    plan(&input, Ok(observed))
+}
+
+fn delete(spec: &ComputeNodeDrainSpec, status: &ComputeNodeDrainStatus, observed: &Observed) -> Decision {
+    let input = Input { spec, status: Some(status), name: "drain", generation: Some(2), deleting: true, now: at(100) };
+    plan(&input, Ok(observed))
+}
+
+fn created(decision: &Decision) -> Vec<&str> {
+    decision
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateMigration { server_id, .. } => Some(server_id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn condition(status: &ComputeNodeDrainStatus, type_: &str) -> (ConditionStatus, String) {
+    let c = conditions::get(&status.conditions, type_).unwrap_or_else(|| panic!("no {type_} condition"));
+    (c.status, c.reason.clone())
+}
+
+fn states(status: &ComputeNodeDrainStatus) -> Vec<(&str, DrainServerState)> {
+    status.servers.iter().map(|e| (e.name.as_str(), e.state)).collect()
+}
+
+// --- validation ---
+
+#[test]
+fn defaults_are_valid() {
+    let s = spec(json!({}));
+    assert_eq!(s.max_concurrent, 1);
+    assert_eq!(s.disable_reason, "osmo: draining for redeployment");
+    assert!(fields(&s).is_empty());
+}
+
+#[test]
+fn migrate_needs_a_template_and_wait_refuses_one() {
+    assert_eq!(fields(&spec(json!({"migrationTemplate": null}))), ["spec.migrationTemplate"]);
+    assert_eq!(fields(&spec(json!({"mode": "Wait"}))), ["spec.migrationTemplate"]);
+    assert!(fields(&spec(json!({"mode": "Wait", "migrationTemplate": null, "waitDeadlineSeconds": 60}))).is_empty());
+}
+
+#[test]
+fn the_template_is_checked_like_a_migration_and_may_not_target_the_drained_host() {
+    let s = spec(json!({"migrationTemplate": {"target": {}}}));
+    assert_eq!(fields(&s), ["spec.migrationTemplate.target"]);
+    let s = spec(json!({"migrationTemplate": {"target": {"host": "havana-1"}}}));
+    assert_eq!(fields(&s), ["spec.migrationTemplate.target.host"]);
+}
+
+#[test]
+fn options_that_do_not_apply_are_named() {
+    assert_eq!(fields(&spec(json!({"waitDeadlineSeconds": 60}))), ["spec.waitDeadlineSeconds"]);
+    assert_eq!(fields(&spec(json!({"forceDown": true}))), ["spec.forceDown"]);
+    assert!(fields(&spec(json!({"forceDown": true, "afterDrain": "RetireService"}))).is_empty());
+}
+
+#[test]
+fn an_empty_selector_would_match_everything() {
+    let s = spec(json!({"selector": {"exclude": [{"namePattern": "db-*"}, {}]}}));
+    assert_eq!(fields(&s), ["spec.selector.exclude[1]"]);
+}
+
+#[test]
+fn an_invalid_drain_fails_without_acting_and_a_corrected_one_starts_over() {
+    let bad = spec(json!({"host": "havana 1"}));
+    let failed = run(&bad, None, &Observed::default(), 0);
+    assert_eq!(failed.status.phase, DrainPhase::Failed);
+    assert!(failed.actions.is_empty());
+    let reason = conditions::get(&failed.status.conditions, "Failed").unwrap();
+    assert_eq!(reason.message, "spec.host: must not contain white space");
+    let ok = run(&spec(json!({})), Some(&failed.status), &host(&[], vec![]), 1);
+    assert_eq!(condition(&ok.status, "Accepted").0, ConditionStatus::True);
+    assert_eq!(condition(&ok.status, "Failed").0, ConditionStatus::False);
+    assert_ne!(ok.status.phase, DrainPhase::Failed);
+}
+
+// --- cordon ---
+
+#[test]
+fn an_enabled_service_is_disabled_first_and_nothing_else_happens() {
+    let mut observed = host(&[("a", "web-a")], vec![]);
+    observed.service = Some(service("enabled", "up"));
+    let d = run(&spec(json!({})), None, &observed, 0);
+    assert_eq!(d.actions, [Action::DisableService]);
+    assert_eq!(d.status.phase, DrainPhase::Cordoning);
+    assert_eq!(d.status.service.as_ref().unwrap().status, "enabled");
+    assert!(d.status.cordoned_at.is_none());
+}
+
+#[test]
+fn a_host_without_service_fails_naming_the_host() {
+    let observed = Observed { service: None, ..Default::default() };
+    let d = run(&spec(json!({})), None, &observed, 0);
+    assert_eq!(d.status.phase, DrainPhase::Failed);
+    assert_eq!(condition(&d.status, "Failed"), (ConditionStatus::True, "ServiceNotFound".into()));
+    assert!(d.status.last_error.unwrap().contains("host havana-1 has no nova-compute service"));
+    assert!(d.actions.is_empty());
+}
+
+#[test]
+fn a_refused_cloud_fails_before_anything_changes() {
+    let s = spec(json!({}));
+    let input = Input { spec: &s, status: None, name: "drain", generation: Some(1), deleting: false, now: at(0) };
+    let refusal = Refusal { reason: "SecretNotFound", message: "spec.cloud: Secret ns/clouds does not exist".into() };
+    let d = plan(&input, Err(&refusal));
+    assert_eq!(d.status.phase, DrainPhase::Failed);
+    assert_eq!(condition(&d.status, "Failed"), (ConditionStatus::True, "SecretNotFound".into()));
+    assert!(d.actions.is_empty() && !d.release);
+}
+
+// --- migrate: order and concurrency ---
+
+#[test]
+fn migrations_start_in_name_order_never_more_than_max_concurrent() {
+    let s = spec(json!({"maxConcurrent": 2}));
+    let servers = [("c", "web-c"), ("a", "web-a"), ("d", "web-d"), ("b", "web-b")];
+    let first = run(&s, None, &host(&servers, vec![]), 0);
+    assert_eq!(first.status.phase, DrainPhase::Draining);
+    assert_eq!(created(&first), ["a", "b"]);
+    let a = first.status.servers.iter().find(|e| e.id == "a").unwrap();
+    assert_eq!(a.migration.as_deref(), Some("drain-a"));
+    assert_eq!(a.target.as_deref(), Some("icehouse"));
+    assert_eq!(first.status.counts.as_ref().unwrap().migrating, 2);
+
+    // Both run: nothing more starts, whatever the status said.
+    let running = vec![ours("a", Some(MigrationPhase::Booting)), ours("b", None)];
+    let second = run(&s, Some(&first.status), &host(&servers, running), 5);
+    assert!(created(&second).is_empty());
+
+    // One ended: exactly one more starts, the next by name.
+    let one_done = vec![ours("a", Some(MigrationPhase::Succeeded)), ours("b", Some(MigrationPhase::Verifying))];
+    let third = run(&s, Some(&second.status), &host(&[("c", "web-c"), ("d", "web-d"), ("b", "web-b")], one_done), 9);
+    assert_eq!(created(&third), ["c"]);
+    assert_eq!(third.status.progress.as_deref(), Some("1/4"));
+}
+
+#[test]
+fn migrations_the_cache_does_not_show_yet_still_count() {
+    // The status may lag; the migrations listed from the API server are what count.
+    let s = spec(json!({"maxConcurrent": 1}));
+    let d =
+        run(&s, None, &host(&[("a", "web-a"), ("b", "web-b")], vec![ours("b", Some(MigrationPhase::Recording))]), 0);
+    assert!(created(&d).is_empty());
+    assert_eq!(states(&d.status), [("web-a", DrainServerState::Waiting), ("web-b", DrainServerState::Migrating)]);
+}
+
+#[test]
+fn priority_selectors_go_first_then_names() {
+    let s = spec(json!({"maxConcurrent": 3, "selector": {"priority": [{"namePattern": "db-*"}, {"ids": ["z"]}]}}));
+    let d = run(&s, None, &host(&[("a", "web-a"), ("z", "web-z"), ("m", "db-main")], vec![]), 0);
+    assert_eq!(created(&d), ["m", "z", "a"]);
+}
+
+#[test]
+fn excluded_servers_are_listed_and_block_the_drain_unless_they_may_remain() {
+    let s = spec(json!({"maxConcurrent": 5, "selector": {"exclude": [{"metadata": {"keep": "yes"}}]}}));
+    let mut observed = host(&[("a", "web-a"), ("k", "keeper")], vec![]);
+    observed.servers[1].metadata.insert("keep".into(), "yes".into());
+    let d = run(&s, None, &observed, 0);
+    assert_eq!(created(&d), ["a"]);
+    let keeper = d.status.servers.iter().find(|e| e.id == "k").unwrap();
+    assert_eq!(keeper.state, DrainServerState::Excluded);
+    assert_eq!(keeper.excluded.as_deref(), Some("matches spec.selector.exclude[0]"));
+
+    // Once web-a moved, only the excluded server remains: Blocked, naming it.
+    let mut after = observed.clone();
+    after.servers.remove(0);
+    after.migrations = vec![ours("a", Some(MigrationPhase::Succeeded))];
+    let blocked = run(&s, Some(&d.status), &after, 10);
+    assert_eq!(blocked.status.phase, DrainPhase::Blocked);
+    assert!(blocked.status.message.as_ref().unwrap().contains("excluded: keeper"), "{:?}", blocked.status.message);
+
+    let mut may = s.clone();
+    may.selector.excluded_may_remain = true;
+    let drained = run(&may, Some(&d.status), &after, 10);
+    assert_eq!(drained.status.phase, DrainPhase::Drained);
+    assert_eq!(drained.status.progress.as_deref(), Some("1/1 (1 excluded)"));
+}
+
+#[test]
+fn include_selectors_leave_out_everything_else() {
+    let s = spec(json!({"maxConcurrent": 5, "selector": {"include": [{"projectId": "p2"}]}}));
+    let mut observed = host(&[("a", "web-a"), ("b", "web-b")], vec![]);
+    observed.servers[1].project_id = Some("p2".into());
+    let d = run(&s, None, &observed, 0);
+    assert_eq!(created(&d), ["b"]);
+    assert_eq!(d.status.servers[0].excluded.as_deref(), Some("matches no spec.selector.include"));
+}
+
+#[test]
+fn servers_arriving_after_the_cordon_are_migrated_too() {
+    let s = spec(json!({"maxConcurrent": 2}));
+    let first = run(&s, None, &host(&[("a", "web-a")], vec![]), 0);
+    assert_eq!(created(&first), ["a"]);
+    let arrived = host(&[("a", "web-a"), ("n", "forced-in")], vec![ours("a", Some(MigrationPhase::Snapshotting))]);
+    let second = run(&s, Some(&first.status), &arrived, 20);
+    assert_eq!(created(&second), ["n"]);
+    assert_eq!(second.status.counts.as_ref().unwrap().total, 2);
+}
+
+#[test]
+fn a_failed_migration_blocks_the_drain_until_it_is_deleted_then_it_is_retried() {
+    let s = spec(json!({}));
+    let first = run(&s, None, &host(&[("a", "web-a")], vec![]), 0);
+    let failed =
+        run(&s, Some(&first.status), &host(&[("a", "web-a")], vec![ours("a", Some(MigrationPhase::Failed))]), 30);
+    assert_eq!(failed.status.phase, DrainPhase::Blocked);
+    assert_eq!(states(&failed.status), [("web-a", DrainServerState::Failed)]);
+    assert_eq!(failed.status.counts.as_ref().unwrap().failed, 1);
+    assert!(failed.status.message.as_ref().unwrap().contains("delete their InstanceMigration to retry"));
+    assert!(created(&failed).is_empty());
+
+    let retried = run(&s, Some(&failed.status), &host(&[("a", "web-a")], vec![]), 60);
+    assert_eq!(created(&retried), ["a"]);
+    assert_eq!(retried.status.phase, DrainPhase::Draining);
+}
+
+#[test]
+fn a_server_another_migration_moves_is_not_migrated_twice() {
+    let s = spec(json!({}));
+    let theirs = KnownMigration { name: "by-hand".into(), server: "a".into(), phase: None, owned: false };
+    let d = run(&s, None, &host(&[("a", "web-a")], vec![theirs]), 0);
+    assert!(created(&d).is_empty());
+    assert_eq!(d.status.servers[0].migration.as_deref(), Some("by-hand"));
+    assert_eq!(d.status.phase, DrainPhase::Draining);
+}
+
+#[test]
+fn the_host_is_drained_when_every_migration_succeeded() {
+    let s = spec(json!({"maxConcurrent": 2}));
+    let first = run(&s, None, &host(&[("a", "web-a"), ("b", "web-b")], vec![]), 0);
+    let done = vec![ours("a", Some(MigrationPhase::Succeeded)), ours("b", Some(MigrationPhase::Succeeded))];
+    let d = run(&s, Some(&first.status), &host(&[], done.clone()), 40);
+    assert_eq!(d.status.phase, DrainPhase::Drained);
+    assert_eq!(condition(&d.status, "Ready"), (ConditionStatus::True, "Drained".into()));
+    assert_eq!(condition(&d.status, "Progressing").0, ConditionStatus::False);
+    assert_eq!(d.status.progress.as_deref(), Some("2/2"));
+    assert_eq!(states(&d.status), [("web-a", DrainServerState::Migrated), ("web-b", DrainServerState::Migrated)]);
+    assert!(d.actions.is_empty());
+    // Still watched for servers forced onto the host later.
+    assert!(d.requeue.is_some());
+
+    // While a migration runs after its source left the host, the host is not drained yet.
+    let running = vec![ours("a", Some(MigrationPhase::Succeeded)), ours("b", Some(MigrationPhase::Booting))];
+    let not_yet = run(&s, Some(&first.status), &host(&[], running), 40);
+    assert_eq!(not_yet.status.phase, DrainPhase::Draining);
+}
+
+#[test]
+fn paused_starts_nothing_new_and_says_so() {
+    let s = spec(json!({"paused": true}));
+    let mut enabled = host(&[("a", "web-a")], vec![]);
+    enabled.service = Some(service("enabled", "up"));
+    let before = run(&s, None, &enabled, 0);
+    assert!(before.actions.is_empty(), "paused before the cordon: the service is left alone");
+    assert_eq!(before.status.phase, DrainPhase::Planned);
+
+    let during = run(&s, None, &host(&[("a", "web-a"), ("b", "web-b")], vec![ours("a", None)]), 0);
+    assert!(created(&during).is_empty());
+    assert_eq!(during.status.phase, DrainPhase::Draining);
+    assert_eq!(condition(&during.status, "Progressing"), (ConditionStatus::False, "Paused".into()));
+}
+
+#[test]
+fn a_dry_run_plans_every_server_and_changes_nothing() {
+    let s = spec(json!({"dryRun": true, "selector": {"exclude": [{"ids": ["x"]}]}}));
+    let mut observed = host(&[("b", "web-b"), ("a", "web-a"), ("x", "web-x")], vec![]);
+    observed.service = Some(service("enabled", "up"));
+    let d = run(&s, None, &observed, 0);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, DrainPhase::Planned);
+    let plan: Vec<_> =
+        d.status.servers.iter().map(|e| (e.name.as_str(), e.migration.as_deref(), e.target.as_deref())).collect();
+    assert_eq!(
+        plan,
+        [
+            ("web-a", Some("drain-a"), Some("icehouse")),
+            ("web-b", Some("drain-b"), Some("icehouse")),
+            ("web-x", None, None)
+        ]
+    );
+    assert_eq!(condition(&d.status, "Progressing"), (ConditionStatus::False, "DryRun".into()));
+    assert!(d.status.message.unwrap().contains("2 server(s) of havana-1 would be migrated"));
+}
+
+// --- wait ---
+
+fn wait_spec(deadline: Option<u64>) -> ComputeNodeDrainSpec {
+    spec(json!({"mode": "Wait", "migrationTemplate": null, "waitDeadlineSeconds": deadline}))
+}
+
+#[test]
+fn wait_mode_waits_for_owners_and_is_drained_when_they_are_gone() {
+    let s = wait_spec(None);
+    let first = run(&s, None, &host(&[("a", "web-a")], vec![]), 0);
+    assert_eq!(first.status.phase, DrainPhase::Draining);
+    assert!(first.actions.is_empty());
+    assert_eq!(states(&first.status), [("web-a", DrainServerState::Waiting)]);
+    let requeue = first.requeue.unwrap();
+    assert!(requeue >= Duration::from_secs(2) && requeue <= Duration::from_secs(30), "{requeue:?}");
+
+    let gone = run(&s, Some(&first.status), &host(&[], vec![]), 50);
+    assert_eq!(gone.status.phase, DrainPhase::Drained);
+    assert_eq!(states(&gone.status), [("web-a", DrainServerState::Gone)]);
+}
+
+#[test]
+fn wait_mode_is_blocked_at_its_deadline_naming_what_remains() {
+    let s = wait_spec(Some(60));
+    let first = run(&s, None, &host(&[("a", "web-a"), ("b", "web-b")], vec![]), 0);
+    assert!(first.requeue.unwrap() <= Duration::from_secs(60));
+    let before = run(&s, Some(&first.status), &host(&[("a", "web-a"), ("b", "web-b")], vec![]), 59);
+    assert_eq!(before.status.phase, DrainPhase::Draining);
+    assert!(before.requeue.unwrap() <= Duration::from_secs(1), "the deadline is not overslept");
+    let after = run(&s, Some(&first.status), &host(&[("b", "web-b")], vec![]), 61);
+    assert_eq!(after.status.phase, DrainPhase::Blocked);
+    assert!(after.status.message.as_ref().unwrap().contains("waiting: web-b"), "{:?}", after.status.message);
+    assert_eq!(condition(&after.status, "Ready"), (ConditionStatus::False, "Blocked".into()));
+    // Still watched: once the last server goes, the host is drained.
+    let drained = run(&s, Some(&after.status), &host(&[], vec![]), 90);
+    assert_eq!(drained.status.phase, DrainPhase::Drained);
+}
+
+#[test]
+fn polls_slow_down_as_the_drain_goes_on() {
+    let s = wait_spec(None);
+    let first = run(&s, None, &host(&[("a", "web-a")], vec![]), 0);
+    let later = run(&s, Some(&first.status), &host(&[("a", "web-a")], vec![]), 600);
+    assert_eq!(first.requeue, Some(Duration::from_secs(2)));
+    assert_eq!(later.requeue, Some(Duration::from_secs(30)));
+}
+
+// --- retire ---
+
+fn retire_spec(force_down: bool) -> ComputeNodeDrainSpec {
+    spec(json!({"afterDrain": "RetireService", "forceDown": force_down}))
+}
+
+#[test]
+fn retirement_waits_for_the_service_to_go_down_then_deletes_it() {
+    let s = retire_spec(false);
+    let up = run(&s, None, &host(&[], vec![]), 0);
+    assert_eq!(up.status.phase, DrainPhase::Retiring);
+    assert!(up.actions.is_empty(), "never delete a service that still reports");
+    assert_eq!(condition(&up.status, "Ready"), (ConditionStatus::True, "Drained".into()));
+
+    let mut down = host(&[], vec![]);
+    down.service = Some(service("disabled", "down"));
+    let deleting = run(&s, Some(&up.status), &down, 30);
+    assert_eq!(deleting.actions, [Action::DeleteService]);
+
+    let gone = Observed { service: None, ..Default::default() };
+    let retired = run(&s, Some(&deleting.status), &gone, 31);
+    assert_eq!(retired.status.phase, DrainPhase::Retired);
+    assert_eq!(condition(&retired.status, "Ready"), (ConditionStatus::True, "Retired".into()));
+    assert!(retired.requeue.is_none());
+}
+
+#[test]
+fn force_down_marks_the_service_down_instead_of_waiting() {
+    let d = run(&retire_spec(true), None, &host(&[], vec![]), 0);
+    assert_eq!(d.actions, [Action::ForceDownService]);
+    let mut forced = host(&[], vec![]);
+    forced.service.as_mut().unwrap().forced_down = true;
+    let next = run(&retire_spec(true), Some(&d.status), &forced, 1);
+    assert_eq!(next.actions, [Action::DeleteService]);
+}
+
+#[test]
+fn a_service_is_never_retired_while_a_server_remains() {
+    let mut s = retire_spec(false);
+    s.selector.exclude = vec![serde_json::from_value(json!({"ids": ["k"]})).unwrap()];
+    s.selector.excluded_may_remain = true;
+    let mut down = host(&[("k", "keeper")], vec![]);
+    down.service = Some(service("disabled", "down"));
+    let d = run(&s, None, &down, 0);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, DrainPhase::Blocked);
+    assert!(d.status.message.unwrap().contains("never retired while a server remains (keeper)"));
+}
+
+// --- abort ---
+
+#[test]
+fn deleting_waits_for_running_migrations_then_enables_the_service() {
+    let s = spec(json!({}));
+    let draining = run(&s, None, &host(&[("a", "web-a"), ("b", "web-b")], vec![]), 0).status;
+    let running = delete(&s, &draining, &host(&[("a", "web-a"), ("b", "web-b")], vec![ours("a", None)]));
+    assert!(running.actions.is_empty() && !running.release, "no new migration, no release while one runs");
+    assert_eq!(condition(&running.status, "Progressing"), (ConditionStatus::True, "Aborting".into()));
+
+    let ended = delete(&s, &draining, &host(&[("b", "web-b")], vec![ours("a", Some(MigrationPhase::Succeeded))]));
+    assert_eq!(ended.actions, [Action::EnableService]);
+    assert!(ended.release);
+}
+
+#[test]
+fn deleting_keeps_the_service_disabled_when_asked_done_or_disabled_by_someone_else() {
+    let s = spec(json!({}));
+    let draining = run(&s, None, &host(&[("a", "web-a")], vec![]), 0).status;
+    let keep = spec(json!({"keepDisabledOnAbort": true}));
+    assert!(delete(&keep, &draining, &host(&[("a", "web-a")], vec![])).actions.is_empty());
+
+    let drained = run(&s, None, &host(&[], vec![]), 0).status;
+    assert_eq!(drained.phase, DrainPhase::Drained);
+    assert!(delete(&s, &drained, &host(&[], vec![])).actions.is_empty());
+
+    let mut theirs = host(&[("a", "web-a")], vec![]);
+    theirs.service.as_mut().unwrap().disabled_reason = Some("hardware fault".into());
+    let d = delete(&s, &draining, &theirs);
+    assert!(d.actions.is_empty() && d.release);
+}
+
+#[test]
+fn deleting_a_drain_that_never_cordoned_changes_nothing() {
+    let s = spec(json!({"dryRun": true}));
+    let planned = run(&s, None, &host(&[("a", "web-a")], vec![]), 0).status;
+    let d = delete(&s, &planned, &host(&[("a", "web-a")], vec![]));
+    assert!(d.actions.is_empty() && d.release);
+}
+
+#[test]
+fn names_fit_kubernetes_and_stay_distinct() {
+    assert_eq!(migration_name("drain-havana-1", "ABC-1"), "drain-havana-1-abc-1");
+    let long = "d".repeat(300);
+    let name = migration_name(&long, "0f6a3c1e-7b7d-4a44-9a3e-2f1d6c0b9e11");
+    assert!(name.len() <= 253 && name.ends_with("-0f6a3c1e-7b7d-4a44-9a3e-2f1d6c0b9e11"));
+}
+
+#[test]
+fn glob_patterns() {
+    let m = |p: &str, n: &str| {
+        let selector = json!({"namePattern": p});
+        let d = run(
+            &spec(json!({"maxConcurrent": 9, "selector": {"include": [selector]}})),
+            None,
+            &host(&[("x", n)], vec![]),
+            0,
+        );
+        !created(&d).is_empty()
+    };
+    assert!(m("web-*", "web-1") && m("*", "") && m("w?b-*-z", "web-a-b-z") && m("*-1", "a-b-1"));
+    assert!(!m("web-*", "db-1") && !m("w?b", "web-") && !m("a*b", "a-c"));
+}

@@ -1,0 +1,217 @@
+//! ComputeNodeDrain end to end: the operator against the real kube-apiserver (with
+//! kube-controller-manager for ownership) and real OpenStack. Each test drains its own extra
+//! nova-compute host, so that havana-1 and icehouse-1 keep serving the other tests.
+
+use std::time::Duration;
+
+use osmo::openstack::Session;
+use osmo::openstack::compute::{ComputeService, NetworkAttachment};
+
+use crate::harness::{Env, jsonpath, kubectl, kubectl_ok, kubectl_stdin_ok};
+use crate::migration::{assert_moved, clean_up, setup};
+use crate::openstack::{
+    Fixtures, extra_compute, fixtures, server_spec, session, unique, until, wait_gone, wait_status,
+};
+
+const REASON: &str = "osmo e2e: redeploying";
+
+/// Starts an extra nova-compute and waits until it is up and takes servers.
+async fn spare_host(admin: &Session, prefix: &str) -> String {
+    let host = unique(prefix);
+    extra_compute("start", &host);
+    until(Duration::from_secs(120), &format!("nova-compute on {host} to report up"), || async {
+        service(admin, &host).await.filter(|s| s.state == "up")
+    })
+    .await;
+    host
+}
+
+async fn service(admin: &Session, host: &str) -> Option<ComputeService> {
+    admin.compute().compute_services(Some(host)).await.unwrap().into_iter().next()
+}
+
+/// A server booted on `host` (the scheduler maps a new host to the cell within seconds: the
+/// first boots may be refused until then), with a floating IP when asked.
+async fn server_on(
+    admin: &Session,
+    f: &Fixtures,
+    host: &str,
+    name: &str,
+    floating_ip: bool,
+) -> (String, Option<String>) {
+    let mut spec =
+        server_spec(name, f, "nova", vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: None }]);
+    spec.host = Some(host.to_string());
+    let id = until(Duration::from_secs(60), &format!("Nova to accept a server on {host}"), || async {
+        admin.compute().create_server(&spec).await.ok()
+    })
+    .await;
+    let server = wait_status(admin, &id, "ACTIVE").await;
+    assert_eq!(server.host.as_deref(), Some(host));
+    if !floating_ip {
+        return (id, None);
+    }
+    let port = admin.network().ports(&[("device_id", &id)]).await.unwrap().pop().unwrap();
+    let fip = admin.network().create_floating_ip(&f.public, None).await.unwrap();
+    admin.network().update_floating_ip(&fip.id, Some(&port.id), None).await.unwrap();
+    (id, Some(fip.id))
+}
+
+fn apply_drain(env: &Env, ns: &str, name: &str, host: &str, extra: &str) {
+    let manifest = format!(
+        "apiVersion: osmo.dev/v1alpha1\nkind: ComputeNodeDrain\nmetadata: {{name: {name}}}\n\
+         spec: {{cloud: {{secretName: clouds, cloud: admin}}, host: {host}, disableReason: '{REASON}'{extra}}}\n"
+    );
+    kubectl_stdin_ok(env, &["-n", ns, "apply", "-f", "-"], &manifest);
+}
+
+const MIGRATE: &str = ", mode: Migrate, migrationTemplate: {target: {availabilityZone: icehouse}}";
+
+/// Waits with `kubectl wait` for a phase; on time-out, shows the status.
+fn wait_phase(env: &Env, ns: &str, name: &str, phase: &str, seconds: u32) {
+    let out = kubectl(
+        env,
+        &[
+            "-n",
+            ns,
+            "wait",
+            &format!("--for=jsonpath={{.status.phase}}={phase}"),
+            &format!("cnd/{name}"),
+            &format!("--timeout={seconds}s"),
+        ],
+    );
+    if !out.status.success() {
+        let status = kubectl_ok(env, &["-n", ns, "get", "cnd", name, "-o", "jsonpath={.status}"]);
+        panic!("cnd/{name} did not reach {phase}: {}\nstatus: {status}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// The most migrations in flight at one instant, from their recorded step timestamps: each
+/// runs from its first step's start to its last step's end.
+fn most_at_once(env: &Env, ns: &str) -> usize {
+    let spans = kubectl_ok(
+        env,
+        &[
+            "-n",
+            ns,
+            "get",
+            "im",
+            "-o",
+            "jsonpath={range .items[*]}{.status.steps[0].startedAt} {.status.steps[-1:].finishedAt}{\"\\n\"}{end}",
+        ],
+    );
+    let spans: Vec<(jiff::Timestamp, jiff::Timestamp)> = spans
+        .lines()
+        .map(|l| {
+            let (start, end) = l.split_once(' ').unwrap();
+            (start.parse().unwrap(), end.parse().unwrap())
+        })
+        .collect();
+    spans.iter().map(|(t, _)| spans.iter().filter(|(s, e)| s <= t && t < e).count()).max().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_host_is_drained_two_at_a_time_and_its_service_retired() {
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let host = spare_host(&admin, "drain").await;
+    let mut servers = Vec::new();
+    for i in 0..5 {
+        servers.push((format!("{host}-vm{i}"), server_on(&admin, &f, &host, &format!("{host}-vm{i}"), i < 2).await));
+    }
+    let (env, ns, _op) = setup("drain");
+    apply_drain(env, &ns, "old-node", &host, &format!("{MIGRATE}, maxConcurrent: 2, afterDrain: RetireService"));
+
+    // Cordoned with the reason, so that the scheduler places nothing new there.
+    let cordoned = until(Duration::from_secs(60), "the service to be disabled", || async {
+        service(&admin, &host).await.filter(|s| s.status == "disabled")
+    })
+    .await;
+    assert_eq!(cordoned.disabled_reason.as_deref(), Some(REASON));
+
+    // Empty: Ready says so, and the service waits for its process to stop.
+    wait_phase(env, &ns, "old-node", "Retiring", 600);
+    assert_eq!(jsonpath(env, &ns, "cnd/old-node", "{.status.conditions[?(@.type==\"Ready\")].reason}"), "Drained");
+    assert_eq!(jsonpath(env, &ns, "cnd/old-node", "{.status.progress}"), "5/5");
+    assert_eq!(jsonpath(env, &ns, "cnd/old-node", "{.status.counts.succeeded}"), "5");
+    let described = kubectl_ok(env, &["-n", &ns, "describe", "cnd", "old-node"]);
+    assert!(described.contains("is empty and ready to be redeployed"), "no Ready event in:\n{described}");
+    assert!(admin.compute().servers_on_host(&host).await.unwrap().is_empty());
+
+    // One InstanceMigration per server, owned by the drain, never more than two at once.
+    let owners =
+        kubectl_ok(env, &["-n", &ns, "get", "im", "-o", "jsonpath={.items[*].metadata.ownerReferences[0].name}"]);
+    assert_eq!(owners.split_whitespace().collect::<Vec<_>>(), ["old-node"; 5]);
+    let at_once = most_at_once(env, &ns);
+    assert!((1..=2).contains(&at_once), "{at_once} migrations ran at once with maxConcurrent 2");
+    let mut moved = Vec::new();
+    for (name, (id, fip)) in &servers {
+        let im = format!("old-node-{id}");
+        assert_eq!(
+            jsonpath(env, &ns, "cnd/old-node", &format!("{{.status.servers[?(@.id==\"{id}\")].state}}")),
+            "Migrated",
+            "{name}"
+        );
+        let new_id = match fip {
+            Some(fip) => assert_moved(&admin, env, &ns, &im, id, fip).await,
+            None => {
+                let new_id = jsonpath(env, &ns, &format!("im/{im}"), "{.status.target.serverId}");
+                let new = admin.compute().server(&new_id).await.unwrap().expect("the replacement exists");
+                assert_eq!((new.status.as_str(), new.host.as_deref()), ("ACTIVE", Some("icehouse-1")), "{name}");
+                new_id
+            }
+        };
+        moved.push(new_id);
+    }
+
+    // The process stops: the service goes down, and only then is its record deleted.
+    extra_compute("stop", &host);
+    wait_phase(env, &ns, "old-node", "Retired", 180);
+    assert!(service(&admin, &host).await.is_none(), "the service record still exists");
+
+    let fips: Vec<&str> = servers.iter().filter_map(|(_, (_, fip))| fip.as_deref()).collect();
+    clean_up(&admin, &moved.iter().map(String::as_str).collect::<Vec<_>>(), &fips).await;
+}
+
+#[tokio::test]
+async fn dry_run_wait_deadline_abort_and_wait_until_empty() {
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let host = spare_host(&admin, "wait").await;
+    let (a, _) = server_on(&admin, &f, &host, &format!("{host}-a"), false).await;
+    let (b, _) = server_on(&admin, &f, &host, &format!("{host}-b"), false).await;
+    let (env, ns, _op) = setup("drainwait");
+
+    // A dry run shows the plan and changes nothing.
+    apply_drain(env, &ns, "plan", &host, &format!("{MIGRATE}, dryRun: true"));
+    wait_phase(env, &ns, "plan", "Planned", 120);
+    let planned = jsonpath(env, &ns, "cnd/plan", "{.status.servers[*].migration}");
+    assert_eq!(planned, format!("plan-{a} plan-{b}"), "one migration per server, in name order");
+    assert_eq!(service(&admin, &host).await.unwrap().status, "enabled");
+    assert!(kubectl_ok(env, &["-n", &ns, "get", "im", "-o", "name"]).trim().is_empty());
+    kubectl_ok(env, &["-n", &ns, "delete", "cnd", "plan", "--timeout=60s"]);
+
+    // Waiting past the deadline: Blocked, naming what remains.
+    apply_drain(env, &ns, "deadline", &host, ", mode: Wait, waitDeadlineSeconds: 3");
+    wait_phase(env, &ns, "deadline", "Blocked", 120);
+    let message = jsonpath(env, &ns, "cnd/deadline", "{.status.message}");
+    assert!(message.contains(&format!("{host}-a")) && message.contains(&format!("{host}-b")), "{message}");
+    assert!(message.contains("deadline passed"), "{message}");
+    assert_eq!(service(&admin, &host).await.unwrap().status, "disabled");
+
+    // Deleted before it is done: the service is enabled again.
+    kubectl_ok(env, &["-n", &ns, "delete", "cnd", "deadline", "--timeout=60s"]);
+    assert_eq!(service(&admin, &host).await.unwrap().status, "enabled");
+
+    // Waiting without deadline: drained once the owners delete their servers.
+    apply_drain(env, &ns, "owners", &host, ", mode: Wait");
+    wait_phase(env, &ns, "owners", "Draining", 120);
+    for id in [&a, &b] {
+        admin.compute().delete_server(id).await.unwrap();
+        wait_gone(&admin, id).await;
+    }
+    wait_phase(env, &ns, "owners", "Drained", 120);
+    assert_eq!(jsonpath(env, &ns, "cnd/owners", "{.status.conditions[?(@.type==\"Ready\")].status}"), "True");
+    assert_eq!(jsonpath(env, &ns, "cnd/owners", "{.status.servers[*].state}"), "Gone Gone");
+    extra_compute("stop", &host);
+}
