@@ -5,6 +5,7 @@ mod chart;
 mod crds;
 mod fault_proxy;
 mod harness;
+mod image;
 mod leader;
 mod migration;
 mod openstack;
