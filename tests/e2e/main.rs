@@ -1,6 +1,9 @@
 //! End-to-end tests: the operator as a process against a real kube-apiserver with etcd.
 //! Run them with `hack/test.sh`, which starts the control plane.
 
+mod argocd;
+#[path = "../support/argocd.rs"]
+mod argocd_customizations;
 mod chart;
 mod crds;
 mod fault_proxy;
