@@ -101,7 +101,7 @@ fn the_chart_renders_a_hardened_least_privilege_operator_by_default() {
 
 #[test]
 fn the_chart_renders_non_default_values() {
-    let docs = render(&[
+    let values = [
         "watchNamespace=team-a",
         "replicas=1",
         "leaderElection.enabled=false",
@@ -114,8 +114,10 @@ fn the_chart_renders_non_default_values() {
         "metrics.serviceMonitor.enabled=true",
         "metrics.serviceMonitor.labels.release=prometheus",
         "podDisruptionBudget.enabled=true",
-    ])
-    .unwrap();
+    ];
+    let docs = render(&values).unwrap();
+    let lint = Command::new("helm").args(["lint", "--strict", &chart(), "--set", &values.join(",")]).output().unwrap();
+    assert!(lint.status.success(), "helm lint --strict: {}", String::from_utf8_lossy(&lint.stdout));
     // Watching one namespace: a Role there instead of a ClusterRole; no Lease without election.
     assert_eq!(
         kinds(&docs),
