@@ -93,6 +93,15 @@ fn the_image_runs_the_locked_static_binary_as_the_chart_expects() {
     assert_eq!(container["args"][0], cmd[0]);
     let user = format!("{}:{}", pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]);
     assert_eq!(only(runtime, "USER"), user);
+
+    // The chart's default image tag is its appVersion: the binary's version.
+    let chart: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(repo().join("charts/osmo/Chart.yaml")).unwrap()).unwrap();
+    let version = Command::new(env!("CARGO_BIN_EXE_osmo")).arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8(version.stdout).unwrap().trim(),
+        format!("osmo {}", chart["appVersion"].as_str().unwrap())
+    );
 }
 
 #[test]
