@@ -8,7 +8,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends musl-tools && r
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Cargo.toml names the tests and the bench: cargo refuses a manifest whose targets are missing.
 COPY tests ./tests
+COPY benches ./benches
 RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin osmo
 
 FROM scratch

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit tests, the CRD drift check, the chart lint, and the
-# end-to-end tests against a real kube-apiserver with etcd and real OpenStack services on
-# 127.0.0.1 (started here, or reused when healthy ones already run; what is started here is
-# stopped at the end unless OSMO_KEEP_ENV=1).
+# Runs every test: formatting, lints, unit tests, the CRD drift and Argo CD health checks, the
+# chart lint, and the end-to-end tests against a real kube-apiserver with etcd and real
+# OpenStack services on 127.0.0.1, started here, or reused when healthy ones already run (what
+# is started here is stopped at the end unless OSMO_KEEP_ENV=1). The chart's render, install,
+# upgrade and uninstall tests and the image's run with the end-to-end tests: they need the
+# helm and hadolint that hack/tools.sh installs.
 source "$(dirname "$0")/lib.sh"
 cd "$OSMO_ROOT"
 started=$SECONDS

@@ -16,7 +16,7 @@ use crate::openstack::{
 const REASON: &str = "osmo e2e: redeploying";
 
 /// Starts an extra nova-compute and waits until it is up and takes servers.
-async fn spare_host(admin: &Session, prefix: &str) -> String {
+pub(crate) async fn spare_host(admin: &Session, prefix: &str) -> String {
     let host = unique(prefix);
     extra_compute("start", &host);
     until(Duration::from_secs(120), &format!("nova-compute on {host} to report up"), || async {
@@ -32,7 +32,7 @@ async fn service(admin: &Session, host: &str) -> Option<ComputeService> {
 
 /// A server booted on `host` (the scheduler maps a new host to the cell within seconds: the
 /// first boots may be refused until then), with a floating IP when asked.
-async fn server_on(
+pub(crate) async fn server_on(
     admin: &Session,
     f: &Fixtures,
     host: &str,
@@ -68,7 +68,7 @@ fn apply_drain(env: &Env, ns: &str, name: &str, host: &str, extra: &str) {
 const MIGRATE: &str = ", mode: Migrate, migrationTemplate: {target: {availabilityZone: icehouse}}";
 
 /// Waits with `kubectl wait` for a phase; on time-out, shows the status.
-fn wait_phase(env: &Env, ns: &str, name: &str, phase: &str, seconds: u32) {
+pub(crate) fn wait_phase(env: &Env, ns: &str, name: &str, phase: &str, seconds: u32) {
     let out = kubectl(
         env,
         &[

@@ -67,19 +67,31 @@ fn install_crds_and_rbac(env: &Env) {
         "templates/rbac.yaml",
     ]);
     kubectl_stdin_ok(env, &["apply", "-f", "-"], &rbac);
-    let token =
-        kubectl_ok(env, &["create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE, "--duration=4h"]);
-    std::fs::copy(&env.admin_kubeconfig, &env.operator_kubeconfig).unwrap();
-    let op = env.operator_kubeconfig.to_str().unwrap();
+    service_account_kubeconfig(env, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, &env.operator_kubeconfig);
+}
+
+/// Writes a kubeconfig at `path` that acts as ServiceAccount `namespace/name`, by a token from
+/// `kubectl create token`, as a pod of the chart's Deployment would.
+pub fn service_account_kubeconfig(env: &Env, namespace: &str, name: &str, path: &Path) {
+    let token = kubectl_ok(env, &["create", "token", name, "-n", namespace, "--duration=4h"]);
+    std::fs::copy(&env.admin_kubeconfig, path).unwrap();
+    let config = path.to_str().unwrap();
     run_ok(Command::new("kubectl").args([
         "--kubeconfig",
-        op,
+        config,
         "config",
         "set-credentials",
-        "osmo",
+        name,
         &format!("--token={}", token.trim()),
     ]));
-    run_ok(Command::new("kubectl").args(["--kubeconfig", op, "config", "set-context", "--current", "--user=osmo"]));
+    run_ok(Command::new("kubectl").args([
+        "--kubeconfig",
+        config,
+        "config",
+        "set-context",
+        "--current",
+        &format!("--user={name}"),
+    ]));
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -155,22 +167,29 @@ pub struct Operator {
 impl Operator {
     /// Starts the operator watching `namespace` only, with its own lease name.
     pub fn start(env: &Env, namespace: &str, identity: &str, lease: &str) -> Operator {
+        let args = [
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--namespace",
+            namespace,
+            "--identity",
+            identity,
+            "--lease-name",
+            lease,
+            "--lease-namespace",
+            OPERATOR_NAMESPACE,
+        ];
+        Operator::spawn(&env.operator_kubeconfig, identity, &args, &[("RUST_LOG", "info,osmo=debug")])
+    }
+
+    /// Starts `osmo` with `args` and `vars` as a ServiceAccount's `kubeconfig`; `tag` marks its
+    /// log lines. The HTTP server must listen on port 0 of 127.0.0.1.
+    pub fn spawn(kubeconfig: &Path, tag: &str, args: &[&str], vars: &[(&str, &str)]) -> Operator {
         let mut child = Command::new(env!("CARGO_BIN_EXE_osmo"))
-            .args([
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-                "--namespace",
-                namespace,
-                "--identity",
-                identity,
-                "--lease-name",
-                lease,
-                "--lease-namespace",
-                OPERATOR_NAMESPACE,
-            ])
-            .env("KUBECONFIG", &env.operator_kubeconfig)
-            .env("RUST_LOG", "info,osmo=debug")
+            .args(args)
+            .envs(vars.iter().copied())
+            .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -178,7 +197,7 @@ impl Operator {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = logs.clone();
         let stderr = child.stderr.take().unwrap();
-        let tag = identity.to_string();
+        let tag = tag.to_string();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if std::env::var_os("OSMO_E2E_VERBOSE").is_some() {

@@ -1,10 +1,15 @@
 //! End-to-end tests: the operator as a process against a real kube-apiserver with etcd.
 //! Run them with `hack/test.sh`, which starts the control plane.
 
+mod argocd;
+#[path = "../support/argocd.rs"]
+mod argocd_customizations;
+mod chart;
 mod crds;
 mod drain;
 mod fault_proxy;
 mod harness;
+mod image;
 mod leader;
 mod migration;
 mod openstack;

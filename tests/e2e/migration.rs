@@ -10,7 +10,7 @@ use crate::harness::{Env, Operator, env, jsonpath, kubectl_ok, kubectl_stdin_ok,
 use crate::openstack::{Fixtures, fixtures, server_spec, session, unique, until, wait_gone, wait_status};
 
 /// A namespace with the test clouds' Secret and an operator watching it.
-pub fn setup(test: &str) -> (&'static Env, String, Operator) {
+pub(crate) fn setup(test: &str) -> (&'static Env, String, Operator) {
     let env = env();
     let ns = namespace(env, test);
     let clouds = std::env::var("OSMO_E2E_CLOUDS").unwrap();
@@ -22,7 +22,7 @@ pub fn setup(test: &str) -> (&'static Env, String, Operator) {
     (env, ns, op)
 }
 
-fn apply_migration(env: &Env, ns: &str, name: &str, server: &str, extra: &str) {
+pub(crate) fn apply_migration(env: &Env, ns: &str, name: &str, server: &str, extra: &str) {
     let manifest = format!(
         "apiVersion: osmo.dev/v1alpha1\nkind: InstanceMigration\nmetadata: {{name: {name}}}\n\
          spec: {{server: {server}, source: {{secretName: clouds, cloud: admin}}, target: {{availabilityZone: icehouse}}{extra}}}\n"
@@ -31,7 +31,11 @@ fn apply_migration(env: &Env, ns: &str, name: &str, server: &str, extra: &str) {
 }
 
 /// A server on havana-1 on the private network, with `metadata`, and a floating IP on it.
-async fn server_with_floating_ip(admin: &Session, f: &Fixtures, metadata: &[(&str, &str)]) -> (String, String, String) {
+pub(crate) async fn server_with_floating_ip(
+    admin: &Session,
+    f: &Fixtures,
+    metadata: &[(&str, &str)],
+) -> (String, String, String) {
     let name = unique("vm");
     let mut spec =
         server_spec(&name, f, "havana", vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: None }]);
@@ -44,7 +48,7 @@ async fn server_with_floating_ip(admin: &Session, f: &Fixtures, metadata: &[(&st
     (id, fip.id, fip.floating_ip_address)
 }
 
-fn wait_condition(env: &Env, ns: &str, name: &str, condition: &str, seconds: u32) {
+pub(crate) fn wait_condition(env: &Env, ns: &str, name: &str, condition: &str, seconds: u32) {
     let out = crate::harness::kubectl(
         env,
         &[
@@ -63,7 +67,7 @@ fn wait_condition(env: &Env, ns: &str, name: &str, condition: &str, seconds: u32
 }
 
 /// Asserts the replacement runs on icehouse-1 with the floating IP, and the source is gone.
-pub async fn assert_moved(admin: &Session, env: &Env, ns: &str, name: &str, source: &str, fip: &str) -> String {
+pub(crate) async fn assert_moved(admin: &Session, env: &Env, ns: &str, name: &str, source: &str, fip: &str) -> String {
     assert_eq!(jsonpath(env, ns, &format!("im/{name}"), "{.status.phase}"), "Succeeded");
     let new_id = jsonpath(env, ns, &format!("im/{name}"), "{.status.target.serverId}");
     let new = admin.compute().server(&new_id).await.unwrap().expect("the replacement exists");
@@ -81,7 +85,7 @@ pub async fn assert_moved(admin: &Session, env: &Env, ns: &str, name: &str, sour
     new_id
 }
 
-pub async fn clean_up(admin: &Session, servers: &[&str], fips: &[&str]) {
+pub(crate) async fn clean_up(admin: &Session, servers: &[&str], fips: &[&str]) {
     for id in servers {
         admin.compute().delete_server(id).await.unwrap();
     }

@@ -18,3 +18,8 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 app.kubernetes.io/name: osmo
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{/* The Lease the replicas compete for: one per release, so two releases never share it. */}}
+{{- define "osmo.leaseName" -}}
+{{- printf "%s-leader" (include "osmo.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
