@@ -37,14 +37,16 @@ pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition
     conditions.iter().find(|c| c.type_ == type_)
 }
 
-/// The condition changes of `new` over `old`, each worth an event. When the resource has just
-/// failed, only the failure is reported: the other conditions merely follow from it.
+/// The condition changes of `new` over `old` worth an event: a status that changes (or a
+/// condition that appears True), and each new step or phase on `Progressing`. A condition that
+/// stays False with another reason is no news. When the resource has just failed, only the
+/// failure is reported: the other conditions merely follow from it.
 pub fn transitions<'a>(old: &[Condition], new: &'a [Condition]) -> Vec<&'a Condition> {
     let changed: Vec<&Condition> = new
         .iter()
         .filter(|n| match get(old, &n.type_) {
-            Some(o) => o.status != n.status || o.reason != n.reason,
-            None => true,
+            Some(o) => o.status != n.status || (n.type_ == condition_type::PROGRESSING && o.reason != n.reason),
+            None => n.status == ConditionStatus::True,
         })
         .collect();
     match changed.iter().find(|c| c.type_ == condition_type::FAILED && c.status == ConditionStatus::True) {
@@ -148,7 +150,15 @@ mod tests {
         );
         set(&mut accepted, desired(ConditionStatus::False, "Waiting"), None, at(1));
         let types: Vec<_> = transitions(&old, &accepted).iter().map(|c| c.type_.as_str()).collect();
-        assert_eq!(types, ["Accepted", "Ready"]);
+        assert_eq!(types, ["Accepted"], "Ready stayed False: no news");
+        let progressing =
+            |reason| Desired { type_: "Progressing", status: ConditionStatus::True, reason, message: String::new() };
+        let mut stepping = accepted.clone();
+        set(&mut stepping, progressing("Stopping"), None, at(2));
+        let mut next = stepping.clone();
+        set(&mut next, progressing("Snapshotting"), None, at(3));
+        let types: Vec<_> = transitions(&stepping, &next).iter().map(|c| c.reason.as_str()).collect();
+        assert_eq!(types, ["Snapshotting"], "each step is news");
         let mut invalid = Vec::new();
         let error = FieldError { field: "spec.x".into(), problem: "bad".into() };
         assert_eq!(apply_validation(&mut invalid, &[error], None, at(1)), Validated::Invalid("spec.x: bad".into()));

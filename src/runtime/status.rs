@@ -61,7 +61,9 @@ pub async fn publish<K: HasConditions>(
 
 /// The event that announces a condition's new state.
 fn event_for(condition: &Condition) -> Event {
-    let is_failure = condition.type_ == condition_type::FAILED && condition.status == ConditionStatus::True;
+    // A failure, or a drain that needs help, is a warning.
+    let is_failure = (condition.type_ == condition_type::FAILED && condition.status == ConditionStatus::True)
+        || condition.reason == "Blocked";
     Event {
         type_: if is_failure { EventType::Warning } else { EventType::Normal },
         reason: condition.reason.clone(),
