@@ -35,19 +35,37 @@ pub struct Clouds {
     client: kube::Client,
     observer: RequestObserver,
     sessions: Mutex<HashMap<Key, (Instant, Arc<Session>)>>,
-    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
-    changes_per_cloud: usize,
+    limits: ChangeLimits,
+}
+
+/// At most so many OpenStack-changing requests in flight per cloud (by its auth URL), across
+/// every drain and migration of the operator.
+pub struct ChangeLimits {
+    per_cloud: usize,
+    semaphores: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl ChangeLimits {
+    pub fn new(per_cloud: usize) -> Self {
+        ChangeLimits { per_cloud: per_cloud.max(1), semaphores: Mutex::default() }
+    }
+
+    /// Waits for a turn to change something in `cloud`.
+    pub async fn permit(&self, cloud: &str) -> OwnedSemaphorePermit {
+        let semaphore = self
+            .semaphores
+            .lock()
+            .unwrap()
+            .entry(cloud.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_cloud)))
+            .clone();
+        semaphore.acquire_owned().await.expect("the semaphore is never closed")
+    }
 }
 
 impl Clouds {
     pub fn new(client: kube::Client, observer: RequestObserver, changes_per_cloud: usize) -> Self {
-        Clouds {
-            client,
-            observer,
-            sessions: Mutex::default(),
-            limits: Mutex::default(),
-            changes_per_cloud: changes_per_cloud.max(1),
-        }
+        Clouds { client, observer, sessions: Mutex::default(), limits: ChangeLimits::new(changes_per_cloud) }
     }
 
     /// The session for a cloud reference in a namespace.
@@ -86,14 +104,26 @@ impl Clouds {
 
     /// Waits for a turn to change something in the cloud behind `session`.
     pub async fn change_permit(&self, session: &Session) -> OwnedSemaphorePermit {
-        let cloud = session.config().auth.auth_url.clone();
-        let semaphore = self
-            .limits
-            .lock()
-            .unwrap()
-            .entry(cloud)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.changes_per_cloud)))
-            .clone();
-        semaphore.acquire_owned().await.expect("the semaphore is never closed")
+        self.limits.permit(&session.config().auth.auth_url).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::ChangeLimits;
+
+    #[tokio::test]
+    async fn changes_wait_for_a_turn_per_cloud() {
+        let limits = ChangeLimits::new(2);
+        let first = limits.permit("https://old/v3").await;
+        let _second = limits.permit("https://old/v3").await;
+        let third = tokio::time::timeout(Duration::from_millis(50), limits.permit("https://old/v3")).await;
+        assert!(third.is_err(), "a third change ran beside two with a limit of 2");
+        // Another cloud has its own turns.
+        let _other = tokio::time::timeout(Duration::from_millis(50), limits.permit("https://new/v3")).await.unwrap();
+        drop(first);
+        let _third = tokio::time::timeout(Duration::from_secs(5), limits.permit("https://old/v3")).await.unwrap();
     }
 }
