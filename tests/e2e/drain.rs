@@ -169,6 +169,12 @@ async fn a_host_is_drained_two_at_a_time_and_its_service_retired() {
     wait_phase(env, &ns, "old-node", "Retired", 180);
     assert!(service(&admin, &host).await.is_none(), "the service record still exists");
 
+    // The drain's migrations go with it (kube-controller-manager's garbage collector).
+    kubectl_ok(env, &["-n", &ns, "delete", "cnd", "old-node", "--timeout=60s"]);
+    crate::harness::eventually(Duration::from_secs(60), "the drain's migrations to be collected", || {
+        kubectl_ok(env, &["-n", &ns, "get", "im", "-o", "name"]).trim().is_empty().then_some(())
+    });
+
     let fips: Vec<&str> = servers.iter().filter_map(|(_, (_, fip))| fip.as_deref()).collect();
     clean_up(&admin, &moved.iter().map(String::as_str).collect::<Vec<_>>(), &fips).await;
 }
