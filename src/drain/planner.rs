@@ -90,6 +90,8 @@ pub struct Observed {
     pub servers: Vec<HostServer>,
     /// The drain's own InstanceMigrations, and others that name a server of the host.
     pub migrations: Vec<KnownMigration>,
+    /// An older drain of the same host with the same credentials, still at work on it.
+    pub rival: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -198,6 +200,10 @@ pub fn plan(input: &Input<'_>, observed: Result<&Observed, &Refusal>) -> Decisio
 
     if input.spec.dry_run {
         return planner.dry_run();
+    }
+    if let (Some(rival), None) = (&observed.rival, &planner.status.cordoned_at) {
+        let message = format!("spec.host: ComputeNodeDrain {rival} already drains host {}", input.spec.host);
+        return planner.fail("Conflict", message);
     }
     if service.status == "enabled" {
         if input.spec.paused {

@@ -55,6 +55,7 @@ fn host(servers: &[(&str, &str)], migrations: Vec<KnownMigration>) -> Observed {
         service: Some(service("disabled", "up")),
         servers: servers.iter().map(|(id, name)| server(id, name)).collect(),
         migrations,
+        rival: None,
     }
 }
 
@@ -177,6 +178,22 @@ fn a_refused_cloud_fails_before_anything_changes() {
     assert_eq!(d.status.phase, DrainPhase::Failed);
     assert_eq!(condition(&d.status, "Failed"), (ConditionStatus::True, "SecretNotFound".into()));
     assert!(d.actions.is_empty() && !d.release);
+}
+
+#[test]
+fn a_second_drain_of_the_host_is_refused_until_the_first_is_gone() {
+    let mut observed = host(&[("a", "web-a")], vec![]);
+    observed.service = Some(service("enabled", "up"));
+    observed.rival = Some("first".into());
+    let d = run(&spec(json!({})), None, &observed, 0);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, DrainPhase::Failed);
+    assert_eq!(condition(&d.status, "Failed"), (ConditionStatus::True, "Conflict".into()));
+    assert!(d.status.last_error.as_ref().unwrap().contains("ComputeNodeDrain first already drains host havana-1"));
+    // A dry run may look at a host another drain works on.
+    assert_eq!(run(&spec(json!({"dryRun": true})), None, &observed, 0).status.phase, DrainPhase::Planned);
+    observed.rival = None;
+    assert_eq!(run(&spec(json!({})), Some(&d.status), &observed, 5).actions, [Action::DisableService]);
 }
 
 // --- migrate: order and concurrency ---

@@ -37,6 +37,9 @@ pub struct Context {
     /// Every InstanceMigration, as the migration controller's watch sees them (to refuse a
     /// second migration of the same server).
     pub migrations: std::sync::OnceLock<kube::runtime::reflector::Store<crate::api::InstanceMigration>>,
+    /// Every ComputeNodeDrain, as the drain controller's watch sees them (to refuse a second
+    /// drain of the same host).
+    pub drains: std::sync::OnceLock<kube::runtime::reflector::Store<crate::api::ComputeNodeDrain>>,
 }
 
 /// Why a reconciliation failed; it is retried.
@@ -100,6 +103,7 @@ pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
         client: client.clone(),
         metrics: metrics.clone(),
         migrations: std::sync::OnceLock::new(),
+        drains: std::sync::OnceLock::new(),
     });
 
     let result = match &config.lease {
@@ -171,6 +175,7 @@ async fn run_controllers(config: &RunConfig, ctx: Arc<Context>, stop: Cancellati
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
+    let _ = ctx.drains.set(reader.clone());
     // A drain also wakes when one of its migrations changes phase (not on each status write).
     let children = watcher(migrations_api, watcher::Config::default().labels(crate::drain::planner::DRAIN_UID_LABEL))
         .default_backoff()

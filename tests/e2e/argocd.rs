@@ -162,7 +162,9 @@ async fn drain_states_have_their_argocd_health() {
     wait_phase(env, &ns, "wait", "Drained", 120);
     capture(env, &ns, "ComputeNodeDrain", "wait", "drained.yaml");
 
-    // Its process stopped and the service forced down, the empty host's service is retired.
+    // Its process stopped and the service forced down, the empty host's service is retired
+    // (by a new drain: the first one holds the host until it is deleted).
+    kubectl_ok(env, &["-n", &ns, "delete", "cnd", "wait", "--timeout=60s"]);
     extra_compute("stop", &host);
     apply(&drain("retire", &host, "mode: Wait, afterDrain: RetireService, forceDown: true"));
     wait_phase(env, &ns, "retire", "Retired", 120);

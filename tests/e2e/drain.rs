@@ -205,6 +205,13 @@ async fn dry_run_wait_deadline_abort_and_wait_until_empty() {
     assert!(message.contains("deadline passed"), "{message}");
     assert_eq!(service(&admin, &host).await.unwrap().status, "disabled");
 
+    // A second drain of the host is refused while the first holds it.
+    apply_drain(env, &ns, "second", &host, ", mode: Wait");
+    wait_phase(env, &ns, "second", "Failed", 60);
+    assert_eq!(jsonpath(env, &ns, "cnd/second", "{.status.conditions[?(@.type==\"Failed\")].reason}"), "Conflict");
+    kubectl_ok(env, &["-n", &ns, "delete", "cnd", "second", "--timeout=60s"]);
+    assert_eq!(service(&admin, &host).await.unwrap().status, "disabled", "the refused drain touched the service");
+
     // Deleted before it is done: the service is enabled again.
     kubectl_ok(env, &["-n", &ns, "delete", "cnd", "deadline", "--timeout=60s"]);
     assert_eq!(service(&admin, &host).await.unwrap().status, "enabled");
