@@ -75,8 +75,17 @@ impl Clouds {
                 .map_err(|e| CloudError::Invalid(e.to_string()))?
                 .with_observer(self.observer.clone()),
         );
-        self.sessions.lock().unwrap().insert(key, (Instant::now(), session.clone()));
-        Ok(session)
+        // Reconciliations that raced here share the first session built: each session
+        // authenticates to Keystone on its first request, and a restarted operator would
+        // otherwise log in once per resource at once.
+        let mut sessions = self.sessions.lock().unwrap();
+        match sessions.get(&key) {
+            Some((built, first)) if built.elapsed() < SESSION_TTL => Ok(first.clone()),
+            _ => {
+                sessions.insert(key, (Instant::now(), session.clone()));
+                Ok(session)
+            }
+        }
     }
 
     /// Forgets a session, e.g. after its credentials were refused.

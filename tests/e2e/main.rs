@@ -1,6 +1,7 @@
 //! End-to-end tests: the operator as a process against a real kube-apiserver with etcd.
 //! Run them with `hack/test.sh`, which starts the control plane.
 
+mod chaos;
 mod crds;
 mod fault_proxy;
 mod harness;

@@ -5,12 +5,20 @@ use std::time::Duration;
 
 use osmo::openstack::Session;
 use osmo::openstack::compute::NetworkAttachment;
+use osmo::openstack::network::FloatingIp;
 
 use crate::harness::{Env, Operator, env, jsonpath, kubectl_ok, kubectl_stdin_ok, namespace};
 use crate::openstack::{Fixtures, fixtures, server_spec, session, unique, until, wait_gone, wait_status};
 
 /// A namespace with the test clouds' Secret and an operator watching it.
 fn setup(test: &str) -> (&'static Env, String, Operator) {
+    let (env, ns) = namespace_with_clouds(test);
+    let op = Operator::start(env, &ns, test, &format!("osmo-{ns}"));
+    (env, ns, op)
+}
+
+/// A fresh namespace holding the Secret `clouds` with the test clouds.
+pub fn namespace_with_clouds(test: &str) -> (&'static Env, String) {
     let env = env();
     let ns = namespace(env, test);
     let clouds = std::env::var("OSMO_E2E_CLOUDS").unwrap();
@@ -18,11 +26,10 @@ fn setup(test: &str) -> (&'static Env, String, Operator) {
         env,
         &["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-file=clouds.yaml={clouds}")],
     );
-    let op = Operator::start(env, &ns, test, &format!("osmo-{ns}"));
-    (env, ns, op)
+    (env, ns)
 }
 
-fn apply_migration(env: &Env, ns: &str, name: &str, server: &str, extra: &str) {
+pub fn apply_migration(env: &Env, ns: &str, name: &str, server: &str, extra: &str) {
     let manifest = format!(
         "apiVersion: osmo.dev/v1alpha1\nkind: InstanceMigration\nmetadata: {{name: {name}}}\n\
          spec: {{server: {server}, source: {{secretName: clouds, cloud: admin}}, target: {{availabilityZone: icehouse}}{extra}}}\n"
@@ -32,16 +39,27 @@ fn apply_migration(env: &Env, ns: &str, name: &str, server: &str, extra: &str) {
 
 /// A server on havana-1 on the private network, with `metadata`, and a floating IP on it.
 async fn server_with_floating_ip(admin: &Session, f: &Fixtures, metadata: &[(&str, &str)]) -> (String, String, String) {
+    let id = server_on_havana(admin, f, metadata).await;
+    let fip = add_floating_ip(admin, f, &id).await;
+    (id, fip.id, fip.floating_ip_address)
+}
+
+/// An ACTIVE server on havana-1 on the private network, with `metadata`.
+pub async fn server_on_havana(admin: &Session, f: &Fixtures, metadata: &[(&str, &str)]) -> String {
     let name = unique("vm");
     let mut spec =
         server_spec(&name, f, "havana", vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: None }]);
     spec.metadata.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let id = admin.compute().create_server(&spec).await.unwrap();
     wait_status(admin, &id, "ACTIVE").await;
-    let port = admin.network().ports(&[("device_id", &id)]).await.unwrap().pop().unwrap();
+    id
+}
+
+/// A new floating IP on the server's (first) port.
+pub async fn add_floating_ip(admin: &Session, f: &Fixtures, server_id: &str) -> FloatingIp {
+    let port = admin.network().ports(&[("device_id", server_id)]).await.unwrap().pop().unwrap();
     let fip = admin.network().create_floating_ip(&f.public, None).await.unwrap();
-    admin.network().update_floating_ip(&fip.id, Some(&port.id), None).await.unwrap();
-    (id, fip.id, fip.floating_ip_address)
+    admin.network().update_floating_ip(&fip.id, Some(&port.id), None).await.unwrap()
 }
 
 fn wait_condition(env: &Env, ns: &str, name: &str, condition: &str, seconds: u32) {
