@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use osmo::migration::planner::UID_KEY;
 
 use crate::harness::{Operator, jsonpath, kubectl_ok, kubectl_stdin_ok};
-use crate::migration::{add_floating_ip, namespace_with_clouds, server_on_havana};
+use crate::migration::{add_floating_ip, assert_floating_ip_on, namespace_with_clouds, server_on_havana};
 use crate::openstack::{fixtures, session, wait_gone};
 
 const MIGRATIONS: usize = 20;
@@ -180,11 +180,7 @@ async fn killing_the_operator_at_random_instants_loses_nothing() {
             other => panic!("m{i} ended {other}"),
         }
         if let Some(fip) = fips.get(&i) {
-            let on = admin.network().floating_ip(fip).await.unwrap().unwrap().port_id;
-            let server = left.last().unwrap();
-            let ports: Vec<String> =
-                admin.network().ports(&[("device_id", server)]).await.unwrap().into_iter().map(|p| p.id).collect();
-            assert!(on.as_ref().is_some_and(|p| ports.contains(p)), "m{i}: floating IP on {on:?}, not on {ports:?}");
+            assert_floating_ip_on(&admin, fip, left.last().unwrap()).await;
         }
     }
     let havana = admin.compute().servers_on_host("havana-1").await.unwrap();

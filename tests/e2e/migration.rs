@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use osmo::migration::planner::UID_KEY;
 use osmo::openstack::Session;
 use osmo::openstack::compute::NetworkAttachment;
 use osmo::openstack::network::FloatingIp;
@@ -87,16 +88,20 @@ async fn assert_moved(admin: &Session, env: &Env, ns: &str, name: &str, source: 
     let new = admin.compute().server(&new_id).await.unwrap().expect("the replacement exists");
     assert_eq!((new.status.as_str(), new.host.as_deref()), ("ACTIVE", Some("icehouse-1")));
     assert!(admin.compute().server(source).await.unwrap().is_none(), "the source still exists");
-    let ports: Vec<String> =
-        admin.network().ports(&[("device_id", &new_id)]).await.unwrap().into_iter().map(|p| p.id).collect();
-    let fip = admin.network().floating_ip(fip).await.unwrap().unwrap();
-    assert!(
-        fip.port_id.as_ref().is_some_and(|p| ports.contains(p)),
-        "floating IP on {:?}, not on the replacement's ports {ports:?}",
-        fip.port_id
-    );
+    assert_floating_ip_on(admin, fip, &new_id).await;
     assert!(!jsonpath(env, ns, &format!("im/{name}"), "{.status.downtime}").is_empty());
     new_id
+}
+
+/// Asserts, as Neutron shows it, that the floating IP is on one of the server's ports.
+pub async fn assert_floating_ip_on(admin: &Session, fip: &str, server: &str) {
+    let ports: Vec<String> =
+        admin.network().ports(&[("device_id", server)]).await.unwrap().into_iter().map(|p| p.id).collect();
+    let on = admin.network().floating_ip(fip).await.unwrap().unwrap().port_id;
+    assert!(
+        on.as_ref().is_some_and(|p| ports.contains(p)),
+        "floating IP {fip} on {on:?}, not on {server}'s ports {ports:?}"
+    );
 }
 
 async fn clean_up(admin: &Session, servers: &[&str], fips: &[&str]) {
@@ -276,4 +281,58 @@ async fn deleting_a_migration_before_the_source_is_deleted_stops_it_safely() {
     })
     .await;
     clean_up(&admin, &[&id], &[&fip]).await;
+}
+
+#[tokio::test]
+async fn deleting_a_migration_after_the_source_is_deleted_finishes_the_boot() {
+    let (env, ns, mut op) = setup("finish");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let (id, fip, _) = server_with_floating_ip(&admin, &f, &[]).await;
+    apply_migration(env, &ns, "web", &id, "");
+    // The operator is stopped just as it boots the replacement, so that the deletion lands
+    // in Booting for sure (the source is gone by then), whatever the machine's speed.
+    op.wait_for_log("\"action\":\"Boot(", Duration::from_secs(240));
+    op.kill();
+    let uid = jsonpath(env, &ns, "im/web", "{.metadata.uid}");
+    assert_eq!(jsonpath(env, &ns, "im/web", "{.status.phase}"), "Booting");
+    assert!(admin.compute().server(&id).await.unwrap().is_none(), "the source must be deleted before Booting");
+
+    kubectl_ok(env, &["-n", &ns, "delete", "im", "web", "--wait=false"]);
+    assert!(
+        !jsonpath(env, &ns, "im/web", "{.metadata.deletionTimestamp}").is_empty(),
+        "the finalizer must hold a migration whose source is deleted"
+    );
+    let _op = Operator::start(env, &ns, "finish", &format!("osmo-{ns}"));
+    kubectl_ok(env, &["-n", &ns, "wait", "--for=delete", "im/web", "--timeout=240s"]);
+
+    // It went away only once the replacement ran with the floating IP: nothing is orphaned.
+    let events = kubectl_ok(
+        env,
+        &[
+            "-n",
+            &ns,
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=web",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
+    );
+    assert!(events.split(' ').any(|r| r == "Succeeded"), "no Succeeded event: {events}");
+    let ours: Vec<_> = admin
+        .compute()
+        .servers_on_host("icehouse-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.metadata.get(UID_KEY) == Some(&uid))
+        .collect();
+    assert_eq!(ours.len(), 1, "one replacement: {ours:?}");
+    assert_eq!(ours[0].status, "ACTIVE");
+    assert_floating_ip_on(&admin, &fip, &ours[0].id).await;
+    let snapshots = admin.image().images_with_property(UID_KEY, &uid).await.unwrap();
+    assert!(snapshots.iter().all(|i| i.status == "deleted"), "the snapshot was left: {snapshots:?}");
+    clean_up(&admin, &[&ours[0].id], &[&fip]).await;
 }
