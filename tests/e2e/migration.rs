@@ -196,6 +196,13 @@ async fn bad_input_fails_naming_it_and_changes_nothing() {
             "NetworkNotFound",
             "spec.mappings.networks",
         ),
+        (
+            "novanetwork",
+            id.clone(),
+            ", addresses: {mode: NovaNetwork}".to_string(),
+            "NovaNetworkUnavailable",
+            "spec.addresses.mode",
+        ),
     ];
     // One after another: two at once for the same server would be refused as a conflict.
     for (name, server, extra, reason, field) in &cases {
