@@ -106,3 +106,52 @@ impl Clouds {
         semaphore.acquire_owned().await.expect("the semaphore is never closed")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use serde_json::json;
+
+    use super::Clouds;
+    use crate::api::CloudRef;
+    use crate::openstack::fake::{Call, FakeCloud, ok, status};
+
+    #[tokio::test]
+    async fn resources_resuming_at_once_share_one_session_and_one_login() {
+        // One fake serves both the Kubernetes API (the Secret) and OpenStack.
+        let secret = Arc::new(Mutex::new(json!(null)));
+        let served = secret.clone();
+        let cloud = FakeCloud::start("2.95", move |call: &Call| match call.path.as_str() {
+            "/api/v1/namespaces/default/secrets/clouds" => ok(served.lock().unwrap().clone()),
+            p if p.starts_with("/v2.1/flavors") => ok(json!({"flavors": []})),
+            _ => status(404, "not scripted"),
+        })
+        .await;
+        let yaml = cloud.clouds_yaml("secret");
+        let data = [("clouds.yaml".to_string(), ByteString(yaml.into_bytes()))].into();
+        let mut body = serde_json::to_value(Secret { data: Some(data), ..Default::default() }).unwrap();
+        body["metadata"] = json!({"name": "clouds", "namespace": "default"});
+        *secret.lock().unwrap() = body;
+        crate::openstack::session::install_tls_provider();
+        let url = format!("http://{}", cloud.addr()).parse().unwrap();
+        let client = kube::Client::try_from(kube::Config::new(url)).unwrap();
+        let clouds = Arc::new(Clouds::new(client, Arc::new(|_, _| {}), 8));
+        let reference = CloudRef { secret_name: "clouds".into(), cloud: "fake".into() };
+
+        // As after a restart: every migration's first reconcile asks at once.
+        let resumed = (0..16).map(|_| {
+            let (clouds, reference) = (clouds.clone(), reference.clone());
+            tokio::spawn(async move {
+                let session = clouds.session("default", &reference).await.unwrap();
+                session.compute().flavors().await.unwrap();
+                session
+            })
+        });
+        let sessions: Vec<_> = futures::future::join_all(resumed).await.into_iter().map(Result::unwrap).collect();
+        assert!(sessions.iter().all(|s| Arc::ptr_eq(s, &sessions[0])), "each resource built its own session");
+        assert_eq!(cloud.tokens_issued(), 1, "one login to Keystone, not one per resource");
+    }
+}
