@@ -21,7 +21,7 @@ const WITH_FLOATING_IP: usize = 3;
 /// An operator life lasts between these (milliseconds): short enough to kill it in every
 /// phase, long enough for it to reach OpenStack after its start.
 const LIFE_MS: (u64, u64) = (1_500, 4_500);
-/// At most this many changes are sent to OpenStack in one life.
+/// A life also ends as it sends its n-th change to OpenStack, n drawn below this.
 const CHANGES_PER_LIFE: u64 = 8;
 const DEADLINE: Duration = Duration::from_secs(360);
 
