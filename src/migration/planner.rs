@@ -116,23 +116,31 @@ pub enum NovaNetworkStep {
     CreateRange { ip_range: String, pool: String, interface: Option<String> },
     /// It is the one free address of its pool: allocating from the pool gets exactly it.
     Allocate { pool: String },
-    /// The project holds it: put it on the replacement (Nova moves it off another server).
+    /// The project holds it, free or still on the source: put it on the replacement (Nova
+    /// moves it off the source).
     Associate,
     /// It cannot be had in the target, and why.
     Unavailable(String),
 }
 
-/// The next step for `address` towards the server `on` (none yet while recording).
+/// The next step for `address` of the server `source` towards the server `on` (none yet
+/// while recording).
 pub fn nova_network_step(
     address: &RecordedNovaNetworkFloatingIp,
+    source: &str,
     on: Option<&str>,
     target: &NovaNetworkState,
 ) -> NovaNetworkStep {
     let wanted = address.address.as_str();
     if let Some(ours) = target.allocated.iter().find(|f| f.ip == wanted) {
-        return match on {
-            Some(server) if ours.instance_id.as_deref() == Some(server) => NovaNetworkStep::Done,
-            _ => NovaNetworkStep::Associate,
+        return match ours.instance_id.as_deref() {
+            Some(server) if Some(server) == on => NovaNetworkStep::Done,
+            None => NovaNetworkStep::Associate,
+            Some(server) if server == source => NovaNetworkStep::Associate,
+            // Another server of the project uses it: it is not this migration's to take.
+            Some(other) => {
+                NovaNetworkStep::Unavailable(format!("floating IP {wanted} is on server {other} in the target"))
+            }
         };
     }
     let free_others =
@@ -601,7 +609,7 @@ impl Planner<'_> {
     /// changes.
     fn unavailable_address(&self, record: &RecordedServer, observed: &Observed) -> Option<String> {
         let target = observed.nova_network.as_ref()?;
-        record.nova_network_floating_ips.iter().find_map(|fip| match nova_network_step(fip, None, target) {
+        record.nova_network_floating_ips.iter().find_map(|fip| match nova_network_step(fip, &record.id, None, target) {
             NovaNetworkStep::Unavailable(problem) => Some(problem),
             _ => None,
         })
@@ -894,9 +902,10 @@ impl Planner<'_> {
     fn moving_nova_network_addresses(&mut self, observed: &Observed) {
         let Some(target) = &observed.nova_network else { return self.poll() };
         let server_id = self.status.target.as_ref().map(|t| t.server_id.clone()).unwrap_or_default();
+        let source_id = self.source_id();
         let addresses = self.status.source.iter().flat_map(|r| r.nova_network_floating_ips.clone()).collect::<Vec<_>>();
         for fip in addresses {
-            let action = match nova_network_step(&fip, Some(&server_id), target) {
+            let action = match nova_network_step(&fip, &source_id, Some(&server_id), target) {
                 NovaNetworkStep::Done => continue,
                 NovaNetworkStep::Unavailable(problem) => return self.fail("AddressesNotMoved", problem),
                 NovaNetworkStep::CreateRange { ip_range, pool, interface } => {
@@ -920,11 +929,9 @@ impl Planner<'_> {
         match self.input.spec.options.addresses.mode {
             AddressMode::None => true,
             AddressMode::NovaNetwork => observed.nova_network.as_ref().is_some_and(|target| {
-                self.status
-                    .source
-                    .iter()
-                    .flat_map(|r| &r.nova_network_floating_ips)
-                    .all(|fip| nova_network_step(fip, Some(server_id), target) == NovaNetworkStep::Done)
+                self.status.source.iter().flat_map(|r| &r.nova_network_floating_ips).all(|fip| {
+                    nova_network_step(fip, &self.source_id(), Some(server_id), target) == NovaNetworkStep::Done
+                })
             }),
             AddressMode::Neutron => {
                 self.unmatched_floating_ip().is_none()

@@ -1579,12 +1579,40 @@ fn in_the_same_cloud_the_kept_address_is_only_added() {
 }
 
 #[test]
+fn a_redeploy_moves_the_address_off_the_source_before_deleting_it() {
+    let mut cloud = nova_network_cloud();
+    cloud.boot = Ok(BootBase { image_id: Some(REDEPLOY_IMAGE_ID.into()), ..cloud.boot.unwrap() });
+    cloud.nova_network = NovaNetworkState {
+        allocated: vec![allocated_address("10.10.10.3", "public", Some(SOURCE_ID))],
+        pools: vec![bulk_address("10.10.10.3", "public", Some("eth0"), Some("project-1"))],
+    };
+    let redeploy =
+        spec(json!({"strategy": "Redeploy", "redeploy": {"image": "cirros"}, "addresses": {"mode": "NovaNetwork"}}));
+    let mut run = Run::new(redeploy, cloud);
+    assert_succeeded(run.finish());
+    assert_eq!(moving_addresses_actions(&run), [add_to_target()]);
+    assert_eq!(run.actions().last(), Some(&delete_source()), "the source goes last");
+}
+
+#[test]
 fn an_address_the_target_cannot_give_back_is_refused_before_anything_changes() {
-    let taken = vec![bulk_address("10.10.10.3", "public", None, Some("other-project"))];
-    let crowded = vec![bulk_address("10.10.10.9", "public", None, None)];
-    for (pools, says) in [(taken, "allocated to project other-project"), (crowded, "other free addresses")] {
+    let taken = NovaNetworkState {
+        pools: vec![bulk_address("10.10.10.3", "public", None, Some("other-project"))],
+        ..Default::default()
+    };
+    let crowded =
+        NovaNetworkState { pools: vec![bulk_address("10.10.10.9", "public", None, None)], ..Default::default() };
+    let in_use = NovaNetworkState {
+        allocated: vec![allocated_address("10.10.10.3", "public", Some("another-server"))],
+        pools: vec![bulk_address("10.10.10.3", "public", None, Some("project-1"))],
+    };
+    for (state, says) in [
+        (taken, "allocated to project other-project"),
+        (crowded, "other free addresses"),
+        (in_use, "is on server another-server"),
+    ] {
         let mut cloud = nova_network_cloud();
-        cloud.nova_network.pools = pools;
+        cloud.nova_network = state;
         let mut run = Run::new(nova_network_spec(), cloud);
         let ended = run.finish();
         assert_failed(ended, "AddressUnavailable");
