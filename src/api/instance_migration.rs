@@ -292,8 +292,25 @@ pub struct RecordedServer {
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<RecordedPort>,
+    /// Its nova-network floating IPs (address mode `NovaNetwork`), with their pools.
+    #[serde(default, rename = "novaNetworkFloatingIPs", skip_serializing_if = "Vec::is_empty")]
+    pub nova_network_floating_ips: Vec<RecordedNovaNetworkFloatingIp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<RecordedVolume>,
+}
+
+/// A nova-network floating IP of the source, and the pool it came from.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedNovaNetworkFloatingIp {
+    pub address: String,
+    pub pool: String,
+    /// The pool's network interface on the nova-network hosts, e.g. `eth0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The fixed IP it mapped to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_ip_address: Option<String>,
 }
 
 /// One port of the source server.

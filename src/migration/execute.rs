@@ -80,6 +80,15 @@ pub async fn execute(
                 .await
                 .map(|_| ()),
         ),
+        // nova-network's answers are not kept: the next observation reads the pools and the
+        // project's addresses afresh, so an interrupted change is seen, not repeated.
+        Action::CreateFloatingIpRange { ip_range, pool, interface } => {
+            done(session.nova_network().create_bulk(&ip_range, &pool, interface.as_deref()).await)
+        }
+        Action::AllocateFloatingIp { pool } => done(session.nova_network().allocate(&pool).await.map(|_| ())),
+        Action::AddFloatingIp { server_id, address } => {
+            done(session.nova_network().add_to_server(&server_id, &address, None).await)
+        }
     }
 }
 

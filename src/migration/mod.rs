@@ -2,6 +2,8 @@
 //! status, then make the one change it asked for.
 
 mod execute;
+#[cfg(test)]
+mod nova_network_tests;
 mod observe;
 pub mod planner;
 #[cfg(test)]

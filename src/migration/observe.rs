@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use crate::api::{InstanceMigration, InstanceMigrationStatus, MigrationPhase, RecordedServer, Strategy};
+use crate::api::{AddressMode, InstanceMigration, InstanceMigrationStatus, MigrationPhase, RecordedServer, Strategy};
 use crate::openstack::{Error, Session};
 use crate::runtime::Context;
 use crate::runtime::clouds::CloudError;
 
-use super::planner::{BootBase, ImageState, Observed, Refusal, ServerState, UID_KEY};
-use super::record::record;
+use super::planner::{BootBase, ImageState, NovaNetworkState, Observed, Refusal, ServerState, UID_KEY};
+use super::record::{nova_network_floating_ips, record};
 
 /// The sessions of the source and target clouds (the same one unless `target.cloud` is set).
 pub struct Sessions {
@@ -44,9 +44,19 @@ pub async fn observe(
     use MigrationPhase::*;
     let uid = im.uid().unwrap_or_default();
     let strategy = im.spec.options.strategy;
+    let nova_network = im.spec.options.addresses.mode == AddressMode::NovaNetwork;
     let mut o = Observed::default();
     match status.phase {
-        Pending | Recording => o.recording = Some(recording(ctx, s, im).await?),
+        Pending | Recording => {
+            o.recording = Some(recording(ctx, s, im).await?);
+            // Whether the target can give the addresses back is known before anything changes.
+            if nova_network && matches!(o.recording, Some(Ok(_))) {
+                match nova_network_or_refusal(&s.target).await? {
+                    Ok(state) => o.nova_network = Some(state),
+                    Err(refusal) => o.recording = Some(Err(refusal)),
+                }
+            }
+        }
         Stopping => o.source = source(s, status).await?,
         Snapshotting => {
             o.source = source(s, status).await?;
@@ -66,8 +76,8 @@ pub async fn observe(
         Booting => {
             o.target = target(s, status, &uid).await?;
             match &o.target {
-                // Its ports matter once it is up.
-                Some(t) if t.status == "ACTIVE" => o.target_ports = target_ports(s, &t.id).await?,
+                // Its ports matter once it is up (nova-network has none).
+                Some(t) if t.status == "ACTIVE" && !nova_network => o.target_ports = target_ports(s, &t.id).await?,
                 Some(_) => {}
                 None => {
                     if let Some(record) = &status.source {
@@ -77,10 +87,15 @@ pub async fn observe(
                 }
             }
         }
-        MovingAddresses => o.floating_ips = floating_ips(s, status).await?,
-        Verifying => {
-            o.target = target(s, status, &uid).await?;
-            o.floating_ips = floating_ips(s, status).await?;
+        MovingAddresses | Verifying => {
+            if status.phase == Verifying {
+                o.target = target(s, status, &uid).await?;
+            }
+            if nova_network {
+                o.nova_network = Some(nova_network_state(&s.target).await?);
+            } else {
+                o.floating_ips = floating_ips(s, status).await?;
+            }
         }
         CleaningUp => o.snapshot = snapshot(s, status, &uid).await?,
         RollingBack => {
@@ -175,6 +190,24 @@ async fn floating_ips(
     Ok(s.target.network().floating_ips(&ids).await?.into_iter().map(|f| (f.id, f.port_id)).collect())
 }
 
+/// The pools and the project's addresses of nova-network in a cloud.
+async fn nova_network_state(session: &Session) -> Result<NovaNetworkState, Error> {
+    let legacy = session.nova_network();
+    Ok(NovaNetworkState { allocated: legacy.floating_ips().await?, pools: legacy.bulk_floating_ips().await? })
+}
+
+/// nova-network's state, or the refusal of a migration that asks for it where it does not run.
+async fn nova_network_or_refusal(session: &Session) -> Result<Result<NovaNetworkState, Refusal>, Error> {
+    match nova_network_state(session).await {
+        Ok(state) => Ok(Ok(state)),
+        Err(e @ Error::NovaNetworkUnavailable { .. }) => Ok(Err(Refusal {
+            reason: "NovaNetworkUnavailable",
+            message: format!("spec.addresses.mode: NovaNetwork, but {e}"),
+        })),
+        Err(e) => Err(e),
+    }
+}
+
 /// Records the source, or says why it cannot be migrated: not found, ambiguous, taken by
 /// another migration, volumes, another project, or nothing to boot it with in the target.
 async fn recording(
@@ -206,14 +239,28 @@ async fn recording(
         }));
     }
     let project = s.source.project_id().await?;
-    let ports = s.source.network().ports(&[("device_id", &server.id)]).await?;
-    let port_filters: Vec<(&str, &str)> = ports.iter().map(|p| ("port_id", p.id.as_str())).collect();
-    let fips =
-        if port_filters.is_empty() { Vec::new() } else { s.source.network().floating_ips(&port_filters).await? };
-    let recorded = match record(server, &ports, &fips, project.as_deref()) {
+    let nova_network = im.spec.options.addresses.mode == AddressMode::NovaNetwork;
+    // A nova-network cloud has no Neutron: its addresses are Nova's.
+    let (ports, fips) = if nova_network {
+        (Vec::new(), Vec::new())
+    } else {
+        let ports = s.source.network().ports(&[("device_id", &server.id)]).await?;
+        let port_filters: Vec<(&str, &str)> = ports.iter().map(|p| ("port_id", p.id.as_str())).collect();
+        let fips =
+            if port_filters.is_empty() { Vec::new() } else { s.source.network().floating_ips(&port_filters).await? };
+        (ports, fips)
+    };
+    let mut recorded = match record(server, &ports, &fips, project.as_deref()) {
         Ok(r) => r,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    if nova_network {
+        let legacy = match nova_network_or_refusal(&s.source).await? {
+            Ok(legacy) => legacy,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        recorded.nova_network_floating_ips = nova_network_floating_ips(&server.id, &legacy.allocated, &legacy.pools);
+    }
     // Everything the replacement needs must exist in the target before anything changes.
     Ok(boot_base(s, im, &recorded).await?.map(|_| recorded))
 }

@@ -17,11 +17,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::api::{
-    ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, MigrationTarget, RecordedServer,
-    SnapshotCleanup, SnapshotStatus, StepRecord, StepResult, Strategy, TargetPort, TargetServerStatus, condition_type,
-    timestamp,
+    AddressMode, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, MigrationTarget,
+    RecordedNovaNetworkFloatingIp, RecordedServer, SnapshotCleanup, SnapshotStatus, StepRecord, StepResult, Strategy,
+    TargetPort, TargetServerStatus, condition_type, timestamp,
 };
 use crate::openstack::compute::{NetworkAttachment, ServerCreate};
+use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 use crate::runtime::conditions::{self, Desired, Validated};
 use crate::validation::{self, FieldError};
 
@@ -93,6 +94,78 @@ pub struct Observed {
     pub target_ports: Vec<(String, String)>,
     /// Where each recorded floating IP points now (its port), by floating IP id.
     pub floating_ips: BTreeMap<String, Option<String>>,
+    /// The target's nova-network floating IPs (address mode `NovaNetwork`).
+    pub nova_network: Option<NovaNetworkState>,
+}
+
+/// nova-network's floating IPs in the target, as the target's credentials see them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NovaNetworkState {
+    /// Allocated to the project (`os-floating-ips`).
+    pub allocated: Vec<LegacyFloatingIp>,
+    /// Every address of every pool (`os-floating-ips-bulk`).
+    pub pools: Vec<BulkFloatingIp>,
+}
+
+/// What a recorded nova-network address needs next to be on the replacement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NovaNetworkStep {
+    /// It is on the replacement.
+    Done,
+    /// The address does not exist: add it to its pool, alone as the pool's one free address.
+    CreateRange { ip_range: String, pool: String, interface: Option<String> },
+    /// It is the one free address of its pool: allocating from the pool gets exactly it.
+    Allocate { pool: String },
+    /// The project holds it, free or still on the source: put it on the replacement (Nova
+    /// moves it off the source).
+    Associate,
+    /// It cannot be had in the target, and why.
+    Unavailable(String),
+}
+
+/// The next step for `address` of the server `source` towards the server `on` (none yet
+/// while recording).
+pub fn nova_network_step(
+    address: &RecordedNovaNetworkFloatingIp,
+    source: &str,
+    on: Option<&str>,
+    target: &NovaNetworkState,
+) -> NovaNetworkStep {
+    let wanted = address.address.as_str();
+    if let Some(ours) = target.allocated.iter().find(|f| f.ip == wanted) {
+        return match ours.instance_id.as_deref() {
+            Some(server) if Some(server) == on => NovaNetworkStep::Done,
+            None => NovaNetworkStep::Associate,
+            Some(server) if server == source => NovaNetworkStep::Associate,
+            // Another server of the project uses it: it is not this migration's to take.
+            Some(other) => {
+                NovaNetworkStep::Unavailable(format!("floating IP {wanted} is on server {other} in the target"))
+            }
+        };
+    }
+    let free_others =
+        |pool: &str| target.pools.iter().any(|f| f.pool == pool && f.address != wanted && f.project_id.is_none());
+    // nova-network allocates any free address of a pool: an explicit address only when it is
+    // the pool's one free address.
+    let not_alone = |pool: &str| {
+        NovaNetworkStep::Unavailable(format!(
+            "floating IP {wanted}: pool {pool:?} in the target has other free addresses, so nova-network cannot allocate exactly this one"
+        ))
+    };
+    match target.pools.iter().find(|f| f.address == wanted) {
+        Some(taken) if taken.project_id.is_some() => NovaNetworkStep::Unavailable(format!(
+            "floating IP {wanted} is allocated to project {} in the target",
+            taken.project_id.as_deref().unwrap_or_default()
+        )),
+        Some(free) if free_others(&free.pool) => not_alone(&free.pool),
+        Some(free) => NovaNetworkStep::Allocate { pool: free.pool.clone() },
+        None if free_others(&address.pool) => not_alone(&address.pool),
+        None => NovaNetworkStep::CreateRange {
+            ip_range: format!("{wanted}/32"),
+            pool: address.pool.clone(),
+            interface: address.interface.clone(),
+        },
+    }
 }
 
 /// The parts of the replacement that are resolved in the target cloud.
@@ -132,6 +205,21 @@ pub enum Action {
         port_id: String,
         fixed_ip: Option<String>,
     },
+    /// nova-network: add addresses to a pool (`os-floating-ips-bulk`).
+    CreateFloatingIpRange {
+        ip_range: String,
+        pool: String,
+        interface: Option<String>,
+    },
+    /// nova-network: allocate an address of a pool to the project.
+    AllocateFloatingIp {
+        pool: String,
+    },
+    /// nova-network: put an allocated address on a server (`addFloatingIp`).
+    AddFloatingIp {
+        server_id: String,
+        address: String,
+    },
     DeleteSnapshot {
         image_id: String,
     },
@@ -156,13 +244,6 @@ pub fn validate(spec: &InstanceMigrationSpec) -> Vec<FieldError> {
         validation::error(&mut errors, "spec.server", "must not start or end with white space");
     }
     validation::check_migration_options(&spec.options, &spec.source, "spec", &mut errors);
-    if spec.options.addresses.mode == crate::api::AddressMode::NovaNetwork {
-        validation::error(
-            &mut errors,
-            "spec.addresses.mode",
-            "NovaNetwork is not supported by this version of osmo yet",
-        );
-    }
     errors
 }
 
@@ -475,8 +556,9 @@ impl Planner<'_> {
         if let Some(target) = &s.target {
             parts.push(format!("replacement {} is {}", target.server_id, target.status));
         }
-        let fips: Vec<_> =
-            s.source.iter().flat_map(|r| &r.ports).flat_map(|p| &p.floating_ips).map(|f| f.address.as_str()).collect();
+        let neutron = s.source.iter().flat_map(|r| &r.ports).flat_map(|p| &p.floating_ips).map(|f| f.address.as_str());
+        let nova_network = s.source.iter().flat_map(|r| &r.nova_network_floating_ips).map(|f| f.address.as_str());
+        let fips: Vec<_> = neutron.chain(nova_network).collect();
         if !fips.is_empty() {
             parts.push(format!("floating IPs {} stay allocated to the project", fips.join(", ")));
         }
@@ -488,15 +570,16 @@ impl Planner<'_> {
     fn recording(&mut self, observed: &Observed) {
         match &observed.recording {
             None => self.poll(),
-            Some(Err(refusal)) => {
-                self.status.steps.retain(|s| s.name != MigrationPhase::Recording);
-                self.finish_failed(refusal.reason, &format!("{} Nothing was changed.", refusal.message));
-                self.status.last_error = Some(refusal.message.clone());
-            }
+            Some(Err(refusal)) => self.refuse(refusal.reason, refusal.message.clone()),
             Some(Ok(_)) if self.input.deleting => {
                 self.finish_failed("Deleted", "The resource was deleted before the migration changed anything.");
             }
+            // The target's nova-network addresses come with the record.
+            Some(Ok(_)) if self.nova_network() && observed.nova_network.is_none() => self.poll(),
             Some(Ok(record)) => {
+                if let Some(problem) = self.unavailable_address(record, observed) {
+                    return self.refuse("AddressUnavailable", format!("{problem}."));
+                }
                 self.status.source = Some(record.clone());
                 let must_stop = self.input.spec.options.stop_source && record.status == "ACTIVE";
                 if must_stop {
@@ -509,6 +592,27 @@ impl Planner<'_> {
                 }
             }
         }
+    }
+
+    /// Ends before anything changed, saying why.
+    fn refuse(&mut self, reason: &'static str, message: String) {
+        self.status.steps.retain(|s| s.name != MigrationPhase::Recording);
+        self.finish_failed(reason, &format!("{message} Nothing was changed."));
+        self.status.last_error = Some(message);
+    }
+
+    fn nova_network(&self) -> bool {
+        self.input.spec.options.addresses.mode == AddressMode::NovaNetwork
+    }
+
+    /// A recorded nova-network address that the target cannot give back, before anything
+    /// changes.
+    fn unavailable_address(&self, record: &RecordedServer, observed: &Observed) -> Option<String> {
+        let target = observed.nova_network.as_ref()?;
+        record.nova_network_floating_ips.iter().find_map(|fip| match nova_network_step(fip, &record.id, None, target) {
+            NovaNetworkStep::Unavailable(problem) => Some(problem),
+            _ => None,
+        })
     }
 
     fn mark_skipped(&mut self, phase: MigrationPhase) {
@@ -671,6 +775,11 @@ impl Planner<'_> {
                 networks.push(NetworkAttachment::Network { id: target_network, fixed_ip: None });
             }
         }
+        if networks.is_empty() && self.nova_network() {
+            // nova-network has no ports: the project's network gives the fixed IP that the
+            // floating IPs map to.
+            networks.push(NetworkAttachment::Auto);
+        }
         let target = &self.input.spec.options.target;
         let mut metadata = record.metadata.clone();
         metadata.insert(UID_KEY.to_string(), self.input.uid.to_string());
@@ -767,8 +876,10 @@ impl Planner<'_> {
     }
 
     fn moving_addresses(&mut self, observed: &Observed) {
-        if self.input.spec.options.addresses.mode == crate::api::AddressMode::None {
-            return self.advance(MigrationPhase::MovingAddresses);
+        match self.input.spec.options.addresses.mode {
+            AddressMode::None => return self.advance(MigrationPhase::MovingAddresses),
+            AddressMode::NovaNetwork => return self.moving_nova_network_addresses(observed),
+            AddressMode::Neutron => {}
         }
         if let Some(problem) = self.unmatched_floating_ip() {
             return self.fail("AddressesNotMoved", problem);
@@ -787,6 +898,50 @@ impl Planner<'_> {
         self.advance(MigrationPhase::MovingAddresses);
     }
 
+    /// Each recorded address in turn: recreated in its pool, allocated, put on the replacement.
+    fn moving_nova_network_addresses(&mut self, observed: &Observed) {
+        let Some(target) = &observed.nova_network else { return self.poll() };
+        let server_id = self.status.target.as_ref().map(|t| t.server_id.clone()).unwrap_or_default();
+        let source_id = self.source_id();
+        let addresses = self.status.source.iter().flat_map(|r| r.nova_network_floating_ips.clone()).collect::<Vec<_>>();
+        for fip in addresses {
+            let action = match nova_network_step(&fip, &source_id, Some(&server_id), target) {
+                NovaNetworkStep::Done => continue,
+                NovaNetworkStep::Unavailable(problem) => return self.fail("AddressesNotMoved", problem),
+                NovaNetworkStep::CreateRange { ip_range, pool, interface } => {
+                    Action::CreateFloatingIpRange { ip_range, pool, interface }
+                }
+                NovaNetworkStep::Allocate { pool } => Action::AllocateFloatingIp { pool },
+                NovaNetworkStep::Associate => Action::AddFloatingIp { server_id, address: fip.address },
+            };
+            if self.timed_out(MigrationPhase::MovingAddresses) {
+                return;
+            }
+            // One change at a time: each is seen by the next observation before the next.
+            self.action = Some(action);
+            return self.poll();
+        }
+        self.advance(MigrationPhase::MovingAddresses);
+    }
+
+    /// Whether every recorded address is on the replacement, as the target shows it now.
+    fn addresses_in_place(&self, observed: &Observed, server_id: &str) -> bool {
+        match self.input.spec.options.addresses.mode {
+            AddressMode::None => true,
+            AddressMode::NovaNetwork => observed.nova_network.as_ref().is_some_and(|target| {
+                self.status.source.iter().flat_map(|r| &r.nova_network_floating_ips).all(|fip| {
+                    nova_network_step(fip, &self.source_id(), Some(server_id), target) == NovaNetworkStep::Done
+                })
+            }),
+            AddressMode::Neutron => {
+                self.unmatched_floating_ip().is_none()
+                    && self.floating_ip_targets().iter().all(|(fip, port, _)| {
+                        observed.floating_ips.get(fip).cloned().flatten().as_deref() == Some(port.as_str())
+                    })
+            }
+        }
+    }
+
     fn verifying(&mut self, observed: &Observed) {
         let Some(target) = &observed.target else {
             return self.fail("ReplacementVanished", "the replacement disappeared before it was verified".into());
@@ -795,12 +950,7 @@ impl Planner<'_> {
         if !target.settled("ACTIVE") {
             return self.fail("ReplacementNotActive", format!("replacement {} is {}", target.id, target.status));
         }
-        let addresses_ok = self.input.spec.options.addresses.mode == crate::api::AddressMode::None
-            || self.unmatched_floating_ip().is_none()
-                && self.floating_ip_targets().iter().all(|(fip, port, _)| {
-                    observed.floating_ips.get(fip).cloned().flatten().as_deref() == Some(port.as_str())
-                });
-        if !addresses_ok {
+        if !self.addresses_in_place(observed, &target.id) {
             return self.fail("AddressesNotMoved", "a floating IP is not on the replacement".into());
         }
         self.record_downtime();

@@ -14,14 +14,16 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::planner::{
-    Action, BootBase, Decision, ImageState, Input, Observed, Refusal, ServerState, UID_KEY, fail, plan, validate,
+    Action, BootBase, Decision, ImageState, Input, NovaNetworkState, Observed, Refusal, ServerState, UID_KEY, fail,
+    plan, validate,
 };
 use crate::api::{
     Condition, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, RecordedFixedIp,
-    RecordedFloatingIp, RecordedPort, RecordedServer, SnapshotStatus, StepRecord, StepResult, TargetPort,
-    TargetServerStatus, condition_type,
+    RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, SnapshotStatus, StepRecord,
+    StepResult, TargetPort, TargetServerStatus, condition_type,
 };
 use crate::openstack::compute::{NetworkAttachment, ServerCreate};
+use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 use MigrationPhase::{
     Booting, CleaningUp, DeletingSource, Failed, MovingAddresses, Recording, RollingBack, Snapshotting, Stopping,
     Succeeded, Verifying,
@@ -148,6 +150,8 @@ struct Cloud {
     created_ports: BTreeMap<String, String>,
     target_ports: Vec<(String, String)>,
     floating_ips: BTreeMap<String, Option<String>>,
+    /// nova-network in the target: empty, as in a new cloud, unless a test says otherwise.
+    nova_network: NovaNetworkState,
     port_networks: BTreeMap<String, String>,
     /// The Glance status a new snapshot reaches.
     snapshot_becomes: &'static str,
@@ -175,6 +179,7 @@ impl Cloud {
                 .flat_map(|p| p.floating_ips.iter().map(|f| (f.id.clone(), Some(p.id.clone()))))
                 .collect(),
             port_networks: ports().map(|p| (p.id.clone(), p.network_id.clone())).collect(),
+            nova_network: NovaNetworkState::default(),
             boot: Ok(BootBase { flavor_id: FLAVOR_ID.into(), image_id: None, networks: BTreeMap::new() }),
             snapshot_becomes: "active",
             target_becomes: "ACTIVE",
@@ -199,6 +204,7 @@ impl Cloud {
             created_ports: self.created_ports.clone(),
             target_ports: self.target_ports.clone(),
             floating_ips: self.floating_ips.clone(),
+            nova_network: Some(self.nova_network.clone()),
         }
     }
 
@@ -207,9 +213,15 @@ impl Cloud {
             Action::StopSource { .. } => self.source_mut().status = "SHUTOFF".into(),
             Action::StartSource { .. } => self.source_mut().status = "ACTIVE".into(),
             Action::CreateSnapshot { .. } => self.snapshot = Some(image(SNAPSHOT_ID, self.snapshot_becomes)),
-            Action::DeleteSource { .. } => {
-                // Nova deletes the ports it made; Neutron unbinds their floating IPs.
+            Action::DeleteSource { server_id } => {
+                // Nova deletes the ports it made; Neutron unbinds their floating IPs;
+                // nova-network disassociates its addresses but keeps them allocated.
                 self.source = None;
+                for address in &mut self.nova_network.allocated {
+                    if address.instance_id.as_ref() == Some(server_id) {
+                        address.instance_id = None;
+                    }
+                }
                 let deleted: BTreeSet<String> = self.source_ports.difference(&self.premade_ports).cloned().collect();
                 self.source_ports.retain(|p| !deleted.contains(p));
                 for port in self.floating_ips.values_mut() {
@@ -238,11 +250,28 @@ impl Cloud {
                     .map(|(i, n)| match n {
                         NetworkAttachment::Port(id) => (id.clone(), self.port_networks[id].clone()),
                         NetworkAttachment::Network { id: net, .. } => (format!("tgt-port-{i}"), net.clone()),
+                        NetworkAttachment::Auto => (format!("tgt-port-{i}"), "auto".into()),
                     })
                     .collect();
             }
             Action::AssociateFloatingIp { floating_ip_id, port_id, .. } => {
                 self.floating_ips.insert(floating_ip_id.clone(), Some(port_id.clone()));
+            }
+            Action::CreateFloatingIpRange { ip_range, pool, interface } => {
+                let address = ip_range.trim_end_matches("/32").to_string();
+                self.nova_network.pools.push(bulk_address(&address, pool, interface.as_deref(), None));
+            }
+            Action::AllocateFloatingIp { pool } => {
+                // Any free address of the pool.
+                let free = self.nova_network.pools.iter_mut().find(|f| &f.pool == pool && f.project_id.is_none());
+                let free = free.expect("a free address in the pool");
+                free.project_id = Some("project-1".into());
+                let allocated = allocated_address(&free.address, pool, None);
+                self.nova_network.allocated.push(allocated);
+            }
+            Action::AddFloatingIp { server_id, address } => {
+                let ours = self.nova_network.allocated.iter_mut().find(|f| &f.ip == address);
+                ours.expect("an allocated address").instance_id = Some(server_id.clone());
             }
             Action::DeleteSnapshot { .. } => self.snapshot = None,
             Action::DeleteTarget { .. } => {
@@ -251,6 +280,43 @@ impl Cloud {
             }
         }
     }
+}
+
+fn bulk_address(address: &str, pool: &str, interface: Option<&str>, project: Option<&str>) -> BulkFloatingIp {
+    BulkFloatingIp {
+        address: address.into(),
+        pool: pool.into(),
+        interface: interface.map(Into::into),
+        project_id: project.map(Into::into),
+        instance_uuid: None,
+        fixed_ip: None,
+    }
+}
+
+fn allocated_address(address: &str, pool: &str, server: Option<&str>) -> LegacyFloatingIp {
+    LegacyFloatingIp {
+        id: format!("id-{address}"),
+        ip: address.into(),
+        pool: pool.into(),
+        fixed_ip: None,
+        instance_id: server.map(Into::into),
+    }
+}
+
+/// `web-1` in a nova-network cloud: no ports, the address 10.10.10.3 of pool `public` (eth0).
+fn nova_network_cloud() -> Cloud {
+    let mut record = server("ACTIVE", Vec::new());
+    record.nova_network_floating_ips = vec![RecordedNovaNetworkFloatingIp {
+        address: "10.10.10.3".into(),
+        pool: "public".into(),
+        interface: Some("eth0".into()),
+        fixed_ip_address: Some("192.168.1.5".into()),
+    }];
+    Cloud::new(record)
+}
+
+fn nova_network_spec() -> InstanceMigrationSpec {
+    spec(json!({"addresses": {"mode": "NovaNetwork"}}))
 }
 
 fn web_cloud(status: &str) -> Cloud {
@@ -1463,8 +1529,116 @@ fn the_message_after_a_deletion_rollback_reads_cleanly() {
     assert!(!failure_message(ended).contains(".."), "{}", failure_message(ended));
 }
 
+// ---- nova-network ------------------------------------------------------------------------
+
+fn moving_addresses_actions(run: &Run) -> Vec<Action> {
+    run.log.iter().filter(|(phase, _)| *phase == MovingAddresses).map(|(_, a)| a.clone()).collect()
+}
+
+fn create_range() -> Action {
+    Action::CreateFloatingIpRange {
+        ip_range: "10.10.10.3/32".into(),
+        pool: "public".into(),
+        interface: Some("eth0".into()),
+    }
+}
+
+fn allocate_from_public() -> Action {
+    Action::AllocateFloatingIp { pool: "public".into() }
+}
+
+fn add_to_target() -> Action {
+    Action::AddFloatingIp { server_id: TARGET_ID.into(), address: "10.10.10.3".into() }
+}
+
 #[test]
-fn nova_network_addresses_are_refused_until_supported() {
-    let errors = validate(&spec(json!({"addresses": {"mode": "NovaNetwork"}})));
-    assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["spec.addresses.mode"]);
+fn nova_network_is_a_valid_address_mode() {
+    assert!(validate(&nova_network_spec()).is_empty());
+}
+
+#[test]
+fn in_a_new_cloud_the_pool_is_recreated_the_address_allocated_then_added() {
+    let mut run = Run::new(nova_network_spec(), nova_network_cloud());
+    assert_succeeded(run.finish());
+    assert_eq!(moving_addresses_actions(&run), [create_range(), allocate_from_public(), add_to_target()]);
+    assert!(run.actions().contains(&boot(SNAPSHOT_ID, &[NetworkAttachment::Auto])), "{:?}", run.actions());
+    let on_target = run.cloud.nova_network.allocated.iter().find(|f| f.ip == "10.10.10.3").unwrap();
+    assert_eq!(on_target.instance_id.as_deref(), Some(TARGET_ID));
+}
+
+#[test]
+fn in_the_same_cloud_the_kept_address_is_only_added() {
+    let mut cloud = nova_network_cloud();
+    cloud.nova_network = NovaNetworkState {
+        allocated: vec![allocated_address("10.10.10.3", "public", Some(SOURCE_ID))],
+        pools: vec![bulk_address("10.10.10.3", "public", Some("eth0"), Some("project-1"))],
+    };
+    let mut run = Run::new(nova_network_spec(), cloud);
+    assert_succeeded(run.finish());
+    assert_eq!(moving_addresses_actions(&run), [add_to_target()]);
+}
+
+#[test]
+fn a_redeploy_moves_the_address_off_the_source_before_deleting_it() {
+    let mut cloud = nova_network_cloud();
+    cloud.boot = Ok(BootBase { image_id: Some(REDEPLOY_IMAGE_ID.into()), ..cloud.boot.unwrap() });
+    cloud.nova_network = NovaNetworkState {
+        allocated: vec![allocated_address("10.10.10.3", "public", Some(SOURCE_ID))],
+        pools: vec![bulk_address("10.10.10.3", "public", Some("eth0"), Some("project-1"))],
+    };
+    let redeploy =
+        spec(json!({"strategy": "Redeploy", "redeploy": {"image": "cirros"}, "addresses": {"mode": "NovaNetwork"}}));
+    let mut run = Run::new(redeploy, cloud);
+    assert_succeeded(run.finish());
+    assert_eq!(moving_addresses_actions(&run), [add_to_target()]);
+    assert_eq!(run.actions().last(), Some(&delete_source()), "the source goes last");
+}
+
+#[test]
+fn an_address_the_target_cannot_give_back_is_refused_before_anything_changes() {
+    let taken = NovaNetworkState {
+        pools: vec![bulk_address("10.10.10.3", "public", None, Some("other-project"))],
+        ..Default::default()
+    };
+    let crowded =
+        NovaNetworkState { pools: vec![bulk_address("10.10.10.9", "public", None, None)], ..Default::default() };
+    let in_use = NovaNetworkState {
+        allocated: vec![allocated_address("10.10.10.3", "public", Some("another-server"))],
+        pools: vec![bulk_address("10.10.10.3", "public", None, Some("project-1"))],
+    };
+    for (state, says) in [
+        (taken, "allocated to project other-project"),
+        (crowded, "other free addresses"),
+        (in_use, "is on server another-server"),
+    ] {
+        let mut cloud = nova_network_cloud();
+        cloud.nova_network = state;
+        let mut run = Run::new(nova_network_spec(), cloud);
+        let ended = run.finish();
+        assert_failed(ended, "AddressUnavailable");
+        assert!(failure_message(ended).contains(says), "{}", failure_message(ended));
+        assert!(failure_message(ended).ends_with("Nothing was changed."), "{}", failure_message(ended));
+        assert!(run.actions().is_empty(), "{:?}", run.actions());
+    }
+}
+
+#[test]
+fn an_interrupted_address_move_resumes_where_it_stopped() {
+    let mut run = Run::new(nova_network_spec(), nova_network_cloud());
+    run.until(MovingAddresses);
+    assert_eq!(run.step().action, Some(create_range()));
+    // A restarted operator sees the range made and allocates, rather than creating it again.
+    assert_eq!(run.decide().action, Some(allocate_from_public()));
+    run.step();
+    assert_eq!(run.decide().action, Some(add_to_target()));
+}
+
+#[test]
+fn an_address_lost_before_verification_fails_saying_what_remains() {
+    let mut run = Run::new(nova_network_spec(), nova_network_cloud());
+    run.until(Verifying);
+    run.cloud.nova_network.allocated.clear();
+    let ended = run.finish();
+    assert_failed(ended, "AddressesNotMoved");
+    assert!(failure_message(ended).contains("floating IPs 10.10.10.3"), "{}", failure_message(ended));
 }

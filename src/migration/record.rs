@@ -1,9 +1,12 @@
 //! Recording the source: everything about a server that its replacement needs, taken before
 //! anything changes. Pure: built from what OpenStack answered.
 
-use crate::api::{RecordedFixedIp, RecordedFloatingIp, RecordedPort, RecordedServer, RecordedVolume};
+use crate::api::{
+    RecordedFixedIp, RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, RecordedVolume,
+};
 use crate::openstack::compute::Server;
 use crate::openstack::network::{FloatingIp, Port};
+use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 
 use super::planner::Refusal;
 
@@ -95,6 +98,7 @@ pub fn record(
         availability_zone: server.availability_zone.clone(),
         host: server.host.clone(),
         ports,
+        nova_network_floating_ips: Vec::new(),
         volumes: server
             .volumes_attached
             .iter()
@@ -105,6 +109,24 @@ pub fn record(
             })
             .collect(),
     })
+}
+
+/// The nova-network floating IPs on `server_id`, each with its pool and the pool's interface.
+pub fn nova_network_floating_ips(
+    server_id: &str,
+    allocated: &[LegacyFloatingIp],
+    pools: &[BulkFloatingIp],
+) -> Vec<RecordedNovaNetworkFloatingIp> {
+    allocated
+        .iter()
+        .filter(|f| f.instance_id.as_deref() == Some(server_id))
+        .map(|f| RecordedNovaNetworkFloatingIp {
+            address: f.ip.clone(),
+            pool: f.pool.clone(),
+            interface: pools.iter().find(|b| b.address == f.ip).and_then(|b| b.interface.clone()),
+            fixed_ip_address: f.fixed_ip.clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -147,6 +169,29 @@ mod tests {
         assert_eq!(r.ports[0].fixed_ips[0].ip_address, "198.51.100.7");
         assert_eq!(r.ports[0].floating_ips.len(), 1);
         assert_eq!(r.ports[0].floating_ips[0].address, "203.0.113.9");
+    }
+
+    #[test]
+    fn nova_network_addresses_are_recorded_with_their_pool_and_interface() {
+        let allocated: Vec<LegacyFloatingIp> = serde_json::from_value(json!([
+            {"id": 1, "ip": "10.10.10.3", "pool": "public", "fixed_ip": "192.168.1.5", "instance_id": "s1"},
+            {"id": 2, "ip": "10.10.10.4", "pool": "public", "fixed_ip": null, "instance_id": null}
+        ]))
+        .unwrap();
+        let pools: Vec<BulkFloatingIp> = serde_json::from_value(json!([
+            {"address": "10.10.10.3", "pool": "public", "interface": "eth1", "project_id": "p1", "instance_uuid": "s1"}
+        ]))
+        .unwrap();
+        let recorded = nova_network_floating_ips("s1", &allocated, &pools);
+        assert_eq!(
+            recorded,
+            [RecordedNovaNetworkFloatingIp {
+                address: "10.10.10.3".into(),
+                pool: "public".into(),
+                interface: Some("eth1".into()),
+                fixed_ip_address: Some("192.168.1.5".into()),
+            }]
+        );
     }
 
     #[test]

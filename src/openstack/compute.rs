@@ -149,6 +149,8 @@ pub enum NetworkAttachment {
     Port(String),
     /// On a network, optionally with a given fixed IP.
     Network { id: String, fixed_ip: Option<String> },
+    /// On the network Nova gives the project (nova-network, or Neutron's auto-allocation).
+    Auto,
 }
 
 /// Nova, through a session.
@@ -483,18 +485,19 @@ pub fn server_create_body(spec: &ServerCreate, version: Option<Microversion>) ->
     let networks: Vec<_> = spec
         .networks
         .iter()
-        .map(|n| match n {
-            NetworkAttachment::Port(port) => json!({"port": port}),
-            NetworkAttachment::Network { id, fixed_ip: Some(ip) } => json!({"uuid": id, "fixed_ip": ip}),
-            NetworkAttachment::Network { id, fixed_ip: None } => json!({"uuid": id}),
+        .filter_map(|n| match n {
+            NetworkAttachment::Port(port) => Some(json!({"port": port})),
+            NetworkAttachment::Network { id, fixed_ip: Some(ip) } => Some(json!({"uuid": id, "fixed_ip": ip})),
+            NetworkAttachment::Network { id, fixed_ip: None } => Some(json!({"uuid": id})),
+            NetworkAttachment::Auto => None,
         })
         .collect();
-    if networks.is_empty() {
-        if version.is_some_and(|v| v >= NETWORKS_REQUIRED) {
-            server["networks"] = json!("none");
-        }
-    } else {
+    let auto = spec.networks.contains(&NetworkAttachment::Auto);
+    if !networks.is_empty() {
         server["networks"] = json!(networks);
+    } else if version.is_some_and(|v| v >= NETWORKS_REQUIRED) {
+        // Before 2.37 leaving `networks` out means the project's network.
+        server["networks"] = json!(if auto { "auto" } else { "none" });
     }
     Ok(json!({"server": server}))
 }
@@ -659,6 +662,9 @@ mod tests {
         s.networks.clear();
         assert_eq!(server_create_body(&s, Some(NEWEST_SUPPORTED)).unwrap()["server"]["networks"], "none");
         assert!(server_create_body(&s, None).unwrap()["server"].get("networks").is_none());
+        s.networks = vec![NetworkAttachment::Auto];
+        assert_eq!(server_create_body(&s, Some(NEWEST_SUPPORTED)).unwrap()["server"]["networks"], "auto");
+        assert!(server_create_body(&s, Some(Microversion(2, 36))).unwrap()["server"].get("networks").is_none());
     }
 
     #[test]

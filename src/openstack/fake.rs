@@ -58,12 +58,22 @@ impl FakeCloud {
         FakeCloud { state }
     }
 
-    /// A session against the fake with password auth.
-    pub fn session(&self, password: &str) -> Session {
-        let yaml = format!(
+    /// A `clouds.yaml` whose cloud `fake` is this fake, with password auth.
+    pub fn clouds_yaml(&self, password: &str) -> String {
+        format!(
             "clouds:\n  fake:\n    auth:\n      auth_url: http://{}/v3\n      username: admin\n      password: {password}\n      project_name: admin\n",
             self.state.addr
-        );
+        )
+    }
+
+    /// The fake's address, e.g. to serve other APIs from its script.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.state.addr
+    }
+
+    /// A session against the fake with password auth.
+    pub fn session(&self, password: &str) -> Session {
+        let yaml = self.clouds_yaml(password);
         let retry =
             super::session::RetryPolicy { first_delay: std::time::Duration::from_millis(5), ..Default::default() };
         Session::new(clouds::parse(&yaml, "fake").unwrap(), None).unwrap().with_retry(retry)

@@ -16,4 +16,4 @@ pub use session::Session;
 #[cfg(test)]
 mod client_tests;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;

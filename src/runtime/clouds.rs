@@ -93,8 +93,17 @@ impl Clouds {
                 .map_err(|e| CloudError::Invalid(e.to_string()))?
                 .with_observer(self.observer.clone()),
         );
-        self.sessions.lock().unwrap().insert(key, (Instant::now(), session.clone()));
-        Ok(session)
+        // Reconciliations that raced here share the first session built: each session
+        // authenticates to Keystone on its first request, and a restarted operator would
+        // otherwise log in once per resource at once.
+        let mut sessions = self.sessions.lock().unwrap();
+        match sessions.get(&key) {
+            Some((built, first)) if built.elapsed() < SESSION_TTL => Ok(first.clone()),
+            _ => {
+                sessions.insert(key, (Instant::now(), session.clone()));
+                Ok(session)
+            }
+        }
     }
 
     /// Forgets a session, e.g. after its credentials were refused.
@@ -110,9 +119,52 @@ impl Clouds {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use super::ChangeLimits;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use serde_json::json;
+
+    use super::{ChangeLimits, Clouds};
+    use crate::api::CloudRef;
+    use crate::openstack::fake::{Call, FakeCloud, ok, status};
+
+    #[tokio::test]
+    async fn resources_resuming_at_once_share_one_session_and_one_login() {
+        // One fake serves both the Kubernetes API (the Secret) and OpenStack.
+        let secret = Arc::new(Mutex::new(json!(null)));
+        let served = secret.clone();
+        let cloud = FakeCloud::start("2.95", move |call: &Call| match call.path.as_str() {
+            "/api/v1/namespaces/default/secrets/clouds" => ok(served.lock().unwrap().clone()),
+            p if p.starts_with("/v2.1/flavors") => ok(json!({"flavors": []})),
+            _ => status(404, "not scripted"),
+        })
+        .await;
+        let yaml = cloud.clouds_yaml("secret");
+        let data = [("clouds.yaml".to_string(), ByteString(yaml.into_bytes()))].into();
+        let mut body = serde_json::to_value(Secret { data: Some(data), ..Default::default() }).unwrap();
+        body["metadata"] = json!({"name": "clouds", "namespace": "default"});
+        *secret.lock().unwrap() = body;
+        crate::openstack::session::install_tls_provider();
+        let url = format!("http://{}", cloud.addr()).parse().unwrap();
+        let client = kube::Client::try_from(kube::Config::new(url)).unwrap();
+        let clouds = Arc::new(Clouds::new(client, Arc::new(|_, _| {}), 8));
+        let reference = CloudRef { secret_name: "clouds".into(), cloud: "fake".into() };
+
+        // As after a restart: every migration's first reconcile asks at once.
+        let resumed = (0..16).map(|_| {
+            let (clouds, reference) = (clouds.clone(), reference.clone());
+            tokio::spawn(async move {
+                let session = clouds.session("default", &reference).await.unwrap();
+                session.compute().flavors().await.unwrap();
+                session
+            })
+        });
+        let sessions: Vec<_> = futures::future::join_all(resumed).await.into_iter().map(Result::unwrap).collect();
+        assert!(sessions.iter().all(|s| Arc::ptr_eq(s, &sessions[0])), "each resource built its own session");
+        assert_eq!(cloud.tokens_issued(), 1, "one login to Keystone, not one per resource");
+    }
 
     #[tokio::test]
     async fn changes_wait_for_a_turn_per_cloud() {

@@ -8,7 +8,7 @@ use osmo::openstack::Session;
 use osmo::openstack::compute::{ComputeService, NetworkAttachment};
 
 use crate::harness::{Env, jsonpath, kubectl, kubectl_ok, kubectl_stdin_ok};
-use crate::migration::{assert_moved, clean_up, setup};
+use crate::migration::{add_floating_ip, assert_moved, clean_up, setup};
 use crate::openstack::{
     Fixtures, extra_compute, fixtures, server_spec, session, unique, until, wait_gone, wait_status,
 };
@@ -51,9 +51,7 @@ pub(crate) async fn server_on(
     if !floating_ip {
         return (id, None);
     }
-    let port = admin.network().ports(&[("device_id", &id)]).await.unwrap().pop().unwrap();
-    let fip = admin.network().create_floating_ip(&f.public, None).await.unwrap();
-    admin.network().update_floating_ip(&fip.id, Some(&port.id), None).await.unwrap();
+    let fip = add_floating_ip(admin, f, &id).await;
     (id, Some(fip.id))
 }
 

@@ -223,6 +223,11 @@ impl Operator {
         })
     }
 
+    /// How many log lines so far contain `needle`.
+    pub fn count_logs(&self, needle: &str) -> usize {
+        self.logs.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }

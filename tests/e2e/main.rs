@@ -4,6 +4,7 @@
 mod argocd;
 #[path = "../support/argocd.rs"]
 mod argocd_customizations;
+mod chaos;
 mod chart;
 mod crds;
 mod drain;

@@ -3,14 +3,23 @@
 
 use std::time::Duration;
 
+use osmo::migration::planner::UID_KEY;
 use osmo::openstack::Session;
 use osmo::openstack::compute::NetworkAttachment;
+use osmo::openstack::network::FloatingIp;
 
 use crate::harness::{Env, Operator, env, jsonpath, kubectl_ok, kubectl_stdin_ok, namespace};
 use crate::openstack::{Fixtures, fixtures, server_spec, session, unique, until, wait_gone, wait_status};
 
 /// A namespace with the test clouds' Secret and an operator watching it.
 pub(crate) fn setup(test: &str) -> (&'static Env, String, Operator) {
+    let (env, ns) = namespace_with_clouds(test);
+    let op = Operator::start(env, &ns, test, &format!("osmo-{ns}"));
+    (env, ns, op)
+}
+
+/// A fresh namespace holding the Secret `clouds` with the test clouds.
+pub fn namespace_with_clouds(test: &str) -> (&'static Env, String) {
     let env = env();
     let ns = namespace(env, test);
     let clouds = std::env::var("OSMO_E2E_CLOUDS").unwrap();
@@ -18,8 +27,7 @@ pub(crate) fn setup(test: &str) -> (&'static Env, String, Operator) {
         env,
         &["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-file=clouds.yaml={clouds}")],
     );
-    let op = Operator::start(env, &ns, test, &format!("osmo-{ns}"));
-    (env, ns, op)
+    (env, ns)
 }
 
 pub(crate) fn apply_migration(env: &Env, ns: &str, name: &str, server: &str, extra: &str) {
@@ -36,16 +44,27 @@ pub(crate) async fn server_with_floating_ip(
     f: &Fixtures,
     metadata: &[(&str, &str)],
 ) -> (String, String, String) {
+    let id = server_on_havana(admin, f, metadata).await;
+    let fip = add_floating_ip(admin, f, &id).await;
+    (id, fip.id, fip.floating_ip_address)
+}
+
+/// An ACTIVE server on havana-1 on the private network, with `metadata`.
+pub async fn server_on_havana(admin: &Session, f: &Fixtures, metadata: &[(&str, &str)]) -> String {
     let name = unique("vm");
     let mut spec =
         server_spec(&name, f, "havana", vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: None }]);
     spec.metadata.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let id = admin.compute().create_server(&spec).await.unwrap();
     wait_status(admin, &id, "ACTIVE").await;
-    let port = admin.network().ports(&[("device_id", &id)]).await.unwrap().pop().unwrap();
+    id
+}
+
+/// A new floating IP on the server's (first) port.
+pub async fn add_floating_ip(admin: &Session, f: &Fixtures, server_id: &str) -> FloatingIp {
+    let port = admin.network().ports(&[("device_id", server_id)]).await.unwrap().pop().unwrap();
     let fip = admin.network().create_floating_ip(&f.public, None).await.unwrap();
-    admin.network().update_floating_ip(&fip.id, Some(&port.id), None).await.unwrap();
-    (id, fip.id, fip.floating_ip_address)
+    admin.network().update_floating_ip(&fip.id, Some(&port.id), None).await.unwrap()
 }
 
 pub(crate) fn wait_condition(env: &Env, ns: &str, name: &str, condition: &str, seconds: u32) {
@@ -73,16 +92,20 @@ pub(crate) async fn assert_moved(admin: &Session, env: &Env, ns: &str, name: &st
     let new = admin.compute().server(&new_id).await.unwrap().expect("the replacement exists");
     assert_eq!((new.status.as_str(), new.host.as_deref()), ("ACTIVE", Some("icehouse-1")));
     assert!(admin.compute().server(source).await.unwrap().is_none(), "the source still exists");
-    let ports: Vec<String> =
-        admin.network().ports(&[("device_id", &new_id)]).await.unwrap().into_iter().map(|p| p.id).collect();
-    let fip = admin.network().floating_ip(fip).await.unwrap().unwrap();
-    assert!(
-        fip.port_id.as_ref().is_some_and(|p| ports.contains(p)),
-        "floating IP on {:?}, not on the replacement's ports {ports:?}",
-        fip.port_id
-    );
+    assert_floating_ip_on(admin, fip, &new_id).await;
     assert!(!jsonpath(env, ns, &format!("im/{name}"), "{.status.downtime}").is_empty());
     new_id
+}
+
+/// Asserts, as Neutron shows it, that the floating IP is on one of the server's ports.
+pub async fn assert_floating_ip_on(admin: &Session, fip: &str, server: &str) {
+    let ports: Vec<String> =
+        admin.network().ports(&[("device_id", server)]).await.unwrap().into_iter().map(|p| p.id).collect();
+    let on = admin.network().floating_ip(fip).await.unwrap().unwrap().port_id;
+    assert!(
+        on.as_ref().is_some_and(|p| ports.contains(p)),
+        "floating IP {fip} on {on:?}, not on {server}'s ports {ports:?}"
+    );
 }
 
 pub(crate) async fn clean_up(admin: &Session, servers: &[&str], fips: &[&str]) {
@@ -177,6 +200,13 @@ async fn bad_input_fails_naming_it_and_changes_nothing() {
             "NetworkNotFound",
             "spec.mappings.networks",
         ),
+        (
+            "novanetwork",
+            id.clone(),
+            ", addresses: {mode: NovaNetwork}".to_string(),
+            "NovaNetworkUnavailable",
+            "spec.addresses.mode",
+        ),
     ];
     // One after another: two at once for the same server would be refused as a conflict.
     for (name, server, extra, reason, field) in &cases {
@@ -262,4 +292,58 @@ async fn deleting_a_migration_before_the_source_is_deleted_stops_it_safely() {
     })
     .await;
     clean_up(&admin, &[&id], &[&fip]).await;
+}
+
+#[tokio::test]
+async fn deleting_a_migration_after_the_source_is_deleted_finishes_the_boot() {
+    let (env, ns, mut op) = setup("finish");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let (id, fip, _) = server_with_floating_ip(&admin, &f, &[]).await;
+    apply_migration(env, &ns, "web", &id, "");
+    // The operator is stopped just as it boots the replacement, so that the deletion lands
+    // in Booting for sure (the source is gone by then), whatever the machine's speed.
+    op.wait_for_log("\"action\":\"Boot(", Duration::from_secs(240));
+    op.kill();
+    let uid = jsonpath(env, &ns, "im/web", "{.metadata.uid}");
+    assert_eq!(jsonpath(env, &ns, "im/web", "{.status.phase}"), "Booting");
+    assert!(admin.compute().server(&id).await.unwrap().is_none(), "the source must be deleted before Booting");
+
+    kubectl_ok(env, &["-n", &ns, "delete", "im", "web", "--wait=false"]);
+    assert!(
+        !jsonpath(env, &ns, "im/web", "{.metadata.deletionTimestamp}").is_empty(),
+        "the finalizer must hold a migration whose source is deleted"
+    );
+    let _op = Operator::start(env, &ns, "finish", &format!("osmo-{ns}"));
+    kubectl_ok(env, &["-n", &ns, "wait", "--for=delete", "im/web", "--timeout=240s"]);
+
+    // It went away only once the replacement ran with the floating IP: nothing is orphaned.
+    let events = kubectl_ok(
+        env,
+        &[
+            "-n",
+            &ns,
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=web",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
+    );
+    assert!(events.split(' ').any(|r| r == "Succeeded"), "no Succeeded event: {events}");
+    let ours: Vec<_> = admin
+        .compute()
+        .servers_on_host("icehouse-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.metadata.get(UID_KEY) == Some(&uid))
+        .collect();
+    assert_eq!(ours.len(), 1, "one replacement: {ours:?}");
+    assert_eq!(ours[0].status, "ACTIVE");
+    assert_floating_ip_on(&admin, &fip, &ours[0].id).await;
+    let snapshots = admin.image().images_with_property(UID_KEY, &uid).await.unwrap();
+    assert!(snapshots.iter().all(|i| i.status == "deleted"), "the snapshot was left: {snapshots:?}");
+    clean_up(&admin, &[&ours[0].id], &[&fip]).await;
 }
