@@ -240,6 +240,11 @@ pub struct InstanceMigrationStatus {
     /// Everything recorded about the source before it was changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<RecordedServer>,
+    /// When osmo last sent a request that creates the snapshot or the replacement: until that
+    /// request has had time to land, none is sent again (it may still be in flight from an
+    /// operator that died), so that no twin is ever made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_sent_at: Option<String>,
     /// The snapshot the replacement boots from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotStatus>,

@@ -95,6 +95,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
             Ok(None) => {}
             Ok(Some(made)) => {
                 let mut learned = decision.status.clone();
+                learned.create_sent_at = None;
                 match made {
                     Made::Snapshot(id) => {
                         learned.snapshot =

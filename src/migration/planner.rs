@@ -30,6 +30,10 @@ use crate::validation::{self, FieldError};
 /// operator created is found again instead of made twice.
 pub const UID_KEY: &str = "osmo_migration_uid";
 
+/// How long a create request may take to land in Nova after it was sent (its sender may have
+/// died meanwhile); none is sent again before.
+const CREATE_FENCE: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+
 /// What the planner needs to know about the resource.
 pub struct Input<'a> {
     pub spec: &'a InstanceMigrationSpec,
@@ -655,6 +659,7 @@ impl Planner<'_> {
                 status: image.status.clone(),
                 size_bytes: image.size,
             });
+            self.status.create_sent_at = None;
         }
         let Some(source) = &observed.source else {
             return self
@@ -665,10 +670,10 @@ impl Planner<'_> {
                 self.fail("SnapshotLost", "the snapshot disappeared from Glance before it was active".into())
             }
             None => {
-                if source.task_state.is_none() {
+                if source.task_state.is_none() && !self.create_in_flight() {
                     let name =
                         format!("osmo-{}", self.status.source.as_ref().map(|s| s.name.as_str()).unwrap_or("server"));
-                    self.action = Some(Action::CreateSnapshot { server_id: source.id.clone(), name });
+                    self.send_create(Action::CreateSnapshot { server_id: source.id.clone(), name });
                 }
                 self.poll();
             }
@@ -734,6 +739,9 @@ impl Planner<'_> {
                 _ => self.poll(),
             };
         }
+        if self.create_in_flight() {
+            return self.poll();
+        }
         let base = match &observed.boot {
             None => return self.poll(),
             Some(Err(refusal)) => return self.fail(refusal.reason, refusal.message.clone()),
@@ -786,7 +794,7 @@ impl Planner<'_> {
         // Existing ports carry their own security groups; Nova applies these to the ports it
         // makes.
         let all_ports = !networks.is_empty() && networks.iter().all(|n| matches!(n, NetworkAttachment::Port(_)));
-        self.action = Some(Action::Boot(ServerCreate {
+        self.send_create(Action::Boot(ServerCreate {
             name: record.name.clone(),
             image_id,
             flavor_id: base.flavor_id,
@@ -801,7 +809,20 @@ impl Planner<'_> {
         self.poll();
     }
 
+    /// Whether a create sent earlier may still land: Nova finishes a request whose sender is
+    /// gone, and a lookup before it has cannot see what it makes.
+    fn create_in_flight(&self) -> bool {
+        let sent = self.status.create_sent_at.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        sent.is_some_and(|sent| self.input.now.duration_since(sent) < CREATE_FENCE)
+    }
+
+    fn send_create(&mut self, action: Action) {
+        self.status.create_sent_at = Some(timestamp(self.input.now));
+        self.action = Some(action);
+    }
+
     fn record_target(&mut self, target: &ServerState) {
+        self.status.create_sent_at = None;
         self.status.target = Some(TargetServerStatus {
             server_id: target.id.clone(),
             status: target.status.clone(),
