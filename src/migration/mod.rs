@@ -11,7 +11,7 @@ pub mod record;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use kube::api::Api;
@@ -75,11 +75,12 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     let usual_steps = ctx.migration_pace.usual_steps();
     for _ in 0..MAX_TURNS {
         let decision = planner::plan(&input(&im, now_written.status.as_ref(), &uid, &usual_steps), &observed);
+        let decided_at = Instant::now();
         publish(&ctx, &mut now_written, decision.status.clone()).await?;
-        let Some(Ok(s)) = &sessions else { return done(&api, &im, &decision, &ctx).await };
+        let Some(Ok(s)) = &sessions else { return done(&api, &im, &decision, decided_at, &ctx).await };
         match decision.action.clone() {
             Some(action) => match execute::execute(&ctx, s, &im, &decision.status, action).await {
-                Ok(Answer::Accepted) => return done(&api, &im, &decision, &ctx).await,
+                Ok(Answer::Accepted) => return done(&api, &im, &decision, decided_at, &ctx).await,
                 Ok(Answer::Made(made)) => {
                     let mut learned = decision.status.clone();
                     match made {
@@ -93,7 +94,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
                         }
                     }
                     publish(&ctx, &mut now_written, learned).await?;
-                    return done(&api, &im, &decision, &ctx).await;
+                    return done(&api, &im, &decision, decided_at, &ctx).await;
                 }
                 Ok(answer) => answer.show(&mut observed),
                 Err(error) if error.is_transient() => return Err(ReconcileError::OpenStack(error)),
@@ -112,7 +113,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
                 let written = now_written.status.clone().unwrap_or_default();
                 observed = look(&ctx, sessions.as_ref(), &im, &written).await?;
             }
-            None => return done(&api, &im, &decision, &ctx).await,
+            None => return done(&api, &im, &decision, decided_at, &ctx).await,
         }
     }
     Ok(Action::requeue(Duration::ZERO))
@@ -193,6 +194,7 @@ async fn done(
     api: &Api<InstanceMigration>,
     im: &InstanceMigration,
     decision: &planner::Decision,
+    decided_at: Instant,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     if im.metadata.deletion_timestamp.is_some()
@@ -201,7 +203,8 @@ async fn done(
         finalizers::remove(api, im, FINALIZER).await?;
         ctx.metrics.kubernetes_write("InstanceMigration");
     }
-    Ok(requeue(decision.requeue))
+    // The planner timed the next look from its decision: writing and changing since count.
+    Ok(requeue(decision.requeue.map(|after| after.saturating_sub(decided_at.elapsed()))))
 }
 
 fn requeue(after: Option<Duration>) -> Action {
