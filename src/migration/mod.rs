@@ -9,7 +9,7 @@ pub mod planner;
 mod planner_tests;
 pub mod record;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,9 @@ impl HasConditions for InstanceMigration {
 
 pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile_started("InstanceMigration");
+    // The watch may not have brought this operator's last status write yet: decisions build on
+    // what was written (a step's first change assumes the step before was written as done).
+    let im = ctx.migration_memory.newest(im);
     let api: Api<InstanceMigration> = Api::namespaced(ctx.client.clone(), &im.namespace().unwrap_or_default());
     let deleting = im.metadata.deletion_timestamp.is_some();
     let current = im.status.clone().unwrap_or_default();
@@ -52,8 +55,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
             return Ok(Action::await_change());
         }
         if terminal {
-            finalizers::remove(&api, im.as_ref(), FINALIZER).await?;
-            ctx.metrics.kubernetes_write("InstanceMigration");
+            release(&api, &im, &ctx).await?;
             return Ok(Action::await_change());
         }
     } else if !im.finalizers().iter().any(|f| f == FINALIZER) {
@@ -72,15 +74,17 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     // The resource as this reconcile has written it: a phase that ends, or a change whose answer
     // shows its outcome, is followed at once, without waiting for the watch to bring it back.
     let mut now_written = (*im).clone();
-    let usual_steps = ctx.migration_pace.usual_steps();
+    let usual_steps = ctx.migration_memory.usual_steps();
     for _ in 0..MAX_TURNS {
         let decision = planner::plan(&input(&im, now_written.status.as_ref(), &uid, &usual_steps), &observed);
         let decided_at = Instant::now();
         publish(&ctx, &mut now_written, decision.status.clone()).await?;
         let Some(Ok(s)) = &sessions else { return done(&api, &im, &decision, decided_at, &ctx).await };
+        let look_at_once = decision.requeue == Some(Duration::ZERO);
         match decision.action.clone() {
             Some(action) => match execute::execute(&ctx, s, &im, &decision.status, action).await {
-                Ok(Answer::Accepted) => return done(&api, &im, &decision, decided_at, &ctx).await,
+                Ok(Answer::Accepted) if !look_at_once => return done(&api, &im, &decision, decided_at, &ctx).await,
+                Ok(Answer::Accepted) => {}
                 Ok(Answer::Made(made)) => {
                     let mut learned = decision.status.clone();
                     match made {
@@ -96,7 +100,10 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
                     publish(&ctx, &mut now_written, learned).await?;
                     return done(&api, &im, &decision, decided_at, &ctx).await;
                 }
-                Ok(answer) => answer.show(&mut observed),
+                Ok(answer) => {
+                    answer.show(&mut observed);
+                    continue;
+                }
                 Err(error) if error.is_transient() => return Err(ReconcileError::OpenStack(error)),
                 Err(error) => {
                     // A change OpenStack refused for good: the planner rolls back or ends.
@@ -109,12 +116,11 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
                     return Ok(requeue(failed.requeue));
                 }
             },
-            None if decision.requeue == Some(Duration::ZERO) => {
-                let written = now_written.status.clone().unwrap_or_default();
-                observed = look(&ctx, sessions.as_ref(), &im, &written).await?;
-            }
+            None if look_at_once => {}
             None => return done(&api, &im, &decision, decided_at, &ctx).await,
         }
+        let written = now_written.status.clone().unwrap_or_default();
+        observed = look(&ctx, sessions.as_ref(), &im, &written).await?;
     }
     Ok(Action::requeue(Duration::ZERO))
 }
@@ -137,16 +143,42 @@ fn input<'a>(
     }
 }
 
-/// How long each step took in the last migrations, so that the first look at OpenStack comes
-/// about when the change is done.
+/// What the controller keeps between reconciles: how long each step took in the last
+/// migrations (so that the first look at OpenStack comes about when the change is done), and
+/// the statuses it wrote that the watch has not brought back yet, by UID.
 #[derive(Default)]
-pub struct Pace {
+pub struct Memory {
     recent: Mutex<BTreeMap<MigrationPhase, VecDeque<Duration>>>,
+    written: Mutex<HashMap<String, InstanceMigrationStatus>>,
 }
 
-impl Pace {
+impl Memory {
     /// Steps remembered per phase.
     const KEPT: usize = 5;
+
+    /// `im` with the status this operator wrote last, when the watch has not brought it yet.
+    fn newest(&self, im: Arc<InstanceMigration>) -> Arc<InstanceMigration> {
+        let uid = im.uid().unwrap_or_default();
+        let mut written = self.written.lock().expect("never poisoned");
+        match written.get(&uid) {
+            Some(status) if im.status.as_ref() == Some(status) => {
+                written.remove(&uid);
+                im
+            }
+            Some(status) => Arc::new(InstanceMigration { status: Some(status.clone()), ..(*im).clone() }),
+            None => im,
+        }
+    }
+
+    fn wrote(&self, im: &InstanceMigration) {
+        if let Some(status) = &im.status {
+            self.written.lock().expect("never poisoned").insert(im.uid().unwrap_or_default(), status.clone());
+        }
+    }
+
+    fn forget(&self, im: &InstanceMigration) {
+        self.written.lock().expect("never poisoned").remove(&im.uid().unwrap_or_default());
+    }
 
     fn step_took(&self, phase: MigrationPhase, took: Duration) {
         let mut recent = self.recent.lock().expect("never poisoned");
@@ -200,11 +232,18 @@ async fn done(
     if im.metadata.deletion_timestamp.is_some()
         && matches!(decision.status.phase, MigrationPhase::Succeeded | MigrationPhase::Failed)
     {
-        finalizers::remove(api, im, FINALIZER).await?;
-        ctx.metrics.kubernetes_write("InstanceMigration");
+        release(api, im, ctx).await?;
     }
     // The planner timed the next look from its decision: writing and changing since count.
     Ok(requeue(decision.requeue.map(|after| after.saturating_sub(decided_at.elapsed()))))
+}
+
+/// Lets a deleted resource go, and forgets it.
+async fn release(api: &Api<InstanceMigration>, im: &InstanceMigration, ctx: &Context) -> Result<(), ReconcileError> {
+    finalizers::remove(api, im, FINALIZER).await?;
+    ctx.metrics.kubernetes_write("InstanceMigration");
+    ctx.migration_memory.forget(im);
+    Ok(())
 }
 
 fn requeue(after: Option<Duration>) -> Action {
@@ -255,6 +294,7 @@ async fn publish(
 ) -> Result<(), ReconcileError> {
     status::publish(ctx, im, &new).await?;
     let old = im.status.replace(new).unwrap_or_default();
+    ctx.migration_memory.wrote(im);
     let new = im.status.as_ref().expect("just set");
     for step in &new.steps {
         let was_open = old
@@ -270,7 +310,7 @@ async fn publish(
             let took = end.duration_since(start).unsigned_abs();
             ctx.metrics.migration_step(&format!("{:?}", step.name), took.as_secs_f64());
             if step.result == StepResult::Succeeded {
-                ctx.migration_pace.step_took(step.name, took);
+                ctx.migration_memory.step_took(step.name, took);
             }
         }
     }
@@ -288,4 +328,34 @@ async fn publish(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migration(phase: MigrationPhase) -> Arc<InstanceMigration> {
+        let mut im: InstanceMigration = serde_json::from_value(serde_json::json!({
+            "apiVersion": "osmo.dev/v1alpha1", "kind": "InstanceMigration",
+            "metadata": {"name": "web", "uid": "uid-1"},
+            "spec": {"server": "web-1", "source": {"secretName": "clouds", "cloud": "old"}, "target": {"availabilityZone": "icehouse"}}
+        }))
+        .unwrap();
+        im.status = Some(InstanceMigrationStatus { phase, ..Default::default() });
+        Arc::new(im)
+    }
+
+    #[test]
+    fn a_status_written_but_not_yet_watched_is_decided_from() {
+        let memory = Memory::default();
+        memory.wrote(&migration(MigrationPhase::Snapshotting));
+
+        // The watch still shows the status before: the written one counts.
+        let lagging = memory.newest(migration(MigrationPhase::Stopping));
+        assert_eq!(lagging.status.as_ref().map(|s| s.phase), Some(MigrationPhase::Snapshotting));
+        // Once the watch has brought it, the watched object is used again.
+        memory.newest(migration(MigrationPhase::Snapshotting));
+        let later = memory.newest(migration(MigrationPhase::Booting));
+        assert_eq!(later.status.as_ref().map(|s| s.phase), Some(MigrationPhase::Booting));
+    }
 }

@@ -37,8 +37,8 @@ pub struct Context {
     /// Every InstanceMigration, as the migration controller's watch sees them (to refuse a
     /// second migration of the same server).
     pub migrations: std::sync::OnceLock<kube::runtime::reflector::Store<crate::api::InstanceMigration>>,
-    /// How long migration steps took lately (to time the first look at OpenStack).
-    pub migration_pace: crate::migration::Pace,
+    /// What the migration controller keeps between reconciles.
+    pub migration_memory: crate::migration::Memory,
 }
 
 /// Why a reconciliation failed; it is retried.
@@ -141,7 +141,7 @@ pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
         client: client.clone(),
         metrics: metrics.clone(),
         migrations: std::sync::OnceLock::new(),
-        migration_pace: Default::default(),
+        migration_memory: Default::default(),
     });
 
     let result = match &config.lease {
