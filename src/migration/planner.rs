@@ -6,12 +6,12 @@
 //!   Verifying, CleaningUp. The source is deleted only from a look that sees the snapshot
 //!   `active` in Glance; the snapshot is deleted only once the replacement is `ACTIVE` with its
 //!   addresses.
+//! - `Redeploy`: Recording, Stopping, Booting, MovingAddresses, Verifying, DeletingSource.
+//!   The source is deleted last, once the fresh server carries its addresses.
 //!
 //! A phase's first change is decided from the look that ends the phase before, when that look
 //! holds all it needs (e.g. the snapshot is made from the look that sees the source off): one
 //! look and one status write fewer per step.
-//! - `Redeploy`: Recording, Stopping, Booting, MovingAddresses, Verifying, DeletingSource.
-//!   The source is deleted last, once the fresh server carries its addresses.
 //!
 //! Whatever fails while the source still exists is rolled back (the snapshot deleted, the
 //! source started again if it was running); once the source is gone the migration goes on to
