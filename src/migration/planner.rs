@@ -38,8 +38,6 @@ const LOOK_INTERVAL_MIN: Duration = Duration::from_millis(150);
 const LOOK_INTERVAL_MAX: Duration = Duration::from_secs(10);
 /// The first look at a step comes this late at most, however long it took before.
 const FIRST_LOOK_AT_MOST: Duration = Duration::from_secs(2);
-/// How long OpenStack is looked at every LOOK_INTERVAL_MIN once a step may be done.
-const LOOKING_OFTEN_FOR: Duration = Duration::from_secs(1);
 
 /// What the planner needs to know about the resource.
 pub struct Input<'a> {
@@ -358,11 +356,11 @@ impl Planner<'_> {
         let usual = self.input.usual_steps.get(&self.status.phase).map(|d| (*d).min(FIRST_LOOK_AT_MOST));
         let interval = match usual {
             Some(usual) if elapsed + LOOK_INTERVAL_MIN <= usual => usual - elapsed,
-            // Then often for a second, so that a quick step is seen done soon after it is (and
-            // its time, learned for the next first look, is close to true); then half the time
-            // since, so that a 10 min snapshot costs a few dozen looks.
-            usual => (elapsed.saturating_sub(usual.unwrap_or_default() + LOOKING_OFTEN_FOR) / 2)
-                .clamp(LOOK_INTERVAL_MIN, LOOK_INTERVAL_MAX),
+            // Then half the time since: the n-th look comes about 1.5^n times the first, so a
+            // 1 s step is seen done within half a second of it, a 10 min snapshot in a dozen.
+            usual => {
+                (elapsed.saturating_sub(usual.unwrap_or_default()) / 2).clamp(LOOK_INTERVAL_MIN, LOOK_INTERVAL_MAX)
+            }
         };
         self.requeue = Some(interval);
     }
