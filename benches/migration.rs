@@ -39,6 +39,7 @@ async fn main() {
     let n: usize = std::env::var("OSMO_BENCH_MIGRATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let kubeconfig = std::env::var("OSMO_E2E_KUBECONFIG").expect("run with hack/bench.sh");
     let clouds_file = std::env::var("OSMO_E2E_CLOUDS").expect("run with hack/bench.sh");
+    let log_file = std::env::var_os("OSMO_BENCH_LOG");
     let kubectl = |args: &[&str]| {
         let out = Command::new("kubectl").env("KUBECONFIG", &kubeconfig).args(args).output().unwrap();
         assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -52,7 +53,7 @@ async fn main() {
     let mut operator = Command::new(env!("CARGO_BIN_EXE_osmo"))
         .args(["run", "--listen", "127.0.0.1:0", "--namespace", &ns, "--no-leader-election"])
         .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", if log_file.is_some() { "info,osmo::openstack::session=debug" } else { "info" })
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -64,7 +65,15 @@ async fn main() {
             break v["fields"]["bound"].as_str().unwrap().to_string();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    // OSMO_BENCH_LOG=FILE keeps the operator's log there, with one line per OpenStack request.
+    let mut log = log_file.map(|path| std::fs::File::create(path).unwrap());
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(log) = log.as_mut() {
+                writeln!(log, "{line}").unwrap();
+            }
+        }
+    });
 
     // Untimed preparation: the servers, each with a floating IP, on havana-1.
     let admin =

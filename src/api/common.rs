@@ -57,7 +57,7 @@ pub mod condition_type {
     pub const FAILED: &str = "Failed";
 }
 
-/// A point in time as the Kubernetes API writes it (RFC 3339, UTC, whole seconds).
+/// A point in time, RFC 3339 in UTC, to the millisecond (steps often take less than a second).
 pub fn timestamp(at: jiff::Timestamp) -> String {
-    at.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_else(|_| at.to_string())
+    at.round(jiff::Unit::Millisecond).map(|t| t.to_string()).unwrap_or_else(|_| at.to_string())
 }

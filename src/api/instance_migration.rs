@@ -190,7 +190,7 @@ pub struct StepTimeouts {
 }
 
 /// Where a migration stands.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
 pub enum MigrationPhase {
     /// Accepted, not started.
     #[default]
@@ -245,6 +245,10 @@ pub struct InstanceMigrationStatus {
     /// operator that died), so that no twin is ever made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_sent_at: Option<String>,
+    /// What the replacement is made of in the target cloud, resolved when the source was
+    /// recorded (so that booting needs no lookups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_base: Option<BootBase>,
     /// The snapshot the replacement boots from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotStatus>,
@@ -373,6 +377,19 @@ pub struct SnapshotStatus {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<i64>,
+}
+
+/// The parts of the replacement that are resolved in the target cloud.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BootBase {
+    pub flavor_id: String,
+    /// Image to boot for `Redeploy` (`redeploy.image` resolved); the snapshot otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// Source network id -> target network id, for networks that are mapped or in another cloud.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, String>,
 }
 
 /// The replacement server.

@@ -10,7 +10,33 @@ use crate::openstack::network::{FixedIp, PortCreate};
 use crate::runtime::Context;
 
 use super::observe::{Sessions, port_marker};
-use super::planner::{Action, UID_KEY};
+use super::planner::{Action, Observed, UID_KEY};
+
+/// What OpenStack's answer to a change tells.
+pub enum Answer {
+    /// The change is under way; a later look shows its outcome.
+    Accepted,
+    /// It made something that the status must hold at once.
+    Made(Made),
+    /// Glance deleted the snapshot (its answer to a delete is final).
+    SnapshotDeleted,
+    /// Neutron moved the floating IP; its answer says where it points now.
+    FloatingIpMoved { floating_ip_id: String, port_id: Option<String> },
+}
+
+impl Answer {
+    /// Adds what a final answer shows to what was observed before the change, so that the
+    /// planner goes on from it at once.
+    pub fn show(self, observed: &mut Observed) {
+        match self {
+            Answer::SnapshotDeleted => observed.snapshot = None,
+            Answer::FloatingIpMoved { floating_ip_id, port_id } => {
+                observed.floating_ips.insert(floating_ip_id, port_id);
+            }
+            Answer::Accepted | Answer::Made(_) => {}
+        }
+    }
+}
 
 /// What a change made that the status must hold at once: the next observation looks for it
 /// by this id, and notices if it vanishes.
@@ -25,7 +51,7 @@ pub async fn execute(
     im: &InstanceMigration,
     status: &InstanceMigrationStatus,
     action: Action,
-) -> Result<Option<Made>, Error> {
+) -> Result<Answer, Error> {
     let uid = im.uid().unwrap_or_default();
     let session = match &action {
         Action::StopSource { .. }
@@ -37,27 +63,31 @@ pub async fn execute(
     };
     let _permit = ctx.clouds.change_permit(session).await;
     tracing::info!(migration = %im.name_any(), ?action, "changing OpenStack");
-    let done = |r: Result<(), Error>| r.map(|()| None);
+    let accepted = |r: Result<(), Error>| r.map(|()| Answer::Accepted);
     match action {
         // Stop and start may meet a server already in that state: Nova's 409 is harmless, and
         // the next observation decides what comes next.
-        Action::StopSource { server_id } => done(ignore_conflict(session.compute().stop_server(&server_id).await)),
-        Action::StartSource { server_id } => done(ignore_conflict(session.compute().start_server(&server_id).await)),
+        Action::StopSource { server_id } => accepted(ignore_conflict(session.compute().stop_server(&server_id).await)),
+        Action::StartSource { server_id } => {
+            accepted(ignore_conflict(session.compute().start_server(&server_id).await))
+        }
         Action::CreateSnapshot { server_id, name } => {
             let metadata = BTreeMap::from([(UID_KEY.to_string(), uid)]);
             session
                 .compute()
                 .create_image(&server_id, &name, &metadata, UID_KEY)
                 .await
-                .map(|id| Some(Made::Snapshot(id)))
+                .map(|id| Answer::Made(Made::Snapshot(id)))
         }
         Action::DeleteSource { server_id } | Action::DeleteTarget { server_id } => {
-            done(session.compute().delete_server(&server_id).await)
+            accepted(session.compute().delete_server(&server_id).await)
         }
-        Action::DeleteSnapshot { image_id } => done(session.image().delete(&image_id).await),
+        Action::DeleteSnapshot { image_id } => {
+            session.image().delete(&image_id).await.map(|()| Answer::SnapshotDeleted)
+        }
         Action::RecreatePort { source_port_id, network_id } => {
             let recorded = status.source.iter().flat_map(|r| &r.ports).find(|p| p.id == source_port_id);
-            let Some(recorded) = recorded else { return Ok(None) };
+            let Some(recorded) = recorded else { return Ok(Answer::Accepted) };
             let spec = PortCreate {
                 network_id,
                 name: String::new(),
@@ -70,24 +100,22 @@ pub async fn execute(
                 mac_address: Some(recorded.mac_address.clone()),
                 security_groups: Some(recorded.security_groups.clone()),
             };
-            done(session.network().create_port(&spec).await.map(|_| ()))
+            accepted(session.network().create_port(&spec).await.map(|_| ()))
         }
-        Action::Boot(spec) => session.compute().create_server(&spec).await.map(|id| Some(Made::Target(id))),
-        Action::AssociateFloatingIp { floating_ip_id, port_id, fixed_ip } => done(
-            session
-                .network()
-                .update_floating_ip(&floating_ip_id, Some(&port_id), fixed_ip.as_deref())
-                .await
-                .map(|_| ()),
-        ),
+        Action::Boot(spec) => session.compute().create_server(&spec).await.map(|id| Answer::Made(Made::Target(id))),
+        Action::AssociateFloatingIp { floating_ip_id, port_id, fixed_ip } => session
+            .network()
+            .update_floating_ip(&floating_ip_id, Some(&port_id), fixed_ip.as_deref())
+            .await
+            .map(|moved| Answer::FloatingIpMoved { floating_ip_id, port_id: moved.port_id }),
         // nova-network's answers are not kept: the next observation reads the pools and the
         // project's addresses afresh, so an interrupted change is seen, not repeated.
         Action::CreateFloatingIpRange { ip_range, pool, interface } => {
-            done(session.nova_network().create_bulk(&ip_range, &pool, interface.as_deref()).await)
+            accepted(session.nova_network().create_bulk(&ip_range, &pool, interface.as_deref()).await)
         }
-        Action::AllocateFloatingIp { pool } => done(session.nova_network().allocate(&pool).await.map(|_| ())),
+        Action::AllocateFloatingIp { pool } => accepted(session.nova_network().allocate(&pool).await.map(|_| ())),
         Action::AddFloatingIp { server_id, address } => {
-            done(session.nova_network().add_to_server(&server_id, &address, None).await)
+            accepted(session.nova_network().add_to_server(&server_id, &address, None).await)
         }
     }
 }

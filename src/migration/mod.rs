@@ -1,5 +1,6 @@
 //! The InstanceMigration controller: observe OpenStack, let the planner decide, write the
-//! status, then make the one change it asked for.
+//! status, then make the one change it asked for. A step that ends, or a change whose answer
+//! shows its outcome, is followed at once in the same reconcile.
 
 mod execute;
 #[cfg(test)]
@@ -10,8 +11,9 @@ pub mod planner;
 mod planner_tests;
 pub mod record;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use kube::api::Api;
@@ -25,7 +27,7 @@ use crate::runtime::clouds::CloudError;
 use crate::runtime::status::{self, HasConditions};
 use crate::runtime::{Context, ReconcileError, finalizers};
 
-use self::execute::Made;
+use self::execute::{Answer, Made};
 use self::planner::{Input, Observed, Refusal};
 
 /// Held on every InstanceMigration so that its deletion passes through the operator.
@@ -43,6 +45,9 @@ impl HasConditions for InstanceMigration {
 
 pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile_started("InstanceMigration");
+    // The watch may not have brought this operator's last status write yet: decisions build on
+    // what was written (a step's first change assumes the step before was written as done).
+    let im = ctx.migration_memory.newest(im);
     let api: Api<InstanceMigration> = Api::namespaced(ctx.client.clone(), &im.namespace().unwrap_or_default());
     let deleting = im.metadata.deletion_timestamp.is_some();
     let current = im.status.clone().unwrap_or_default();
@@ -52,8 +57,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
             return Ok(Action::await_change());
         }
         if terminal {
-            finalizers::remove(&api, im.as_ref(), FINALIZER).await?;
-            ctx.metrics.kubernetes_write("InstanceMigration");
+            release(&api, &im, &ctx).await?;
             return Ok(Action::await_change());
         }
     } else if !im.finalizers().iter().any(|f| f == FINALIZER) {
@@ -65,64 +69,184 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     }
 
     let uid = im.uid().unwrap_or_default();
-    let input = Input {
-        spec: &im.spec,
-        status: im.status.as_ref(),
-        generation: im.metadata.generation,
-        uid: &uid,
-        deleting,
-        now: jiff::Timestamp::now(),
-    };
     let needs_openstack = !matches!(current.phase, MigrationPhase::Succeeded | MigrationPhase::Failed)
         && planner::validate(&im.spec).is_empty();
     let sessions = if needs_openstack { Some(observe::sessions(&ctx, &im).await) } else { None };
-    let observed = match &sessions {
+    let mut observed = look(&ctx, sessions.as_ref(), &im, &current).await?;
+    // The resource as this reconcile has written it: a phase that ends, or a change whose answer
+    // shows its outcome, is followed at once, without waiting for the watch to bring it back.
+    let mut now_written = (*im).clone();
+    let usual_steps = ctx.migration_memory.usual_steps();
+    for _ in 0..MAX_TURNS {
+        let decision = planner::plan(&input(&im, now_written.status.as_ref(), &uid, &usual_steps), &observed);
+        let decided_at = Instant::now();
+        publish(&ctx, &mut now_written, decision.status.clone()).await?;
+        let Some(Ok(s)) = &sessions else { return done(&api, &im, &decision, decided_at, &ctx).await };
+        let look_at_once = decision.requeue == Some(Duration::ZERO);
+        match decision.action.clone() {
+            Some(action) => match execute::execute(&ctx, s, &im, &decision.status, action).await {
+                Ok(Answer::Accepted) if !look_at_once => return done(&api, &im, &decision, decided_at, &ctx).await,
+                Ok(Answer::Accepted) => {}
+                Ok(Answer::Made(made)) => {
+                    let mut learned = decision.status.clone();
+                    learned.create_sent_at = None;
+                    match made {
+                        Made::Snapshot(id) => {
+                            learned.snapshot =
+                                Some(SnapshotStatus { image_id: id, status: "queued".into(), size_bytes: None })
+                        }
+                        Made::Target(id) => {
+                            learned.target =
+                                Some(TargetServerStatus { server_id: id, status: "BUILD".into(), ..Default::default() })
+                        }
+                    }
+                    publish(&ctx, &mut now_written, learned).await?;
+                    return done(&api, &im, &decision, decided_at, &ctx).await;
+                }
+                Ok(answer) => {
+                    answer.show(&mut observed);
+                    continue;
+                }
+                Err(error) if error.is_transient() => return Err(ReconcileError::OpenStack(error)),
+                Err(error) => {
+                    // A change OpenStack refused for good: the planner rolls back or ends.
+                    let failed = planner::fail(
+                        &input(&im, Some(&decision.status), &uid, &usual_steps),
+                        "OpenStackError",
+                        error.to_string(),
+                    );
+                    publish(&ctx, &mut now_written, failed.status).await?;
+                    return Ok(requeue(failed.requeue));
+                }
+            },
+            None if look_at_once => {}
+            None => return done(&api, &im, &decision, decided_at, &ctx).await,
+        }
+        let written = now_written.status.clone().unwrap_or_default();
+        observed = look(&ctx, sessions.as_ref(), &im, &written).await?;
+    }
+    Ok(Action::requeue(Duration::ZERO))
+}
+
+/// What the planner is given about the resource, with `status` as written last.
+fn input<'a>(
+    im: &'a InstanceMigration,
+    status: Option<&'a InstanceMigrationStatus>,
+    uid: &'a str,
+    usual_steps: &'a BTreeMap<MigrationPhase, Duration>,
+) -> Input<'a> {
+    Input {
+        spec: &im.spec,
+        status,
+        generation: im.metadata.generation,
+        uid,
+        deleting: im.metadata.deletion_timestamp.is_some(),
+        now: jiff::Timestamp::now(),
+        usual_steps,
+    }
+}
+
+/// What the controller keeps between reconciles: how long each step took in the last
+/// migrations (so that the first look at OpenStack comes about when the change is done), and
+/// the statuses it wrote that the watch has not brought back yet, by UID.
+#[derive(Default)]
+pub struct Memory {
+    recent: Mutex<BTreeMap<MigrationPhase, VecDeque<Duration>>>,
+    written: Mutex<HashMap<String, InstanceMigrationStatus>>,
+}
+
+impl Memory {
+    /// Steps remembered per phase.
+    const KEPT: usize = 5;
+
+    /// `im` with the status this operator wrote last, when the watch has not brought it yet.
+    fn newest(&self, im: Arc<InstanceMigration>) -> Arc<InstanceMigration> {
+        let uid = im.uid().unwrap_or_default();
+        let mut written = self.written.lock().expect("never poisoned");
+        match written.get(&uid) {
+            Some(status) if im.status.as_ref() == Some(status) => {
+                written.remove(&uid);
+                im
+            }
+            Some(status) => Arc::new(InstanceMigration { status: Some(status.clone()), ..(*im).clone() }),
+            None => im,
+        }
+    }
+
+    fn wrote(&self, im: &InstanceMigration) {
+        if let Some(status) = &im.status {
+            self.written.lock().expect("never poisoned").insert(im.uid().unwrap_or_default(), status.clone());
+        }
+    }
+
+    fn forget(&self, im: &InstanceMigration) {
+        self.written.lock().expect("never poisoned").remove(&im.uid().unwrap_or_default());
+    }
+
+    fn step_took(&self, phase: MigrationPhase, took: Duration) {
+        let mut recent = self.recent.lock().expect("never poisoned");
+        let times = recent.entry(phase).or_default();
+        if times.len() == Self::KEPT {
+            times.pop_front();
+        }
+        times.push_back(took);
+    }
+
+    /// The shortest recent time of each step.
+    fn usual_steps(&self) -> BTreeMap<MigrationPhase, Duration> {
+        let recent = self.recent.lock().expect("never poisoned");
+        recent.iter().filter_map(|(phase, times)| Some((*phase, *times.iter().min()?))).collect()
+    }
+}
+
+/// Decisions followed at once in one reconcile, at most (a guard against a planner that never
+/// settles).
+const MAX_TURNS: usize = 16;
+
+/// What OpenStack shows now for the phase of `status`, or why the migration is refused.
+async fn look(
+    ctx: &Context,
+    sessions: Option<&Result<observe::Sessions, CloudError>>,
+    im: &InstanceMigration,
+    status: &InstanceMigrationStatus,
+) -> Result<Observed, ReconcileError> {
+    Ok(match sessions {
         None => Observed::default(),
-        Some(Ok(s)) => match observe::observe(&ctx, s, &im, &current).await {
+        Some(Ok(s)) => match observe::observe(ctx, s, im, status).await {
             Ok(o) => o,
-            Err(e) if started(&current) || e.is_transient() => return Err(forget_if_refused(&ctx, &im, e)),
+            Err(e) if started(status) || e.is_transient() => return Err(forget_if_refused(ctx, im, e)),
             // Before anything changed, a permanent error (e.g. refused credentials) ends it.
             Err(e) => refused("OpenStackError", e.to_string()),
         },
-        Some(Err(e)) if started(&current) => return Err(ReconcileError::Cloud(clone_cloud_error(e))),
+        Some(Err(e)) if started(status) => return Err(ReconcileError::Cloud(clone_cloud_error(e))),
         Some(Err(e)) => refused(cloud_reason(e), format!("spec.source: {e}")),
-    };
-    let decision = planner::plan(&input, &observed);
-    publish(&ctx, &im, &current, &decision.status).await?;
+    })
+}
 
-    if let (Some(action), Some(Ok(s))) = (decision.action, &sessions) {
-        match execute::execute(&ctx, s, &im, &decision.status, action).await {
-            Ok(None) => {}
-            Ok(Some(made)) => {
-                let mut learned = decision.status.clone();
-                learned.create_sent_at = None;
-                match made {
-                    Made::Snapshot(id) => {
-                        learned.snapshot =
-                            Some(SnapshotStatus { image_id: id, status: "queued".into(), size_bytes: None })
-                    }
-                    Made::Target(id) => {
-                        learned.target =
-                            Some(TargetServerStatus { server_id: id, status: "BUILD".into(), ..Default::default() })
-                    }
-                }
-                publish(&ctx, &im, &decision.status, &learned).await?;
-            }
-            Err(error) if error.is_transient() => return Err(ReconcileError::OpenStack(error)),
-            Err(error) => {
-                // A change OpenStack refused for good: the planner rolls back or ends.
-                let after = Input { status: Some(&decision.status), ..input };
-                let failed = planner::fail(&after, "OpenStackError", error.to_string());
-                publish(&ctx, &im, &decision.status, &failed.status).await?;
-                return Ok(requeue(failed.requeue));
-            }
-        }
+/// Ends a reconcile: releases a deleted resource once its migration has ended, and says when
+/// to look again.
+async fn done(
+    api: &Api<InstanceMigration>,
+    im: &InstanceMigration,
+    decision: &planner::Decision,
+    decided_at: Instant,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    if im.metadata.deletion_timestamp.is_some()
+        && matches!(decision.status.phase, MigrationPhase::Succeeded | MigrationPhase::Failed)
+    {
+        release(api, im, ctx).await?;
     }
-    if deleting && matches!(decision.status.phase, MigrationPhase::Succeeded | MigrationPhase::Failed) {
-        finalizers::remove(&api, im.as_ref(), FINALIZER).await?;
-        ctx.metrics.kubernetes_write("InstanceMigration");
-    }
-    Ok(requeue(decision.requeue))
+    // The planner timed the next look from its decision: writing and changing since count.
+    Ok(requeue(decision.requeue.map(|after| after.saturating_sub(decided_at.elapsed()))))
+}
+
+/// Lets a deleted resource go, and forgets it.
+async fn release(api: &Api<InstanceMigration>, im: &InstanceMigration, ctx: &Context) -> Result<(), ReconcileError> {
+    finalizers::remove(api, im, FINALIZER).await?;
+    ctx.metrics.kubernetes_write("InstanceMigration");
+    ctx.migration_memory.forget(im);
+    Ok(())
 }
 
 fn requeue(after: Option<Duration>) -> Action {
@@ -165,15 +289,17 @@ fn forget_if_refused(ctx: &Context, im: &InstanceMigration, e: crate::openstack:
     ReconcileError::OpenStack(e)
 }
 
-/// Writes the status and counts what ended in this change.
+/// Writes the status (and keeps it in `im`) and counts what ended in this change.
 async fn publish(
     ctx: &Context,
-    im: &InstanceMigration,
-    old: &InstanceMigrationStatus,
-    new: &InstanceMigrationStatus,
+    im: &mut InstanceMigration,
+    new: InstanceMigrationStatus,
 ) -> Result<(), ReconcileError> {
-    // `old` is what this reconciliation saw or last wrote, so that each transition makes one event.
-    status::publish(ctx, im, im.status.as_ref().map(|_| old), new).await?;
+    // The old status is what this reconcile wrote last: each transition makes one event.
+    status::publish(ctx, im, im.status.as_ref(), &new).await?;
+    let old = im.status.replace(new).unwrap_or_default();
+    ctx.migration_memory.wrote(im);
+    let new = im.status.as_ref().expect("just set");
     for step in &new.steps {
         let was_open = old
             .steps
@@ -185,7 +311,11 @@ async fn publish(
             && let (Ok(start), Ok(end)) =
                 (step.started_at.parse::<jiff::Timestamp>(), finished.parse::<jiff::Timestamp>())
         {
-            ctx.metrics.migration_step(&format!("{:?}", step.name), end.duration_since(start).as_secs_f64());
+            let took = end.duration_since(start).unsigned_abs();
+            ctx.metrics.migration_step(&format!("{:?}", step.name), took.as_secs_f64());
+            if step.result == StepResult::Succeeded {
+                ctx.migration_memory.step_took(step.name, took);
+            }
         }
     }
     if old.phase != new.phase {
@@ -202,4 +332,34 @@ async fn publish(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migration(phase: MigrationPhase) -> Arc<InstanceMigration> {
+        let mut im: InstanceMigration = serde_json::from_value(serde_json::json!({
+            "apiVersion": "osmo.dev/v1alpha1", "kind": "InstanceMigration",
+            "metadata": {"name": "web", "uid": "uid-1"},
+            "spec": {"server": "web-1", "source": {"secretName": "clouds", "cloud": "old"}, "target": {"availabilityZone": "icehouse"}}
+        }))
+        .unwrap();
+        im.status = Some(InstanceMigrationStatus { phase, ..Default::default() });
+        Arc::new(im)
+    }
+
+    #[test]
+    fn a_status_written_but_not_yet_watched_is_decided_from() {
+        let memory = Memory::default();
+        memory.wrote(&migration(MigrationPhase::Snapshotting));
+
+        // The watch still shows the status before: the written one counts.
+        let lagging = memory.newest(migration(MigrationPhase::Stopping));
+        assert_eq!(lagging.status.as_ref().map(|s| s.phase), Some(MigrationPhase::Snapshotting));
+        // Once the watch has brought it, the watched object is used again.
+        memory.newest(migration(MigrationPhase::Snapshotting));
+        let later = memory.newest(migration(MigrationPhase::Booting));
+        assert_eq!(later.status.as_ref().map(|s| s.phase), Some(MigrationPhase::Booting));
+    }
 }

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use crate::api::{AddressMode, InstanceMigration, InstanceMigrationStatus, MigrationPhase, RecordedServer, Strategy};
+use crate::api::{
+    AddressMode, BootBase, InstanceMigration, InstanceMigrationStatus, MigrationPhase, RecordedServer, Strategy,
+};
 use crate::openstack::{Error, Session};
 use crate::runtime::Context;
 use crate::runtime::clouds::CloudError;
 
-use super::planner::{BootBase, ImageState, NovaNetworkState, Observed, Refusal, ServerState, UID_KEY};
+use super::planner::{ImageState, NovaNetworkState, Observed, Refusal, ServerState, UID_KEY};
 use super::record::{nova_network_floating_ips, record};
 
 /// The sessions of the source and target clouds (the same one unless `target.cloud` is set).
@@ -48,7 +50,9 @@ pub async fn observe(
     let mut o = Observed::default();
     match status.phase {
         Pending | Recording => {
-            o.recording = Some(recording(ctx, s, im).await?);
+            let (recorded, base) = recording(ctx, s, im).await?;
+            o.recording = Some(recorded);
+            o.boot = base;
             // Whether the target can give the addresses back is known before anything changes.
             if nova_network && matches!(o.recording, Some(Ok(_))) {
                 match nova_network_or_refusal(&s.target).await? {
@@ -59,37 +63,44 @@ pub async fn observe(
         }
         Stopping => o.source = source(s, status).await?,
         Snapshotting => {
-            o.source = source(s, status).await?;
             o.snapshot = snapshot(s, status, &uid).await?;
+            // The source matters to make the snapshot, and once it is active (to delete it).
+            if status.snapshot.is_none() || o.snapshot.as_ref().is_some_and(|i| i.status == "active") {
+                o.source = source(s, status).await?;
+            }
         }
         DeletingSource => {
             o.source = source(s, status).await?;
-            // What replaces the source is checked afresh before each deletion request; while
-            // Nova is deleting, only the source is watched.
-            if o.source.as_ref().is_some_and(|src| src.task_state.as_deref() != Some("deleting")) {
-                match strategy {
+            match &o.source {
+                // Gone: what the boot needs (a snapshot migration boots next).
+                None if strategy == Strategy::Snapshot => boot_needs(s, im, status, &uid, &mut o).await?,
+                None => {}
+                // While Nova is deleting, only the source is watched.
+                Some(src) if src.task_state.as_deref() == Some("deleting") => {}
+                // What replaces the source is checked afresh before each deletion request.
+                Some(_) => match strategy {
                     Strategy::Snapshot => o.snapshot = snapshot(s, status, &uid).await?,
                     Strategy::Redeploy => o.target = target(s, status, &uid).await?,
-                }
+                },
             }
         }
         Booting => {
             o.target = target(s, status, &uid).await?;
             match &o.target {
-                // Its ports matter once it is up (nova-network has none).
+                // Its ports matter once it is up (the floating IPs are moved to them next; nova-network
+                // has none).
                 Some(t) if t.status == "ACTIVE" && !nova_network => o.target_ports = target_ports(s, &t.id).await?,
                 Some(_) => {}
-                None => {
-                    if let Some(record) = &status.source {
-                        o.boot = Some(boot_base(s, im, record).await?);
-                        observe_ports(s, record, &uid, &mut o).await?;
-                    }
-                }
+                None => boot_needs(s, im, status, &uid, &mut o).await?,
             }
         }
         MovingAddresses | Verifying => {
             if status.phase == Verifying {
                 o.target = target(s, status, &uid).await?;
+                // A redeployed source is deleted next, from this look.
+                if strategy == Strategy::Redeploy {
+                    o.source = source(s, status).await?;
+                }
             }
             if nova_network {
                 o.nova_network = Some(nova_network_state(&s.target).await?);
@@ -110,6 +121,24 @@ pub async fn observe(
     Ok(o)
 }
 
+/// What a boot needs that only OpenStack knows now: the recorded ports that survive, those
+/// osmo recreated, and the boot base when the status holds none (written by an older osmo).
+async fn boot_needs(
+    s: &Sessions,
+    im: &InstanceMigration,
+    status: &InstanceMigrationStatus,
+    uid: &str,
+    o: &mut Observed,
+) -> Result<(), Error> {
+    let Some(record) = &status.source else { return Ok(()) };
+    if status.boot_base.is_none() {
+        o.boot = Some(boot_base(s, im, record).await?);
+    }
+    let options = &im.spec.options;
+    let recreates = options.strategy == Strategy::Snapshot && options.addresses.preserve_fixed_ips;
+    observe_ports(s, record, uid, recreates, o).await
+}
+
 fn server_state(server: &crate::openstack::compute::Server) -> ServerState {
     ServerState {
         id: server.id.clone(),
@@ -121,9 +150,11 @@ fn server_state(server: &crate::openstack::compute::Server) -> ServerState {
     }
 }
 
+/// The source; `None` once it is gone (Nova shows a deleted server as `DELETED` for a moment).
 async fn source(s: &Sessions, status: &InstanceMigrationStatus) -> Result<Option<ServerState>, Error> {
     let Some(record) = &status.source else { return Ok(None) };
-    Ok(s.source.compute().server(&record.id).await?.as_ref().map(server_state))
+    let server = s.source.compute().server(&record.id).await?;
+    Ok(server.filter(|srv| srv.status != "DELETED").as_ref().map(server_state))
 }
 
 /// The snapshot by its recorded id, or found by the migration's UID (a crash may have come
@@ -157,13 +188,23 @@ async fn target_ports(s: &Sessions, server_id: &str) -> Result<Vec<(String, Stri
     Ok(s.target.network().ports(&[("device_id", server_id)]).await?.into_iter().map(|p| (p.id, p.network_id)).collect())
 }
 
-/// Which recorded ports survived the source, and which osmo already recreated.
-async fn observe_ports(s: &Sessions, record: &RecordedServer, uid: &str, o: &mut Observed) -> Result<(), Error> {
+/// Which recorded ports survived the source, and (when it `recreates` ports) which osmo
+/// already recreated.
+async fn observe_ports(
+    s: &Sessions,
+    record: &RecordedServer,
+    uid: &str,
+    recreates: bool,
+    o: &mut Observed,
+) -> Result<(), Error> {
     if record.ports.is_empty() {
         return Ok(());
     }
     let ids: Vec<(&str, &str)> = record.ports.iter().map(|p| ("id", p.id.as_str())).collect();
     o.surviving_ports = s.target.network().ports(&ids).await?.into_iter().map(|p| p.id).collect();
+    if !recreates {
+        return Ok(());
+    }
     for port in record.ports.iter().filter(|p| !o.surviving_ports.contains(&p.id)) {
         let marker = port_marker(uid, &port.id);
         if let Some(made) = s.target.network().ports(&[("description", &marker)]).await?.into_iter().next() {
@@ -208,9 +249,25 @@ async fn nova_network_or_refusal(session: &Session) -> Result<Result<NovaNetwork
     }
 }
 
-/// Records the source, or says why it cannot be migrated: not found, ambiguous, taken by
-/// another migration, volumes, another project, or nothing to boot it with in the target.
+/// The source's record and what its replacement is made of in the target, or why it cannot
+/// be migrated.
 async fn recording(
+    ctx: &Context,
+    s: &Sessions,
+    im: &InstanceMigration,
+) -> Result<(Result<RecordedServer, Refusal>, Option<Result<BootBase, Refusal>>), Error> {
+    let recorded = match record_source(ctx, s, im).await? {
+        Ok(r) => r,
+        Err(refusal) => return Ok((Err(refusal), None)),
+    };
+    // Everything the replacement needs must exist in the target before anything changes.
+    let base = boot_base(s, im, &recorded).await?;
+    Ok((Ok(recorded), Some(base)))
+}
+
+/// Records the source, or says why it cannot be migrated: not found, ambiguous, taken by
+/// another migration, volumes, another project.
+async fn record_source(
     ctx: &Context,
     s: &Sessions,
     im: &InstanceMigration,
@@ -261,8 +318,7 @@ async fn recording(
         };
         recorded.nova_network_floating_ips = nova_network_floating_ips(&server.id, &legacy.allocated, &legacy.pools);
     }
-    // Everything the replacement needs must exist in the target before anything changes.
-    Ok(boot_base(s, im, &recorded).await?.map(|_| recorded))
+    Ok(Ok(recorded))
 }
 
 /// Another InstanceMigration, older and not finished, that names the same server.

@@ -3,11 +3,15 @@
 //!
 //! The order of phases is the safety argument:
 //! - `Snapshot`: Recording, Stopping, Snapshotting, DeletingSource, Booting, MovingAddresses,
-//!   Verifying, CleaningUp. The source is deleted only once the snapshot is `active` in Glance
-//!   (seen afresh in the same step); the snapshot is deleted only once the replacement is
-//!   `ACTIVE` with its addresses.
+//!   Verifying, CleaningUp. The source is deleted only from a look that sees the snapshot
+//!   `active` in Glance; the snapshot is deleted only once the replacement is `ACTIVE` with its
+//!   addresses.
 //! - `Redeploy`: Recording, Stopping, Booting, MovingAddresses, Verifying, DeletingSource.
 //!   The source is deleted last, once the fresh server carries its addresses.
+//!
+//! A phase's first change is decided from the look that ends the phase before, when that look
+//! holds all it needs (e.g. the snapshot is made from the look that sees the source off): one
+//! look and one status write fewer per step.
 //!
 //! Whatever fails while the source still exists is rolled back (the snapshot deleted, the
 //! source started again if it was running); once the source is gone the migration goes on to
@@ -17,9 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::api::{
-    AddressMode, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, MigrationTarget,
-    RecordedNovaNetworkFloatingIp, RecordedServer, SnapshotCleanup, SnapshotStatus, StepRecord, StepResult, Strategy,
-    TargetPort, TargetServerStatus, condition_type, timestamp,
+    AddressMode, BootBase, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
+    MigrationTarget, RecordedNovaNetworkFloatingIp, RecordedServer, SnapshotCleanup, SnapshotStatus, StepRecord,
+    StepResult, Strategy, TargetPort, TargetServerStatus, condition_type, timestamp,
 };
 use crate::openstack::compute::{NetworkAttachment, ServerCreate};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
@@ -33,6 +37,11 @@ pub const UID_KEY: &str = "osmo_migration_uid";
 /// How long a create request may take to land in Nova after it was sent (its sender may have
 /// died meanwhile); none is sent again before.
 const CREATE_FENCE: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+/// The shortest and longest wait between two looks at OpenStack.
+const LOOK_INTERVAL_MIN: Duration = Duration::from_millis(150);
+const LOOK_INTERVAL_MAX: Duration = Duration::from_secs(10);
+/// The first look at a step comes this late at most, however long it took before.
+const FIRST_LOOK_AT_MOST: Duration = Duration::from_secs(2);
 
 /// What the planner needs to know about the resource.
 pub struct Input<'a> {
@@ -43,6 +52,9 @@ pub struct Input<'a> {
     /// The resource is being deleted: stop safely instead of going on, where that is safe.
     pub deleting: bool,
     pub now: jiff::Timestamp,
+    /// How long each step took at least in recent migrations: the first look at OpenStack
+    /// comes then.
+    pub usual_steps: &'a BTreeMap<MigrationPhase, Duration>,
 }
 
 /// Why a server cannot be migrated; found before anything changes.
@@ -88,7 +100,8 @@ pub struct Observed {
     pub snapshot: Option<ImageState>,
     /// The replacement (by recorded id, or found by the migration's UID).
     pub target: Option<ServerState>,
-    /// Booting: what the replacement is made of in the target cloud, or why it cannot be.
+    /// Recording (and Booting, when the status holds none): what the replacement is made of
+    /// in the target cloud, or why it cannot be.
     pub boot: Option<Result<BootBase, Refusal>>,
     /// Recorded ports that still exist.
     pub surviving_ports: BTreeSet<String>,
@@ -170,16 +183,6 @@ pub fn nova_network_step(
             interface: address.interface.clone(),
         },
     }
-}
-
-/// The parts of the replacement that are resolved in the target cloud.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BootBase {
-    pub flavor_id: String,
-    /// Image to boot: the snapshot, or `redeploy.image` resolved.
-    pub image_id: Option<String>,
-    /// Source network id -> target network id.
-    pub networks: BTreeMap<String, String>,
 }
 
 /// One change in OpenStack, done after the status is written.
@@ -331,6 +334,12 @@ impl Planner<'_> {
                 Validated::Valid => {}
             }
         }
+        self.phase_step(observed);
+    }
+
+    /// Decides from `observed` what the current phase does next.
+    fn phase_step(&mut self, observed: &Observed) {
+        use MigrationPhase::*;
         match self.status.phase {
             Succeeded | Failed => {}
             Pending if self.input.deleting => self.finish_failed(
@@ -425,9 +434,18 @@ impl Planner<'_> {
     /// Polls again soon: often at first, then less, as OpenStack's transitions take from a
     /// fraction of a second (stop) to minutes (a large snapshot).
     fn poll(&mut self) {
-        // Half the step's age: the n-th look comes about 1.5^n times the first, so a 1 s step
-        // is seen done within half a second of it, a 10 min snapshot in a dozen looks.
-        let interval = (self.step_elapsed() / 2).clamp(Duration::from_millis(150), Duration::from_secs(10));
+        let elapsed = self.step_elapsed();
+        // The first look comes when the step was done at the earliest recently (at most
+        // FIRST_LOOK_AT_MOST late), so that a step as quick as before costs one look.
+        let usual = self.input.usual_steps.get(&self.status.phase).map(|d| (*d).min(FIRST_LOOK_AT_MOST));
+        let interval = match usual {
+            Some(usual) if elapsed + LOOK_INTERVAL_MIN <= usual => usual - elapsed,
+            // Then half the time since: the n-th look comes about 1.5^n times the first, so a
+            // 1 s step is seen done within half a second of it, a 10 min snapshot in a dozen.
+            usual => {
+                (elapsed.saturating_sub(usual.unwrap_or_default()) / 2).clamp(LOOK_INTERVAL_MIN, LOOK_INTERVAL_MAX)
+            }
+        };
         self.requeue = Some(interval);
     }
 
@@ -572,37 +590,45 @@ impl Planner<'_> {
     // ---- phases -------------------------------------------------------------------------
 
     fn recording(&mut self, observed: &Observed) {
-        match &observed.recording {
-            None => self.poll(),
-            Some(Err(refusal)) => self.refuse(refusal.reason, refusal.message.clone()),
+        let record = match &observed.recording {
+            None => return self.poll(),
+            Some(Err(refusal)) => return self.refuse(refusal),
             Some(Ok(_)) if self.input.deleting => {
-                self.finish_failed("Deleted", "The resource was deleted before the migration changed anything.");
+                return self
+                    .finish_failed("Deleted", "The resource was deleted before the migration changed anything.");
             }
             // The target's nova-network addresses come with the record.
-            Some(Ok(_)) if self.nova_network() && observed.nova_network.is_none() => self.poll(),
-            Some(Ok(record)) => {
-                if let Some(problem) = self.unavailable_address(record, observed) {
-                    return self.refuse("AddressUnavailable", format!("{problem}."));
-                }
-                self.status.source = Some(record.clone());
-                let must_stop = self.input.spec.options.stop_source && record.status == "ACTIVE";
-                if must_stop {
-                    self.advance(MigrationPhase::Recording);
-                } else {
-                    // Nothing to stop: skip straight to the phase after Stopping.
-                    self.advance(MigrationPhase::Recording);
-                    self.mark_skipped(MigrationPhase::Stopping);
-                    self.advance(MigrationPhase::Stopping);
-                }
-            }
+            Some(Ok(_)) if self.nova_network() && observed.nova_network.is_none() => return self.poll(),
+            Some(Ok(record)) => record,
+        };
+        if let Some(problem) = self.unavailable_address(record, observed) {
+            let refusal = Refusal { reason: "AddressUnavailable", message: format!("{problem}.") };
+            return self.refuse(&refusal);
         }
+        let base = match &observed.boot {
+            None => return self.poll(),
+            Some(Err(refusal)) => return self.refuse(refusal),
+            Some(Ok(base)) => base.clone(),
+        };
+        self.status.source = Some(record.clone());
+        self.status.boot_base = Some(base);
+        self.advance(MigrationPhase::Recording);
+        if !(self.input.spec.options.stop_source && record.status == "ACTIVE") {
+            // Nothing to stop: skip straight to the phase after Stopping.
+            self.mark_skipped(MigrationPhase::Stopping);
+            self.advance(MigrationPhase::Stopping);
+        }
+        // The source was read just now, idle (a busy one is refused): the next phase makes its
+        // first change from that. Nothing was made yet that another look could find.
+        let seen = ServerState { id: record.id.clone(), status: record.status.clone(), ..Default::default() };
+        self.phase_step(&Observed { source: Some(seen), ..Default::default() });
     }
 
-    /// Ends before anything changed, saying why.
-    fn refuse(&mut self, reason: &'static str, message: String) {
+    /// Ends a migration that cannot start, before anything changed.
+    fn refuse(&mut self, refusal: &Refusal) {
         self.status.steps.retain(|s| s.name != MigrationPhase::Recording);
-        self.finish_failed(reason, &format!("{message} Nothing was changed."));
-        self.status.last_error = Some(message);
+        self.finish_failed(refusal.reason, &format!("{} Nothing was changed.", refusal.message));
+        self.status.last_error = Some(refusal.message.clone());
     }
 
     fn nova_network(&self) -> bool {
@@ -637,7 +663,12 @@ impl Planner<'_> {
         match &observed.source {
             None => self
                 .fail("SourceVanished", format!("source server {} disappeared while being stopped", self.source_id())),
-            Some(s) if s.settled("SHUTOFF") => self.advance(MigrationPhase::Stopping),
+            Some(s) if s.settled("SHUTOFF") => {
+                // Seen off and idle just now: the snapshot (or the replacement) is made at once;
+                // nothing of it can exist yet, as only the next phase makes it.
+                self.advance(MigrationPhase::Stopping);
+                self.phase_step(observed)
+            }
             Some(s) if s.status == "ERROR" => self.fail("SourceError", format!("source server {} is in ERROR", s.id)),
             Some(_) if self.timed_out(MigrationPhase::Stopping) => {}
             Some(s) => {
@@ -661,15 +692,14 @@ impl Planner<'_> {
             });
             self.status.create_sent_at = None;
         }
-        let Some(source) = &observed.source else {
-            return self
-                .fail("SourceVanished", format!("source server {} disappeared during its snapshot", self.source_id()));
-        };
-        match &observed.snapshot {
-            None if self.status.snapshot.is_some() => {
+        // The source is looked at when the snapshot is to be made and once it is active.
+        let source_vanished = || format!("source server {} disappeared during its snapshot", self.source_id());
+        match (&observed.snapshot, &observed.source) {
+            (None, _) if self.status.snapshot.is_some() => {
                 self.fail("SnapshotLost", "the snapshot disappeared from Glance before it was active".into())
             }
-            None => {
+            (None, None) => self.fail("SourceVanished", source_vanished()),
+            (None, Some(source)) => {
                 if source.task_state.is_none() && !self.create_in_flight() {
                     let name =
                         format!("osmo-{}", self.status.source.as_ref().map(|s| s.name.as_str()).unwrap_or("server"));
@@ -677,21 +707,29 @@ impl Planner<'_> {
                 }
                 self.poll();
             }
-            Some(image) if matches!(image.status.as_str(), "killed" | "deleted" | "pending_delete") => {
+            (Some(image), _) if matches!(image.status.as_str(), "killed" | "deleted" | "pending_delete") => {
                 self.fail("SnapshotFailed", format!("snapshot {} ended {} in Glance", image.id, image.status))
             }
+            (Some(image), None) if image.status == "active" => self.fail("SourceVanished", source_vanished()),
             // Nova clears the server's task state once the upload is done.
-            Some(image) if image.status == "active" && source.task_state.is_none() => {
-                self.advance(MigrationPhase::Snapshotting)
+            (Some(image), Some(source)) if image.status == "active" && source.task_state.is_none() => {
+                // DeletingSource decides from this very look: the snapshot active, the source idle.
+                self.advance(MigrationPhase::Snapshotting);
+                self.phase_step(observed)
             }
-            Some(_) if self.timed_out(MigrationPhase::Snapshotting) => {}
-            Some(_) => self.poll(),
+            _ if self.timed_out(MigrationPhase::Snapshotting) => {}
+            _ => self.poll(),
         }
     }
 
     fn deleting_source(&mut self, observed: &Observed) {
         match &observed.source {
-            None => self.advance(MigrationPhase::DeletingSource),
+            None => {
+                // Gone: a snapshot migration boots at once, with the surviving ports just read
+                // (no replacement can exist yet: only Booting makes one).
+                self.advance(MigrationPhase::DeletingSource);
+                self.phase_step(observed)
+            }
             Some(_) if self.timed_out(MigrationPhase::DeletingSource) => {}
             Some(source) if source.task_state.as_deref() == Some("deleting") => self.poll(),
             Some(source) => {
@@ -725,7 +763,9 @@ impl Planner<'_> {
             return match target.status.as_str() {
                 "ACTIVE" if target.task_state.is_none() => {
                     self.assign_new_ports(observed);
-                    self.advance(MigrationPhase::Booting)
+                    // The floating IPs were read with the replacement's ports: move them now.
+                    self.advance(MigrationPhase::Booting);
+                    self.phase_step(observed)
                 }
                 "ERROR" => self.fail(
                     "BootFailed",
@@ -742,11 +782,13 @@ impl Planner<'_> {
         if self.create_in_flight() {
             return self.poll();
         }
-        let base = match &observed.boot {
-            None => return self.poll(),
-            Some(Err(refusal)) => return self.fail(refusal.reason, refusal.message.clone()),
-            Some(Ok(base)) => base.clone(),
+        let base = match (&self.status.boot_base, &observed.boot) {
+            (Some(base), _) | (None, Some(Ok(base))) => base.clone(),
+            // A status written before the base was recorded: it is resolved now.
+            (None, None) => return self.poll(),
+            (None, Some(Err(refusal))) => return self.fail(refusal.reason, refusal.message.clone()),
         };
+        self.status.boot_base = Some(base.clone());
         let Some(record) = self.status.source.clone() else {
             return self.fail("NoRecord", "the source was not recorded".into());
         };
@@ -898,25 +940,33 @@ impl Planner<'_> {
 
     fn moving_addresses(&mut self, observed: &Observed) {
         match self.input.spec.options.addresses.mode {
-            AddressMode::None => return self.advance(MigrationPhase::MovingAddresses),
+            AddressMode::None => {}
             AddressMode::NovaNetwork => return self.moving_nova_network_addresses(observed),
-            AddressMode::Neutron => {}
-        }
-        if let Some(problem) = self.unmatched_floating_ip() {
-            return self.fail("AddressesNotMoved", problem);
-        }
-        for (fip, port, fixed) in self.floating_ip_targets() {
-            if observed.floating_ips.get(&fip).cloned().flatten().as_deref() != Some(port.as_str()) {
-                if self.timed_out(MigrationPhase::MovingAddresses) {
-                    return;
+            AddressMode::Neutron => {
+                if let Some(problem) = self.unmatched_floating_ip() {
+                    return self.fail("AddressesNotMoved", problem);
                 }
-                // One at a time: each change is seen by the next observation.
-                self.action = Some(Action::AssociateFloatingIp { floating_ip_id: fip, port_id: port, fixed_ip: fixed });
-                self.poll();
-                return;
+                // Floating IPs not looked at are moved as well: moving one again is harmless.
+                for (fip, port, fixed) in self.floating_ip_targets() {
+                    if observed.floating_ips.get(&fip).cloned().flatten().as_deref() != Some(port.as_str()) {
+                        if self.timed_out(MigrationPhase::MovingAddresses) {
+                            return;
+                        }
+                        // One at a time: Neutron's answer (or the next look) shows where it went.
+                        self.action =
+                            Some(Action::AssociateFloatingIp { floating_ip_id: fip, port_id: port, fixed_ip: fixed });
+                        self.poll();
+                        return;
+                    }
+                }
             }
         }
         self.advance(MigrationPhase::MovingAddresses);
+        // Verified from this reconcile's look at the replacement and Neutron's answers to the
+        // moves; without a look at the replacement (after a restart), Verifying looks afresh.
+        if observed.target.is_some() {
+            self.phase_step(observed)
+        }
     }
 
     /// Each recorded address in turn: recreated in its pool, allocated, put on the replacement.
@@ -976,6 +1026,21 @@ impl Planner<'_> {
         }
         self.record_downtime();
         self.advance(MigrationPhase::Verifying);
+        match (self.status.phase, &self.status.snapshot, &observed.source) {
+            // Verified just now: the snapshot goes (deleting one already gone is harmless).
+            (MigrationPhase::CleaningUp, Some(snapshot), _)
+                if self.input.spec.options.snapshot_cleanup == SnapshotCleanup::Delete =>
+            {
+                self.action = Some(Action::DeleteSnapshot { image_id: snapshot.image_id.clone() });
+                self.poll();
+            }
+            // A retained snapshot needs no look.
+            (MigrationPhase::CleaningUp, ..) => self.phase_step(observed),
+            // A redeployed source goes last, decided from this look at it and at its
+            // replacement; unseen, it is looked at again first.
+            (MigrationPhase::DeletingSource, _, Some(_)) => self.phase_step(observed),
+            _ => {}
+        }
     }
 
     /// Downtime: from the source's stop (or deletion, when it was not running) to the

@@ -14,13 +14,13 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::planner::{
-    Action, BootBase, Decision, ImageState, Input, NovaNetworkState, Observed, Refusal, ServerState, UID_KEY, fail,
-    plan, validate,
+    Action, Decision, ImageState, Input, NovaNetworkState, Observed, Refusal, ServerState, UID_KEY, fail, plan,
+    validate,
 };
 use crate::api::{
-    Condition, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, RecordedFixedIp,
-    RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, SnapshotStatus, StepRecord,
-    StepResult, TargetPort, TargetServerStatus, condition_type,
+    BootBase, Condition, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
+    RecordedFixedIp, RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, SnapshotStatus,
+    StepRecord, StepResult, TargetPort, TargetServerStatus, condition_type,
 };
 use crate::openstack::compute::{NetworkAttachment, ServerCreate};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
@@ -345,11 +345,22 @@ struct Run {
     decisions: Vec<Decision>,
     /// Each action taken, with the phase that asked for it.
     log: Vec<(MigrationPhase, Action)>,
+    usual_steps: BTreeMap<MigrationPhase, Duration>,
 }
 
 impl Run {
     fn new(spec: InstanceMigrationSpec, cloud: Cloud) -> Run {
-        Run { spec, cloud, status: None, generation: 1, deleting: false, now: 0, decisions: vec![], log: vec![] }
+        Run {
+            spec,
+            cloud,
+            status: None,
+            generation: 1,
+            deleting: false,
+            now: 0,
+            decisions: vec![],
+            log: vec![],
+            usual_steps: BTreeMap::new(),
+        }
     }
 
     fn input(&self) -> Input<'_> {
@@ -360,6 +371,7 @@ impl Run {
             uid: UID,
             deleting: self.deleting,
             now: at(self.now),
+            usual_steps: &self.usual_steps,
         }
     }
 
@@ -377,10 +389,12 @@ impl Run {
             // The controller writes what it made at once, so that the next look finds it by id.
             match action {
                 Action::CreateSnapshot { .. } => {
+                    status.create_sent_at = None;
                     status.snapshot =
                         Some(SnapshotStatus { image_id: SNAPSHOT_ID.into(), status: "queued".into(), size_bytes: None })
                 }
                 Action::Boot(_) => {
+                    status.create_sent_at = None;
                     status.target = Some(TargetServerStatus {
                         server_id: TARGET_ID.into(),
                         status: "BUILD".into(),
@@ -397,7 +411,33 @@ impl Run {
         decision
     }
 
-    /// Steps until the migration is in `phase` (and has done nothing there yet).
+    /// Steps until the next decision would enter `phase` (made from the look that ends the
+    /// phase before, and often with the new phase's first change).
+    fn before(&mut self, phase: MigrationPhase) {
+        for _ in 0..MAX_STEPS {
+            if self.decide().status.phase == phase {
+                return;
+            }
+            self.step();
+        }
+        panic!("never about to enter {phase:?}; stuck in {:?} after {:?}", self.phase(), self.log);
+    }
+
+    /// Steps into `phase`, returning the decision that entered it.
+    fn entering(&mut self, phase: MigrationPhase) -> Decision {
+        self.before(phase);
+        self.step()
+    }
+
+    /// The decision entering `phase` is written, and then the operator crashes: its change is
+    /// never made.
+    fn crash_entering(&mut self, phase: MigrationPhase) {
+        self.before(phase);
+        self.status = Some(self.decide().status);
+    }
+
+    /// Steps until the migration is in `phase` (having entered it, and made its first change
+    /// if it makes one at once).
     fn until(&mut self, phase: MigrationPhase) {
         for _ in 0..MAX_STEPS {
             if self.phase() == phase {
@@ -594,10 +634,8 @@ fn a_snapshot_migration_walks_every_phase_to_success() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
     let done = run.finish().clone();
 
-    assert_eq!(
-        run.phases(),
-        [Stopping, Snapshotting, DeletingSource, Booting, MovingAddresses, Verifying, CleaningUp, Succeeded]
-    );
+    // Verifying is decided from the look that sees the floating IPs moved.
+    assert_eq!(run.phases(), [Stopping, Snapshotting, DeletingSource, Booting, MovingAddresses, CleaningUp, Succeeded]);
     // Each change in the phase that owns it: the snapshot is deleted only after verification.
     assert_eq!(
         run.log,
@@ -627,8 +665,8 @@ fn a_snapshot_migration_walks_every_phase_to_success() {
         })
     );
     assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", "New")]);
-    // Down from the stop (t=0s) until the replacement was verified with its address (t=55s).
-    assert_eq!(done.downtime.as_deref(), Some("55.0s"));
+    // Down from the stop (t=0s) until the replacement was verified with its address (t=25s).
+    assert_eq!(done.downtime.as_deref(), Some("25.0s"));
     assert_eq!(done.last_error, None);
     assert_eq!(run.cloud.floating_ips["fip-1"].as_deref(), Some("tgt-port-0"));
     // Every decision asks to look again, except the last one.
@@ -647,9 +685,8 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
     });
     let target = json!({"availabilityZone": "icehouse", "host": "icehouse-3"});
     let mut run = Run::new(spec(json!({"target": target, "mappings": {"networks": {"net-1": "net-9"}}})), cloud);
-    run.until(Booting);
 
-    let booting = run.step();
+    let booting = run.entering(Booting);
     assert_eq!(
         booting.action,
         Some(Action::Boot(ServerCreate {
@@ -669,11 +706,41 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
 }
 
 #[test]
+fn what_the_replacement_is_made_of_is_resolved_once_when_recording() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    let recorded = run.step();
+    let base = BootBase { flavor_id: FLAVOR_ID.into(), image_id: None, networks: BTreeMap::new() };
+    assert_eq!(recorded.status.boot_base, Some(base));
+
+    // Booting uses the recorded base: it no longer needs the target cloud to resolve it.
+    run.cloud.boot = Err(Refusal { reason: "FlavorNotFound", message: "gone".into() });
+    assert_succeeded(run.finish());
+    assert!(run.actions().contains(&boot(SNAPSHOT_ID, &[network("net-1")])));
+}
+
+#[test]
+fn a_status_without_a_boot_base_resolves_it_when_booting() {
+    // Written by an osmo that did not record the base: it is resolved before the boot.
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.crash_entering(Booting);
+    run.status.as_mut().unwrap().boot_base = None;
+    // The boot decided before the crash may have been sent: none goes before it could land.
+    run.now += 31;
+    let mut unresolved = run.clone();
+    unresolved.cloud.boot = Err(Refusal { reason: "FlavorNotFound", message: "flavor gone".into() });
+    assert_failed(&unresolved.step().status, "FlavorNotFound");
+
+    let booting = run.step();
+    assert_eq!(booting.action, Some(boot(SNAPSHOT_ID, &[network("net-1")])));
+    assert_eq!(booting.status.boot_base.map(|b| b.flavor_id), Some(FLAVOR_ID.to_string()));
+}
+
+#[test]
 fn a_redeploy_boots_from_the_given_image_and_deletes_the_source_last() {
     let mut run = Run::new(redeploy_spec(), redeploy_cloud("ACTIVE"));
     let done = run.finish().clone();
 
-    assert_eq!(run.phases(), [Stopping, Booting, MovingAddresses, Verifying, DeletingSource, Succeeded]);
+    assert_eq!(run.phases(), [Stopping, Booting, MovingAddresses, DeletingSource, Succeeded]);
     assert_eq!(
         run.log,
         [
@@ -691,8 +758,8 @@ fn a_redeploy_boots_from_the_given_image_and_deletes_the_source_last() {
     );
     assert_eq!(done.snapshot, None);
     assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", "New")]);
-    // Stopped at t=0s, verified at t=35s; deleting the stopped source afterwards is no downtime.
-    assert_eq!(done.downtime.as_deref(), Some("35.0s"));
+    // Stopped at t=0s, verified at t=15s; deleting the stopped source afterwards is no downtime.
+    assert_eq!(done.downtime.as_deref(), Some("15.0s"));
     assert!(run.cloud.source.is_none());
 }
 
@@ -708,8 +775,14 @@ fn stopping_is_skipped_when_the_source_is_off_or_must_not_be_stopped() {
             if spec.options.strategy == crate::api::Strategy::Snapshot { Snapshotting } else { Booting };
         let mut run = Run::new(spec, cloud);
 
+        // The source was just recorded idle: its snapshot (or replacement) is made at once.
         let first = run.step();
-        assert_eq!((first.status.phase, &first.action), (expected_next, &None), "{case}");
+        assert_eq!(first.status.phase, expected_next, "{case}");
+        assert!(
+            matches!(first.action, Some(Action::CreateSnapshot { .. } | Action::Boot(_))),
+            "{case}: {:?}",
+            first.action
+        );
         let stopping = step_record(&first.status, Stopping);
         assert_eq!(stopping.result, StepResult::Skipped, "{case}");
         assert_eq!(stopping.finished_at.as_deref(), Some(stopping.started_at.as_str()), "{case}");
@@ -726,8 +799,8 @@ fn without_a_stop_downtime_is_measured_from_the_source_deletion() {
     let seconds = |at: &str| at.parse::<jiff::Timestamp>().unwrap().as_second() - T0;
     let deletion = seconds(&step_record(done, DeletingSource).started_at);
     let verified = seconds(step_record(done, Verifying).finished_at.as_deref().unwrap());
-    assert_eq!((deletion, verified), (10, 45));
-    assert_eq!(done.downtime.as_deref(), Some("35.0s"));
+    assert_eq!((deletion, verified), (5, 20));
+    assert_eq!(done.downtime.as_deref(), Some("15.0s"));
 }
 
 #[test]
@@ -759,9 +832,8 @@ fn with_addresses_mode_none_no_floating_ip_is_moved() {
 #[test]
 fn preserved_fixed_ips_recreate_the_port_and_boot_on_it() {
     let mut run = Run::new(spec(json!({"addresses": {"preserveFixedIPs": true}})), web_cloud("ACTIVE"));
-    run.until(Booting);
 
-    let recreating = run.step();
+    let recreating = run.entering(Booting);
     assert_eq!(
         recreating.action,
         Some(Action::RecreatePort { source_port_id: "p-1".into(), network_id: "net-1".into() })
@@ -804,8 +876,7 @@ fn a_premade_port_that_survives_the_source_is_reused() {
 #[test]
 fn new_ports_are_matched_to_the_source_ports_by_network() {
     let mut run = Run::new(snapshot_spec(), Cloud::new(two_port_server()));
-    run.until(Booting);
-    assert_eq!(run.step().action, Some(boot(SNAPSHOT_ID, &[network("net-1"), network("net-2")])));
+    assert_eq!(run.entering(Booting).action, Some(boot(SNAPSHOT_ID, &[network("net-1"), network("net-2")])));
     // Neutron lists the replacement's ports in an order of its own.
     run.cloud.target_ports = vec![("tp-b".into(), "net-2".into()), ("tp-a".into(), "net-1".into())];
 
@@ -813,7 +884,7 @@ fn new_ports_are_matched_to_the_source_ports_by_network() {
     assert_progressing(&booted.status, MovingAddresses);
     assert_eq!(booted.status.target_ports, [target_port("p-1", "tp-a", "New"), target_port("p-2", "tp-b", "New")]);
     // One floating IP per step, each to the port on its network, with no fixed IP forced.
-    assert_eq!(run.step().action, Some(associate("fip-1", "tp-a", None)));
+    assert_eq!(booted.action, Some(associate("fip-1", "tp-a", None)));
     assert_eq!(run.step().action, Some(associate("fip-2", "tp-b", None)));
     assert_succeeded(run.finish());
 }
@@ -863,14 +934,48 @@ fn polling_slows_down_as_a_step_drags_on() {
     }
 }
 
+#[test]
+fn the_first_look_comes_when_the_step_was_done_before() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.snapshot = Some(image(SNAPSHOT_ID, "saving"));
+    let mut run = Run::new(snapshot_spec(), cloud);
+    run.usual_steps.insert(Snapshotting, Duration::from_millis(1500));
+    run.until(Snapshotting);
+    let entered = run.now - SECONDS_PER_STEP;
+
+    // At the usual time; after it, soon, then less and less often.
+    for (elapsed, interval) in [(0, 1500), (1, 500), (2, 250), (5, 1750)] {
+        run.now = entered + elapsed;
+        assert_eq!(run.decide().requeue, Some(Duration::from_millis(interval)), "after {elapsed}s");
+    }
+    // A step that took long before is looked at early all the same.
+    run.usual_steps.insert(Snapshotting, Duration::from_secs(600));
+    run.now = entered;
+    assert_eq!(run.decide().requeue, Some(Duration::from_secs(2)));
+}
+
 // ---- safety -----------------------------------------------------------------------------
 
 #[test]
 fn the_source_is_deleted_only_while_its_snapshot_is_seen_active() {
+    let unverified_states = [None, Some("saving"), Some("killed"), Some("pending_delete")];
+    // The look that finds the snapshot active deletes the source; no other look does.
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-    run.until(DeletingSource);
+    run.before(DeletingSource);
+    for unverified in unverified_states {
+        let mut look = run.clone();
+        look.cloud.snapshot = unverified.map(|s| image(SNAPSHOT_ID, s));
+        let waiting = look.decide();
+        assert_ne!(waiting.status.phase, DeletingSource, "snapshot {unverified:?}");
+        assert_ne!(waiting.action, Some(delete_source()), "snapshot {unverified:?}");
+    }
+    let deleting = run.decide();
+    assert_eq!(deleting.action, Some(delete_source()));
+    assert_progressing(&deleting.status, DeletingSource);
 
-    for unverified in [None, Some("saving"), Some("killed"), Some("pending_delete")] {
+    // Resumed in DeletingSource, the source still there: the snapshot is checked again.
+    run.crash_entering(DeletingSource);
+    for unverified in unverified_states {
         let mut look = run.clone();
         look.cloud.snapshot = unverified.map(|s| image(SNAPSHOT_ID, s));
         let refused = look.decide();
@@ -887,26 +992,43 @@ fn the_source_is_deleted_only_while_its_snapshot_is_seen_active() {
 
 #[test]
 fn a_redeploy_deletes_the_source_only_once_the_replacement_is_active() {
-    let mut run = Run::new(redeploy_spec(), redeploy_cloud("ACTIVE"));
-    run.until(DeletingSource);
-
     let rebooting = ServerState { task_state: Some("rebooting".into()), ..server_state(TARGET_ID, "ACTIVE") };
-    for unverified in [None, Some(server_state(TARGET_ID, "BUILD")), Some(rebooting)] {
+    let unverified_states = [None, Some(server_state(TARGET_ID, "BUILD")), Some(rebooting)];
+    // The look that verifies the replacement deletes the source; no other look does.
+    let mut run = Run::new(redeploy_spec(), redeploy_cloud("ACTIVE"));
+    run.before(DeletingSource);
+    for unverified in unverified_states.clone() {
+        let mut look = run.clone();
+        look.cloud.target = unverified.clone();
+        let unverified_look = look.decide();
+        assert_eq!(unverified_look.action, None, "target {unverified:?}");
+        assert_ne!(unverified_look.status.phase, DeletingSource, "target {unverified:?}");
+    }
+    let deleting = run.decide();
+    assert_eq!(deleting.action, Some(delete_source()));
+    assert_progressing(&deleting.status, DeletingSource);
+
+    // Resumed in DeletingSource, the source still there: the replacement is checked again.
+    run.crash_entering(DeletingSource);
+    for unverified in unverified_states {
         let mut look = run.clone();
         look.cloud.target = unverified.clone();
         let refused = look.decide();
         assert_eq!(refused.action, None, "target {unverified:?}");
         assert_eq!(condition(&refused.status, condition_type::FAILED).reason, "ReplacementNotVerified");
     }
-    let deleting = run.decide();
-    assert_eq!(deleting.action, Some(delete_source()));
-    assert_progressing(&deleting.status, DeletingSource);
+    assert_eq!(run.decide().action, Some(delete_source()));
 }
 
 #[test]
 fn verification_fails_when_a_floating_ip_is_not_on_the_replacement() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-    run.until(Verifying);
+    run.entering(MovingAddresses);
+    // Resumed after a restart, MovingAddresses looks at the floating IPs only: Verifying looks
+    // at the replacement afresh.
+    let moved = plan(&run.input(), &Observed { floating_ips: run.cloud.floating_ips.clone(), ..Default::default() });
+    assert_eq!((moved.status.phase, &moved.action, moved.requeue), (Verifying, &None, Some(Duration::ZERO)));
+    run.status = Some(moved.status);
     run.cloud.floating_ips.insert("fip-1".into(), None);
 
     let failed = run.step();
@@ -943,8 +1065,7 @@ fn a_killed_snapshot_is_rolled_back_and_the_source_restarted() {
     let mut cloud = web_cloud("ACTIVE");
     cloud.snapshot_becomes = "killed";
     let mut run = Run::new(snapshot_spec(), cloud);
-    run.until(Snapshotting);
-    assert_eq!(run.step().action, Some(create_snapshot()));
+    assert_eq!(run.entering(Snapshotting).action, Some(create_snapshot()));
 
     let failed = run.step();
     assert_eq!((&failed.action, failed.requeue), (&None, Some(Duration::ZERO)));
@@ -1019,8 +1140,7 @@ fn a_boot_error_after_the_source_is_deleted_fails_saying_what_remains() {
     let mut cloud = web_cloud("ACTIVE");
     cloud.target_becomes = "ERROR";
     let mut run = Run::new(snapshot_spec(), cloud);
-    run.until(Booting);
-    assert!(is_boot(&run.step().action.unwrap()));
+    assert!(is_boot(&run.entering(Booting).action.unwrap()));
 
     let failed = run.step();
     assert_eq!((&failed.action, failed.requeue), (&None, None));
@@ -1044,8 +1164,7 @@ fn a_redeploy_boot_error_deletes_the_replacement_and_restarts_the_source() {
     let mut cloud = redeploy_cloud("ACTIVE");
     cloud.target_becomes = "ERROR";
     let mut run = Run::new(redeploy_spec(), cloud);
-    run.until(Booting);
-    run.step();
+    run.entering(Booting);
 
     let failed = run.step();
     assert_rolling_back(&failed.status, "BootFailed");
@@ -1066,7 +1185,7 @@ fn a_redeploy_boot_error_deletes_the_replacement_and_restarts_the_source() {
 fn a_step_that_outlasts_its_timeout_fails_with_reason_timeout() {
     struct Case {
         phase: MigrationPhase,
-        /// Keeps OpenStack from finishing the step.
+        /// Keeps OpenStack from finishing the step's first change.
         stall: fn(&mut Cloud),
         error: &'static str,
         rolls_back: bool,
@@ -1086,7 +1205,10 @@ fn a_step_that_outlasts_its_timeout_fails_with_reason_timeout() {
         },
         Case {
             phase: DeletingSource,
-            stall: |c| c.source_mut().task_state = Some("deleting".into()),
+            stall: |c| {
+                c.source =
+                    Some(ServerState { task_state: Some("deleting".into()), ..server_state(SOURCE_ID, "SHUTOFF") })
+            },
             error: "DeletingSource took longer than 600s",
             rolls_back: false,
         },
@@ -1098,14 +1220,14 @@ fn a_step_that_outlasts_its_timeout_fails_with_reason_timeout() {
         },
         Case {
             phase: MovingAddresses,
-            stall: |_| {},
+            stall: |c| _ = c.floating_ips.insert("fip-1".into(), None),
             error: "MovingAddresses took longer than 300s",
             rolls_back: false,
         },
     ];
     for case in cases {
         let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-        run.until(case.phase);
+        run.entering(case.phase);
         (case.stall)(&mut run.cloud);
         run.now += A_DAY;
 
@@ -1126,7 +1248,9 @@ fn a_step_that_outlasts_its_timeout_fails_with_reason_timeout() {
 #[test]
 fn a_snapshot_that_will_not_be_deleted_is_noted_but_the_move_succeeds() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-    run.until(CleaningUp);
+    assert_eq!(run.entering(CleaningUp).action, Some(delete_snapshot(SNAPSHOT_ID)));
+    // Glance keeps it.
+    run.cloud.snapshot = Some(image(SNAPSHOT_ID, "active"));
     run.now += A_DAY;
 
     let done = run.step();
@@ -1184,7 +1308,7 @@ fn a_refused_openstack_change_rolls_back_or_ends_like_any_failure() {
     assert_eq!(step_record(&refused.status, Snapshotting).result, StepResult::Failed);
 
     // Nova refuses the boot for good: the source is gone, so it ends saying what remains.
-    run.until(Booting);
+    run.crash_entering(Booting);
     let refused = fail(&run.input(), "OpenStackError", "Nova answered 400: flavor unusable".into());
     assert_eq!((&refused.action, refused.requeue), (&None, None));
     assert_failed(&refused.status, "OpenStackError");
@@ -1220,11 +1344,11 @@ fn assert_replanning_repeats(mut run: Run) {
 fn planning_again_after_a_crash_repeats_the_same_decision() {
     for phase in [Stopping, Snapshotting, DeletingSource, Booting, MovingAddresses, CleaningUp] {
         let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-        run.until(phase);
+        run.before(phase);
         assert_replanning_repeats(run);
     }
     let mut run = Run::new(spec(json!({"addresses": {"preserveFixedIPs": true}})), web_cloud("ACTIVE"));
-    run.until(Booting);
+    run.before(Booting);
     assert_replanning_repeats(run);
 
     let mut cloud = web_cloud("ACTIVE");
@@ -1237,7 +1361,7 @@ fn planning_again_after_a_crash_repeats_the_same_decision() {
 #[test]
 fn a_snapshot_made_before_a_crash_is_adopted_not_made_again() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-    run.until(Snapshotting);
+    run.crash_entering(Snapshotting);
     // A crashed operator asked for it, but never wrote its id: it is found by the UID.
     run.cloud.snapshot = Some(image("img-7", "saving"));
 
@@ -1259,7 +1383,7 @@ fn a_snapshot_made_before_a_crash_is_adopted_not_made_again() {
 #[test]
 fn a_replacement_made_before_a_crash_is_adopted_not_booted_again() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-    run.until(Booting);
+    run.crash_entering(Booting);
     // Booted by a crashed operator, found by name and UID.
     run.cloud.target = Some(server_state("tgt-7", "BUILD"));
     run.cloud.target_ports = vec![("tp-7".into(), "net-1".into())];
@@ -1287,7 +1411,7 @@ fn an_operation_under_way_is_not_requested_again() {
         [(Stopping, "powering-off"), (Snapshotting, "image_snapshot"), (DeletingSource, "deleting")]
     {
         let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-        run.until(phase);
+        run.crash_entering(phase);
         run.cloud.source_mut().task_state = Some(task_state.into());
 
         let waiting = run.decide();
@@ -1322,7 +1446,7 @@ fn deleting_before_anything_changed_fails_with_nothing_to_undo() {
 }
 
 #[test]
-fn deleting_while_stopping_rolls_back_without_touching_the_source() {
+fn deleting_while_stopping_rolls_back_and_restarts_the_source() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
     run.until(Stopping);
     run.deleting = true;
@@ -1333,7 +1457,8 @@ fn deleting_while_stopping_rolls_back_without_touching_the_source() {
     assert_eq!(step_record(&aborted.status, Stopping).result, StepResult::Failed);
 
     assert_failed(run.finish(), "Deleted");
-    assert_eq!(run.actions(), [], "the source was never stopped");
+    assert_eq!(run.actions(), [stop_source(), start_source()]);
+    assert_eq!(run.cloud.source.as_ref().map(|s| s.status.as_str()), Some("ACTIVE"));
 }
 
 #[test]
@@ -1357,7 +1482,7 @@ fn deleting_while_snapshotting_deletes_the_snapshot_and_restarts_the_source() {
 #[test]
 fn deleting_a_snapshot_migration_after_the_source_is_gone_finishes_it() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-    run.until(Booting);
+    run.before(Booting);
     run.deleting = true;
 
     let booting = run.step();
@@ -1371,8 +1496,7 @@ fn deleting_a_redeploy_while_booting_rolls_back() {
     let mut cloud = redeploy_cloud("ACTIVE");
     cloud.target_becomes = "BUILD";
     let mut run = Run::new(redeploy_spec(), cloud);
-    run.until(Booting);
-    assert!(is_boot(&run.step().action.unwrap()));
+    assert!(is_boot(&run.entering(Booting).action.unwrap()));
     run.deleting = true;
 
     let aborted = run.step();
@@ -1432,8 +1556,8 @@ fn a_corrected_spec_starts_afresh() {
 #[test]
 fn refusing_to_delete_the_source_rolls_back() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-    run.until(DeletingSource);
-    // Someone deleted the snapshot between the Snapshotting check and this one.
+    run.crash_entering(DeletingSource);
+    // Someone deleted the snapshot before the resumed operator looked again.
     run.cloud.snapshot = None;
 
     let refused = run.step();
@@ -1447,7 +1571,7 @@ fn refusing_to_delete_the_source_rolls_back() {
 fn a_failure_that_leaves_the_source_in_place_does_not_call_it_deleted() {
     // Redeploy: the replacement breaks during verification; the stopped source is untouched.
     let mut run = Run::new(redeploy_spec(), redeploy_cloud("ACTIVE"));
-    run.until(Verifying);
+    run.entering(MovingAddresses);
     run.cloud.target.as_mut().unwrap().status = "ERROR".into();
     let failed = run.step();
     assert_failed(&failed.status, "ReplacementNotActive");
@@ -1494,8 +1618,7 @@ fn new_ports_on_a_mapped_network_do_not_take_another_networks_port() {
         networks: BTreeMap::from([("net-1".into(), "net-x".into())]),
     });
     let mut run = Run::new(spec(json!({"mappings": {"networks": {"net-1": "net-x"}}})), cloud);
-    run.until(Booting);
-    assert_eq!(run.step().action, Some(boot(SNAPSHOT_ID, &[network("net-x"), network("net-2")])));
+    assert_eq!(run.entering(Booting).action, Some(boot(SNAPSHOT_ID, &[network("net-x"), network("net-2")])));
     run.cloud.target_ports = vec![("tp-b".into(), "net-2".into()), ("tp-a".into(), "net-x".into())];
 
     let booted = run.step();
@@ -1505,8 +1628,7 @@ fn new_ports_on_a_mapped_network_do_not_take_another_networks_port() {
 #[test]
 fn a_floating_ip_without_a_replacement_port_is_not_verified_as_moved() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-    run.until(Booting);
-    run.step();
+    run.entering(Booting);
     // Neutron lists no port on the replacement yet.
     run.cloud.target_ports.clear();
 
@@ -1635,7 +1757,8 @@ fn an_address_the_target_cannot_give_back_is_refused_before_anything_changes() {
 fn an_interrupted_address_move_resumes_where_it_stopped() {
     let mut run = Run::new(nova_network_spec(), nova_network_cloud());
     run.until(MovingAddresses);
-    assert_eq!(run.step().action, Some(create_range()));
+    // The look that saw the replacement up made the first change.
+    assert_eq!(run.actions().last(), Some(&create_range()));
     // A restarted operator sees the range made and allocates, rather than creating it again.
     assert_eq!(run.decide().action, Some(allocate_from_public()));
     run.step();

@@ -290,8 +290,11 @@ impl Session {
         if let Some(body) = &request.body {
             builder = builder.json(body);
         }
+        let started = std::time::Instant::now();
         let result = builder.send().await;
-        self.observe(request.service, result.as_ref().map(|r| r.status().as_u16()).unwrap_or(0));
+        let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+        tracing::debug!(service = %request.service, method = %request.method, path = %request.path, status, elapsed_ms = started.elapsed().as_millis() as u64, "OpenStack request");
+        self.observe(request.service, status);
         let response = result.map_err(|e| transport_error(request, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();

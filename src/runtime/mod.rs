@@ -40,6 +40,8 @@ pub struct Context {
     /// Every ComputeNodeDrain, as the drain controller's watch sees them (to refuse a second
     /// drain of the same host).
     pub drains: std::sync::OnceLock<kube::runtime::reflector::Store<crate::api::ComputeNodeDrain>>,
+    /// What the migration controller keeps between reconciles.
+    pub migration_memory: crate::migration::Memory,
 }
 
 /// Why a reconciliation failed; it is retried.
@@ -104,6 +106,7 @@ pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         migrations: std::sync::OnceLock::new(),
         drains: std::sync::OnceLock::new(),
+        migration_memory: Default::default(),
     });
 
     let result = match &config.lease {
