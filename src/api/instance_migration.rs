@@ -69,6 +69,7 @@ pub struct MigrationOptions {
     #[serde(default)]
     pub mappings: Mappings,
     /// Per-step limits; a step that takes longer fails the migration with reason `Timeout`.
+    /// Only time an operator watched counts (a restart starts the count again).
     #[serde(default)]
     pub timeouts: StepTimeouts,
 }

@@ -77,8 +77,10 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     // shows its outcome, is followed at once, without waiting for the watch to bring it back.
     let mut now_written = (*im).clone();
     let usual_steps = ctx.migration_memory.usual_steps();
+    let acting_since = ctx.acting_since.get().copied().unwrap_or_else(jiff::Timestamp::now);
     for _ in 0..MAX_TURNS {
-        let decision = planner::plan(&input(&im, now_written.status.as_ref(), &uid, &usual_steps), &observed);
+        let decision =
+            planner::plan(&input(&im, now_written.status.as_ref(), &uid, &usual_steps, acting_since), &observed);
         let decided_at = Instant::now();
         publish(&ctx, &mut now_written, decision.status.clone()).await?;
         let Some(Ok(s)) = &sessions else { return done(&api, &im, &decision, decided_at, &ctx).await };
@@ -111,7 +113,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
                 Err(error) => {
                     // A change OpenStack refused for good: the planner rolls back or ends.
                     let failed = planner::fail(
-                        &input(&im, Some(&decision.status), &uid, &usual_steps),
+                        &input(&im, Some(&decision.status), &uid, &usual_steps, acting_since),
                         "OpenStackError",
                         error.to_string(),
                     );
@@ -134,6 +136,7 @@ fn input<'a>(
     status: Option<&'a InstanceMigrationStatus>,
     uid: &'a str,
     usual_steps: &'a BTreeMap<MigrationPhase, Duration>,
+    acting_since: jiff::Timestamp,
 ) -> Input<'a> {
     Input {
         spec: &im.spec,
@@ -143,6 +146,7 @@ fn input<'a>(
         deleting: im.metadata.deletion_timestamp.is_some(),
         now: jiff::Timestamp::now(),
         usual_steps,
+        acting_since,
     }
 }
 

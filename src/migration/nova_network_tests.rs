@@ -127,6 +127,7 @@ fn context() -> Context {
         metrics: Arc::new(Metrics::default()),
         migrations: std::sync::OnceLock::new(),
         drains: std::sync::OnceLock::new(),
+        acting_since: std::sync::OnceLock::new(),
         migration_memory: Default::default(),
     }
 }
@@ -153,6 +154,7 @@ async fn reconcile_through(
             deleting: false,
             now: jiff::Timestamp::now(),
             usual_steps: &usual_steps,
+            acting_since: jiff::Timestamp::UNIX_EPOCH,
         };
         let decision = plan(&input, &observed);
         if let Some(action) = decision.action {

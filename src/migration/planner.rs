@@ -55,6 +55,9 @@ pub struct Input<'a> {
     /// How long each step took at least in recent migrations: the first look at OpenStack
     /// comes then.
     pub usual_steps: &'a BTreeMap<MigrationPhase, Duration>,
+    /// Since when this operator has been acting: a step's timeout counts from then at the
+    /// earliest, so that time no operator watched (a restart, a failover) fails no step.
+    pub acting_since: jiff::Timestamp,
 }
 
 /// Why a server cannot be migrated; found before anything changes.
@@ -431,6 +434,12 @@ impl Planner<'_> {
             .unwrap_or_default()
     }
 
+    /// How long the running step has been watched by this operator.
+    fn step_watched(&self) -> Duration {
+        let acting = Duration::try_from(self.input.now.duration_since(self.input.acting_since)).unwrap_or_default();
+        self.step_elapsed().min(acting)
+    }
+
     /// Polls again soon: often at first, then less, as OpenStack's transitions take from a
     /// fraction of a second (stop) to minutes (a large snapshot).
     fn poll(&mut self) {
@@ -459,7 +468,7 @@ impl Planner<'_> {
             MigrationPhase::Booting => t.boot_seconds.unwrap_or(900),
             _ => t.addresses_seconds.unwrap_or(300),
         };
-        if self.step_elapsed() > Duration::from_secs(u64::from(limit)) {
+        if self.step_watched() > Duration::from_secs(u64::from(limit)) {
             self.fail("Timeout", format!("{phase:?} took longer than {limit}s"));
             return true;
         }
@@ -1187,7 +1196,7 @@ impl Planner<'_> {
 
     fn timed_out_quietly(&self) -> bool {
         let limit = self.input.spec.options.timeouts.delete_seconds.unwrap_or(600);
-        self.step_elapsed() > Duration::from_secs(u64::from(limit))
+        self.step_watched() > Duration::from_secs(u64::from(limit))
     }
 
     fn what_remains_before_deletion(&self, observed: &Observed) -> String {

@@ -346,6 +346,8 @@ struct Run {
     /// Each action taken, with the phase that asked for it.
     log: Vec<(MigrationPhase, Action)>,
     usual_steps: BTreeMap<MigrationPhase, Duration>,
+    /// Seconds since [`T0`] when the operator started acting.
+    acting_since: i64,
 }
 
 impl Run {
@@ -360,6 +362,7 @@ impl Run {
             decisions: vec![],
             log: vec![],
             usual_steps: BTreeMap::new(),
+            acting_since: 0,
         }
     }
 
@@ -372,6 +375,7 @@ impl Run {
             deleting: self.deleting,
             now: at(self.now),
             usual_steps: &self.usual_steps,
+            acting_since: at(self.acting_since),
         }
     }
 
@@ -1277,6 +1281,21 @@ fn a_step_fails_only_strictly_after_its_timeout() {
     let timed_out = run.decide();
     assert_rolling_back(&timed_out.status, "Timeout");
     assert_eq!(timed_out.status.last_error.as_deref(), Some("Stopping took longer than 30s"));
+}
+
+#[test]
+fn time_no_operator_watched_fails_no_step() {
+    let mut run = Run::new(spec(json!({"timeouts": {"stopSeconds": 30}})), web_cloud("ACTIVE"));
+    run.until(Stopping);
+    run.cloud.source_mut().task_state = Some("powering-off".into());
+    let entered = run.now - SECONDS_PER_STEP;
+
+    // The operator was down for an hour and started again 20 s ago: the step has 10 s left.
+    run.now = entered + 3600;
+    run.acting_since = run.now - 20;
+    assert_eq!(run.decide().status.phase, Stopping);
+    run.now += 11;
+    assert_rolling_back(&run.decide().status, "Timeout");
 }
 
 #[test]

@@ -40,6 +40,8 @@ pub struct Context {
     /// Every ComputeNodeDrain, as the drain controller's watch sees them (to refuse a second
     /// drain of the same host).
     pub drains: std::sync::OnceLock<kube::runtime::reflector::Store<crate::api::ComputeNodeDrain>>,
+    /// When the controllers started acting (this process became the leader).
+    pub acting_since: std::sync::OnceLock<jiff::Timestamp>,
     /// What the migration controller keeps between reconciles.
     pub migration_memory: crate::migration::Memory,
 }
@@ -106,6 +108,7 @@ pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         migrations: std::sync::OnceLock::new(),
         drains: std::sync::OnceLock::new(),
+        acting_since: std::sync::OnceLock::new(),
         migration_memory: Default::default(),
     });
 
@@ -160,6 +163,7 @@ async fn run_as_leader(
 }
 
 async fn run_controllers(config: &RunConfig, ctx: Arc<Context>, stop: CancellationToken) {
+    let _ = ctx.acting_since.set(jiff::Timestamp::now());
     let migrations_api: Api<InstanceMigration> = scoped(&ctx.client, config);
     // Both kinds wake on spec changes and deletion (both bump the generation) and on their own
     // polling timers, not on the operator's own status writes: each wake costs OpenStack reads.
