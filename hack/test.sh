@@ -16,6 +16,11 @@ cargo clippy --all-targets --features e2e --locked -- -D warnings
 log "unit tests and CRD drift"
 cargo test --locked
 
+# The Dockerfile's own build command (tests/e2e/image.rs keeps both equal), for this machine's
+# target: the image's musl target comes from rustup, which CI machines cannot reach.
+log "release build, as the Dockerfile builds it"
+cargo build --release --locked --bin osmo
+
 # Environments this run starts are stopped at its end; ones already running are left alone.
 STOP_AT_EXIT=()
 stop_at_exit() { [ "${OSMO_KEEP_ENV:-0}" = 1 ] || STOP_AT_EXIT+=("$1"); }
