@@ -14,7 +14,6 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 
 use crate::api::{ComputeNodeDrain, ComputeNodeDrainStatus, Condition, DrainPhase};
-use crate::runtime::clouds::CloudError;
 use crate::runtime::status::{self, HasConditions};
 use crate::runtime::{Context, ReconcileError, finalizers};
 
@@ -66,7 +65,7 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
     } else {
         match ctx.clouds.session(&namespace, &drain.spec.cloud).await {
             Err(e) if started(&current) => return Err(e.into()),
-            Err(e) => Err(Refusal { reason: cloud_reason(&e), message: format!("spec.cloud: {e}") }),
+            Err(e) => Err(Refusal { reason: e.reason(), message: format!("spec.cloud: {e}") }),
             Ok(s) => match observe::observe(&ctx, &s, &drain).await {
                 Ok(o) => {
                     session = Some(s);
@@ -101,14 +100,6 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
 /// Whether the drain has changed anything in OpenStack yet.
 fn started(status: &ComputeNodeDrainStatus) -> bool {
     status.cordoned_at.is_some()
-}
-
-fn cloud_reason(e: &CloudError) -> &'static str {
-    match e {
-        CloudError::SecretNotFound { .. } => "SecretNotFound",
-        CloudError::Invalid(_) => "CloudInvalid",
-        CloudError::Kube(_) => "KubernetesError",
-    }
 }
 
 /// Shows an error that will be retried in the status, so that `kubectl describe` tells why

@@ -223,7 +223,7 @@ async fn look(
             Err(e) => refused("OpenStackError", e.to_string()),
         },
         Some(Err(e)) if started(status) => return Err(ReconcileError::Cloud(clone_cloud_error(e))),
-        Some(Err(e)) => refused(cloud_reason(e), format!("spec.source: {e}")),
+        Some(Err(e)) => refused(e.reason(), format!("spec.source: {e}")),
     })
 }
 
@@ -267,14 +267,6 @@ fn started(status: &InstanceMigrationStatus) -> bool {
 
 fn refused(reason: &'static str, message: String) -> Observed {
     Observed { recording: Some(Err(Refusal { reason, message })), ..Default::default() }
-}
-
-fn cloud_reason(e: &CloudError) -> &'static str {
-    match e {
-        CloudError::SecretNotFound { .. } => "SecretNotFound",
-        CloudError::Invalid(_) => "CloudInvalid",
-        CloudError::Kube(_) => "KubernetesError",
-    }
 }
 
 fn clone_cloud_error(e: &CloudError) -> CloudError {

@@ -29,6 +29,17 @@ pub enum CloudError {
     Kube(#[from] kube::Error),
 }
 
+impl CloudError {
+    /// The condition reason of a resource refused for this.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CloudError::SecretNotFound { .. } => "SecretNotFound",
+            CloudError::Invalid(_) => "CloudInvalid",
+            CloudError::Kube(_) => "KubernetesError",
+        }
+    }
+}
+
 type Key = (String, String, String);
 
 pub struct Clouds {
