@@ -14,6 +14,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 
 use crate::api::{ComputeNodeDrain, ComputeNodeDrainStatus, Condition, DrainPhase};
+use crate::runtime::conditions::Validated;
 use crate::runtime::status::{self, HasConditions};
 use crate::runtime::{Context, ReconcileError, finalizers};
 
@@ -54,9 +55,9 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
         now: jiff::Timestamp::now(),
     };
     // A new spec is acknowledged (accepted or refused) at once, before OpenStack is asked.
-    let (validated, _) = planner::validated(&input);
+    let (validated, verdict) = planner::validated(&input);
     publish(&ctx, &drain, drain.status.as_ref(), &validated).await?;
-    let needs_openstack = planner::validate(&drain.spec).is_empty() && current.phase != DrainPhase::Retired;
+    let needs_openstack = !matches!(verdict, Validated::Invalid(_)) && current.phase != DrainPhase::Retired;
     let namespace = drain.namespace().unwrap_or_default();
     let mut session = None;
     let mut observation = None;
