@@ -7,7 +7,7 @@ use std::time::Duration;
 use osmo::openstack::Session;
 use osmo::openstack::compute::{ComputeService, NetworkAttachment};
 
-use crate::harness::{Env, jsonpath, kubectl, kubectl_ok, kubectl_stdin_ok};
+use crate::harness::{Env, jsonpath, kubectl_ok, kubectl_stdin_ok, wait_for};
 use crate::migration::{add_floating_ip, assert_moved, clean_up, setup};
 use crate::openstack::{
     Fixtures, extra_compute, fixtures, server_spec, session, unique, until, wait_gone, wait_status,
@@ -67,21 +67,7 @@ const MIGRATE: &str = ", mode: Migrate, migrationTemplate: {target: {availabilit
 
 /// Waits with `kubectl wait` for a phase; on time-out, shows the status.
 pub(crate) fn wait_phase(env: &Env, ns: &str, name: &str, phase: &str, seconds: u32) {
-    let out = kubectl(
-        env,
-        &[
-            "-n",
-            ns,
-            "wait",
-            &format!("--for=jsonpath={{.status.phase}}={phase}"),
-            &format!("cnd/{name}"),
-            &format!("--timeout={seconds}s"),
-        ],
-    );
-    if !out.status.success() {
-        let status = kubectl_ok(env, &["-n", ns, "get", "cnd", name, "-o", "jsonpath={.status}"]);
-        panic!("cnd/{name} did not reach {phase}: {}\nstatus: {status}", String::from_utf8_lossy(&out.stderr));
-    }
+    wait_for(env, ns, &format!("cnd/{name}"), &format!("jsonpath={{.status.phase}}={phase}"), seconds);
 }
 
 /// The most migrations in flight at one instant, from their recorded step timestamps: each

@@ -272,3 +272,16 @@ pub fn jsonpath(env: &Env, namespace: &str, resource: &str, path: &str) -> Strin
     let out = kubectl(env, &["-n", namespace, "get", resource, "-o", &format!("jsonpath={path}")]);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `kubectl wait --for=<wait_for> <resource>` (e.g. `condition=Ready`, `im/web`); on time-out,
+/// fails showing the resource's status.
+pub fn wait_for(env: &Env, namespace: &str, resource: &str, wait_for: &str, seconds: u32) {
+    let out = kubectl(
+        env,
+        &["-n", namespace, "wait", &format!("--for={wait_for}"), resource, &format!("--timeout={seconds}s")],
+    );
+    if !out.status.success() {
+        let status = jsonpath(env, namespace, resource, "{.status}");
+        panic!("{resource} did not reach {wait_for}: {}\nstatus: {status}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -8,7 +8,7 @@ use osmo::openstack::Session;
 use osmo::openstack::compute::NetworkAttachment;
 use osmo::openstack::network::FloatingIp;
 
-use crate::harness::{Env, Operator, env, jsonpath, kubectl_ok, kubectl_stdin_ok, namespace};
+use crate::harness::{Env, Operator, env, jsonpath, kubectl_ok, kubectl_stdin_ok, namespace, wait_for};
 use crate::openstack::{Fixtures, fixtures, server_spec, session, unique, until, wait_gone, wait_status};
 
 /// A namespace with the test clouds' Secret and an operator watching it.
@@ -68,21 +68,7 @@ pub async fn add_floating_ip(admin: &Session, f: &Fixtures, server_id: &str) -> 
 }
 
 pub(crate) fn wait_condition(env: &Env, ns: &str, name: &str, condition: &str, seconds: u32) {
-    let out = crate::harness::kubectl(
-        env,
-        &[
-            "-n",
-            ns,
-            "wait",
-            &format!("--for=condition={condition}"),
-            &format!("im/{name}"),
-            &format!("--timeout={seconds}s"),
-        ],
-    );
-    if !out.status.success() {
-        let status = kubectl_ok(env, &["-n", ns, "get", "im", name, "-o", "jsonpath={.status}"]);
-        panic!("im/{name} did not reach {condition}: {}\nstatus: {status}", String::from_utf8_lossy(&out.stderr));
-    }
+    wait_for(env, ns, &format!("im/{name}"), &format!("condition={condition}"), seconds);
 }
 
 /// Asserts the replacement runs on icehouse-1 with the floating IP, and the source is gone.
