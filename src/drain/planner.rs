@@ -259,22 +259,28 @@ impl Planner<'_> {
         conditions::set(&mut self.status.conditions, desired, self.input.generation, self.input.now);
     }
 
-    /// `Progressing` says whether work goes on; `Ready` stays False and `Failed` False.
-    fn progressing(&mut self, going: bool, reason: &str, message: &str) {
-        use ConditionStatus::{False, True};
-        self.set(condition_type::PROGRESSING, if going { True } else { False }, reason, message);
-        self.set(condition_type::READY, False, reason, message);
-        self.set(condition_type::FAILED, False, reason, message);
+    /// Sets `Progressing`, `Ready` and `Failed` to these values with one reason and message,
+    /// and the status's message.
+    fn report(&mut self, [progressing, ready, failed]: [bool; 3], reason: &str, message: &str) {
+        let status = |on| if on { ConditionStatus::True } else { ConditionStatus::False };
+        for (type_, on) in [
+            (condition_type::PROGRESSING, progressing),
+            (condition_type::READY, ready),
+            (condition_type::FAILED, failed),
+        ] {
+            self.set(type_, status(on), reason, message);
+        }
         self.status.message = Some(message.to_string());
     }
 
+    /// `Progressing` says whether work goes on; `Ready` stays False and `Failed` False.
+    fn progressing(&mut self, going: bool, reason: &str, message: &str) {
+        self.report([going, false, false], reason, message);
+    }
+
     fn fail(mut self, reason: &str, message: String) -> Decision {
-        use ConditionStatus::{False, True};
         self.status.phase = DrainPhase::Failed;
-        self.set(condition_type::PROGRESSING, False, reason, &message);
-        self.set(condition_type::READY, False, reason, &message);
-        self.set(condition_type::FAILED, True, reason, &message);
-        self.status.message = Some(message.clone());
+        self.report([false, false, true], reason, &message);
         self.status.last_error = Some(message);
         self.decide(vec![], None)
     }
@@ -429,10 +435,7 @@ impl Planner<'_> {
         let ready = format!("Host {host} is empty and ready to be redeployed.");
         if self.spec().after_drain == AfterDrain::Keep {
             self.status.phase = DrainPhase::Drained;
-            self.set(condition_type::PROGRESSING, False, "Drained", &ready);
-            self.set(condition_type::READY, True, "Drained", &ready);
-            self.set(condition_type::FAILED, False, "Drained", &ready);
-            self.status.message = Some(ready);
+            self.report([false, true, false], "Drained", &ready);
             // New servers forced onto the host later are noticed.
             return self.decide(vec![], Some(Duration::from_secs(60)));
         }
@@ -473,15 +476,11 @@ impl Planner<'_> {
     }
 
     fn retired(mut self) -> Decision {
-        use ConditionStatus::{False, True};
         self.status.phase = DrainPhase::Retired;
         self.status.service = None;
         let message =
             format!("Host {} is empty and its nova-compute service record is deleted: redeploy it.", self.spec().host);
-        self.set(condition_type::PROGRESSING, False, "Retired", &message);
-        self.set(condition_type::READY, True, "Retired", &message);
-        self.set(condition_type::FAILED, False, "Retired", &message);
-        self.status.message = Some(message);
+        self.report([false, true, false], "Retired", &message);
         self.decide(vec![], None)
     }
 
