@@ -11,7 +11,7 @@ pub mod planner;
 mod planner_tests;
 pub mod record;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,9 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     let needs_openstack = !matches!(current.phase, MigrationPhase::Succeeded | MigrationPhase::Failed)
         && planner::validate(&im.spec).is_empty();
     let sessions = if needs_openstack { Some(observe::sessions(&ctx, &im).await) } else { None };
+    // A step ends when OpenStack was seen done, not when the answer came back: step times (and
+    // the first look they set) must not grow by the time a look takes.
+    let mut seen_at = jiff::Timestamp::now();
     let mut observed = look(&ctx, sessions.as_ref(), &im, &current).await?;
     // The resource as this reconcile has written it: a phase that ends, or a change whose answer
     // shows its outcome, is followed at once, without waiting for the watch to bring it back.
@@ -79,8 +82,10 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     let usual_steps = ctx.migration_memory.usual_steps();
     let acting_since = ctx.acting_since.get().copied().unwrap_or_else(jiff::Timestamp::now);
     for _ in 0..MAX_TURNS {
-        let decision =
-            planner::plan(&input(&im, now_written.status.as_ref(), &uid, &usual_steps, acting_since), &observed);
+        let decision = planner::plan(
+            &input(&im, now_written.status.as_ref(), &uid, &usual_steps, acting_since, seen_at),
+            &observed,
+        );
         let decided_at = Instant::now();
         publish(&ctx, &mut now_written, decision.status.clone()).await?;
         let Some(Ok(s)) = &sessions else { return done(&api, &im, &decision, decided_at, &ctx).await };
@@ -107,13 +112,14 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
                 }
                 Ok(answer) => {
                     answer.show(&mut observed);
+                    seen_at = jiff::Timestamp::now();
                     continue;
                 }
                 Err(error) if error.is_transient() => return Err(ReconcileError::OpenStack(error)),
                 Err(error) => {
                     // A change OpenStack refused for good: the planner rolls back or ends.
                     let failed = planner::fail(
-                        &input(&im, Some(&decision.status), &uid, &usual_steps, acting_since),
+                        &input(&im, Some(&decision.status), &uid, &usual_steps, acting_since, jiff::Timestamp::now()),
                         "OpenStackError",
                         error.to_string(),
                     );
@@ -125,6 +131,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
             None => return done(&api, &im, &decision, decided_at, &ctx).await,
         }
         let written = now_written.status.clone().unwrap_or_default();
+        seen_at = jiff::Timestamp::now();
         observed = look(&ctx, sessions.as_ref(), &im, &written).await?;
     }
     Ok(Action::requeue(Duration::ZERO))
@@ -137,6 +144,7 @@ fn input<'a>(
     uid: &'a str,
     usual_steps: &'a BTreeMap<MigrationPhase, Duration>,
     acting_since: jiff::Timestamp,
+    seen_at: jiff::Timestamp,
 ) -> Input<'a> {
     Input {
         spec: &im.spec,
@@ -145,23 +153,34 @@ fn input<'a>(
         uid,
         deleting: im.metadata.deletion_timestamp.is_some(),
         now: jiff::Timestamp::now(),
+        seen_at,
         usual_steps,
         acting_since,
     }
 }
 
-/// What the controller keeps between reconciles: how long each step took in the last
-/// migrations (so that the first look at OpenStack comes about when the change is done), and
-/// the statuses it wrote that the watch has not brought back yet, by UID.
+/// What the controller keeps between reconciles: when each step is usually done (so that the
+/// first look at OpenStack comes about then), and the statuses it wrote that the watch has not
+/// brought back yet, by UID.
 #[derive(Default)]
 pub struct Memory {
-    recent: Mutex<BTreeMap<MigrationPhase, VecDeque<Duration>>>,
+    usual: Mutex<BTreeMap<MigrationPhase, Usual>>,
     written: Mutex<HashMap<String, InstanceMigrationStatus>>,
 }
 
+/// When a step is usually done, as learned from the steps before.
+#[derive(Clone, Copy, Debug)]
+struct Usual {
+    time: Duration,
+    /// A first look has come too early since this step was first learned: the usual time is
+    /// known to within a look, and is now refined in small steps.
+    bracketed: bool,
+}
+
 impl Memory {
-    /// Steps remembered per phase.
-    const KEPT: usize = 5;
+    /// A step seen done this much after its usual time was seen by the first look (a second
+    /// look comes later than this).
+    const FIRST_LOOK_SLACK: Duration = Duration::from_millis(30);
 
     /// `im` with the status this operator wrote last, when the watch has not brought it yet.
     fn newest(&self, im: Arc<InstanceMigration>) -> Arc<InstanceMigration> {
@@ -187,19 +206,25 @@ impl Memory {
         self.written.lock().expect("never poisoned").remove(&im.uid().unwrap_or_default());
     }
 
+    /// Learns from a step seen done `took` after it started. A step seen by the first look
+    /// may well be done sooner, so the next first look comes earlier: much earlier until one
+    /// has come too early, then a little. Learning only what was seen would never look
+    /// earlier than it once did.
     fn step_took(&self, phase: MigrationPhase, took: Duration) {
-        let mut recent = self.recent.lock().expect("never poisoned");
-        let times = recent.entry(phase).or_default();
-        if times.len() == Self::KEPT {
-            times.pop_front();
-        }
-        times.push_back(took);
+        let mut usual = self.usual.lock().expect("never poisoned");
+        let next = match usual.get(&phase) {
+            Some(before) if took <= before.time + Self::FIRST_LOOK_SLACK => {
+                Usual { time: took.mul_f64(if before.bracketed { 0.9 } else { 0.75 }), bracketed: before.bracketed }
+            }
+            Some(_) => Usual { time: took, bracketed: true },
+            None => Usual { time: took, bracketed: false },
+        };
+        usual.insert(phase, next);
     }
 
-    /// The shortest recent time of each step.
+    /// When each step is usually done.
     fn usual_steps(&self) -> BTreeMap<MigrationPhase, Duration> {
-        let recent = self.recent.lock().expect("never poisoned");
-        recent.iter().filter_map(|(phase, times)| Some((*phase, *times.iter().min()?))).collect()
+        self.usual.lock().expect("never poisoned").iter().map(|(phase, usual)| (*phase, usual.time)).collect()
     }
 }
 
@@ -343,6 +368,29 @@ mod tests {
         .unwrap();
         im.status = Some(InstanceMigrationStatus { phase, ..Default::default() });
         Arc::new(im)
+    }
+
+    #[test]
+    fn the_first_look_comes_much_earlier_until_it_comes_too_early_then_a_little() {
+        let memory = Memory::default();
+        let ms = Duration::from_millis;
+        let usual = |memory: &Memory| memory.usual_steps()[&MigrationPhase::Stopping];
+        // Unknown at first: learned as seen.
+        memory.step_took(MigrationPhase::Stopping, ms(800));
+        assert_eq!(usual(&memory), ms(800));
+        // Seen done by the first look: perhaps done much sooner.
+        memory.step_took(MigrationPhase::Stopping, ms(800));
+        assert_eq!(usual(&memory), ms(600));
+        memory.step_took(MigrationPhase::Stopping, ms(620));
+        assert_eq!(usual(&memory), ms(465));
+        // Not done at the first look: when a later look saw it done is the new usual time...
+        memory.step_took(MigrationPhase::Stopping, ms(600));
+        assert_eq!(usual(&memory), ms(600));
+        // ...from which the first look comes only a little earlier each time.
+        memory.step_took(MigrationPhase::Stopping, ms(600));
+        assert_eq!(usual(&memory), ms(540));
+        // Each step is learned on its own.
+        assert!(!memory.usual_steps().contains_key(&MigrationPhase::Booting));
     }
 
     #[test]

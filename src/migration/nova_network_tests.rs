@@ -153,6 +153,7 @@ async fn reconcile_through(
             uid: "uid-1",
             deleting: false,
             now: jiff::Timestamp::now(),
+            seen_at: jiff::Timestamp::now(),
             usual_steps: &usual_steps,
             acting_since: jiff::Timestamp::UNIX_EPOCH,
         };

@@ -38,8 +38,10 @@ pub const UID_KEY: &str = "osmo_migration_uid";
 /// died meanwhile); none is sent again before.
 const CREATE_FENCE: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
 /// The shortest and longest wait between two looks at OpenStack.
-const LOOK_INTERVAL_MIN: Duration = Duration::from_millis(150);
+const LOOK_INTERVAL_MIN: Duration = Duration::from_millis(50);
 const LOOK_INTERVAL_MAX: Duration = Duration::from_secs(10);
+/// The shortest wait between two looks at a step whose usual time is not known yet.
+const UNKNOWN_STEP_LOOK_INTERVAL_MIN: Duration = Duration::from_millis(100);
 /// The first look at a step comes this late at most, however long it took before.
 const FIRST_LOOK_AT_MOST: Duration = Duration::from_secs(2);
 
@@ -52,6 +54,8 @@ pub struct Input<'a> {
     /// The resource is being deleted: stop safely instead of going on, where that is safe.
     pub deleting: bool,
     pub now: jiff::Timestamp,
+    /// When OpenStack was seen as `Observed` says: a step seen done ended then.
+    pub seen_at: jiff::Timestamp,
     /// How long each step took at least in recent migrations: the first look at OpenStack
     /// comes then.
     pub usual_steps: &'a BTreeMap<MigrationPhase, Duration>,
@@ -384,11 +388,8 @@ impl Planner<'_> {
 
     /// Ends the running step and starts `phase`.
     fn enter(&mut self, phase: MigrationPhase) {
+        self.end_running_step();
         let now = timestamp(self.input.now);
-        if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
-            running.result = StepResult::Succeeded;
-            running.finished_at = Some(now.clone());
-        }
         self.status.phase = phase;
         self.status.steps.retain(|s| s.name != phase);
         self.status.steps.push(StepRecord {
@@ -444,16 +445,19 @@ impl Planner<'_> {
     /// fraction of a second (stop) to minutes (a large snapshot).
     fn poll(&mut self) {
         let elapsed = self.step_elapsed();
-        // The first look comes when the step was done at the earliest recently (at most
-        // FIRST_LOOK_AT_MOST late), so that a step as quick as before costs one look.
+        // The first look comes when the step is usually done (at most FIRST_LOOK_AT_MOST late),
+        // so that a step as quick as before costs one look.
         let usual = self.input.usual_steps.get(&self.status.phase).map(|d| (*d).min(FIRST_LOOK_AT_MOST));
         let interval = match usual {
             Some(usual) if elapsed + LOOK_INTERVAL_MIN <= usual => usual - elapsed,
-            // Then half the time since: the n-th look comes about 1.5^n times the first, so a
-            // 1 s step is seen done within half a second of it, a 10 min snapshot in a dozen.
-            usual => {
-                (elapsed.saturating_sub(usual.unwrap_or_default()) / 2).clamp(LOOK_INTERVAL_MIN, LOOK_INTERVAL_MAX)
+            // Then half the time since, and no less than an eighth of the usual time: the n-th
+            // look comes about 1.5^n times the first, so a 1 s step is seen done within half a
+            // second of it, a 10 min snapshot in a dozen looks.
+            Some(usual) => {
+                ((elapsed.saturating_sub(usual) / 2).max(usual / 8)).clamp(LOOK_INTERVAL_MIN, LOOK_INTERVAL_MAX)
             }
+            // A step not seen before is looked at a little less eagerly.
+            None => (elapsed / 2).clamp(UNKNOWN_STEP_LOOK_INTERVAL_MIN, LOOK_INTERVAL_MAX),
         };
         self.requeue = Some(interval);
     }
@@ -543,12 +547,19 @@ impl Planner<'_> {
         self.requeue = None;
     }
 
-    fn succeed(&mut self) {
-        let now = timestamp(self.input.now);
+    /// The running step was seen done (a step started from the very look that shows it done
+    /// ends as it starts).
+    fn end_running_step(&mut self) {
+        let seen_at = self.input.seen_at;
         if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
+            let started = running.started_at.parse::<jiff::Timestamp>().unwrap_or(seen_at);
             running.result = StepResult::Succeeded;
-            running.finished_at = Some(now);
+            running.finished_at = Some(timestamp(seen_at.max(started)));
         }
+    }
+
+    fn succeed(&mut self) {
+        self.end_running_step();
         self.status.phase = MigrationPhase::Succeeded;
         let target = self
             .status

@@ -374,6 +374,7 @@ impl Run {
             uid: UID,
             deleting: self.deleting,
             now: at(self.now),
+            seen_at: at(self.now),
             usual_steps: &self.usual_steps,
             acting_since: at(self.acting_since),
         }
@@ -929,13 +930,37 @@ fn polling_slows_down_as_a_step_drags_on() {
     let entered = run.now - SECONDS_PER_STEP;
 
     for (elapsed, interval) in
-        [(0, Duration::from_millis(150)), (5, Duration::from_millis(2500)), (1000, Duration::from_secs(10))]
+        [(0, Duration::from_millis(100)), (5, Duration::from_millis(2500)), (1000, Duration::from_secs(10))]
     {
         run.now = entered + elapsed;
         let waiting = run.decide();
         assert_eq!((waiting.status.phase, waiting.action), (Snapshotting, None));
         assert_eq!(waiting.requeue, Some(interval), "after {elapsed}s");
     }
+}
+
+#[test]
+fn a_step_ends_when_it_was_seen_done_and_the_next_starts_when_decided() {
+    // Each look begins a second before the answer comes back and the planner decides.
+    let decide_after_a_look = |run: &Run| {
+        let mut input = run.input();
+        input.seen_at = at(run.now - 1);
+        plan(&input, &run.cloud.observed()).status
+    };
+    let step = |status: &InstanceMigrationStatus, name| status.steps.iter().find(|s| s.name == name).unwrap().clone();
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.now = 10;
+
+    // Recording starts and ends in the decision made from the look that records.
+    let recorded = decide_after_a_look(&run);
+    assert_eq!(step(&recorded, Recording).finished_at, Some(crate::api::timestamp(at(10))));
+    assert_eq!(step(&recorded, Stopping).started_at, crate::api::timestamp(at(10)));
+
+    run.until(Stopping);
+    run.cloud.source.as_mut().unwrap().status = "SHUTOFF".into();
+    let stopped = decide_after_a_look(&run);
+    assert_eq!(step(&stopped, Stopping).finished_at, Some(crate::api::timestamp(at(run.now - 1))));
+    assert_eq!(step(&stopped, Snapshotting).started_at, crate::api::timestamp(at(run.now)));
 }
 
 #[test]
@@ -949,6 +974,12 @@ fn the_first_look_comes_when_the_step_was_done_before() {
 
     // At the usual time; after it, soon, then less and less often.
     for (elapsed, interval) in [(0, 1500), (1, 500), (2, 250), (5, 1750)] {
+        run.now = entered + elapsed;
+        assert_eq!(run.decide().requeue, Some(Duration::from_millis(interval)), "after {elapsed}s");
+    }
+    // A first look that came too early is followed by one an eighth of the usual time later.
+    run.usual_steps.insert(Snapshotting, Duration::from_secs(2));
+    for (elapsed, interval) in [(0, 2000), (2, 250), (3, 500)] {
         run.now = entered + elapsed;
         assert_eq!(run.decide().requeue, Some(Duration::from_millis(interval)), "after {elapsed}s");
     }
