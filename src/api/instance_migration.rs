@@ -241,6 +241,11 @@ pub struct InstanceMigrationStatus {
     /// Everything recorded about the source before it was changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<RecordedServer>,
+    /// The server's project, when the source credentials are scoped to another: osmo acts in
+    /// it, with the same credentials scoped to it, so that the snapshot and the replacement
+    /// belong to the server's project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acting_project_id: Option<String>,
     /// When osmo last sent a request that creates the snapshot or the replacement: until that
     /// request has had time to land, none is sent again (it may still be in flight from an
     /// operator that died), so that no twin is ever made.

@@ -71,7 +71,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     let uid = im.uid().unwrap_or_default();
     let needs_openstack = !matches!(current.phase, MigrationPhase::Succeeded | MigrationPhase::Failed)
         && planner::validate(&im.spec).is_empty();
-    let sessions = if needs_openstack { Some(observe::sessions(&ctx, &im).await) } else { None };
+    let mut sessions = if needs_openstack { Some(observe::sessions(&ctx, &im, &current).await) } else { None };
     // A step ends when OpenStack was seen done, not when the answer came back: step times (and
     // the first look they set) must not grow by the time a look takes.
     let mut seen_at = jiff::Timestamp::now();
@@ -88,6 +88,12 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
         );
         let decided_at = Instant::now();
         publish(&ctx, &mut now_written, decision.status.clone()).await?;
+        // Recording may have found a server of another project: from now on, act in it.
+        if let Some(Ok(s)) = &sessions
+            && s.acting_project != decision.status.acting_project_id
+        {
+            sessions = Some(observe::sessions(&ctx, &im, &decision.status).await);
+        }
         let Some(Ok(s)) = &sessions else { return done(&api, &im, &decision, decided_at, &ctx).await };
         let look_at_once = decision.requeue == Some(Duration::ZERO);
         match decision.action.clone() {

@@ -188,8 +188,11 @@ async fn addresses_are_recorded_with_their_pool_then_recreated_allocated_and_add
     let (s, t) = (source.clone(), target.clone());
     let old_cloud = FakeCloud::start("2.95", move |call: &Call| s.lock().unwrap().answer(call)).await;
     let new_cloud = FakeCloud::start("2.95", move |call: &Call| t.lock().unwrap().answer(call)).await;
-    let sessions =
-        Sessions { source: Arc::new(old_cloud.session("secret")), target: Arc::new(new_cloud.session("secret")) };
+    let sessions = Sessions {
+        source: Arc::new(old_cloud.session("secret")),
+        target: Arc::new(new_cloud.session("secret")),
+        acting_project: None,
+    };
     let ctx = context();
     let im = migration();
 

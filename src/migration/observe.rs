@@ -16,20 +16,32 @@ use crate::runtime::clouds::CloudError;
 use super::planner::{ImageState, NovaNetworkState, Observed, Refusal, ServerState, UID_KEY};
 use super::record::{nova_network_floating_ips, record};
 
-/// The sessions of the source and target clouds (the same one unless `target.cloud` is set).
+/// The sessions of the source and target clouds (the same one unless `target.cloud` is set),
+/// scoped to the server's project when the migration acts in it.
 pub struct Sessions {
     pub source: Arc<Session>,
     pub target: Arc<Session>,
+    /// The project they act in, when not the credentials' own.
+    pub acting_project: Option<String>,
 }
 
-pub async fn sessions(ctx: &Context, im: &InstanceMigration) -> Result<Sessions, CloudError> {
+pub async fn sessions(
+    ctx: &Context,
+    im: &InstanceMigration,
+    status: &InstanceMigrationStatus,
+) -> Result<Sessions, CloudError> {
     let namespace = im.namespace().unwrap_or_default();
-    let source = ctx.clouds.session(&namespace, &im.spec.source).await?;
+    let acting_project = status.acting_project_id.clone();
+    let session = async |cloud| match &acting_project {
+        Some(project) => ctx.clouds.session_in_project(&namespace, cloud, project).await,
+        None => ctx.clouds.session(&namespace, cloud).await,
+    };
+    let source = session(&im.spec.source).await?;
     let target = match &im.spec.options.target.cloud {
-        Some(cloud) if *cloud != im.spec.source => ctx.clouds.session(&namespace, cloud).await?,
+        Some(cloud) if *cloud != im.spec.source => session(cloud).await?,
         _ => source.clone(),
     };
-    Ok(Sessions { source, target })
+    Ok(Sessions { source, target, acting_project })
 }
 
 /// The description that marks a port osmo recreated for a source port.
@@ -51,7 +63,10 @@ pub async fn observe(
     match status.phase {
         Pending | Recording => {
             let (recorded, base) = recording(ctx, s, im).await?;
-            o.recording = Some(recorded);
+            o.recording = Some(recorded.map(|(record, acting_project)| {
+                o.acting_project = acting_project;
+                record
+            }));
             o.boot = base;
             // Whether the target can give the addresses back is known before anything changes.
             if nova_network && matches!(o.recording, Some(Ok(_))) {
@@ -249,19 +264,17 @@ async fn nova_network_or_refusal(session: &Session) -> Result<Result<NovaNetwork
     }
 }
 
-/// The source's record and what its replacement is made of in the target, or why it cannot
-/// be migrated.
-async fn recording(
-    ctx: &Context,
-    s: &Sessions,
-    im: &InstanceMigration,
-) -> Result<(Result<RecordedServer, Refusal>, Option<Result<BootBase, Refusal>>), Error> {
+/// The source's record with the project to act in, and what its replacement is made of in the
+/// target; or why it cannot be migrated.
+type Recording = (Result<(RecordedServer, Option<String>), Refusal>, Option<Result<BootBase, Refusal>>);
+
+async fn recording(ctx: &Context, s: &Sessions, im: &InstanceMigration) -> Result<Recording, Error> {
     let recorded = match record_source(ctx, s, im).await? {
         Ok(r) => r,
         Err(refusal) => return Ok((Err(refusal), None)),
     };
     // Everything the replacement needs must exist in the target before anything changes.
-    let base = boot_base(s, im, &recorded).await?;
+    let base = boot_base(s, im, &recorded.0).await?;
     Ok((Ok(recorded), Some(base)))
 }
 
@@ -271,7 +284,7 @@ async fn record_source(
     ctx: &Context,
     s: &Sessions,
     im: &InstanceMigration,
-) -> Result<Result<RecordedServer, Refusal>, Error> {
+) -> Result<Result<(RecordedServer, Option<String>), Refusal>, Error> {
     let wanted = &im.spec.server;
     let found = s.source.compute().find_server(wanted).await?;
     let server = match found.as_slice() {
@@ -295,7 +308,10 @@ async fn record_source(
             message: format!("server {} is already being migrated by InstanceMigration {other}", server.id),
         }));
     }
-    let project = s.source.project_id().await?;
+    let acting_project = match acting_project(s, im, server).await? {
+        Ok(project) => project,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     let nova_network = im.spec.options.addresses.mode == AddressMode::NovaNetwork;
     // A nova-network cloud has no Neutron: its addresses are Nova's.
     let (ports, fips) = if nova_network {
@@ -307,7 +323,7 @@ async fn record_source(
             if port_filters.is_empty() { Vec::new() } else { s.source.network().floating_ips(&port_filters).await? };
         (ports, fips)
     };
-    let mut recorded = match record(server, &ports, &fips, project.as_deref()) {
+    let mut recorded = match record(server, &ports, &fips) {
         Ok(r) => r,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -318,7 +334,48 @@ async fn record_source(
         };
         recorded.nova_network_floating_ips = nova_network_floating_ips(&server.id, &legacy.allocated, &legacy.pools);
     }
-    Ok(Ok(recorded))
+    Ok(Ok((recorded, acting_project)))
+}
+
+/// The project osmo must act in for `server`: none when the credentials are scoped to the
+/// server's project (or to no project); the server's, when every cloud's credentials can be
+/// scoped to it (a password user with a role there); else why not, before anything changes.
+/// A snapshot and a replacement belong to the project that makes them.
+async fn acting_project(
+    s: &Sessions,
+    im: &InstanceMigration,
+    server: &crate::openstack::compute::Server,
+) -> Result<Result<Option<String>, Refusal>, Error> {
+    let (Some(owner), Some(own)) = (server.tenant_id.as_deref(), s.source.project_id().await?) else {
+        return Ok(Ok(None));
+    };
+    if owner == own {
+        return Ok(Ok(None));
+    }
+    let mut clouds = vec![(&im.spec.source, &s.source)];
+    if let Some(target) = im.spec.options.target.cloud.as_ref().filter(|c| **c != im.spec.source) {
+        clouds.push((target, &s.target));
+    }
+    for (cloud, session) in clouds {
+        let refusal = |why: String| Refusal {
+            reason: "WrongProject",
+            message: format!(
+                "server {} belongs to project {owner}, and the credentials of cloud {} cannot act in it: {why}",
+                server.id, cloud.cloud
+            ),
+        };
+        let scoped = match session.in_project(owner) {
+            Ok(scoped) => scoped,
+            Err(e) => return Ok(Err(refusal(e.to_string()))),
+        };
+        // Logging in scoped to the project is the test: Keystone refuses a user with no role there.
+        match scoped.project_id().await {
+            Ok(_) => {}
+            Err(e @ Error::Auth { .. }) => return Ok(Err(refusal(e.to_string()))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Ok(Some(owner.to_string())))
 }
 
 /// Another InstanceMigration, older and not finished, that names the same server.

@@ -101,6 +101,9 @@ pub struct ImageState {
 pub struct Observed {
     /// Recording: the source, fully recorded, or why it cannot be migrated.
     pub recording: Option<Result<RecordedServer, Refusal>>,
+    /// Recording: the server's project, when osmo must act in it with its credentials scoped
+    /// to it (they are scoped to another).
+    pub acting_project: Option<String>,
     /// The source server; `None` when it does not exist.
     pub source: Option<ServerState>,
     /// The snapshot (by recorded id, or found by the migration's UID).
@@ -631,6 +634,7 @@ impl Planner<'_> {
             Some(Ok(base)) => base.clone(),
         };
         self.status.source = Some(record.clone());
+        self.status.acting_project_id = observed.acting_project.clone();
         self.status.boot_base = Some(base);
         self.advance(MigrationPhase::Recording);
         if !(self.input.spec.options.stop_source && record.status == "ACTIVE") {

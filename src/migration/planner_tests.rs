@@ -139,6 +139,8 @@ fn server_state(id: &str, status: &str) -> ServerState {
 #[derive(Clone, Debug)]
 struct Cloud {
     recording: Result<RecordedServer, Refusal>,
+    /// The server's project, when the credentials are scoped to another.
+    acting_project: Option<String>,
     boot: Result<BootBase, Refusal>,
     source: Option<ServerState>,
     snapshot: Option<ImageState>,
@@ -184,6 +186,7 @@ impl Cloud {
             snapshot_becomes: "active",
             target_becomes: "ACTIVE",
             recording: Ok(record),
+            acting_project: None,
         }
     }
 
@@ -196,6 +199,7 @@ impl Cloud {
     fn observed(&self) -> Observed {
         Observed {
             recording: Some(self.recording.clone()),
+            acting_project: self.acting_project.clone(),
             source: self.source.clone(),
             snapshot: self.snapshot.clone(),
             target: self.target.clone(),
@@ -987,6 +991,19 @@ fn the_first_look_comes_when_the_step_was_done_before() {
     run.usual_steps.insert(Snapshotting, Duration::from_secs(600));
     run.now = entered;
     assert_eq!(run.decide().requeue, Some(Duration::from_secs(2)));
+}
+
+#[test]
+fn a_server_of_another_project_is_migrated_acting_in_its_project() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.acting_project = Some("p-web".into());
+    let mut run = Run::new(snapshot_spec(), cloud);
+    // Recorded with the project, before the first change: every later change acts in it.
+    let first_change = run.entering(Stopping);
+    assert_eq!(first_change.status.acting_project_id.as_deref(), Some("p-web"));
+    assert!(matches!(first_change.action, Some(Action::StopSource { .. })));
+    assert_eq!(run.finish().phase, Succeeded);
+    assert_eq!(run.status().acting_project_id.as_deref(), Some("p-web"));
 }
 
 // ---- safety -----------------------------------------------------------------------------

@@ -11,23 +11,7 @@ use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 use super::planner::Refusal;
 
 /// The record of `server`, or why it cannot be migrated.
-pub fn record(
-    server: &Server,
-    ports: &[Port],
-    floating_ips: &[FloatingIp],
-    session_project: Option<&str>,
-) -> Result<RecordedServer, Refusal> {
-    if let (Some(owner), Some(ours)) = (server.tenant_id.as_deref(), session_project)
-        && owner != ours
-    {
-        return Err(Refusal {
-            reason: "WrongProject",
-            message: format!(
-                "server {} belongs to project {owner}, but the source credentials are scoped to project {ours}: the replacement would land in the wrong project; use credentials scoped to {owner}",
-                server.id
-            ),
-        });
-    }
+pub fn record(server: &Server, ports: &[Port], floating_ips: &[FloatingIp]) -> Result<RecordedServer, Refusal> {
     if server.image_id.is_none() || !server.volumes_attached.is_empty() {
         let volumes: Vec<_> = server.volumes_attached.iter().map(|v| v.id.as_str()).collect();
         return Err(Refusal {
@@ -160,7 +144,7 @@ mod tests {
 
     #[test]
     fn a_server_is_recorded_with_ports_and_floating_ips() {
-        let r = record(&server(json!({})), &[port()], &[fip(Some("p-1")), fip(None)], Some("p1")).unwrap();
+        let r = record(&server(json!({})), &[port()], &[fip(Some("p-1")), fip(None)]).unwrap();
         assert_eq!(
             (r.flavor_name.as_deref(), r.key_name.as_deref(), r.host.as_deref()),
             (Some("m1.tiny"), Some("k"), Some("havana-1"))
@@ -196,25 +180,18 @@ mod tests {
 
     #[test]
     fn servers_with_volumes_are_refused() {
-        let e = record(&server(json!({"os-extended-volumes:volumes_attached": [{"id": "v1"}]})), &[], &[], None)
-            .unwrap_err();
+        let e = record(&server(json!({"os-extended-volumes:volumes_attached": [{"id": "v1"}]})), &[], &[]).unwrap_err();
         assert_eq!(e.reason, "VolumesAttached");
         assert!(e.message.contains("v1"));
-        let e = record(&server(json!({"image": ""})), &[], &[], None).unwrap_err();
+        let e = record(&server(json!({"image": ""})), &[], &[]).unwrap_err();
         assert!(e.message.contains("boots from a volume"));
     }
 
     #[test]
-    fn servers_of_another_project_are_refused() {
-        let e = record(&server(json!({})), &[], &[], Some("p2")).unwrap_err();
-        assert_eq!(e.reason, "WrongProject");
-    }
-
-    #[test]
     fn busy_or_broken_servers_are_refused() {
-        assert_eq!(record(&server(json!({"status": "ERROR"})), &[], &[], None).unwrap_err().reason, "SourceNotReady");
+        assert_eq!(record(&server(json!({"status": "ERROR"})), &[], &[]).unwrap_err().reason, "SourceNotReady");
         assert_eq!(
-            record(&server(json!({"OS-EXT-STS:task_state": "rebooting"})), &[], &[], None).unwrap_err().reason,
+            record(&server(json!({"OS-EXT-STS:task_state": "rebooting"})), &[], &[]).unwrap_err().reason,
             "SourceBusy"
         );
     }

@@ -96,6 +96,22 @@ impl CloudConfig {
         }
     }
 
+    /// The same credentials scoped to another project, to act on that project's servers as
+    /// their owner. Application credentials are bound to their own project.
+    pub fn in_project(&self, project_id: &str) -> Result<CloudConfig, Error> {
+        if self.auth_method()? == AuthMethod::ApplicationCredential {
+            return Err(Error::Config(format!(
+                "application credentials act only in their own project, not in project {project_id}"
+            )));
+        }
+        let mut config = self.clone();
+        let auth = &mut config.auth;
+        auth.project_id = Some(project_id.to_string());
+        (auth.project_name, auth.project_domain_id, auth.project_domain_name) = (None, None, None);
+        (auth.domain_id, auth.domain_name) = (None, None);
+        Ok(config)
+    }
+
     /// The catalog interface, normalised (`publicURL` -> `public`).
     pub fn interface(&self) -> String {
         self.interface.as_deref().unwrap_or("public").trim_end_matches("URL").to_string()
@@ -186,6 +202,16 @@ clouds:
         assert_eq!(c.auth_method().unwrap(), AuthMethod::ApplicationCredential);
         assert!(!c.verify);
         assert_eq!(c.interface(), "public");
+    }
+
+    #[test]
+    fn password_credentials_are_scoped_to_another_project_by_id() {
+        let c = parse(CLOUDS, "old").unwrap().in_project("p-42").unwrap();
+        assert_eq!(c.auth.project_id.as_deref(), Some("p-42"));
+        assert_eq!((c.auth.project_name, c.auth.project_domain_name), (None, None));
+        assert_eq!(c.auth.user_domain_name.as_deref(), Some("Default"), "the user is found as before");
+        let e = parse(CLOUDS, "appcred").unwrap().in_project("p-42").unwrap_err().to_string();
+        assert!(e.contains("application credentials") && e.contains("p-42"), "{e}");
     }
 
     #[test]

@@ -194,6 +194,19 @@ impl Session {
         })
     }
 
+    /// A session of the same credentials (and TLS settings) scoped to another project; it logs
+    /// in on its first request, where Keystone refuses a user with no role in the project.
+    pub fn in_project(&self, project_id: &str) -> Result<Session, Error> {
+        Ok(Session {
+            http: self.http.clone(),
+            config: self.config.in_project(project_id)?,
+            token: tokio::sync::Mutex::new(None),
+            retry: self.retry.clone(),
+            observer: self.observer.clone(),
+            compute_version: tokio::sync::OnceCell::new(),
+        })
+    }
+
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self

@@ -40,7 +40,9 @@ impl CloudError {
     }
 }
 
-type Key = (String, String, String);
+/// Namespace, Secret, cloud, and the project the session acts in when it is not the one of
+/// the credentials.
+type Key = (String, String, String, Option<String>);
 
 pub struct Clouds {
     client: kube::Client,
@@ -81,11 +83,9 @@ impl Clouds {
 
     /// The session for a cloud reference in a namespace.
     pub async fn session(&self, namespace: &str, cloud: &CloudRef) -> Result<Arc<Session>, CloudError> {
-        let key = (namespace.to_string(), cloud.secret_name.clone(), cloud.cloud.clone());
-        if let Some((built, session)) = self.sessions.lock().unwrap().get(&key)
-            && built.elapsed() < SESSION_TTL
-        {
-            return Ok(session.clone());
+        let key = (namespace.to_string(), cloud.secret_name.clone(), cloud.cloud.clone(), None);
+        if let Some(session) = self.cached(&key) {
+            return Ok(session);
         }
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = secrets.get_opt(&cloud.secret_name).await?.ok_or_else(|| CloudError::SecretNotFound {
@@ -99,27 +99,58 @@ impl Clouds {
         }
         let (config, cacert) = clouds::from_secret(&cloud.secret_name, &data, &cloud.cloud)
             .map_err(|e| CloudError::Invalid(e.to_string()))?;
-        let session = Arc::new(
-            Session::new(config, cacert.as_deref())
-                .map_err(|e| CloudError::Invalid(e.to_string()))?
-                .with_observer(self.observer.clone()),
-        );
-        // Reconciliations that raced here share the first session built: each session
-        // authenticates to Keystone on its first request, and a restarted operator would
-        // otherwise log in once per resource at once.
+        let session = Session::new(config, cacert.as_deref())
+            .map_err(|e| CloudError::Invalid(e.to_string()))?
+            .with_observer(self.observer.clone());
+        Ok(self.keep(key, session))
+    }
+
+    /// The session for a cloud reference's credentials scoped to another project: to act on a
+    /// server as its project does (a snapshot and a replacement belong to the project that
+    /// makes them).
+    pub async fn session_in_project(
+        &self,
+        namespace: &str,
+        cloud: &CloudRef,
+        project_id: &str,
+    ) -> Result<Arc<Session>, CloudError> {
+        let key = (namespace.to_string(), cloud.secret_name.clone(), cloud.cloud.clone(), Some(project_id.to_string()));
+        if let Some(session) = self.cached(&key) {
+            return Ok(session);
+        }
+        let base = self.session(namespace, cloud).await?;
+        let session = base.in_project(project_id).map_err(|e| CloudError::Invalid(e.to_string()))?;
+        Ok(self.keep(key, session))
+    }
+
+    fn cached(&self, key: &Key) -> Option<Arc<Session>> {
+        let sessions = self.sessions.lock().unwrap();
+        sessions.get(key).filter(|(built, _)| built.elapsed() < SESSION_TTL).map(|(_, session)| session.clone())
+    }
+
+    /// Keeps a session just built, unless a racing reconciliation kept one first: each session
+    /// authenticates to Keystone on its first request, and a restarted operator would
+    /// otherwise log in once per resource at once.
+    fn keep(&self, key: Key, session: Session) -> Arc<Session> {
         let mut sessions = self.sessions.lock().unwrap();
+        // Sessions of projects no longer acted in go: the map holds only what is in use.
+        sessions.retain(|_, (built, _)| built.elapsed() < SESSION_TTL);
         match sessions.get(&key) {
-            Some((built, first)) if built.elapsed() < SESSION_TTL => Ok(first.clone()),
+            Some((built, first)) if built.elapsed() < SESSION_TTL => first.clone(),
             _ => {
+                let session = Arc::new(session);
                 sessions.insert(key, (Instant::now(), session.clone()));
-                Ok(session)
+                session
             }
         }
     }
 
-    /// Forgets a session, e.g. after its credentials were refused.
+    /// Forgets a cloud reference's sessions (in every project), e.g. after its credentials
+    /// were refused.
     pub fn forget(&self, namespace: &str, cloud: &CloudRef) {
-        self.sessions.lock().unwrap().remove(&(namespace.to_string(), cloud.secret_name.clone(), cloud.cloud.clone()));
+        self.sessions.lock().unwrap().retain(|(ns, secret, name, _), _| {
+            (ns.as_str(), secret, name) != (namespace, &cloud.secret_name, &cloud.cloud)
+        });
     }
 
     /// Waits for a turn to change something in the cloud behind `session`.
@@ -141,9 +172,9 @@ mod tests {
     use crate::api::CloudRef;
     use crate::openstack::fake::{Call, FakeCloud, ok, status};
 
-    #[tokio::test]
-    async fn resources_resuming_at_once_share_one_session_and_one_login() {
-        // One fake serves both the Kubernetes API (the Secret) and OpenStack.
+    /// One fake serving both the Kubernetes API (the Secret `clouds`) and OpenStack, and the
+    /// operator's sessions of it.
+    async fn fake_clouds() -> (FakeCloud, Arc<Clouds>, CloudRef) {
         let secret = Arc::new(Mutex::new(json!(null)));
         let served = secret.clone();
         let cloud = FakeCloud::start("2.95", move |call: &Call| match call.path.as_str() {
@@ -161,8 +192,12 @@ mod tests {
         let url = format!("http://{}", cloud.addr()).parse().unwrap();
         let client = kube::Client::try_from(kube::Config::new(url)).unwrap();
         let clouds = Arc::new(Clouds::new(client, Arc::new(|_, _| {}), 8));
-        let reference = CloudRef { secret_name: "clouds".into(), cloud: "fake".into() };
+        (cloud, clouds, CloudRef { secret_name: "clouds".into(), cloud: "fake".into() })
+    }
 
+    #[tokio::test]
+    async fn resources_resuming_at_once_share_one_session_and_one_login() {
+        let (cloud, clouds, reference) = fake_clouds().await;
         // As after a restart: every migration's first reconcile asks at once.
         let resumed = (0..16).map(|_| {
             let (clouds, reference) = (clouds.clone(), reference.clone());
@@ -175,6 +210,23 @@ mod tests {
         let sessions: Vec<_> = futures::future::join_all(resumed).await.into_iter().map(Result::unwrap).collect();
         assert!(sessions.iter().all(|s| Arc::ptr_eq(s, &sessions[0])), "each resource built its own session");
         assert_eq!(cloud.tokens_issued(), 1, "one login to Keystone, not one per resource");
+    }
+
+    #[tokio::test]
+    async fn sessions_in_other_projects_are_kept_apart_and_forgotten_with_the_credentials() {
+        let (_cloud, clouds, reference) = fake_clouds().await;
+        let own = clouds.session("default", &reference).await.unwrap();
+        let in_p1 = clouds.session_in_project("default", &reference, "p1").await.unwrap();
+        assert_eq!(in_p1.config().auth.project_id.as_deref(), Some("p1"));
+        assert!(!Arc::ptr_eq(&own, &in_p1));
+        assert!(Arc::ptr_eq(&in_p1, &clouds.session_in_project("default", &reference, "p1").await.unwrap()));
+        let in_p2 = clouds.session_in_project("default", &reference, "p2").await.unwrap();
+        assert!(!Arc::ptr_eq(&in_p1, &in_p2));
+
+        // Refused credentials are forgotten in every project.
+        clouds.forget("default", &reference);
+        assert!(!Arc::ptr_eq(&in_p1, &clouds.session_in_project("default", &reference, "p1").await.unwrap()));
+        assert!(!Arc::ptr_eq(&own, &clouds.session("default", &reference).await.unwrap()));
     }
 
     #[tokio::test]

@@ -9,7 +9,9 @@ use osmo::openstack::compute::NetworkAttachment;
 use osmo::openstack::network::FloatingIp;
 
 use crate::harness::{Env, Operator, env, jsonpath, kubectl_ok, kubectl_stdin_ok, namespace, wait_for};
-use crate::openstack::{Fixtures, fixtures, server_spec, session, unique, until, wait_gone, wait_status};
+use crate::openstack::{
+    Fixtures, KeystoneAdmin, admin_in_project, fixtures, server_spec, session, unique, until, wait_gone, wait_status,
+};
 
 /// A namespace with the test clouds' Secret and an operator watching it.
 pub(crate) fn setup(test: &str) -> (&'static Env, String, Operator) {
@@ -332,4 +334,41 @@ async fn deleting_a_migration_after_the_source_is_deleted_finishes_the_boot() {
     let snapshots = admin.image().images_with_property(UID_KEY, &uid).await.unwrap();
     assert!(snapshots.iter().all(|i| i.status == "deleted"), "the snapshot was left: {snapshots:?}");
     clean_up(&admin, &[&ours[0].id], &[&fip]).await;
+}
+
+#[tokio::test]
+async fn a_server_of_another_project_moves_within_its_project() {
+    let (env, ns, _op) = setup("im-project");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let keystone = KeystoneAdmin::login().await;
+    // Two projects where the admin user is a member: it boots a server with a floating IP in
+    // each, as the project; then it stops being a member of the second.
+    let member = keystone.project_with_admin_as_member(&unique("e2e-member")).await;
+    let former = keystone.project_with_admin_as_member(&unique("e2e-former")).await;
+    let in_member = admin_in_project(&member);
+    let (source, fip, _) = server_with_floating_ip(&in_member, &f, &[]).await;
+    let unreachable = server_on_havana(&admin_in_project(&former), &f, &[]).await;
+    keystone.revoke_admin_membership(&former).await;
+
+    // The admin credentials (scoped to project admin) move the first server in its project.
+    apply_migration(env, &ns, "member", &source, "");
+    wait_condition(env, &ns, "member", "Ready", 120);
+    let replacement = assert_moved(&admin, env, &ns, "member", &source, &fip).await;
+    assert_eq!(jsonpath(env, &ns, "im/member", "{.status.actingProjectId}"), member);
+    let new = admin.compute().server(&replacement).await.unwrap().unwrap();
+    assert_eq!(new.tenant_id.as_deref(), Some(member.as_str()), "the replacement left the server's project");
+
+    // In a project where they have no role, they cannot act: refused before anything changes.
+    apply_migration(env, &ns, "former", &unreachable, "");
+    wait_condition(env, &ns, "former", "Failed", 60);
+    assert_eq!(jsonpath(env, &ns, "im/former", "{.status.conditions[?(@.type==\"Failed\")].reason}"), "WrongProject");
+    let message = jsonpath(env, &ns, "im/former", "{.status.conditions[?(@.type==\"Failed\")].message}");
+    assert!(message.contains(&former), "{message}");
+    let untouched = admin.compute().server(&unreachable).await.unwrap().unwrap();
+    assert_eq!((untouched.status.as_str(), untouched.host.as_deref()), ("ACTIVE", Some("havana-1")));
+
+    clean_up(&admin, &[&replacement, &unreachable], &[&fip]).await;
+    keystone.delete_project(&member).await;
+    keystone.delete_project(&former).await;
 }

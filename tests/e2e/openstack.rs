@@ -22,6 +22,66 @@ pub fn session(cloud: &str) -> Session {
     Session::new(clouds::parse(&clouds_yaml(), cloud).unwrap(), None).unwrap()
 }
 
+/// A session of the `admin` cloud's credentials scoped to another project.
+pub fn admin_in_project(project_id: &str) -> Session {
+    Session::new(clouds::parse(&clouds_yaml(), "admin").unwrap().in_project(project_id).unwrap(), None).unwrap()
+}
+
+/// Keystone as the cloud admin, over its REST API (osmo's client makes no identity calls
+/// beyond logging in).
+pub struct KeystoneAdmin {
+    url: String,
+    token: String,
+    user_id: String,
+    member_role_id: String,
+}
+
+impl KeystoneAdmin {
+    pub async fn login() -> Self {
+        let (token, body) = rest_login("admin").await;
+        let url = clouds::parse(&clouds_yaml(), "admin").unwrap().auth.auth_url.trim_end_matches('/').to_string();
+        let user_id = body["token"]["user"]["id"].as_str().unwrap().to_string();
+        let mut keystone = KeystoneAdmin { url, token, user_id, member_role_id: String::new() };
+        let roles = keystone.call(reqwest::Method::GET, "/roles?name=member", None).await;
+        keystone.member_role_id = roles["roles"][0]["id"].as_str().expect("role member").to_string();
+        keystone
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.url));
+        request = request.header("X-Auth-Token", &self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap().error_for_status().unwrap();
+        response.json().await.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A new project of the default domain, where the admin user is a member; its id.
+    pub async fn project_with_admin_as_member(&self, name: &str) -> String {
+        let body = serde_json::json!({"project": {"name": name, "domain_id": "default"}});
+        let made = self.call(reqwest::Method::POST, "/projects", Some(body)).await;
+        let id = made["project"]["id"].as_str().unwrap().to_string();
+        self.call(reqwest::Method::PUT, &self.membership(&id), None).await;
+        id
+    }
+
+    /// The admin user stops being a member of the project.
+    pub async fn revoke_admin_membership(&self, project_id: &str) {
+        self.call(reqwest::Method::DELETE, &self.membership(project_id), None).await;
+    }
+
+    fn membership(&self, project_id: &str) -> String {
+        format!("/projects/{project_id}/users/{}/roles/{}", self.user_id, self.member_role_id)
+    }
+
+    pub async fn delete_project(&self, project_id: &str) {
+        let disable = serde_json::json!({"project": {"enabled": false}});
+        self.call(reqwest::Method::PATCH, &format!("/projects/{project_id}"), Some(disable)).await;
+        self.call(reqwest::Method::DELETE, &format!("/projects/{project_id}"), None).await;
+    }
+}
+
 /// A port of the OpenStack stack, as `hack/openstack/up.sh` was told it (its defaults else).
 pub fn port(variable: &str, default: u16) -> u16 {
     std::env::var(variable).ok().and_then(|p| p.parse().ok()).unwrap_or(default)
