@@ -187,6 +187,8 @@ async fn main() {
     for fip in &fips {
         admin.network().delete_floating_ip(fip).await.unwrap();
     }
+    // While the operator runs: it releases the migrations' finalizers.
+    kubectl(&["delete", "namespace", &ns, "--timeout=120s"]);
     operator.kill().unwrap();
     operator.wait().unwrap();
 }
