@@ -10,7 +10,8 @@ use osmo::openstack::compute::{ComputeService, NetworkAttachment};
 use crate::harness::{Env, jsonpath, kubectl_ok, kubectl_stdin_ok, wait_for};
 use crate::migration::{add_floating_ip, assert_moved, clean_up, setup};
 use crate::openstack::{
-    Fixtures, extra_compute, fixtures, server_spec, session, unique, until, wait_gone, wait_status,
+    Fixtures, KeystoneAdmin, admin_in_project, extra_compute, fixtures, server_spec, session, unique, until, wait_gone,
+    wait_status,
 };
 
 const REASON: &str = "osmo e2e: redeploying";
@@ -100,9 +101,14 @@ async fn a_host_is_drained_two_at_a_time_and_its_service_retired() {
     let f = fixtures(&admin).await;
     let host = spare_host(&admin, "drain").await;
     let mut servers = Vec::new();
-    for i in 0..5 {
+    for i in 0..4 {
         servers.push((format!("{host}-vm{i}"), server_on(&admin, &f, &host, &format!("{host}-vm{i}"), i < 2).await));
     }
+    // One server of another project, where the drain's (admin) user holds a role.
+    let keystone = KeystoneAdmin::login().await;
+    let project = keystone.project_with_admin_as(&unique("e2e-drain"), "admin").await;
+    let other = format!("{host}-vm4");
+    servers.push((other.clone(), server_on(&admin_in_project(&project), &f, &host, &other, false).await));
     let (env, ns, _op) = setup("drain");
     apply_drain(env, &ns, "old-node", &host, &format!("{MIGRATE}, maxConcurrent: 2, afterDrain: RetireService"));
 
@@ -142,6 +148,9 @@ async fn a_host_is_drained_two_at_a_time_and_its_service_retired() {
                 let new_id = jsonpath(env, &ns, &format!("im/{im}"), "{.status.target.serverId}");
                 let new = admin.compute().server(&new_id).await.unwrap().expect("the replacement exists");
                 assert_eq!((new.status.as_str(), new.host.as_deref()), ("ACTIVE", Some("icehouse-1")), "{name}");
+                if *name == other {
+                    assert_eq!(new.tenant_id.as_deref(), Some(project.as_str()), "{name} left its project");
+                }
                 new_id
             }
         };
@@ -161,6 +170,7 @@ async fn a_host_is_drained_two_at_a_time_and_its_service_retired() {
 
     let fips: Vec<&str> = servers.iter().filter_map(|(_, (_, fip))| fip.as_deref()).collect();
     clean_up(&admin, &moved.iter().map(String::as_str).collect::<Vec<_>>(), &fips).await;
+    keystone.delete_project(&project).await;
 }
 
 #[tokio::test]

@@ -344,12 +344,12 @@ async fn a_server_of_another_project_moves_within_its_project() {
     let keystone = KeystoneAdmin::login().await;
     // Two projects where the admin user is a member: it boots a server with a floating IP in
     // each, as the project; then it stops being a member of the second.
-    let member = keystone.project_with_admin_as_member(&unique("e2e-member")).await;
-    let former = keystone.project_with_admin_as_member(&unique("e2e-former")).await;
+    let member = keystone.project_with_admin_as(&unique("e2e-member"), "member").await;
+    let former = keystone.project_with_admin_as(&unique("e2e-former"), "member").await;
     let in_member = admin_in_project(&member);
     let (source, fip, _) = server_with_floating_ip(&in_member, &f, &[]).await;
     let unreachable = server_on_havana(&admin_in_project(&former), &f, &[]).await;
-    keystone.revoke_admin_membership(&former).await;
+    keystone.revoke_admin_role(&former, "member").await;
 
     // The admin credentials (scoped to project admin) move the first server in its project.
     apply_migration(env, &ns, "member", &source, "");

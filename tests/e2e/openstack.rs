@@ -33,18 +33,13 @@ pub struct KeystoneAdmin {
     url: String,
     token: String,
     user_id: String,
-    member_role_id: String,
 }
 
 impl KeystoneAdmin {
     pub async fn login() -> Self {
         let (token, body) = rest_login("admin").await;
         let url = clouds::parse(&clouds_yaml(), "admin").unwrap().auth.auth_url.trim_end_matches('/').to_string();
-        let user_id = body["token"]["user"]["id"].as_str().unwrap().to_string();
-        let mut keystone = KeystoneAdmin { url, token, user_id, member_role_id: String::new() };
-        let roles = keystone.call(reqwest::Method::GET, "/roles?name=member", None).await;
-        keystone.member_role_id = roles["roles"][0]["id"].as_str().expect("role member").to_string();
-        keystone
+        KeystoneAdmin { url, token, user_id: body["token"]["user"]["id"].as_str().unwrap().to_string() }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
@@ -57,22 +52,26 @@ impl KeystoneAdmin {
         response.json().await.unwrap_or(serde_json::Value::Null)
     }
 
-    /// A new project of the default domain, where the admin user is a member; its id.
-    pub async fn project_with_admin_as_member(&self, name: &str) -> String {
+    /// A new project of the default domain, where the admin user holds `role`; its id.
+    pub async fn project_with_admin_as(&self, name: &str, role: &str) -> String {
         let body = serde_json::json!({"project": {"name": name, "domain_id": "default"}});
         let made = self.call(reqwest::Method::POST, "/projects", Some(body)).await;
         let id = made["project"]["id"].as_str().unwrap().to_string();
-        self.call(reqwest::Method::PUT, &self.membership(&id), None).await;
+        let assignment = self.assignment(&id, role).await;
+        self.call(reqwest::Method::PUT, &assignment, None).await;
         id
     }
 
-    /// The admin user stops being a member of the project.
-    pub async fn revoke_admin_membership(&self, project_id: &str) {
-        self.call(reqwest::Method::DELETE, &self.membership(project_id), None).await;
+    /// The admin user no longer holds `role` in the project.
+    pub async fn revoke_admin_role(&self, project_id: &str, role: &str) {
+        let assignment = self.assignment(project_id, role).await;
+        self.call(reqwest::Method::DELETE, &assignment, None).await;
     }
 
-    fn membership(&self, project_id: &str) -> String {
-        format!("/projects/{project_id}/users/{}/roles/{}", self.user_id, self.member_role_id)
+    async fn assignment(&self, project_id: &str, role: &str) -> String {
+        let roles = self.call(reqwest::Method::GET, &format!("/roles?name={role}"), None).await;
+        let role_id = roles["roles"][0]["id"].as_str().unwrap_or_else(|| panic!("no role {role}"));
+        format!("/projects/{project_id}/users/{}/roles/{role_id}", self.user_id)
     }
 
     pub async fn delete_project(&self, project_id: &str) {
