@@ -18,6 +18,7 @@ use super::record::{nova_network_floating_ips, record};
 
 /// The sessions of the source and target clouds (the same one unless `target.cloud` is set),
 /// scoped to the server's project when the migration acts in it.
+#[derive(Clone)]
 pub struct Sessions {
     pub source: Arc<Session>,
     pub target: Arc<Session>,
@@ -63,14 +64,18 @@ pub async fn observe(
     match status.phase {
         Pending | Recording => {
             let (recorded, base) = recording(ctx, s, im).await?;
-            o.recording = Some(recorded.map(|(record, acting_project)| {
-                o.acting_project = acting_project;
+            let mut acting = s.clone();
+            o.recording = Some(recorded.map(|(record, scoped)| {
+                if let Some(scoped) = scoped {
+                    o.acting_project = scoped.acting_project.clone();
+                    acting = scoped;
+                }
                 record
             }));
             o.boot = base;
             // Whether the target can give the addresses back is known before anything changes.
             if nova_network && matches!(o.recording, Some(Ok(_))) {
-                match nova_network_or_refusal(&s.target).await? {
+                match nova_network_or_refusal(&acting.target).await? {
                     Ok(state) => o.nova_network = Some(state),
                     Err(refusal) => o.recording = Some(Err(refusal)),
                 }
@@ -264,18 +269,19 @@ async fn nova_network_or_refusal(session: &Session) -> Result<Result<NovaNetwork
     }
 }
 
-/// The source's record with the project to act in, and what its replacement is made of in the
-/// target; or why it cannot be migrated.
-type Recording = (Result<(RecordedServer, Option<String>), Refusal>, Option<Result<BootBase, Refusal>>);
+/// The source's record with the sessions of the project to act in (when not the credentials'
+/// own), and what its replacement is made of in the target; or why it cannot be migrated.
+type Recording = (Result<(RecordedServer, Option<Sessions>), Refusal>, Option<Result<BootBase, Refusal>>);
 
 async fn recording(ctx: &Context, s: &Sessions, im: &InstanceMigration) -> Result<Recording, Error> {
-    let recorded = match record_source(ctx, s, im).await? {
+    let (record, scoped) = match record_source(ctx, s, im).await? {
         Ok(r) => r,
         Err(refusal) => return Ok((Err(refusal), None)),
     };
-    // Everything the replacement needs must exist in the target before anything changes.
-    let base = boot_base(s, im, &recorded.0).await?;
-    Ok((Ok(recorded), Some(base)))
+    // Everything the replacement needs must exist in the target, for the project it will
+    // belong to, before anything changes.
+    let base = boot_base(scoped.as_ref().unwrap_or(s), im, &record).await?;
+    Ok((Ok((record, scoped)), Some(base)))
 }
 
 /// Records the source, or says why it cannot be migrated: not found, ambiguous, taken by
@@ -284,7 +290,7 @@ async fn record_source(
     ctx: &Context,
     s: &Sessions,
     im: &InstanceMigration,
-) -> Result<Result<(RecordedServer, Option<String>), Refusal>, Error> {
+) -> Result<Result<(RecordedServer, Option<Sessions>), Refusal>, Error> {
     let wanted = &im.spec.server;
     let found = s.source.compute().find_server(wanted).await?;
     let server = match found.as_slice() {
@@ -308,10 +314,12 @@ async fn record_source(
             message: format!("server {} is already being migrated by InstanceMigration {other}", server.id),
         }));
     }
-    let acting_project = match acting_project(s, im, server).await? {
-        Ok(project) => project,
+    let scoped = match sessions_in_server_project(s, im, server).await? {
+        Ok(scoped) => scoped,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    // The rest is read as the server's project sees it.
+    let s = scoped.as_ref().unwrap_or(s);
     let nova_network = im.spec.options.addresses.mode == AddressMode::NovaNetwork;
     // A nova-network cloud has no Neutron: its addresses are Nova's.
     let (ports, fips) = if nova_network {
@@ -334,48 +342,51 @@ async fn record_source(
         };
         recorded.nova_network_floating_ips = nova_network_floating_ips(&server.id, &legacy.allocated, &legacy.pools);
     }
-    Ok(Ok((recorded, acting_project)))
+    Ok(Ok((recorded, scoped)))
 }
 
-/// The project osmo must act in for `server`: none when the credentials are scoped to the
-/// server's project (or to no project); the server's, when every cloud's credentials can be
-/// scoped to it (a password user with a role there); else why not, before anything changes.
-/// A snapshot and a replacement belong to the project that makes them.
-async fn acting_project(
+/// The sessions to act on `server` with: none when the credentials are scoped to the server's
+/// project (or to no project); scoped to the server's project when every cloud's credentials
+/// can be (a password user with a role there); else why not, before anything changes. A
+/// snapshot and a replacement belong to the project that makes them.
+async fn sessions_in_server_project(
     s: &Sessions,
     im: &InstanceMigration,
     server: &crate::openstack::compute::Server,
-) -> Result<Result<Option<String>, Refusal>, Error> {
+) -> Result<Result<Option<Sessions>, Refusal>, Error> {
     let (Some(owner), Some(own)) = (server.tenant_id.as_deref(), s.source.project_id().await?) else {
         return Ok(Ok(None));
     };
     if owner == own {
         return Ok(Ok(None));
     }
+    let refusal = |cloud: &crate::api::CloudRef, why: String| Refusal {
+        reason: "WrongProject",
+        message: format!(
+            "server {} belongs to project {owner}, and the credentials of cloud {} cannot act in it: {why}",
+            server.id, cloud.cloud
+        ),
+    };
+    let target_cloud = im.spec.options.target.cloud.as_ref().filter(|c| **c != im.spec.source);
     let mut clouds = vec![(&im.spec.source, &s.source)];
-    if let Some(target) = im.spec.options.target.cloud.as_ref().filter(|c| **c != im.spec.source) {
-        clouds.push((target, &s.target));
-    }
+    clouds.extend(target_cloud.map(|cloud| (cloud, &s.target)));
+    let mut scoped = Vec::new();
     for (cloud, session) in clouds {
-        let refusal = |why: String| Refusal {
-            reason: "WrongProject",
-            message: format!(
-                "server {} belongs to project {owner}, and the credentials of cloud {} cannot act in it: {why}",
-                server.id, cloud.cloud
-            ),
-        };
-        let scoped = match session.in_project(owner) {
-            Ok(scoped) => scoped,
-            Err(e) => return Ok(Err(refusal(e.to_string()))),
+        let session = match session.in_project(owner) {
+            Ok(session) => session,
+            Err(e) => return Ok(Err(refusal(cloud, e.to_string()))),
         };
         // Logging in scoped to the project is the test: Keystone refuses a user with no role there.
-        match scoped.project_id().await {
-            Ok(_) => {}
-            Err(e @ Error::Auth { .. }) => return Ok(Err(refusal(e.to_string()))),
+        match session.project_id().await {
+            Ok(_) => scoped.push(Arc::new(session)),
+            Err(e @ Error::Auth { .. }) => return Ok(Err(refusal(cloud, e.to_string()))),
             Err(e) => return Err(e),
         }
     }
-    Ok(Ok(Some(owner.to_string())))
+    let source = scoped[0].clone();
+    // One session for one cloud: `boot_base` tells the clouds apart by it.
+    let target = scoped.get(1).cloned().unwrap_or_else(|| source.clone());
+    Ok(Ok(Some(Sessions { source, target, acting_project: Some(owner.to_string()) })))
 }
 
 /// Another InstanceMigration, older and not finished, that names the same server.

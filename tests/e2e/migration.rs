@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use osmo::migration::planner::UID_KEY;
-use osmo::openstack::Session;
 use osmo::openstack::compute::NetworkAttachment;
 use osmo::openstack::network::FloatingIp;
+use osmo::openstack::session::Request;
+use osmo::openstack::{Service, Session};
+use reqwest::Method;
 
 use crate::harness::{Env, Operator, env, jsonpath, kubectl_ok, kubectl_stdin_ok, namespace, wait_for};
 use crate::openstack::{
@@ -359,6 +361,24 @@ async fn a_server_of_another_project_moves_within_its_project() {
     let new = admin.compute().server(&replacement).await.unwrap().unwrap();
     assert_eq!(new.tenant_id.as_deref(), Some(member.as_str()), "the replacement left the server's project");
 
+    // What the replacement is made of is checked as its project sees it: a flavor only the
+    // admin project may use is refused before anything changes.
+    let private_flavor = unique("e2e-private");
+    let body = serde_json::json!({"flavor": {"name": private_flavor, "ram": 64, "vcpus": 1, "disk": 1,
+        "os-flavor-access:is_public": false}});
+    let made = admin.send(Request::new(Service::Compute, Method::POST, "/flavors").json(body)).await.unwrap();
+    let flavor_id = made.json::<serde_json::Value>().unwrap()["flavor"]["id"].as_str().unwrap().to_string();
+    let kept = server_on_havana(&in_member, &f, &[]).await;
+    apply_migration(env, &ns, "private", &kept, &format!(", mappings: {{flavors: {{m1.tiny: {private_flavor}}}}}"));
+    wait_condition(env, &ns, "private", "Failed", 60);
+    assert_eq!(
+        jsonpath(env, &ns, "im/private", "{.status.conditions[?(@.type==\"Failed\")].reason}"),
+        "FlavorNotFound"
+    );
+    let untouched = admin.compute().server(&kept).await.unwrap().unwrap();
+    assert_eq!((untouched.status.as_str(), untouched.host.as_deref()), ("ACTIVE", Some("havana-1")));
+    admin.send(Request::new(Service::Compute, Method::DELETE, format!("/flavors/{flavor_id}"))).await.unwrap();
+
     // In a project where they have no role, they cannot act: refused before anything changes.
     apply_migration(env, &ns, "former", &unreachable, "");
     wait_condition(env, &ns, "former", "Failed", 60);
@@ -368,7 +388,7 @@ async fn a_server_of_another_project_moves_within_its_project() {
     let untouched = admin.compute().server(&unreachable).await.unwrap().unwrap();
     assert_eq!((untouched.status.as_str(), untouched.host.as_deref()), ("ACTIVE", Some("havana-1")));
 
-    clean_up(&admin, &[&replacement, &unreachable], &[&fip]).await;
+    clean_up(&admin, &[&replacement, &kept, &unreachable], &[&fip]).await;
     keystone.delete_project(&member).await;
     keystone.delete_project(&former).await;
 }
