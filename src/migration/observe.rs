@@ -64,14 +64,12 @@ pub async fn observe(
     match status.phase {
         Pending | Recording => {
             let (recorded, base) = recording(ctx, s, im).await?;
-            let mut acting = s.clone();
-            o.recording = Some(recorded.map(|(record, scoped)| {
-                if let Some(scoped) = scoped {
-                    o.acting_project = scoped.acting_project.clone();
-                    acting = scoped;
-                }
-                record
-            }));
+            let acting = match &recorded {
+                Ok((_, Some(scoped))) => scoped.clone(),
+                _ => s.clone(),
+            };
+            o.acting_project = acting.acting_project.clone();
+            o.recording = Some(recorded.map(|(record, _)| record));
             o.boot = base;
             // Whether the target can give the addresses back is known before anything changes.
             if nova_network && matches!(o.recording, Some(Ok(_))) {
