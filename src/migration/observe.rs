@@ -312,7 +312,7 @@ async fn record_source(
             message: format!("server {} is already being migrated by InstanceMigration {other}", server.id),
         }));
     }
-    let scoped = match sessions_in_server_project(s, im, server).await? {
+    let scoped = match sessions_in_server_project(ctx, s, im, server).await? {
         Ok(scoped) => scoped,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -346,8 +346,10 @@ async fn record_source(
 /// The sessions to act on `server` with: none when the credentials are scoped to the server's
 /// project (or to no project); scoped to the server's project when every cloud's credentials
 /// can be (a password user with a role there); else why not, before anything changes. A
-/// snapshot and a replacement belong to the project that makes them.
+/// snapshot and a replacement belong to the project that makes them. The sessions that pass
+/// are kept, for every later change to act with.
 async fn sessions_in_server_project(
+    ctx: &Context,
     s: &Sessions,
     im: &InstanceMigration,
     server: &crate::openstack::compute::Server,
@@ -368,15 +370,16 @@ async fn sessions_in_server_project(
     let target_cloud = im.spec.options.target.cloud.as_ref().filter(|c| **c != im.spec.source);
     let mut clouds = vec![(&im.spec.source, &s.source)];
     clouds.extend(target_cloud.map(|cloud| (cloud, &s.target)));
+    let namespace = im.namespace().unwrap_or_default();
     let mut scoped = Vec::new();
     for (cloud, session) in clouds {
-        let session = match session.in_project(owner) {
+        let session = match ctx.clouds.in_project(&namespace, cloud, session, owner) {
             Ok(session) => session,
             Err(e) => return Ok(Err(refusal(cloud, e.to_string()))),
         };
         // Logging in scoped to the project is the test: Keystone refuses a user with no role there.
         match session.project_id().await {
-            Ok(_) => scoped.push(Arc::new(session)),
+            Ok(_) => scoped.push(session),
             Err(e @ Error::Auth { .. }) => return Ok(Err(refusal(cloud, e.to_string()))),
             Err(e) => return Err(e),
         }

@@ -119,8 +119,23 @@ impl Clouds {
             return Ok(session);
         }
         let base = self.session(namespace, cloud).await?;
-        let session = base.in_project(project_id).map_err(|e| CloudError::Invalid(e.to_string()))?;
-        Ok(self.keep(key, session))
+        self.in_project(namespace, cloud, &base, project_id).map_err(|e| CloudError::Invalid(e.to_string()))
+    }
+
+    /// Like [`session_in_project`](Self::session_in_project), from the reference's session
+    /// at hand (so that nothing is read from Kubernetes).
+    pub fn in_project(
+        &self,
+        namespace: &str,
+        cloud: &CloudRef,
+        base: &Session,
+        project_id: &str,
+    ) -> Result<Arc<Session>, crate::openstack::Error> {
+        let key = (namespace.to_string(), cloud.secret_name.clone(), cloud.cloud.clone(), Some(project_id.to_string()));
+        match self.cached(&key) {
+            Some(session) => Ok(session),
+            None => Ok(self.keep(key, base.in_project(project_id)?)),
+        }
     }
 
     fn cached(&self, key: &Key) -> Option<Arc<Session>> {

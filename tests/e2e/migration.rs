@@ -344,8 +344,8 @@ async fn a_server_of_another_project_moves_within_its_project() {
     let admin = session("admin");
     let f = fixtures(&admin).await;
     let keystone = KeystoneAdmin::login().await;
-    // Two projects where the admin user is a member: it boots a server with a floating IP in
-    // each, as the project; then it stops being a member of the second.
+    // Two projects where the admin user is a member: it boots a server in each, as the project
+    // (the first with a floating IP); then it stops being a member of the second.
     let member = keystone.project_with_admin_as(&unique("e2e-member"), "member").await;
     let former = keystone.project_with_admin_as(&unique("e2e-former"), "member").await;
     let in_member = admin_in_project(&member);
