@@ -82,8 +82,8 @@ pub async fn observe(
         Stopping => o.source = source(s, status).await?,
         Snapshotting => {
             o.snapshot = snapshot(s, status, &uid).await?;
-            // The source matters to make the snapshot, and once it is active (to delete it).
-            if status.snapshot.is_none() || o.snapshot.as_ref().is_some_and(|i| i.status == "active") {
+            // The source matters to make the snapshot; once it is active, it is deleted unseen.
+            if status.snapshot.is_none() {
                 o.source = source(s, status).await?;
             }
         }

@@ -716,7 +716,7 @@ impl Planner<'_> {
             });
             self.status.create_sent_at = None;
         }
-        // The source is looked at when the snapshot is to be made and once it is active.
+        // The source is looked at only when the snapshot is to be made.
         let source_vanished = || format!("source server {} disappeared during its snapshot", self.source_id());
         match (&observed.snapshot, &observed.source) {
             (None, _) if self.status.snapshot.is_some() => {
@@ -734,12 +734,12 @@ impl Planner<'_> {
             (Some(image), _) if matches!(image.status.as_str(), "killed" | "deleted" | "pending_delete") => {
                 self.fail("SnapshotFailed", format!("snapshot {} ended {} in Glance", image.id, image.status))
             }
-            (Some(image), None) if image.status == "active" => self.fail("SourceVanished", source_vanished()),
-            // Nova clears the server's task state once the upload is done.
-            (Some(image), Some(source)) if image.status == "active" && source.task_state.is_none() => {
-                // DeletingSource decides from this very look: the snapshot active, the source idle.
+            // Glance holds the whole snapshot: the source is deleted from this very look. Nova
+            // deletes a server whatever task it is finishing, and keeps an active snapshot of a
+            // server deleted during its upload; a source already gone makes the deletion a no-op.
+            (Some(image), _) if image.status == "active" => {
                 self.advance(MigrationPhase::Snapshotting);
-                self.phase_step(observed)
+                self.delete_source()
             }
             _ if self.timed_out(MigrationPhase::Snapshotting) => {}
             _ => self.poll(),
@@ -772,10 +772,14 @@ impl Planner<'_> {
                         true,
                     );
                 }
-                self.action = Some(Action::DeleteSource { server_id: source.id.clone() });
-                self.poll();
+                self.delete_source()
             }
         }
+    }
+
+    fn delete_source(&mut self) {
+        self.action = Some(Action::DeleteSource { server_id: self.source_id() });
+        self.poll();
     }
 
     fn booting(&mut self, observed: &Observed) {

@@ -1043,6 +1043,22 @@ fn the_source_is_deleted_only_while_its_snapshot_is_seen_active() {
 }
 
 #[test]
+fn the_look_that_sees_the_snapshot_active_deletes_the_source_unseen() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.before(DeletingSource);
+    // Nova may still show the upload's task: it deletes the server anyway and keeps the
+    // active snapshot, so the source needs no look of its own.
+    run.cloud.source_mut().task_state = Some("image_uploading".into());
+    let mut unseen = run.clone();
+    unseen.cloud.source = None;
+    for look in [run, unseen] {
+        let deleting = look.decide();
+        assert_eq!(deleting.action, Some(delete_source()));
+        assert_progressing(&deleting.status, DeletingSource);
+    }
+}
+
+#[test]
 fn a_redeploy_deletes_the_source_only_once_the_replacement_is_active() {
     let rebooting = ServerState { task_state: Some("rebooting".into()), ..server_state(TARGET_ID, "ACTIVE") };
     let unverified_states = [None, Some(server_state(TARGET_ID, "BUILD")), Some(rebooting)];
