@@ -11,7 +11,7 @@ pub mod planner;
 mod planner_tests;
 pub mod record;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -170,23 +170,26 @@ fn input<'a>(
 /// brought back yet, by UID.
 #[derive(Default)]
 pub struct Memory {
-    usual: Mutex<BTreeMap<MigrationPhase, Usual>>,
+    /// The last few times each step took, oldest first.
+    recent_steps: Mutex<BTreeMap<MigrationPhase, VecDeque<Duration>>>,
     written: Mutex<HashMap<String, InstanceMigrationStatus>>,
 }
 
-/// When a step is usually done, as learned from the steps before.
-#[derive(Clone, Copy, Debug)]
-struct Usual {
-    time: Duration,
-    /// A first look has come too early since this step was first learned: the usual time is
-    /// known to within a look, and is now refined in small steps.
-    bracketed: bool,
-}
-
 impl Memory {
+    /// How many recent times of a step are kept: the first look comes at their median, which
+    /// one slow step (or one quick one) does not move.
+    const RECENT_STEPS: usize = 7;
     /// A step seen done this much after its usual time was seen by the first look (a second
     /// look comes later than this).
     const FIRST_LOOK_SLACK: Duration = Duration::from_millis(30);
+    /// A step seen done by the first look may have ended sooner: it counts this much shorter,
+    /// so that first looks keep trying a little earlier. Counting only what was seen would
+    /// never look earlier than once before.
+    const SEEN_AT_FIRST_LOOK: f64 = 0.9;
+    /// A step not seen before is looked at every half of the time since it started (see the
+    /// planner's `poll`): it ended between the look before, at two thirds of the time it was
+    /// seen done, and that one. The middle is the best guess.
+    const FIRST_SIGHTING: f64 = 5.0 / 6.0;
 
     /// `im` with the status this operator wrote last, when the watch has not brought it yet.
     fn newest(&self, im: Arc<InstanceMigration>) -> Arc<InstanceMigration> {
@@ -212,26 +215,33 @@ impl Memory {
         self.written.lock().expect("never poisoned").remove(&im.uid().unwrap_or_default());
     }
 
-    /// Learns from a step seen done `took` after it started. A step seen by the first look
-    /// may well be done sooner, so the next first look comes earlier: much earlier until one
-    /// has come too early, then a little. Learning only what was seen would never look
-    /// earlier than it once did.
+    /// Learns from a step seen done `took` after it started.
     fn step_took(&self, phase: MigrationPhase, took: Duration) {
-        let mut usual = self.usual.lock().expect("never poisoned");
-        let next = match usual.get(&phase) {
-            Some(before) if took <= before.time + Self::FIRST_LOOK_SLACK => {
-                Usual { time: took.mul_f64(if before.bracketed { 0.9 } else { 0.75 }), bracketed: before.bracketed }
-            }
-            Some(_) => Usual { time: took, bracketed: true },
-            None => Usual { time: took, bracketed: false },
+        let mut recent = self.recent_steps.lock().expect("never poisoned");
+        let times = recent.entry(phase).or_default();
+        let counted = match median(times) {
+            None => took.mul_f64(Self::FIRST_SIGHTING),
+            Some(usual) if took <= usual + Self::FIRST_LOOK_SLACK => took.mul_f64(Self::SEEN_AT_FIRST_LOOK),
+            Some(_) => took,
         };
-        usual.insert(phase, next);
+        if times.len() == Self::RECENT_STEPS {
+            times.pop_front();
+        }
+        times.push_back(counted);
     }
 
     /// When each step is usually done.
     fn usual_steps(&self) -> BTreeMap<MigrationPhase, Duration> {
-        self.usual.lock().expect("never poisoned").iter().map(|(phase, usual)| (*phase, usual.time)).collect()
+        let recent = self.recent_steps.lock().expect("never poisoned");
+        recent.iter().filter_map(|(phase, times)| Some((*phase, median(times)?))).collect()
     }
+}
+
+/// The middle of `times` (the lower one of the two middles).
+fn median(times: &VecDeque<Duration>) -> Option<Duration> {
+    let mut sorted: Vec<Duration> = times.iter().copied().collect();
+    sorted.sort();
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied()
 }
 
 /// Decisions followed at once in one reconcile, at most (a guard against a planner that never
@@ -377,24 +387,35 @@ mod tests {
     }
 
     #[test]
-    fn the_first_look_comes_much_earlier_until_it_comes_too_early_then_a_little() {
+    fn the_first_look_comes_at_the_median_of_recent_steps_which_keeps_trying_earlier() {
         let memory = Memory::default();
         let ms = Duration::from_millis;
         let usual = |memory: &Memory| memory.usual_steps()[&MigrationPhase::Stopping];
-        // Unknown at first: learned as seen.
-        memory.step_took(MigrationPhase::Stopping, ms(800));
-        assert_eq!(usual(&memory), ms(800));
-        // Seen done by the first look: perhaps done much sooner.
-        memory.step_took(MigrationPhase::Stopping, ms(800));
-        assert_eq!(usual(&memory), ms(600));
-        memory.step_took(MigrationPhase::Stopping, ms(620));
-        assert_eq!(usual(&memory), ms(465));
-        // Not done at the first look: when a later look saw it done is the new usual time...
+        // Unknown at first: done between the look before (at 400 ms) and the one that saw it.
         memory.step_took(MigrationPhase::Stopping, ms(600));
-        assert_eq!(usual(&memory), ms(600));
-        // ...from which the first look comes only a little earlier each time.
-        memory.step_took(MigrationPhase::Stopping, ms(600));
-        assert_eq!(usual(&memory), ms(540));
+        assert_eq!(usual(&memory), ms(500));
+        // Seen done by the first look: perhaps done sooner, so it counts a tenth shorter.
+        memory.step_took(MigrationPhase::Stopping, ms(500));
+        assert_eq!(usual(&memory), ms(450));
+        memory.step_took(MigrationPhase::Stopping, ms(460));
+        assert_eq!(usual(&memory), ms(450));
+        memory.step_took(MigrationPhase::Stopping, ms(450));
+        assert_eq!(usual(&memory), ms(414));
+        // One slow step, seen by a later look, moves the first look by one place, not to it.
+        memory.step_took(MigrationPhase::Stopping, ms(2000));
+        assert_eq!(usual(&memory), ms(450));
+        // Steps that became slower for good move it there within a few steps.
+        for _ in 0..3 {
+            memory.step_took(MigrationPhase::Stopping, ms(900));
+        }
+        assert_eq!(usual(&memory), ms(900));
+        // Only the recent steps count: four quicker ones (each seen by the first look) are
+        // the median of the seven kept.
+        for _ in 0..4 {
+            memory.step_took(MigrationPhase::Stopping, ms(700));
+        }
+        assert_eq!(memory.recent_steps.lock().unwrap()[&MigrationPhase::Stopping].len(), Memory::RECENT_STEPS);
+        assert_eq!(usual(&memory), ms(630));
         // Each step is learned on its own.
         assert!(!memory.usual_steps().contains_key(&MigrationPhase::Booting));
     }
