@@ -82,8 +82,6 @@ async fn create_migration(
         action: "Migrate".into(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &drain.object_ref(&())).await {
-        tracing::warn!(%error, drain = %drain.name_any(), "could not publish event");
-    }
+    ctx.events.publish(event, drain.object_ref(&())).await;
     Ok(())
 }

@@ -120,11 +120,13 @@ fn context() -> Context {
     crate::openstack::session::install_tls_provider();
     let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "osmo-test".into());
+    let metrics = Arc::new(Metrics::default());
+    let (events, _publisher) = crate::runtime::events::Events::start(recorder, metrics.clone());
     Context {
         clouds: Clouds::new(client.clone(), Arc::new(|_, _| {}), 8),
         client,
-        recorder,
-        metrics: Arc::new(Metrics::default()),
+        events,
+        metrics,
         migrations: std::sync::OnceLock::new(),
         drains: std::sync::OnceLock::new(),
         acting_since: std::sync::OnceLock::new(),

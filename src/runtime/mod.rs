@@ -3,6 +3,7 @@
 
 pub mod clouds;
 pub mod conditions;
+pub mod events;
 pub mod finalizers;
 pub mod http;
 pub mod leader;
@@ -31,7 +32,7 @@ use crate::api::{ComputeNodeDrain, InstanceMigration};
 /// What every reconciliation gets.
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub events: events::Events,
     pub metrics: Arc<Metrics>,
     pub clouds: clouds::Clouds,
     /// Every InstanceMigration, as the migration controller's watch sees them (to refuse a
@@ -101,8 +102,9 @@ pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
     let observer_metrics = metrics.clone();
     let observer: crate::openstack::session::RequestObserver =
         Arc::new(move |service, status| observer_metrics.openstack_request(&service.to_string(), status));
+    let (events, event_publisher) = events::Events::start(Recorder::new(client.clone(), reporter), metrics.clone());
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        events,
         clouds: clouds::Clouds::new(client.clone(), observer, config.openstack_changes_per_cloud),
         client: client.clone(),
         metrics: metrics.clone(),
@@ -121,6 +123,7 @@ pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
         Some(lease) => run_as_leader(&config, lease.clone(), ctx, shutdown.clone()).await,
     };
     shutdown.cancel();
+    event_publisher.finish(Duration::from_secs(5)).await;
     http_task.await??;
     tracing::info!("stopped");
     result

@@ -49,16 +49,9 @@ pub async fn publish<K: HasConditions>(
     ctx.metrics.kubernetes_write(&kind);
 
     let reference = obj.object_ref(&());
-    let events: Vec<Event> =
-        conditions::transitions(K::conditions(old), K::conditions(new)).into_iter().map(event_for).collect();
-    // Sent together: each is a round trip to the API server.
-    let sent = futures::future::join_all(events.iter().map(|event| ctx.recorder.publish(event, &reference))).await;
-    for result in sent {
-        ctx.metrics.kubernetes_write("Event");
-        if let Err(error) = result {
-            // An event is a courtesy; the status already says it all.
-            tracing::warn!(%error, object = %obj.name_any(), "could not publish event");
-        }
+    // An event is a courtesy (the status already says it all): it goes out in the background.
+    for event in conditions::transitions(K::conditions(old), K::conditions(new)).into_iter().map(event_for) {
+        ctx.events.publish(event, reference.clone()).await;
     }
     Ok(true)
 }
