@@ -11,7 +11,7 @@ pub mod planner;
 mod planner_tests;
 pub mod record;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -170,26 +170,35 @@ fn input<'a>(
 /// brought back yet, by UID.
 #[derive(Default)]
 pub struct Memory {
-    /// The last few times each step took, oldest first.
-    recent_steps: Mutex<BTreeMap<MigrationPhase, VecDeque<Duration>>>,
+    usual: Mutex<BTreeMap<MigrationPhase, Usual>>,
     written: Mutex<HashMap<String, InstanceMigrationStatus>>,
 }
 
+/// When a step is usually done, as learned from the steps before.
+#[derive(Clone, Copy, Debug)]
+struct Usual {
+    time: Duration,
+    /// A first look has come too early since this step was first learned: the usual time is
+    /// known to within a look, and now moves in small steps.
+    bracketed: bool,
+}
+
 impl Memory {
-    /// How many recent times of a step are kept: the first look comes at their median, which
-    /// one slow step (or one quick one) does not move.
-    const RECENT_STEPS: usize = 7;
     /// A step seen done this much after its usual time was seen by the first look (a second
     /// look comes later than this).
     const FIRST_LOOK_SLACK: Duration = Duration::from_millis(30);
-    /// A step seen done by the first look may have ended sooner: it counts this much shorter,
-    /// so that first looks keep trying a little earlier. Counting only what was seen would
-    /// never look earlier than once before.
-    const SEEN_AT_FIRST_LOOK: f64 = 0.9;
     /// A step not seen before is looked at every half of the time since it started (see the
     /// planner's `poll`): it ended between the look before, at two thirds of the time it was
     /// seen done, and that one. The middle is the best guess.
     const FIRST_SIGHTING: f64 = 5.0 / 6.0;
+    /// A step seen done by the first look may have ended much sooner: the next first look comes
+    /// this much earlier (a quarter until one comes too early, then a tenth).
+    const EARLIER_UNBRACKETED: f64 = 0.75;
+    const EARLIER: f64 = 0.9;
+    /// A step seen done only by a later look: the next first look comes this much later, and no
+    /// later than it was seen. One slow step moves it a little; steps slower for good, within
+    /// a few migrations.
+    const LATER: f64 = 1.15;
 
     /// `im` with the status this operator wrote last, when the watch has not brought it yet.
     fn newest(&self, im: Arc<InstanceMigration>) -> Arc<InstanceMigration> {
@@ -215,33 +224,26 @@ impl Memory {
         self.written.lock().expect("never poisoned").remove(&im.uid().unwrap_or_default());
     }
 
-    /// Learns from a step seen done `took` after it started.
+    /// Learns from a step seen done `took` after it started. A first look that sees the step
+    /// done says only that it was done by then, so the next one tries earlier; learning only
+    /// what was seen would never look earlier than once before.
     fn step_took(&self, phase: MigrationPhase, took: Duration) {
-        let mut recent = self.recent_steps.lock().expect("never poisoned");
-        let times = recent.entry(phase).or_default();
-        let counted = match median(times) {
-            None => took.mul_f64(Self::FIRST_SIGHTING),
-            Some(usual) if took <= usual + Self::FIRST_LOOK_SLACK => took.mul_f64(Self::SEEN_AT_FIRST_LOOK),
-            Some(_) => took,
+        let mut usual = self.usual.lock().expect("never poisoned");
+        let next = match usual.get(&phase) {
+            None => Usual { time: took.mul_f64(Self::FIRST_SIGHTING), bracketed: false },
+            Some(before) if took <= before.time + Self::FIRST_LOOK_SLACK => {
+                let earlier = if before.bracketed { Self::EARLIER } else { Self::EARLIER_UNBRACKETED };
+                Usual { time: before.time.mul_f64(earlier), bracketed: before.bracketed }
+            }
+            Some(before) => Usual { time: before.time.mul_f64(Self::LATER).min(took), bracketed: true },
         };
-        if times.len() == Self::RECENT_STEPS {
-            times.pop_front();
-        }
-        times.push_back(counted);
+        usual.insert(phase, next);
     }
 
     /// When each step is usually done.
     fn usual_steps(&self) -> BTreeMap<MigrationPhase, Duration> {
-        let recent = self.recent_steps.lock().expect("never poisoned");
-        recent.iter().filter_map(|(phase, times)| Some((*phase, median(times)?))).collect()
+        self.usual.lock().expect("never poisoned").iter().map(|(phase, usual)| (*phase, usual.time)).collect()
     }
-}
-
-/// The middle of `times` (the lower one of the two middles).
-fn median(times: &VecDeque<Duration>) -> Option<Duration> {
-    let mut sorted: Vec<Duration> = times.iter().copied().collect();
-    sorted.sort();
-    sorted.get(sorted.len().saturating_sub(1) / 2).copied()
 }
 
 /// Decisions followed at once in one reconcile, at most (a guard against a planner that never
@@ -387,35 +389,35 @@ mod tests {
     }
 
     #[test]
-    fn the_first_look_comes_at_the_median_of_recent_steps_which_keeps_trying_earlier() {
+    fn first_looks_come_earlier_while_they_see_the_step_done_and_a_little_later_when_not() {
         let memory = Memory::default();
         let ms = Duration::from_millis;
         let usual = |memory: &Memory| memory.usual_steps()[&MigrationPhase::Stopping];
         // Unknown at first: done between the look before (at 400 ms) and the one that saw it.
         memory.step_took(MigrationPhase::Stopping, ms(600));
         assert_eq!(usual(&memory), ms(500));
-        // Seen done by the first look: perhaps done sooner, so it counts a tenth shorter.
-        memory.step_took(MigrationPhase::Stopping, ms(500));
-        assert_eq!(usual(&memory), ms(450));
-        memory.step_took(MigrationPhase::Stopping, ms(460));
-        assert_eq!(usual(&memory), ms(450));
-        memory.step_took(MigrationPhase::Stopping, ms(450));
-        assert_eq!(usual(&memory), ms(414));
-        // One slow step, seen by a later look, moves the first look by one place, not to it.
-        memory.step_took(MigrationPhase::Stopping, ms(2000));
-        assert_eq!(usual(&memory), ms(450));
-        // Steps that became slower for good move it there within a few steps.
-        for _ in 0..3 {
+        // Seen done by the first look: perhaps done much sooner.
+        memory.step_took(MigrationPhase::Stopping, ms(510));
+        assert_eq!(usual(&memory), ms(375));
+        // Not done at the first look: a little later next time...
+        memory.step_took(MigrationPhase::Stopping, ms(480));
+        let after_miss = ms(375).mul_f64(1.15);
+        assert_eq!(usual(&memory), after_miss);
+        // ...from which a first look that sees it done comes a tenth earlier.
+        memory.step_took(MigrationPhase::Stopping, ms(440));
+        assert_eq!(usual(&memory), after_miss.mul_f64(0.9));
+        // One slow step moves it by a seventh, not to its time.
+        memory.step_took(MigrationPhase::Stopping, ms(3000));
+        assert_eq!(usual(&memory), after_miss.mul_f64(0.9).mul_f64(1.15));
+        // Never later than the step was seen.
+        let seen = usual(&memory) + ms(40);
+        memory.step_took(MigrationPhase::Stopping, seen);
+        assert_eq!(usual(&memory), seen);
+        // Steps slower for good are followed within a few migrations.
+        for _ in 0..6 {
             memory.step_took(MigrationPhase::Stopping, ms(900));
         }
-        assert_eq!(usual(&memory), ms(900));
-        // Only the recent steps count: four quicker ones (each seen by the first look) are
-        // the median of the seven kept.
-        for _ in 0..4 {
-            memory.step_took(MigrationPhase::Stopping, ms(700));
-        }
-        assert_eq!(memory.recent_steps.lock().unwrap()[&MigrationPhase::Stopping].len(), Memory::RECENT_STEPS);
-        assert_eq!(usual(&memory), ms(630));
+        assert!(usual(&memory) > ms(800), "{:?}", usual(&memory));
         // Each step is learned on its own.
         assert!(!memory.usual_steps().contains_key(&MigrationPhase::Booting));
     }
