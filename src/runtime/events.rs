@@ -20,6 +20,7 @@ const QUEUE_LENGTH: usize = 1024;
 #[derive(Clone)]
 pub struct Events {
     queue: mpsc::Sender<(Event, ObjectReference)>,
+    metrics: Arc<Metrics>,
 }
 
 /// The task that publishes the events; it ends once stopped and every queued event is out.
@@ -45,17 +46,18 @@ impl Events {
                     }
                 };
                 let Some((event, reference)) = next else { break };
-                metrics.kubernetes_write("Event");
                 if let Err(error) = recorder.publish(&event, &reference).await {
                     tracing::warn!(%error, object = ?reference.name, reason = %event.reason, "could not publish event");
                 }
             }
         });
-        (Events { queue }, Publisher { task, stop })
+        (Events { queue, metrics }, Publisher { task, stop })
     }
 
-    /// Queues `event` about `on`.
+    /// Queues `event` about `on`; it counts as a Kubernetes write from now, so that a write's
+    /// events are counted with it.
     pub async fn publish(&self, event: Event, on: ObjectReference) {
+        self.metrics.kubernetes_write("Event");
         if self.queue.send((event, on)).await.is_err() {
             tracing::warn!("events are no longer published (shutting down)");
         }
