@@ -4,9 +4,9 @@
 //! its own /metrics). Prints every migration and the medians.
 //!
 //! Then N twin servers are moved the same way, one after another, by a direct REST client with
-//! no Kubernetes that looks at OpenStack every 50 ms: that is this stack's floor at the time,
-//! so the operator's own cost shows whatever the machine's speed. The targets (3.0 s, 20
-//! requests) assume OpenStack's own transitions take about 2.4 s.
+//! no Kubernetes that looks at OpenStack every 50 ms: a baseline taken on the same stack at
+//! the same time, so the operator's figures can be read whatever the machine's speed that day.
+//! The targets (3.0 s, 20 requests) assume OpenStack's own transitions take about 2.4 s.
 //!
 //! Run with `hack/bench.sh [N]` (it starts the environments; N is 10 by default). The operator
 //! learns from each migration when its steps are usually done: the first one, with no
