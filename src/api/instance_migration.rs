@@ -251,6 +251,14 @@ pub struct InstanceMigrationStatus {
     /// operator that died), so that no twin is ever made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_sent_at: Option<String>,
+    /// A create was sent again, after an earlier one was not seen to land in time: that one
+    /// may still land, late. Every later look also looks for such a twin of the snapshot or
+    /// the replacement (tagged with the migration's UID), and deletes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_repeated: bool,
+    /// The IDs of late twins (snapshots or servers) that osmo deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_twins: Vec<String>,
     /// What the replacement is made of in the target cloud, resolved when the source was
     /// recorded (so that booting needs no lookups).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,7 +10,7 @@ use crate::openstack::network::{FixedIp, PortCreate};
 use crate::runtime::Context;
 
 use super::observe::{Sessions, port_marker};
-use super::planner::{Action, Observed, UID_KEY};
+use super::planner::{Action, Observed, Twin, UID_KEY};
 
 /// What OpenStack's answer to a change tells.
 pub enum Answer {
@@ -58,7 +58,7 @@ pub async fn execute(
         | Action::StartSource { .. }
         | Action::CreateSnapshot { .. }
         | Action::DeleteSource { .. } => &s.source,
-        Action::DeleteSnapshot { .. } => &s.source,
+        Action::DeleteSnapshot { .. } | Action::DeleteTwin(Twin::Image(_)) => &s.source,
         _ => &s.target,
     };
     let _permit = ctx.clouds.change_permit(session).await;
@@ -85,6 +85,9 @@ pub async fn execute(
         Action::DeleteSnapshot { image_id } => {
             session.image().delete(&image_id).await.map(|()| Answer::SnapshotDeleted)
         }
+        // The next look shows the twin gone (or going).
+        Action::DeleteTwin(Twin::Server(id)) => accepted(session.compute().delete_server(&id).await),
+        Action::DeleteTwin(Twin::Image(id)) => accepted(session.image().delete(&id).await),
         Action::RecreatePort { source_port_id, network_id } => {
             let recorded = status.source.iter().flat_map(|r| &r.ports).find(|p| p.id == source_port_id);
             let Some(recorded) = recorded else { return Ok(Answer::Accepted) };

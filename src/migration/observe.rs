@@ -13,7 +13,7 @@ use crate::openstack::{Error, Session};
 use crate::runtime::Context;
 use crate::runtime::clouds::CloudError;
 
-use super::planner::{ImageState, NovaNetworkState, Observed, Refusal, ServerState, UID_KEY};
+use super::planner::{ImageState, NovaNetworkState, Observed, Refusal, ServerState, Twin, UID_KEY};
 use super::record::{nova_network_floating_ips, record};
 
 /// The sessions of the source and target clouds (the same one unless `target.cloud` is set),
@@ -136,7 +136,38 @@ pub async fn observe(
         }
         Succeeded | Failed => {}
     }
+    if status.create_repeated && !matches!(status.phase, Succeeded | Failed) {
+        o.twins = twins(s, status, &uid).await?;
+    }
     Ok(o)
+}
+
+/// What a create sent before the last one made, landing late: tagged with the migration's
+/// UID, but not the recorded snapshot or replacement (nor one already being deleted).
+async fn twins(s: &Sessions, status: &InstanceMigrationStatus, uid: &str) -> Result<Vec<Twin>, Error> {
+    let mut twins = Vec::new();
+    if let (Some(target), Some(record)) = (&status.target, &status.source) {
+        let servers = s.target.compute().servers_named(&record.name).await?;
+        twins.extend(
+            servers
+                .into_iter()
+                .filter(|srv| srv.metadata.get(UID_KEY).map(String::as_str) == Some(uid))
+                .filter(|srv| srv.id != target.server_id)
+                .filter(|srv| srv.status != "DELETED" && srv.task_state.as_deref() != Some("deleting"))
+                .map(|srv| Twin::Server(srv.id)),
+        );
+    }
+    if let Some(snapshot) = &status.snapshot {
+        let images = s.source.image().images_with_property(UID_KEY, uid).await?;
+        twins.extend(
+            images
+                .into_iter()
+                .filter(|image| image.id != snapshot.image_id)
+                .filter(|image| !matches!(image.status.as_str(), "deleted" | "pending_delete"))
+                .map(|image| Twin::Image(image.id)),
+        );
+    }
+    Ok(twins)
 }
 
 /// What a boot needs that only OpenStack knows now: the recorded ports that survive, those

@@ -123,6 +123,23 @@ pub struct Observed {
     pub floating_ips: BTreeMap<String, Option<String>>,
     /// The target's nova-network floating IPs (address mode `NovaNetwork`).
     pub nova_network: Option<NovaNetworkState>,
+    /// Late twins of the snapshot or the replacement (looked for once a create was repeated).
+    pub twins: Vec<Twin>,
+}
+
+/// A second snapshot or replacement, made by a create that landed after it was sent again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Twin {
+    Server(String),
+    Image(String),
+}
+
+impl Twin {
+    fn id(&self) -> &str {
+        match self {
+            Twin::Server(id) | Twin::Image(id) => id,
+        }
+    }
 }
 
 /// nova-network's floating IPs in the target, as the target's credentials see them.
@@ -243,6 +260,7 @@ pub enum Action {
     DeleteTarget {
         server_id: String,
     },
+    DeleteTwin(Twin),
 }
 
 /// The planner's verdict.
@@ -343,6 +361,16 @@ impl Planner<'_> {
                 }
                 Validated::Valid => {}
             }
+        }
+        if let Some(twin) = observed.twins.first() {
+            // A create that landed late made a second snapshot or replacement: it goes first,
+            // and the phase goes on from the next look.
+            if !self.status.deleted_twins.iter().any(|id| id == twin.id()) {
+                self.status.deleted_twins.push(twin.id().to_string());
+            }
+            self.action = Some(Action::DeleteTwin(twin.clone()));
+            self.requeue = Some(Duration::ZERO);
+            return;
         }
         self.phase_step(observed);
     }
@@ -887,6 +915,8 @@ impl Planner<'_> {
     }
 
     fn send_create(&mut self, action: Action) {
+        // An earlier create was never seen to land: it still may, late.
+        self.status.create_repeated |= self.status.create_sent_at.is_some();
         self.status.create_sent_at = Some(timestamp(self.input.now));
         self.action = Some(action);
     }

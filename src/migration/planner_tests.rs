@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::planner::{
-    Action, Decision, ImageState, Input, NovaNetworkState, Observed, Refusal, ServerState, UID_KEY, fail, plan,
+    Action, Decision, ImageState, Input, NovaNetworkState, Observed, Refusal, ServerState, Twin, UID_KEY, fail, plan,
     validate,
 };
 use crate::api::{
@@ -159,6 +159,8 @@ struct Cloud {
     snapshot_becomes: &'static str,
     /// The Nova status a new replacement reaches.
     target_becomes: &'static str,
+    /// What creates sent before the last ones made, landing late.
+    twins: Vec<Twin>,
 }
 
 impl Cloud {
@@ -185,6 +187,7 @@ impl Cloud {
             boot: Ok(BootBase { flavor_id: FLAVOR_ID.into(), image_id: None, networks: BTreeMap::new() }),
             snapshot_becomes: "active",
             target_becomes: "ACTIVE",
+            twins: Vec::new(),
             recording: Ok(record),
             acting_project: None,
         }
@@ -209,11 +212,13 @@ impl Cloud {
             target_ports: self.target_ports.clone(),
             floating_ips: self.floating_ips.clone(),
             nova_network: Some(self.nova_network.clone()),
+            twins: self.twins.clone(),
         }
     }
 
     fn apply(&mut self, action: &Action) {
         match action {
+            Action::DeleteTwin(twin) => self.twins.retain(|t| t != twin),
             Action::StopSource { .. } => self.source_mut().status = "SHUTOFF".into(),
             Action::StartSource { .. } => self.source_mut().status = "ACTIVE".into(),
             Action::CreateSnapshot { .. } => self.snapshot = Some(image(SNAPSHOT_ID, self.snapshot_becomes)),
@@ -386,7 +391,12 @@ impl Run {
 
     /// What the planner decides now, without acting on it.
     fn decide(&self) -> Decision {
-        plan(&self.input(), &self.cloud.observed())
+        let mut observed = self.cloud.observed();
+        // As the controller does: twins are looked for only once a create was repeated.
+        if !self.status.as_ref().is_some_and(|s| s.create_repeated) {
+            observed.twins.clear();
+        }
+        plan(&self.input(), &observed)
     }
 
     /// One reconcile: decide, write the status, make the change.
@@ -1056,6 +1066,38 @@ fn the_look_that_sees_the_snapshot_active_deletes_the_source_unseen() {
         assert_eq!(deleting.action, Some(delete_source()));
         assert_progressing(&deleting.status, DeletingSource);
     }
+}
+
+#[test]
+fn a_create_sent_again_makes_every_later_look_delete_late_twins() {
+    // Creates sent once: no twin can come.
+    assert!(!Run::new(snapshot_spec(), web_cloud("ACTIVE")).finish().create_repeated);
+
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    // The snapshot was decided and written, and the operator died: its create may be in flight.
+    run.crash_entering(Snapshotting);
+    run.now += 31;
+    let again = run.step();
+    assert_eq!(again.action, Some(create_snapshot()));
+    assert!(again.status.create_repeated);
+
+    // The first create lands late, after the second was recorded: the next look deletes it
+    // before the phase goes on.
+    run.cloud.twins.push(Twin::Image("img-late".into()));
+    let twin = run.step();
+    assert_eq!(twin.action, Some(Action::DeleteTwin(Twin::Image("img-late".into()))));
+    assert_eq!(twin.status.phase, Snapshotting);
+    assert_eq!(twin.status.deleted_twins, ["img-late"]);
+    assert_eq!(twin.requeue, Some(Duration::ZERO));
+
+    // So is a late replacement, however late (here once the real one runs).
+    run.until(MovingAddresses);
+    run.cloud.twins.push(Twin::Server("tgt-late".into()));
+    assert_eq!(run.step().action, Some(Action::DeleteTwin(Twin::Server("tgt-late".into()))));
+    let done = run.finish().clone();
+    assert_succeeded(&done);
+    assert_eq!(done.deleted_twins, ["img-late", "tgt-late"]);
+    assert_eq!(done.target.map(|t| t.server_id).as_deref(), Some(TARGET_ID));
 }
 
 #[test]
