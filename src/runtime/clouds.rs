@@ -44,6 +44,10 @@ impl CloudError {
 /// the credentials.
 type Key = (String, String, String, Option<String>);
 
+fn key(namespace: &str, cloud: &CloudRef, project_id: Option<&str>) -> Key {
+    (namespace.to_string(), cloud.secret_name.clone(), cloud.cloud.clone(), project_id.map(str::to_string))
+}
+
 pub struct Clouds {
     client: kube::Client,
     observer: RequestObserver,
@@ -83,7 +87,7 @@ impl Clouds {
 
     /// The session for a cloud reference in a namespace.
     pub async fn session(&self, namespace: &str, cloud: &CloudRef) -> Result<Arc<Session>, CloudError> {
-        let key = (namespace.to_string(), cloud.secret_name.clone(), cloud.cloud.clone(), None);
+        let key = key(namespace, cloud, None);
         if let Some(session) = self.cached(&key) {
             return Ok(session);
         }
@@ -114,7 +118,7 @@ impl Clouds {
         cloud: &CloudRef,
         project_id: &str,
     ) -> Result<Arc<Session>, CloudError> {
-        let key = (namespace.to_string(), cloud.secret_name.clone(), cloud.cloud.clone(), Some(project_id.to_string()));
+        let key = key(namespace, cloud, Some(project_id));
         if let Some(session) = self.cached(&key) {
             return Ok(session);
         }
@@ -131,7 +135,7 @@ impl Clouds {
         base: &Session,
         project_id: &str,
     ) -> Result<Arc<Session>, crate::openstack::Error> {
-        let key = (namespace.to_string(), cloud.secret_name.clone(), cloud.cloud.clone(), Some(project_id.to_string()));
+        let key = key(namespace, cloud, Some(project_id));
         match self.cached(&key) {
             Some(session) => Ok(session),
             None => Ok(self.keep(key, base.in_project(project_id)?)),
