@@ -318,6 +318,20 @@ pub fn plan(input: &Input<'_>, observed: &Observed) -> Decision {
     Decision { status: p.status, action: p.action, requeue: p.requeue }
 }
 
+/// The first status of a resource the operator has just seen: accepted (or refused) and
+/// `Pending`, written before anything is asked of OpenStack, so that a busy operator shows at
+/// once that it has seen it.
+pub fn acknowledge(input: &Input<'_>) -> InstanceMigrationStatus {
+    let mut status = input.status.cloned().unwrap_or_default();
+    status.observed_generation = input.generation;
+    status.target_description = Some(describe_target(&input.spec.options.target)).filter(|d| !d.is_empty());
+    let mut p = Planner { input, status, action: None, requeue: None };
+    if p.validate() {
+        p.set_progress(MigrationPhase::Pending, describe_phase(MigrationPhase::Pending));
+    }
+    p.status
+}
+
 /// The status after an OpenStack change failed for good: rolled back while the source
 /// exists, otherwise ended saying what remains.
 pub fn fail(input: &Input<'_>, reason: &'static str, message: String) -> Decision {
@@ -337,30 +351,8 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     fn step(&mut self, observed: &Observed) {
-        use MigrationPhase::*;
-        let (generation, now) = (self.input.generation, self.input.now);
-        let nothing_changed =
-            self.status.source.is_none() && self.status.snapshot.is_none() && self.status.target.is_none();
-        if matches!(self.status.phase, Pending | Recording | Failed) && nothing_changed {
-            // Until something has changed in OpenStack the spec may still be corrected.
-            match conditions::apply_validation(&mut self.status.conditions, &validate(self.input.spec), generation, now)
-            {
-                Validated::Invalid(message) => {
-                    self.status.phase = Failed;
-                    self.status.last_error = Some(message);
-                    return;
-                }
-                Validated::Corrected => {
-                    self.status = InstanceMigrationStatus {
-                        conditions: std::mem::take(&mut self.status.conditions),
-                        ..Default::default()
-                    };
-                    self.status.observed_generation = generation;
-                    self.status.target_description =
-                        Some(describe_target(&self.input.spec.options.target)).filter(|d| !d.is_empty());
-                }
-                Validated::Valid => {}
-            }
+        if !self.validate() {
+            return;
         }
         if let Some(twin) = observed.twins.first() {
             // A create that landed late made a second snapshot or replacement: it goes first,
@@ -373,6 +365,36 @@ impl Planner<'_> {
             return;
         }
         self.phase_step(observed);
+    }
+
+    /// Validates the spec while it may still be corrected (until something has changed in
+    /// OpenStack); whether the migration may go on.
+    fn validate(&mut self) -> bool {
+        use MigrationPhase::*;
+        let (generation, now) = (self.input.generation, self.input.now);
+        let nothing_changed =
+            self.status.source.is_none() && self.status.snapshot.is_none() && self.status.target.is_none();
+        if !(matches!(self.status.phase, Pending | Recording | Failed) && nothing_changed) {
+            return true;
+        }
+        match conditions::apply_validation(&mut self.status.conditions, &validate(self.input.spec), generation, now) {
+            Validated::Invalid(message) => {
+                self.status.phase = Failed;
+                self.status.last_error = Some(message);
+                false
+            }
+            Validated::Corrected => {
+                self.status = InstanceMigrationStatus {
+                    conditions: std::mem::take(&mut self.status.conditions),
+                    ..Default::default()
+                };
+                self.status.observed_generation = generation;
+                self.status.target_description =
+                    Some(describe_target(&self.input.spec.options.target)).filter(|d| !d.is_empty());
+                true
+            }
+            Validated::Valid => true,
+        }
     }
 
     /// Decides from `observed` what the current phase does next.

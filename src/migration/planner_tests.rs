@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::planner::{
-    Action, Decision, ImageState, Input, NovaNetworkState, Observed, Refusal, ServerState, Twin, UID_KEY, fail, plan,
-    validate,
+    Action, Decision, ImageState, Input, NovaNetworkState, Observed, Refusal, ServerState, Twin, UID_KEY, acknowledge,
+    fail, plan, validate,
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
@@ -692,6 +692,26 @@ fn a_snapshot_migration_walks_every_phase_to_success() {
     let (last, before) = run.decisions.split_last().unwrap();
     assert!(before.iter().all(|d| d.requeue.is_some()));
     assert_eq!(last.requeue, None);
+}
+
+#[test]
+fn a_new_migration_is_acknowledged_before_openstack_is_asked_and_goes_on_from_there() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    let first = acknowledge(&run.input());
+    assert_eq!(first.phase, MigrationPhase::Pending);
+    assert_eq!(first.observed_generation, Some(1));
+    assert_condition(&first, condition_type::ACCEPTED, ConditionStatus::True, "Valid");
+    assert_condition(&first, condition_type::READY, ConditionStatus::False, "InProgress");
+    assert!(first.steps.is_empty() && first.source.is_none());
+    // The migration then goes on as if it had not been acknowledged apart.
+    run.status = Some(first);
+    assert_succeeded(run.finish());
+
+    // A spec refused by validation is refused in the acknowledgment itself.
+    let invalid = Run::new(spec(json!({"server": " web-1"})), web_cloud("ACTIVE"));
+    let refused = acknowledge(&invalid.input());
+    assert_eq!(refused.phase, Failed);
+    assert_condition(&refused, condition_type::ACCEPTED, ConditionStatus::False, "Invalid");
 }
 
 #[test]
