@@ -33,6 +33,7 @@ impl HasConditions for ComputeNodeDrain {
     }
 }
 
+#[tracing::instrument(skip_all, fields(namespace = drain.metadata.namespace.as_deref(), name = drain.metadata.name.as_deref(), uid = drain.metadata.uid.as_deref()))]
 pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile_started("ComputeNodeDrain");
     let api: Api<ComputeNodeDrain> = Api::namespaced(ctx.client.clone(), &drain.namespace().unwrap_or_default());

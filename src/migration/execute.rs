@@ -62,7 +62,7 @@ pub async fn execute(
         _ => &s.target,
     };
     let _permit = ctx.clouds.change_permit(session).await;
-    tracing::info!(migration = %im.name_any(), ?action, "changing OpenStack");
+    tracing::info!(migration = %im.name_any(), phase = ?status.phase, ?action, "changing OpenStack");
     let accepted = |r: Result<(), Error>| r.map(|()| Answer::Accepted);
     match action {
         // Stop and start may meet a server already in that state: Nova's 409 is harmless, and

@@ -43,6 +43,7 @@ impl HasConditions for InstanceMigration {
     }
 }
 
+#[tracing::instrument(skip_all, fields(namespace = im.metadata.namespace.as_deref(), name = im.metadata.name.as_deref(), uid = im.metadata.uid.as_deref()))]
 pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile_started("InstanceMigration");
     // The watch may not have brought this operator's last status write yet: decisions build on
@@ -69,6 +70,16 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     }
 
     let uid = im.uid().unwrap_or_default();
+    let usual_steps = ctx.migration_memory.usual_steps();
+    let acting_since = ctx.acting_since.get().copied().unwrap_or_else(jiff::Timestamp::now);
+    if im.status.is_none() && !deleting {
+        // Seen for the first time: acknowledged before anything is asked of OpenStack, and the
+        // slot handed on, so that every new resource shows a phase at once however busy we are.
+        let now = jiff::Timestamp::now();
+        let first = planner::acknowledge(&input(&im, None, &uid, &usual_steps, acting_since, now));
+        publish(&ctx, &mut (*im).clone(), first).await?;
+        return Ok(Action::requeue(Duration::ZERO));
+    }
     let needs_openstack = !matches!(current.phase, MigrationPhase::Succeeded | MigrationPhase::Failed)
         && planner::validate(&im.spec).is_empty();
     let mut sessions = if needs_openstack { Some(observe::sessions(&ctx, &im, &current).await) } else { None };
@@ -79,8 +90,6 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     // The resource as this reconcile has written it: a phase that ends, or a change whose answer
     // shows its outcome, is followed at once, without waiting for the watch to bring it back.
     let mut now_written = (*im).clone();
-    let usual_steps = ctx.migration_memory.usual_steps();
-    let acting_since = ctx.acting_since.get().copied().unwrap_or_else(jiff::Timestamp::now);
     for _ in 0..MAX_TURNS {
         let decision = planner::plan(
             &input(&im, now_written.status.as_ref(), &uid, &usual_steps, acting_since, seen_at),
@@ -95,11 +104,12 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
             sessions = Some(observe::sessions(&ctx, &im, &decision.status).await);
         }
         let Some(Ok(s)) = &sessions else { return done(&api, &im, &decision, decided_at, &ctx).await };
-        let look_at_once = decision.requeue == Some(Duration::ZERO);
+        // One look per reconcile: a decision that needs another look (at once, or later) ends
+        // it, so that a migration moving fast hands its slot on between looks and every other
+        // resource gets its turn.
         match decision.action.clone() {
             Some(action) => match execute::execute(&ctx, s, &im, &decision.status, action).await {
-                Ok(Answer::Accepted) if !look_at_once => return done(&api, &im, &decision, decided_at, &ctx).await,
-                Ok(Answer::Accepted) => {}
+                Ok(Answer::Accepted) => return done(&api, &im, &decision, decided_at, &ctx).await,
                 Ok(Answer::Made(made)) => {
                     let mut learned = decision.status.clone();
                     learned.create_sent_at = None;
@@ -133,12 +143,8 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
                     return Ok(requeue(failed.requeue));
                 }
             },
-            None if look_at_once => {}
             None => return done(&api, &im, &decision, decided_at, &ctx).await,
         }
-        let written = now_written.status.clone().unwrap_or_default();
-        seen_at = jiff::Timestamp::now();
-        observed = look(&ctx, sessions.as_ref(), &im, &written).await?;
     }
     Ok(Action::requeue(Duration::ZERO))
 }
@@ -335,7 +341,9 @@ async fn publish(
     new: InstanceMigrationStatus,
 ) -> Result<(), ReconcileError> {
     // The old status is what this reconcile wrote last: each transition makes one event.
-    status::publish(ctx, im, im.status.as_ref(), &new).await?;
+    if status::publish(ctx, im, im.status.as_ref(), &new).await? {
+        tracing::debug!(migration = %im.name_any(), phase = ?new.phase, "status written");
+    }
     let old = im.status.replace(new).unwrap_or_default();
     ctx.migration_memory.wrote(im);
     let new = im.status.as_ref().expect("just set");
