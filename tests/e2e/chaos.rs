@@ -1,9 +1,16 @@
-//! Chaos: the operator is killed with SIGKILL at random instants while 20 migrations run, and
-//! restarted each time, until every migration has ended. Then OpenStack itself must show each
-//! server moved exactly once, with nothing lost, doubled or leaked.
+//! Chaos: the operator is killed with SIGKILL again and again while 20 migrations run, each
+//! time at an instant drawn from its own progress, then runs undisturbed until every migration
+//! has ended. OpenStack itself must then show each server moved exactly once, with nothing
+//! lost, doubled or leaked.
 //!
-//! The kill instants come from a seeded xorshift; the seed is printed, and `OSMO_CHAOS_SEED`
-//! replays a run. Every operator life's logs are kept in a file named on failure.
+//! A life is cut as the operator writes a status or sends a change in a phase the chaos has not
+//! cut yet, or as it sends its n-th change (n at random), a little after or right away, so that
+//! creates and deletes are cut off mid-request too. Nothing is timed by the wall clock alone:
+//! on a busy machine a life simply lasts longer. Every phase is cut at least once (counted, and
+//! asserted); then the operator must converge within a deadline that scales with what is left.
+//!
+//! The random draws come from a seeded xorshift; the seed is printed, and `OSMO_CHAOS_SEED`
+//! replays a run's choices. Every operator life's logs are kept in a file named on failure.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,12 +25,30 @@ use crate::openstack::{fixtures, session, wait_gone};
 const MIGRATIONS: usize = 20;
 /// Every third server has a floating IP.
 const WITH_FLOATING_IP: usize = 3;
-/// An operator life lasts between these (milliseconds): short enough to kill it in every
-/// phase, long enough for it to reach OpenStack after its start.
-const LIFE_MS: (u64, u64) = (1_500, 4_500);
-/// A life also ends as it sends its n-th change to OpenStack, n drawn below this.
+/// The phases of a snapshot migration: each must be cut at least once.
+const PHASES: [&str; 8] = [
+    "Recording",
+    "Stopping",
+    "Snapshotting",
+    "DeletingSource",
+    "Booting",
+    "MovingAddresses",
+    "Verifying",
+    "CleaningUp",
+];
+/// Lives cut short: at least the first, then until every phase was cut, at most the second.
+const KILLS: (usize, usize) = (12, 60);
+/// Once every phase was cut, a life ends as it sends its n-th change, n drawn below this.
 const CHANGES_PER_LIFE: u64 = 8;
-const DEADLINE: Duration = Duration::from_secs(360);
+/// The kill comes this long at most (ms) after what triggers it: at once cuts a request off.
+const KILL_DELAY_MS: u64 = 300;
+/// An operator that reaches neither leadership nor its trigger in this long is stuck: a guard,
+/// far above what any life needs.
+const STUCK: Duration = Duration::from_secs(180);
+/// The undisturbed operator ends what is left within this, plus `PER_MIGRATION_LEFT` for each
+/// migration not yet ended (they run side by side, so this is generous).
+const CONVERGE: Duration = Duration::from_secs(60);
+const PER_MIGRATION_LEFT: Duration = Duration::from_secs(30);
 
 /// xorshift64: a few lines of randomness that replay exactly from a printed seed.
 struct Xorshift(u64);
@@ -43,6 +68,28 @@ fn seed() -> u64 {
     });
     println!("chaos seed: {seed} (replay with OSMO_CHAOS_SEED={seed})");
     seed.max(1)
+}
+
+/// What ends a life.
+#[derive(Debug)]
+enum Trigger {
+    /// The operator writes a status or sends a change in this phase.
+    Phase(&'static str),
+    /// The operator sends its n-th change to OpenStack.
+    Changes(usize),
+}
+
+impl Trigger {
+    fn pulled(&self, op: &Operator) -> bool {
+        match self {
+            Trigger::Phase(phase) => op.count_logs(&format!("\"phase\":\"{phase}\"")) > 0,
+            Trigger::Changes(n) => op.count_logs("changing OpenStack") >= *n,
+        }
+    }
+}
+
+fn ended(phases: &BTreeMap<String, String>) -> usize {
+    phases.values().filter(|p| matches!(p.as_str(), "Succeeded" | "Failed")).count()
 }
 
 /// Each migration's phase, by name, as `kubectl get` shows it.
@@ -100,37 +147,76 @@ async fn killing_the_operator_at_random_instants_loses_nothing() {
     let log_path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{ns}.log"));
     let mut log = std::fs::File::create(&log_path).unwrap();
     let started = Instant::now();
+    let mut cut: BTreeMap<&str, usize> = PHASES.iter().map(|p| (*p, 0)).collect();
     let mut kills = 0;
-    loop {
-        let ended = phases(&ns).values().filter(|p| matches!(p.as_str(), "Succeeded" | "Failed")).count();
-        if ended == MIGRATIONS {
+    let mut lives = 0;
+    let mut life = |log: &mut std::fs::File, op: &Operator| {
+        lives += 1;
+        writeln!(log, "---- life {lives} ----\n{}", op.logs()).unwrap();
+        // Restarts must stay cheap: one login per cloud, however many migrations resume.
+        let logins = op.count_logs("issued a Keystone token");
+        assert!(logins <= 1, "life {lives} logged in to Keystone {logins} times; logs: {}", log_path.display());
+    };
+    while kills < KILLS.1 {
+        let uncut: Vec<&'static str> = PHASES.iter().copied().filter(|p| cut[p] == 0).collect();
+        if ended(&phases(&ns)) == MIGRATIONS || (kills >= KILLS.0 && uncut.is_empty()) {
             break;
         }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "after {kills} kills in {:?}, migrations still running: {:?}\noperator logs: {}",
-            started.elapsed(),
-            phases(&ns),
-            log_path.display()
-        );
+        let trigger = match uncut.len() {
+            0 => Trigger::Changes(rng.between(1, CHANGES_PER_LIFE) as usize),
+            n => Trigger::Phase(uncut[rng.between(0, n as u64) as usize]),
+        };
         let mut op = Operator::start(env, &ns, "chaos", &lease);
-        // The chaos itself: the operator dies at a random instant, or just as it sends its
-        // n-th change to OpenStack (n at random), whichever comes first, so that creates and
-        // deletes are cut off mid-request too.
+        op.wait_for_log("became leader", STUCK);
+        // A phase no migration reaches in this life (all are past it) is cut another time: the
+        // n-th change ends the life then.
+        let fallback = Trigger::Changes(rng.between(CHANGES_PER_LIFE, 3 * CHANGES_PER_LIFE) as usize);
         let born = Instant::now();
-        let life = Duration::from_millis(rng.between(LIFE_MS.0, LIFE_MS.1));
-        let changes = rng.between(1, CHANGES_PER_LIFE) as usize;
-        while born.elapsed() < life && op.count_logs("changing OpenStack") < changes {
-            std::thread::sleep(Duration::from_millis(10));
+        while !trigger.pulled(&op) && !fallback.pulled(&op) && born.elapsed() < STUCK {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Half the kills come at once (mid-request when the trigger was a change), half a
+        // little later.
+        if rng.between(0, 2) == 1 {
+            std::thread::sleep(Duration::from_millis(rng.between(0, KILL_DELAY_MS)));
         }
         op.kill();
         kills += 1;
-        writeln!(log, "---- life {kills} ----\n{}", op.logs()).unwrap();
-        // Restarts must stay cheap: one login per cloud, however many migrations resume.
-        let logins = op.count_logs("issued a Keystone token");
-        assert!(logins <= 1, "life {kills} logged in to Keystone {logins} times; logs: {}", log_path.display());
+        let now = phases(&ns);
+        for phase in now.values() {
+            if let Some(count) = cut.get_mut(phase.as_str()) {
+                *count += 1;
+            }
+        }
+        writeln!(log, "==== kill {kills} ({trigger:?}) after {:?}: {now:?}", born.elapsed()).unwrap();
+        life(&mut log, &op);
     }
-    println!("{MIGRATIONS} migrations ended after {kills} kills in {:?}", started.elapsed());
+    let chaos_took = started.elapsed();
+    println!("{kills} kills in {chaos_took:?}; migrations in each phase at a kill: {cut:?}");
+    let never: Vec<_> = cut.iter().filter(|(_, n)| **n == 0).map(|(p, _)| *p).collect();
+    assert!(never.is_empty(), "no kill cut a migration in {never:?}; operator logs: {}", log_path.display());
+
+    // Undisturbed, the operator ends everything, in time proportional to what is left.
+    let left = MIGRATIONS - ended(&phases(&ns));
+    let deadline = CONVERGE + PER_MIGRATION_LEFT * left as u32;
+    let op = Operator::start(env, &ns, "chaos", &lease);
+    let converging = Instant::now();
+    let converged = loop {
+        let all_ended = ended(&phases(&ns)) == MIGRATIONS;
+        if all_ended || converging.elapsed() > deadline {
+            break all_ended;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    life(&mut log, &op);
+    drop(op);
+    assert!(
+        converged,
+        "{left} migrations left after the chaos did not end within {deadline:?}: {:?}\noperator logs: {}",
+        phases(&ns),
+        log_path.display()
+    );
+    println!("{MIGRATIONS} migrations ended: {left} of them after the chaos, in {:?}", converging.elapsed());
 
     let succeeded_announcements = ready_events(&ns);
     let mut left = Vec::new();
