@@ -4,6 +4,7 @@
 pub mod clouds;
 pub mod conditions;
 pub mod events;
+pub mod fairness;
 pub mod finalizers;
 pub mod http;
 pub mod leader;
@@ -171,10 +172,9 @@ async fn run_controllers(config: &RunConfig, ctx: Arc<Context>, stop: Cancellati
     // Both kinds wake on spec changes and deletion (both bump the generation) and on their own
     // polling timers, not on the operator's own status writes: each wake costs OpenStack reads.
     let (reader, writer) = reflector::store();
-    let triggers = watcher(migrations_api.clone(), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
+    let events = watcher(migrations_api.clone(), watcher::Config::default()).default_backoff().reflect(writer);
+    // After a restart, the migrations that progressed longest ago are taken up first.
+    let triggers = fairness::applied_least_recently_served_first(events, reader.clone(), last_progress)
         .predicate_filter(predicates::generation, Default::default());
     let _ = ctx.migrations.set(reader.clone());
     let migrations = Controller::for_stream(triggers, reader);
@@ -207,6 +207,12 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
+}
+
+/// When a migration last moved on: its latest step's start or end (never, before its first step).
+fn last_progress(im: &InstanceMigration) -> Option<jiff::Timestamp> {
+    let steps = im.status.as_ref()?.steps.iter();
+    steps.flat_map(|s| [Some(&s.started_at), s.finished_at.as_ref()]).flatten().filter_map(|t| t.parse().ok()).max()
 }
 
 /// A predicate that changes with a migration's phase and deletion.
