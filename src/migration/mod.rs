@@ -86,6 +86,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     // A step ends when OpenStack was seen done, not when the answer came back: step times (and
     // the first look they set) must not grow by the time a look takes.
     let mut seen_at = jiff::Timestamp::now();
+    tracing::debug!(migration = %im.name_any(), phase = ?current.phase, "looking at OpenStack");
     let mut observed = look(&ctx, sessions.as_ref(), &im, &current).await?;
     // The resource as this reconcile has written it: a phase that ends, or a change whose answer
     // shows its outcome, is followed at once, without waiting for the watch to bring it back.

@@ -111,6 +111,31 @@ fn an_invalid_spec_fails_naming_the_field_without_calling_openstack() {
 }
 
 #[test]
+fn a_migration_is_acknowledged_before_openstack_answers() {
+    let env = env();
+    let ns = namespace(env, "ack");
+    // A Keystone that takes connections and never answers: whatever the operator writes before
+    // the cloud times out, it wrote before any OpenStack call came back.
+    let keystone = TcpListener::bind("127.0.0.1:0").unwrap();
+    let clouds = format!(
+        "clouds.yaml=clouds:\n  old:\n    auth:\n      auth_url: http://{}/v3\n      username: admin\n      password: secret\n      project_name: admin\n",
+        keystone.local_addr().unwrap()
+    );
+    kubectl_ok(env, &["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-literal={clouds}")]);
+    let _op = Operator::start(env, &ns, "ack", "osmo-e2e-ack");
+
+    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &migration("web-1", ""));
+    kubectl_ok(env, &["-n", &ns, "wait", "--for=jsonpath={.status.phase}=Pending", "im/web-1", "--timeout=60s"]);
+    assert_eq!(jsonpath(env, &ns, "im/web-1", "{.status.conditions[?(@.type==\"Accepted\")].status}"), "True");
+    assert_eq!(jsonpath(env, &ns, "im/web-1", "{.status.observedGeneration}"), "1");
+    let table = kubectl_ok(env, &["-n", &ns, "get", "im", "web-1", "--no-headers"]);
+    assert_eq!(table.split_whitespace().nth(1), Some("Pending"), "{table}");
+    // The operator did go on to OpenStack (it was not refused before): Keystone has its call.
+    keystone.set_nonblocking(false).unwrap();
+    assert!(keystone.accept().is_ok());
+}
+
+#[test]
 fn a_missing_secret_fails_naming_it() {
     let env = env();
     let ns = namespace(env, "nosecret");
