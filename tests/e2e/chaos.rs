@@ -25,7 +25,9 @@ use crate::openstack::{fixtures, session, wait_gone};
 const MIGRATIONS: usize = 20;
 /// Every third server has a floating IP.
 const WITH_FLOATING_IP: usize = 3;
-/// The phases of a snapshot migration: each must be cut at least once.
+/// The phases of a snapshot migration, in order: each must be cut at least once. A migration
+/// `Pending` once acknowledged is recording (Recording's look starts from there; a recording
+/// that ends with nothing changed goes on to Stopping in the same status write).
 const PHASES: [&str; 8] = [
     "Recording",
     "Stopping",
@@ -36,8 +38,14 @@ const PHASES: [&str; 8] = [
     "Verifying",
     "CleaningUp",
 ];
+
+/// The phase of [`PHASES`] a migration is in, by its status.
+fn phase_index(phase: &str) -> Option<usize> {
+    let phase = if phase == "Pending" { "Recording" } else { phase };
+    PHASES.iter().position(|p| *p == phase)
+}
 /// Lives cut short: at least the first, then until every phase was cut, at most the second.
-const KILLS: (usize, usize) = (12, 60);
+const KILLS: (usize, usize) = (20, 60);
 /// Once every phase was cut, a life ends as it sends its n-th change, n drawn below this.
 const CHANGES_PER_LIFE: u64 = 8;
 /// The kill comes this long at most (ms) after what triggers it: at once cuts a request off.
@@ -82,10 +90,24 @@ enum Trigger {
 impl Trigger {
     fn pulled(&self, op: &Operator) -> bool {
         match self {
+            // Recording starts with a look at a Pending migration.
+            Trigger::Phase("Recording") => {
+                op.count_logs_with_all(&["looking at OpenStack", "\"phase\":\"Pending\""]) > 0
+            }
             Trigger::Phase(phase) => op.count_logs(&format!("\"phase\":\"{phase}\"")) > 0,
             Trigger::Changes(n) => op.count_logs("changing OpenStack") >= *n,
         }
     }
+}
+
+/// The migrations an operator life looked at in OpenStack.
+fn looked_at(op: &Operator) -> std::collections::BTreeSet<String> {
+    op.logs()
+        .lines()
+        .filter(|l| l.contains("looking at OpenStack"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|l| l["fields"]["migration"].as_str().map(str::to_string))
+        .collect()
 }
 
 fn ended(phases: &BTreeMap<String, String>) -> usize {
@@ -158,21 +180,32 @@ async fn killing_the_operator_at_random_instants_loses_nothing() {
         assert!(logins <= 1, "life {lives} logged in to Keystone {logins} times; logs: {}", log_path.display());
     };
     while kills < KILLS.1 {
-        let uncut: Vec<&'static str> = PHASES.iter().copied().filter(|p| cut[p] == 0).collect();
-        if ended(&phases(&ns)) == MIGRATIONS || (kills >= KILLS.0 && uncut.is_empty()) {
+        let before = phases(&ns);
+        let all_cut = cut.values().all(|n| *n > 0);
+        if ended(&before) == MIGRATIONS || (kills >= KILLS.0 && all_cut) {
             break;
         }
-        let trigger = match uncut.len() {
-            0 => Trigger::Changes(rng.between(1, CHANGES_PER_LIFE) as usize),
-            n => Trigger::Phase(uncut[rng.between(0, n as u64) as usize]),
+        // The earliest phase not cut yet that a migration has still to pass through (the
+        // migrations move on, so a late phase waits for them), else the n-th change.
+        let earliest = before.values().filter_map(|p| phase_index(p)).min();
+        let trigger = match PHASES.iter().enumerate().find(|(i, p)| cut[*p] == 0 && Some(*i) >= earliest) {
+            Some((_, phase)) => Trigger::Phase(phase),
+            None => Trigger::Changes(rng.between(1, CHANGES_PER_LIFE) as usize),
         };
         let mut op = Operator::start(env, &ns, "chaos", &lease);
         op.wait_for_log("became leader", STUCK);
-        // A phase no migration reaches in this life (all are past it) is cut another time: the
-        // n-th change ends the life then.
+        // A migration may pass the phase between two looks: the n-th change ends the life then.
         let fallback = Trigger::Changes(rng.between(CHANGES_PER_LIFE, 3 * CHANGES_PER_LIFE) as usize);
         let born = Instant::now();
+        let mut checked = Instant::now();
         while !trigger.pulled(&op) && !fallback.pulled(&op) && born.elapsed() < STUCK {
+            // Once every migration has ended, nothing more comes.
+            if checked.elapsed() > Duration::from_secs(1) {
+                if ended(&phases(&ns)) == MIGRATIONS {
+                    break;
+                }
+                checked = Instant::now();
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
         // Half the kills come at once (mid-request when the trigger was a change), half a
@@ -183,12 +216,18 @@ async fn killing_the_operator_at_random_instants_loses_nothing() {
         op.kill();
         kills += 1;
         let now = phases(&ns);
-        for phase in now.values() {
-            if let Some(count) = cut.get_mut(phase.as_str()) {
-                *count += 1;
-            }
+        for phase in now.values().filter_map(|p| phase_index(p)).map(|i| PHASES[i]) {
+            *cut.get_mut(phase).unwrap() += 1;
         }
-        writeln!(log, "==== kill {kills} ({trigger:?}) after {:?}: {now:?}", born.elapsed()).unwrap();
+        let looked_at = looked_at(&op);
+        writeln!(
+            log,
+            "==== kill {kills} ({trigger:?}) after {:?}, {} of {} running migrations looked at: {now:?}",
+            born.elapsed(),
+            looked_at.len(),
+            MIGRATIONS - ended(&before),
+        )
+        .unwrap();
         life(&mut log, &op);
     }
     let chaos_took = started.elapsed();

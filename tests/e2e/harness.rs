@@ -228,6 +228,11 @@ impl Operator {
         self.logs.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
     }
 
+    /// How many log lines so far contain every one of `needles`.
+    pub fn count_logs_with_all(&self, needles: &[&str]) -> usize {
+        self.logs.lock().unwrap().iter().filter(|l| needles.iter().all(|n| l.contains(n))).count()
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
