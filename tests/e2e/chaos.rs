@@ -20,7 +20,7 @@ use osmo::migration::planner::UID_KEY;
 
 use crate::harness::{Operator, jsonpath, kubectl_ok, kubectl_stdin_ok};
 use crate::migration::{add_floating_ip, assert_floating_ip_on, namespace_with_clouds, server_on_havana};
-use crate::openstack::{fixtures, session, wait_gone};
+use crate::openstack::{deleted, fixtures, session, wait_gone};
 
 const MIGRATIONS: usize = 20;
 /// Every third server has a floating IP.
@@ -285,7 +285,7 @@ async fn killing_the_operator_at_random_instants_loses_nothing() {
                     (target.as_str(), "ACTIVE", Some("icehouse-1")),
                     "m{i}"
                 );
-                assert!(admin.compute().server(source).await.unwrap().is_none(), "m{i}: the source is still there");
+                assert!(deleted(&admin, source).await, "m{i}: the source is still there");
                 let steps = jsonpath(env, &ns, &im, "{range .status.steps[*]}{.name}={.result} {end}");
                 assert_eq!(
                     steps.trim(),

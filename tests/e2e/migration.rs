@@ -12,7 +12,8 @@ use reqwest::Method;
 
 use crate::harness::{Env, Operator, env, jsonpath, kubectl_ok, kubectl_stdin_ok, namespace, wait_for};
 use crate::openstack::{
-    Fixtures, KeystoneAdmin, admin_in_project, fixtures, server_spec, session, unique, until, wait_gone, wait_status,
+    Fixtures, KeystoneAdmin, admin_in_project, deleted, fixtures, server_spec, session, unique, until, wait_gone,
+    wait_status,
 };
 
 /// A namespace with the test clouds' Secret and an operator watching it.
@@ -81,7 +82,7 @@ pub(crate) async fn assert_moved(admin: &Session, env: &Env, ns: &str, name: &st
     let new_id = jsonpath(env, ns, &format!("im/{name}"), "{.status.target.serverId}");
     let new = admin.compute().server(&new_id).await.unwrap().expect("the replacement exists");
     assert_eq!((new.status.as_str(), new.host.as_deref()), ("ACTIVE", Some("icehouse-1")));
-    assert!(admin.compute().server(source).await.unwrap().is_none(), "the source still exists");
+    assert!(deleted(admin, source).await, "the source still exists");
     assert_floating_ip_on(admin, fip, &new_id).await;
     assert!(!jsonpath(env, ns, &format!("im/{name}"), "{.status.downtime}").is_empty());
     new_id
@@ -297,7 +298,7 @@ async fn deleting_a_migration_after_the_source_is_deleted_finishes_the_boot() {
     op.kill();
     let uid = jsonpath(env, &ns, "im/web", "{.metadata.uid}");
     assert_eq!(jsonpath(env, &ns, "im/web", "{.status.phase}"), "Booting");
-    assert!(admin.compute().server(&id).await.unwrap().is_none(), "the source must be deleted before Booting");
+    assert!(deleted(&admin, &id).await, "the source must be deleted before Booting");
 
     kubectl_ok(env, &["-n", &ns, "delete", "im", "web", "--wait=false"]);
     assert!(

@@ -119,6 +119,12 @@ pub async fn wait_status(s: &Session, id: &str, status: &str) -> Server {
     .await
 }
 
+/// Whether Nova says the server is deleted: gone, or destroyed and shown `DELETED` until its
+/// record goes (for a while on a busy machine).
+pub async fn deleted(s: &Session, id: &str) -> bool {
+    s.compute().server(id).await.unwrap().is_none_or(|server| server.status == "DELETED")
+}
+
 pub async fn wait_gone(s: &Session, id: &str) {
     until(Duration::from_secs(120), &format!("server {id} to be gone"), || async {
         s.compute().server(id).await.unwrap().is_none().then_some(())
