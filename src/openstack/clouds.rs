@@ -90,9 +90,10 @@ impl CloudConfig {
             None if self.auth.application_credential_secret.is_some() => Ok(AuthMethod::ApplicationCredential),
             None | Some("password" | "v3password") => Ok(AuthMethod::Password),
             Some("v3applicationcredential" | "application_credential") => Ok(AuthMethod::ApplicationCredential),
-            Some(other) => Err(Error::Config(format!(
-                "auth_type {other:?} is not supported: use password or v3applicationcredential"
-            ))),
+            // The value is not quoted back: errors about a clouds.yaml name keys, never content.
+            Some(_) => {
+                Err(Error::Config("auth_type is not supported: use password or v3applicationcredential".to_string()))
+            }
         }
     }
 
@@ -121,7 +122,7 @@ impl CloudConfig {
 /// Parses `clouds.yaml` text and picks one cloud.
 pub fn parse(clouds_yaml: &str, cloud: &str) -> Result<CloudConfig, Error> {
     let file: CloudsFile =
-        serde_saphyr::from_str(clouds_yaml).map_err(|e| Error::Config(format!("clouds.yaml is not valid: {e}")))?;
+        serde_saphyr::from_str(clouds_yaml).map_err(|e| Error::Config(invalid(clouds_yaml, cloud, &e)))?;
     let known: Vec<_> = file.clouds.keys().cloned().collect();
     let config =
         file.clouds.into_iter().find(|(name, _)| name == cloud).map(|(_, c)| c).ok_or_else(|| {
@@ -129,6 +130,96 @@ pub fn parse(clouds_yaml: &str, cloud: &str) -> Result<CloudConfig, Error> {
         })?;
     config.auth_method()?;
     Ok(config)
+}
+
+/// Why a `clouds.yaml` cannot be read, by position and key only. The YAML error's own text
+/// may quote the document (its snippet shows the lines around the error, the password's among
+/// them), and this message goes to status, events and logs.
+fn invalid(yaml: &str, cloud: &str, error: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    // Only words of serde's and osmo's own: `expected`, `ty` and `field` describe osmo's types.
+    let (what, in_schema) = match error.without_snippet() {
+        E::SerdeMissingField { field, .. } => (format!("missing field {field}"), true),
+        E::SerdeInvalidType { expected, .. } | E::SerdeInvalidValue { expected, .. } => {
+            (format!("expected {expected}"), true)
+        }
+        E::Unexpected { expected, .. } => (format!("expected {expected}"), true),
+        E::InvalidScalar { ty, .. } => (format!("not a valid {ty}"), true),
+        E::NullIntoString { .. } => ("expected a string, found none".to_string(), true),
+        E::DuplicateMappingKey { .. } => ("duplicate key".to_string(), true),
+        _ => ("not valid YAML".to_string(), false),
+    };
+    let Some(at) = error.location() else { return format!("clouds.yaml: {what}") };
+    let mut message = format!("clouds.yaml line {}, column {}", at.line(), at.column());
+    // A syntax error's position may lie inside a broken scalar, where indentation says nothing.
+    if in_schema && let Some(path) = key_path(yaml, at.line(), at.column(), cloud) {
+        message += &format!(" (key {path})");
+    }
+    message += &format!(": {what}");
+    if !in_schema && let Some(line) = yaml.lines().position(|l| l.trim_start_matches(' ').starts_with('\t')) {
+        message += &format!(" (line {} is indented with a tab; YAML indents with spaces)", line + 1);
+    }
+    message
+}
+
+/// The keys leading to a position of the document, from the indentation of the lines up to it.
+/// A key outside osmo's vocabulary (the keys it reads, and the cloud asked for) shows as `?`,
+/// since where a document is broken, anything may stand where a key should.
+fn key_path(yaml: &str, line: u64, column: u64, cloud: &str) -> Option<String> {
+    let mut path: Vec<(usize, &str)> = Vec::new();
+    for (index, text) in yaml.lines().take(line as usize).enumerate() {
+        let indent = text.len() - text.trim_start_matches(' ').len();
+        let Some(key) = block_key(&text[indent..]) else { continue };
+        path.retain(|(outer, _)| *outer < indent);
+        // On the error's own line, a position at the key is about the mapping that holds it.
+        if index + 1 < line as usize || column as usize > indent + 1 {
+            path.push((indent, key));
+        }
+    }
+    let known = |key: &str| {
+        key == cloud
+            || [fields_of::<CloudsFile>(), fields_of::<CloudConfig>(), fields_of::<AuthConfig>()]
+                .iter()
+                .any(|fields| fields.contains(&key))
+    };
+    let keys: Vec<_> = path.iter().map(|&(_, key)| if known(key) { key } else { "?" }).collect();
+    (!keys.is_empty()).then(|| keys.join("."))
+}
+
+/// The key of a block mapping's line (`key: ...` or `key:`), when it is a plain word.
+fn block_key(text: &str) -> Option<&str> {
+    let (key, rest) = text.split_once(':')?;
+    let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    (plain && (rest.is_empty() || rest.starts_with([' ', '\t']))).then_some(key)
+}
+
+/// The keys serde reads for a struct, from its derived `Deserialize`.
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor, value};
+    /// A deserializer that only notes the fields it is asked for.
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = value::Error;
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, value::Error> {
+            *self.0 = fields;
+            Err(value::Error::custom("only the fields were asked for"))
+        }
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, value::Error> {
+            Err(value::Error::custom("not a struct"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut fields));
+    fields
 }
 
 /// A cloud's settings and its CA bundle, taken from the data of a Secret.
@@ -227,9 +318,69 @@ clouds:
     }
 
     #[test]
-    fn unsupported_auth_type_is_named() {
-        let yaml = "clouds:\n  x:\n    auth_type: token\n    auth: {auth_url: http://k/v3}\n";
-        assert!(parse(yaml, "x").unwrap_err().to_string().contains(r#"auth_type "token""#));
+    fn unsupported_auth_type_is_named_by_its_key() {
+        let yaml = "clouds:\n  x:\n    auth_type: t0ken-Xy7\n    auth: {auth_url: http://k/v3}\n";
+        let e = parse(yaml, "x").unwrap_err();
+        assert_eq!(e.to_string(), "auth_type is not supported: use password or v3applicationcredential");
+        assert!(!format!("{e:?}").contains("t0ken-Xy7"));
+    }
+
+    const PASSWORD: &str = "Zq9-hunter2-wX";
+
+    /// The error of a broken `clouds.yaml` holding [`PASSWORD`], checked to quote none of it.
+    fn broken(yaml: &str) -> String {
+        let mut data = BTreeMap::from([(CLOUDS_YAML_KEY.to_string(), yaml.as_bytes().to_vec())]);
+        data.insert("ca.pem".into(), b"PEM".to_vec());
+        let error = from_secret("creds", &data, "old").unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains(PASSWORD) && !shown.contains("hunter2"), "{shown}");
+        error.to_string()
+    }
+
+    #[test]
+    fn errors_of_a_broken_clouds_yaml_name_the_position_and_key_never_the_text() {
+        let yaml = |auth: &str| format!("clouds:\n  old:\n    auth:\n      auth_url: http://k/v3\n{auth}");
+        let bad_indentation = yaml(&format!("      password: {PASSWORD}\n     project_name: admin\n"));
+        assert_eq!(broken(&bad_indentation), "Secret creds: clouds.yaml line 6, column 6: not valid YAML");
+        let unterminated = yaml(&format!("      password: \"{PASSWORD}\n      project_name: admin\n"));
+        assert_eq!(broken(&unterminated), "Secret creds: clouds.yaml line 6, column 7: not valid YAML");
+        let after_the_password = yaml(&format!("      password: {PASSWORD}: x\n"));
+        assert_eq!(broken(&after_the_password), "Secret creds: clouds.yaml line 5, column 31: not valid YAML");
+        let tab = yaml(&format!("\tpassword: {PASSWORD}\n"));
+        assert_eq!(
+            broken(&tab),
+            "Secret creds: clouds.yaml line 4, column 17: not valid YAML (line 5 is indented with a tab; YAML indents with spaces)"
+        );
+        let duplicate = yaml(&format!("      password: {PASSWORD}\n      password: {PASSWORD}\n"));
+        assert_eq!(
+            broken(&duplicate),
+            "Secret creds: clouds.yaml line 6, column 7 (key clouds.old.auth): duplicate key"
+        );
+    }
+
+    #[test]
+    fn errors_of_a_clouds_yaml_of_wrong_types_name_the_key() {
+        let wrong_type = format!("clouds:\n  old:\n    verify: {PASSWORD}\n    auth: {{auth_url: http://k/v3}}\n");
+        assert_eq!(
+            broken(&wrong_type),
+            "Secret creds: clouds.yaml line 3, column 13 (key clouds.old.verify): not a valid boolean"
+        );
+        let password_as_auth = format!("clouds:\n  old:\n    auth: {PASSWORD}\n");
+        assert_eq!(
+            broken(&password_as_auth),
+            "Secret creds: clouds.yaml line 3, column 11 (key clouds.old.auth): expected mapping start"
+        );
+        let missing = format!("clouds:\n  old:\n    auth:\n      password: {PASSWORD}\n");
+        assert_eq!(
+            broken(&missing),
+            "Secret creds: clouds.yaml line 4, column 7 (key clouds.old.auth): missing field auth_url"
+        );
+        // Where the password stands as a key, it is not named.
+        let password_as_key = format!("clouds:\n  {PASSWORD}:\n    verify: maybe\n");
+        assert_eq!(
+            broken(&password_as_key),
+            "Secret creds: clouds.yaml line 3, column 13 (key clouds.?.verify): not a valid boolean"
+        );
     }
 
     #[test]
