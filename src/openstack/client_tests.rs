@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::compute::{ComputeService, ServerCreate};
 use super::error::Error;
-use super::fake::{Call, FakeCloud, ok, status};
+use super::fake::{self, Call, CannedServer, FakeCloud, ok, status};
 
 fn server(id: &str, name: &str, uid: &str) -> serde_json::Value {
     json!({"id": id, "name": name, "status": "BUILD", "flavor": {"original_name": "m1.tiny"}, "image": {"id": "img"}, "metadata": {"osmo.dev/migration": uid}})
@@ -205,5 +205,41 @@ async fn a_nova_without_nova_network_is_reported_as_such() {
             error.to_string(),
             format!("nova-network is not available in this cloud: /os-floating-ips-bulk answered HTTP {code}")
         );
+    }
+}
+
+#[tokio::test]
+async fn keystone_redirects_are_not_followed_with_the_password() {
+    for code in [307, 308] {
+        let elsewhere = CannedServer::start(404, &[]).await;
+        let target = format!("http://admin:pw@{}/v3/auth/tokens", elsewhere.addr());
+        let keystone = CannedServer::start(code, &[("Location", &target)]).await;
+        let session = fake::session(&format!("http://{}/v3", keystone.addr()), "Pa55-redirected");
+        let error = session.compute().flavors().await.unwrap_err();
+        assert_eq!(elsewhere.connections(), 0, "the password went where Keystone's redirect pointed");
+        assert_eq!(keystone.connections(), 1, "a redirect is permanent: not retried");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "keystone POST /auth/tokens: HTTP {code}, a redirect to {}, not followed: credentials go only to the auth_url and the catalog's endpoints",
+                elsewhere.addr()
+            )
+        );
+        assert!(!format!("{error:?}").contains("pw@"), "{error:?}");
+    }
+}
+
+#[tokio::test]
+async fn api_redirects_are_not_followed_with_the_token() {
+    for code in [307, 308] {
+        let elsewhere = CannedServer::start(404, &[]).await;
+        let target = format!("http://{}/v2.1/flavors/detail", elsewhere.addr());
+        let cloud =
+            FakeCloud::start("2.95", move |_: &Call| (code, vec![("location", target.clone())], String::new())).await;
+        let error = cloud.session("secret").compute().flavors().await.unwrap_err();
+        assert_eq!(elsewhere.connections(), 0, "the token went where the redirect pointed");
+        assert!(matches!(error, Error::Redirect { status, .. } if status == code), "{error:?}");
+        assert!(!format!("{error} {error:?}").contains("tok-"), "{error:?}");
+        assert_eq!(cloud.calls().len(), 1, "a redirect is permanent: not retried");
     }
 }

@@ -8,6 +8,10 @@ pub enum Error {
     /// The service answered with an error status.
     #[error("{service} {method} {path}: HTTP {status}{}: {message}", request_id.as_deref().map(|id| format!(" (request {id})")).unwrap_or_default())]
     Api { service: Service, method: String, path: String, status: u16, request_id: Option<String>, message: String },
+    /// The service answered with a redirect, which osmo does not follow: it would carry the
+    /// token, or Keystone's password body, to whatever address the answer names.
+    #[error("{service} {method} {path}: HTTP {status}, a redirect{}, not followed: credentials go only to the auth_url and the catalog's endpoints", to.as_deref().map(|host| format!(" to {host}")).unwrap_or_default())]
+    Redirect { service: Service, method: String, path: String, status: u16, to: Option<String> },
     /// The service could not be reached, or did not answer in time.
     #[error("{service} {method} {path}: {kind}: {message}")]
     Transport { service: Service, method: String, path: String, kind: TransportKind, message: String },

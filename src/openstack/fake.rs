@@ -2,6 +2,7 @@
 //! the client's behaviour (token renewal, retries, legacy APIs) with recorded answers.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -9,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::clouds;
 use super::session::Session;
@@ -60,10 +62,7 @@ impl FakeCloud {
 
     /// A `clouds.yaml` whose cloud `fake` is this fake, with password auth.
     pub fn clouds_yaml(&self, password: &str) -> String {
-        format!(
-            "clouds:\n  fake:\n    auth:\n      auth_url: http://{}/v3\n      username: admin\n      password: {password}\n      project_name: admin\n",
-            self.state.addr
-        )
+        clouds_yaml(&format!("http://{}/v3", self.state.addr), password)
     }
 
     /// The fake's address, e.g. to serve other APIs from its script.
@@ -73,10 +72,7 @@ impl FakeCloud {
 
     /// A session against the fake with password auth.
     pub fn session(&self, password: &str) -> Session {
-        let yaml = self.clouds_yaml(password);
-        let retry =
-            super::session::RetryPolicy { first_delay: std::time::Duration::from_millis(5), ..Default::default() };
-        Session::new(clouds::parse(&yaml, "fake").unwrap(), None).unwrap().with_retry(retry)
+        session(&format!("http://{}/v3", self.state.addr), password)
     }
 
     /// Every request but token issue, in order.
@@ -87,6 +83,81 @@ impl FakeCloud {
     /// How many tokens were issued.
     pub fn tokens_issued(&self) -> u32 {
         *self.state.issued.lock().unwrap()
+    }
+}
+
+/// A `clouds.yaml` whose cloud `fake` logs in at `auth_url` with password auth.
+pub fn clouds_yaml(auth_url: &str, password: &str) -> String {
+    format!(
+        "clouds:\n  fake:\n    auth:\n      auth_url: {auth_url}\n      username: admin\n      password: {password}\n      project_name: admin\n"
+    )
+}
+
+/// A session of cloud `fake` logging in at `auth_url` with password auth, retrying quickly.
+pub fn session(auth_url: &str, password: &str) -> Session {
+    let retry = super::session::RetryPolicy { first_delay: std::time::Duration::from_millis(5), ..Default::default() };
+    Session::new(clouds::parse(&clouds_yaml(auth_url, password), "fake").unwrap(), None).unwrap().with_retry(retry)
+}
+
+/// A server on 127.0.0.1 that reads each request and gives every one the same answer,
+/// counting the connections: a server that redirects, or where a redirect points.
+pub struct CannedServer {
+    addr: SocketAddr,
+    connections: Arc<AtomicU32>,
+}
+
+impl CannedServer {
+    /// Answers every request `status` with `headers` and no body.
+    pub async fn start(status: u16, headers: &[(&str, &str)]) -> CannedServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let head: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+        let answer = format!("HTTP/1.1 {status} Canned\r\n{head}Content-Length: 0\r\nConnection: close\r\n\r\n");
+        let connections = Arc::new(AtomicU32::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    // The whole request is read first: closing on unread bytes resets the connection.
+                    read_request(&mut stream).await;
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        CannedServer { addr, connections }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn connections(&self) -> u32 {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads one HTTP/1.1 request: the head, then as many bytes as its Content-Length says.
+async fn read_request(stream: &mut tokio::net::TcpStream) {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|n| n.trim().to_string()))
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            if received.len() >= end + 4 + length {
+                return;
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+        }
     }
 }
 

@@ -171,7 +171,10 @@ impl Session {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
-            .user_agent(concat!("osmo/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("osmo/", env!("CARGO_PKG_VERSION")))
+            // A redirect would carry the token, and on 307 or 308 Keystone's password body, to
+            // whatever address it names: none is followed.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = cacert {
             for cert in reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| Error::Config(format!("cacert is not a PEM bundle: {e}")))?
@@ -312,6 +315,9 @@ impl Session {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| transport_error(request, &e))?;
+        if is_redirect(status) {
+            return Err(redirect_error(request, status, &headers));
+        }
         if status >= 400 {
             return Err(Error::Api {
                 service: request.service,
@@ -374,6 +380,9 @@ impl Session {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.map_err(|e| transport_error(&request, &e))?;
+        if is_redirect(status) {
+            return Err(redirect_error(&request, status, &headers));
+        }
         if status == 401 || status == 403 || status == 404 {
             return Err(Error::Auth {
                 auth_url: self.config.auth.auth_url.clone(),
@@ -594,6 +603,27 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
     ["x-openstack-request-id", "x-compute-request-id"]
         .iter()
         .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(str::to_string))
+}
+
+fn is_redirect(status: u16) -> bool {
+    (300..400).contains(&status)
+}
+
+/// A redirect answer, naming where it points by host and port only (a URL's user part may
+/// hold credentials).
+fn redirect_error(request: &Request, status: u16, headers: &HeaderMap) -> Error {
+    let location = headers.get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+    let to = location.and_then(|l| url::Url::parse(l).ok()).and_then(|url| {
+        let host = url.host_str()?;
+        Some(url.port().map_or_else(|| host.to_string(), |port| format!("{host}:{port}")))
+    });
+    Error::Redirect {
+        service: request.service,
+        method: request.method.to_string(),
+        path: request.path.clone(),
+        status,
+        to,
+    }
 }
 
 fn transport_error(request: &Request, error: &reqwest::Error) -> Error {
