@@ -126,7 +126,7 @@ pub struct VolumeAttachment {
 }
 
 /// What a new server is made of.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ServerCreate {
     pub name: String,
     pub image_id: String,
@@ -140,6 +140,37 @@ pub struct ServerCreate {
     pub networks: Vec<NetworkAttachment>,
     /// The metadata key whose value marks this server as the one this create made.
     pub idempotency_key: String,
+}
+
+/// The metadata only by its size: it is the tenant's, kept in the migration's status, and
+/// `Debug` reaches the logs (each change is logged at info level).
+impl std::fmt::Debug for ServerCreate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ServerCreate {
+            name,
+            image_id,
+            flavor_id,
+            key_name,
+            security_groups,
+            metadata,
+            availability_zone,
+            host,
+            networks,
+            idempotency_key,
+        } = self;
+        f.debug_struct("ServerCreate")
+            .field("name", name)
+            .field("image_id", image_id)
+            .field("flavor_id", flavor_id)
+            .field("key_name", key_name)
+            .field("security_groups", security_groups)
+            .field("metadata", &format_args!("{} keys", metadata.len()))
+            .field("availability_zone", availability_zone)
+            .field("host", host)
+            .field("networks", networks)
+            .field("idempotency_key", idempotency_key)
+            .finish()
+    }
 }
 
 /// How a new server joins a network.
@@ -640,6 +671,15 @@ mod tests {
                 "metadata": {"osmo.dev/migration": "uid-1"}, "availability_zone": "icehouse",
                 "networks": [{"port": "p1"}, {"uuid": "n1", "fixed_ip": "10.0.0.5"}]}})
         );
+    }
+
+    #[test]
+    fn debug_output_leaves_the_tenants_metadata_out() {
+        let mut s = spec();
+        s.metadata.insert("db-password".into(), "tenant-Vx81".into());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("tenant-Vx81") && !shown.contains("db-password"), "{shown}");
+        assert!(shown.contains(r#"metadata: 2 keys"#) && shown.contains(r#"name: "web-1""#), "{shown}");
     }
 
     #[test]
