@@ -23,6 +23,9 @@ const SESSION_TTL: Duration = Duration::from_secs(300);
 pub enum CloudError {
     #[error("Secret {namespace}/{name} does not exist")]
     SecretNotFound { namespace: String, name: String },
+    /// The operator's RBAC does not let it read the Secret (the chart's `rbac.secretNames`).
+    #[error("Secret {namespace}/{name} may not be read by the operator (it may read only the Secrets its RBAC names)")]
+    SecretNotAllowed { namespace: String, name: String },
     #[error("{0}")]
     Invalid(String),
     #[error("Kubernetes API: {0}")]
@@ -34,6 +37,7 @@ impl CloudError {
     pub fn reason(&self) -> &'static str {
         match self {
             CloudError::SecretNotFound { .. } => "SecretNotFound",
+            CloudError::SecretNotAllowed { .. } => "SecretNotAllowed",
             CloudError::Invalid(_) => "CloudInvalid",
             CloudError::Kube(_) => "KubernetesError",
         }
@@ -92,10 +96,15 @@ impl Clouds {
             return Ok(session);
         }
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = secrets.get_opt(&cloud.secret_name).await?.ok_or_else(|| CloudError::SecretNotFound {
-            namespace: namespace.to_string(),
-            name: cloud.secret_name.clone(),
-        })?;
+        let (namespace, name) = (namespace.to_string(), cloud.secret_name.clone());
+        let secret = match secrets.get_opt(&cloud.secret_name).await {
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                Err(CloudError::SecretNotAllowed { namespace, name })
+            }
+            Err(e) => Err(e.into()),
+            Ok(None) => Err(CloudError::SecretNotFound { namespace, name }),
+            Ok(Some(secret)) => Ok(secret),
+        }?;
         let mut data: std::collections::BTreeMap<String, Vec<u8>> =
             secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
         for (k, v) in secret.string_data.unwrap_or_default() {
@@ -198,6 +207,11 @@ mod tests {
         let served = secret.clone();
         let cloud = FakeCloud::start("2.95", move |call: &Call| match call.path.as_str() {
             "/api/v1/namespaces/default/secrets/clouds" => ok(served.lock().unwrap().clone()),
+            "/api/v1/namespaces/default/secrets/forbidden" => {
+                let forbidden = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden",
+                    "code": 403, "message": "secrets \"forbidden\" is forbidden"});
+                (403, vec![], forbidden.to_string())
+            }
             p if p.starts_with("/v2.1/flavors") => ok(json!({"flavors": []})),
             _ => status(404, "not scripted"),
         })
@@ -246,6 +260,15 @@ mod tests {
         clouds.forget("default", &reference);
         assert!(!Arc::ptr_eq(&in_p1, &clouds.session_in_project("default", &reference, "p1").await.unwrap()));
         assert!(!Arc::ptr_eq(&own, &clouds.session("default", &reference).await.unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_secret_the_operator_may_not_read_is_refused_as_not_allowed() {
+        let (_cloud, clouds, reference) = fake_clouds().await;
+        let forbidden = CloudRef { secret_name: "forbidden".into(), ..reference };
+        let error = clouds.session("default", &forbidden).await.unwrap_err();
+        assert_eq!(error.reason(), "SecretNotAllowed");
+        assert!(error.to_string().starts_with("Secret default/forbidden may not be read by the operator"), "{error}");
     }
 
     #[tokio::test]

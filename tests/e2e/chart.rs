@@ -147,6 +147,20 @@ fn the_chart_renders_non_default_values() {
 }
 
 #[test]
+fn the_chart_narrows_secret_access_to_named_secrets() {
+    let secret_rule = |docs: &[Value]| {
+        let role = find(docs, "ClusterRole").expect("a ClusterRole");
+        role["rules"].as_array().unwrap().iter().find(|r| r["resources"] == serde_json::json!(["secrets"])).cloned()
+    };
+    let any = secret_rule(&render(&[]).unwrap()).expect("a Secret rule");
+    assert!(any.get("resourceNames").is_none(), "{any}");
+    let named = secret_rule(&render(&["rbac.secretNames={clouds,admin-clouds}"]).unwrap()).expect("a Secret rule");
+    assert_eq!(named["resourceNames"], serde_json::json!(["clouds", "admin-clouds"]));
+    assert_eq!(named["verbs"], serde_json::json!(["get"]));
+    assert!(render(&["rbac.secretNames={Not_A_Name}"]).unwrap_err().contains("secretNames"));
+}
+
+#[test]
 fn the_chart_refuses_values_that_would_break_the_operator() {
     let two_leaders = render(&["replicas=2", "leaderElection.enabled=false"]).unwrap_err();
     assert!(two_leaders.contains("replicas > 1 needs leaderElection.enabled"), "{two_leaders}");
