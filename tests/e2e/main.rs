@@ -17,4 +17,5 @@ mod openstack;
 mod openstack_faults;
 mod rbac;
 mod schema;
+mod secrets;
 mod status;
