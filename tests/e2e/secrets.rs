@@ -133,11 +133,11 @@ fn a_keystone_that_redirects_gets_no_credential_through() {
     let op = Operator::start(env, &ns, "redirect", &format!("osmo-{ns}"));
     migration(env, &ns, "web");
     wait_condition(env, &ns, "web", "Failed", 60);
+    assert!(keystone.connections() >= 1, "the operator never asked Keystone");
+    assert_eq!(elsewhere.connections(), 0, "the redirect was followed, with the password");
     assert_eq!(failed_reason(env, &ns, "web"), "OpenStackError");
     let last_error = jsonpath(env, &ns, "im/web", "{.status.lastError}");
     let expected = format!("keystone POST /auth/tokens: HTTP 307, a redirect to {}, not followed", elsewhere.addr);
     assert!(last_error.contains(&expected), "{last_error}");
-    assert!(keystone.connections() >= 1, "the operator never asked Keystone");
-    assert_eq!(elsewhere.connections(), 0, "the redirect was followed, with the password");
     assert!(!op.logs().contains(PASSWORD));
 }
