@@ -327,60 +327,56 @@ clouds:
 
     const PASSWORD: &str = "Zq9-hunter2-wX";
 
-    /// The error of a broken `clouds.yaml` holding [`PASSWORD`], checked to quote none of it.
-    fn broken(yaml: &str) -> String {
-        let mut data = BTreeMap::from([(CLOUDS_YAML_KEY.to_string(), yaml.as_bytes().to_vec())]);
-        data.insert("ca.pem".into(), b"PEM".to_vec());
-        let error = from_secret("creds", &data, "old").unwrap_err();
-        let shown = format!("{error} {error:?}");
-        assert!(!shown.contains(PASSWORD) && !shown.contains("hunter2"), "{shown}");
-        error.to_string()
-    }
-
     #[test]
     fn errors_of_a_broken_clouds_yaml_name_the_position_and_key_never_the_text() {
-        let yaml = |auth: &str| format!("clouds:\n  old:\n    auth:\n      auth_url: http://k/v3\n{auth}");
-        let bad_indentation = yaml(&format!("      password: {PASSWORD}\n     project_name: admin\n"));
-        assert_eq!(broken(&bad_indentation), "Secret creds: clouds.yaml line 6, column 6: not valid YAML");
-        let unterminated = yaml(&format!("      password: \"{PASSWORD}\n      project_name: admin\n"));
-        assert_eq!(broken(&unterminated), "Secret creds: clouds.yaml line 6, column 7: not valid YAML");
-        let after_the_password = yaml(&format!("      password: {PASSWORD}: x\n"));
-        assert_eq!(broken(&after_the_password), "Secret creds: clouds.yaml line 5, column 31: not valid YAML");
-        let tab = yaml(&format!("\tpassword: {PASSWORD}\n"));
-        assert_eq!(
-            broken(&tab),
-            "Secret creds: clouds.yaml line 4, column 17: not valid YAML (line 5 is indented with a tab; YAML indents with spaces)"
-        );
-        let duplicate = yaml(&format!("      password: {PASSWORD}\n      password: {PASSWORD}\n"));
-        assert_eq!(
-            broken(&duplicate),
-            "Secret creds: clouds.yaml line 6, column 7 (key clouds.old.auth): duplicate key"
-        );
-    }
-
-    #[test]
-    fn errors_of_a_clouds_yaml_of_wrong_types_name_the_key() {
-        let wrong_type = format!("clouds:\n  old:\n    verify: {PASSWORD}\n    auth: {{auth_url: http://k/v3}}\n");
-        assert_eq!(
-            broken(&wrong_type),
-            "Secret creds: clouds.yaml line 3, column 13 (key clouds.old.verify): not a valid boolean"
-        );
-        let password_as_auth = format!("clouds:\n  old:\n    auth: {PASSWORD}\n");
-        assert_eq!(
-            broken(&password_as_auth),
-            "Secret creds: clouds.yaml line 3, column 11 (key clouds.old.auth): expected mapping start"
-        );
-        let missing = format!("clouds:\n  old:\n    auth:\n      password: {PASSWORD}\n");
-        assert_eq!(
-            broken(&missing),
-            "Secret creds: clouds.yaml line 4, column 7 (key clouds.old.auth): missing field auth_url"
-        );
-        // Where the password stands as a key, it is not named.
-        let password_as_key = format!("clouds:\n  {PASSWORD}:\n    verify: maybe\n");
-        assert_eq!(
-            broken(&password_as_key),
-            "Secret creds: clouds.yaml line 3, column 13 (key clouds.?.verify): not a valid boolean"
-        );
+        let auth = |lines: &str| format!("clouds:\n  old:\n    auth:\n      auth_url: http://k/v3\n{lines}");
+        let cases = [
+            // Bad indentation.
+            (
+                auth(&format!("      password: {PASSWORD}\n     project_name: admin\n")),
+                "clouds.yaml line 6, column 6: not valid YAML",
+            ),
+            // The password's quote left open.
+            (
+                auth(&format!("      password: \"{PASSWORD}\n      project_name: admin\n")),
+                "clouds.yaml line 6, column 7: not valid YAML",
+            ),
+            (auth(&format!("      password: {PASSWORD}: x\n")), "clouds.yaml line 5, column 31: not valid YAML"),
+            (
+                auth(&format!("\tpassword: {PASSWORD}\n")),
+                "clouds.yaml line 4, column 17: not valid YAML (line 5 is indented with a tab; YAML indents with spaces)",
+            ),
+            (
+                auth(&format!("      password: {PASSWORD}\n      password: {PASSWORD}\n")),
+                "clouds.yaml line 6, column 7 (key clouds.old.auth): duplicate key",
+            ),
+            // Wrong types.
+            (
+                format!("clouds:\n  old:\n    verify: {PASSWORD}\n    auth: {{auth_url: http://k/v3}}\n"),
+                "clouds.yaml line 3, column 13 (key clouds.old.verify): not a valid boolean",
+            ),
+            (
+                format!("clouds:\n  old:\n    auth: {PASSWORD}\n"),
+                "clouds.yaml line 3, column 11 (key clouds.old.auth): expected mapping start",
+            ),
+            (
+                format!("clouds:\n  old:\n    auth:\n      password: {PASSWORD}\n"),
+                "clouds.yaml line 4, column 7 (key clouds.old.auth): missing field auth_url",
+            ),
+            // Where the password stands as a key, it is not named.
+            (
+                format!("clouds:\n  {PASSWORD}:\n    verify: maybe\n"),
+                "clouds.yaml line 3, column 13 (key clouds.?.verify): not a valid boolean",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let mut data = BTreeMap::from([(CLOUDS_YAML_KEY.to_string(), yaml.into_bytes())]);
+            data.insert("ca.pem".into(), b"PEM".to_vec());
+            let error = from_secret("creds", &data, "old").unwrap_err();
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains(PASSWORD) && !shown.contains("hunter2"), "{shown}");
+            assert_eq!(error.to_string(), format!("Secret creds: {expected}"));
+        }
     }
 
     #[test]
