@@ -71,11 +71,13 @@ fn install_crds_and_rbac(env: &Env) {
 }
 
 /// Writes a kubeconfig at `path` that acts as ServiceAccount `namespace/name`, by a token from
-/// `kubectl create token`, as a pod of the chart's Deployment would.
+/// `kubectl create token`, as a pod of the chart's Deployment would. The file appears whole
+/// (another test run beside this one may be starting an operator with it).
 pub fn service_account_kubeconfig(env: &Env, namespace: &str, name: &str, path: &Path) {
     let token = kubectl_ok(env, &["create", "token", name, "-n", namespace, "--duration=4h"]);
-    std::fs::copy(&env.admin_kubeconfig, path).unwrap();
-    let config = path.to_str().unwrap();
+    let written = path.with_extension(format!("{}.part", std::process::id()));
+    std::fs::copy(&env.admin_kubeconfig, &written).unwrap();
+    let config = written.to_str().unwrap();
     run_ok(Command::new("kubectl").args([
         "--kubeconfig",
         config,
@@ -92,6 +94,7 @@ pub fn service_account_kubeconfig(env: &Env, namespace: &str, name: &str, path: 
         "--current",
         &format!("--user={name}"),
     ]));
+    std::fs::rename(&written, path).unwrap();
 }
 
 fn run(cmd: &mut Command) -> Output {
