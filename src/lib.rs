@@ -2,6 +2,7 @@
 //! environment to a new one and drains old compute nodes, driven by Kubernetes resources.
 
 pub mod api;
+pub mod controllers;
 pub mod drain;
 pub mod migration;
 pub mod openstack;

@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use osmo::runtime::{self, RunConfig, leader::LeaseConfig};
+use osmo::runtime::{RunConfig, leader::LeaseConfig};
 
 /// osmo, the OpenStack Migration Operator.
 #[derive(Parser)]
@@ -106,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
                 concurrency: args.concurrency,
                 openstack_changes_per_cloud: args.openstack_changes_per_cloud,
             };
-            runtime::run(config, client).await
+            osmo::controllers::run(config, client).await
         }
     }
 }

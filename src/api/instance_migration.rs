@@ -96,6 +96,22 @@ pub struct MigrationTarget {
     pub host: Option<String>,
 }
 
+impl MigrationTarget {
+    /// Where the replacement goes, in one line: `icehouse`, `icehouse/icehouse-1`, `cloud new: icehouse`.
+    pub fn describe(&self) -> String {
+        let place = [self.availability_zone.as_deref(), self.host.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("/");
+        match &self.cloud {
+            Some(cloud) if place.is_empty() => format!("cloud {}", cloud.cloud),
+            Some(cloud) => format!("cloud {}: {place}", cloud.cloud),
+            None => place,
+        }
+    }
+}
+
 /// How the replacement server is built.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Strategy {

@@ -9,8 +9,9 @@ use kube::{Resource, ResourceExt};
 use crate::api::{ComputeNodeDrain, InstanceMigration, InstanceMigrationSpec};
 use crate::openstack::Session;
 use crate::openstack::compute::ComputeService;
-use crate::runtime::{Context, ReconcileError};
+use crate::runtime::ReconcileError;
 
+use super::Context;
 use super::planner::{Action, DRAIN_UID_LABEL};
 
 pub async fn execute(
@@ -25,7 +26,7 @@ pub async fn execute(
         return create_migration(ctx, drain, name, server_id).await;
     }
     let Some(service) = service else { return Ok(()) };
-    let _permit = ctx.clouds.change_permit(session).await;
+    let _permit = ctx.shared.clouds.change_permit(session).await;
     let compute = session.compute();
     match action {
         Action::DisableService => compute.disable_service(service, &drain.spec.disable_reason).await.map(drop),
@@ -67,14 +68,14 @@ async fn create_migration(
         spec: InstanceMigrationSpec { server: server_id.clone(), source: drain.spec.cloud.clone(), options: template },
         status: None,
     };
-    let api: Api<InstanceMigration> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api: Api<InstanceMigration> = Api::namespaced(ctx.shared.client.clone(), &namespace);
     match api.create(&PostParams::default(), &migration).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => return Ok(()),
         Err(e) => return Err(e.into()),
     }
-    ctx.metrics.kubernetes_write("InstanceMigration");
-    ctx.metrics.drain_migration_created();
+    ctx.shared.metrics.kubernetes_write("InstanceMigration");
+    ctx.shared.metrics.drain_migration_created();
     let event = Event {
         type_: EventType::Normal,
         reason: "MigrationCreated".into(),
@@ -82,6 +83,6 @@ async fn create_migration(
         action: "Migrate".into(),
         secondary: None,
     };
-    ctx.events.publish(event, drain.object_ref(&())).await;
+    ctx.shared.events.publish(event, drain.object_ref(&())).await;
     Ok(())
 }

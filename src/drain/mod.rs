@@ -12,16 +12,26 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
 
-use crate::api::{ComputeNodeDrain, ComputeNodeDrainStatus, Condition, DrainPhase};
+use crate::api::{ComputeNodeDrain, ComputeNodeDrainStatus, Condition, DrainPhase, InstanceMigration};
 use crate::runtime::conditions::Validated;
 use crate::runtime::status::{self, HasConditions};
-use crate::runtime::{Context, ReconcileError, finalizers};
+use crate::runtime::{ReconcileError, Shared, finalizers};
 
 use self::planner::{Input, Observed, Refusal};
 
 /// Held on every ComputeNodeDrain so that its deletion passes through the operator.
 pub const FINALIZER: &str = "osmo.dev/compute-node-drain";
+
+/// What the drain controller works with: the shared plumbing, and the migrations and drains as
+/// the watches see them (to find other migrations of the host's servers, and an older drain of
+/// the same host).
+pub struct Context {
+    pub shared: Arc<Shared>,
+    pub migrations: Store<InstanceMigration>,
+    pub drains: Store<ComputeNodeDrain>,
+}
 
 impl HasConditions for ComputeNodeDrain {
     type Status = ComputeNodeDrainStatus;
@@ -35,8 +45,8 @@ impl HasConditions for ComputeNodeDrain {
 
 #[tracing::instrument(skip_all, fields(namespace = drain.metadata.namespace.as_deref(), name = drain.metadata.name.as_deref(), uid = drain.metadata.uid.as_deref()))]
 pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    let _timer = ctx.metrics.reconcile_started("ComputeNodeDrain");
-    let api: Api<ComputeNodeDrain> = Api::namespaced(ctx.client.clone(), &drain.namespace().unwrap_or_default());
+    let _timer = ctx.shared.metrics.reconcile_started("ComputeNodeDrain");
+    let api: Api<ComputeNodeDrain> = Api::namespaced(ctx.shared.client.clone(), &drain.namespace().unwrap_or_default());
     let deleting = drain.metadata.deletion_timestamp.is_some();
     let held = drain.finalizers().iter().any(|f| f == FINALIZER);
     if deleting && !held {
@@ -44,7 +54,7 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
     }
     if !held {
         finalizers::ensure(&api, drain.as_ref(), FINALIZER).await?;
-        ctx.metrics.kubernetes_write("ComputeNodeDrain");
+        ctx.shared.metrics.kubernetes_write("ComputeNodeDrain");
     }
     let current = drain.status.clone().unwrap_or_default();
     let input = Input {
@@ -65,7 +75,7 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
     let observed: Result<Observed, Refusal> = if !needs_openstack {
         Ok(Observed::default())
     } else {
-        match ctx.clouds.session(&namespace, &drain.spec.cloud).await {
+        match ctx.shared.clouds.session(&namespace, &drain.spec.cloud).await {
             Err(e) if started(&current) => return Err(e.into()),
             Err(e) => Err(Refusal { reason: e.reason(), message: format!("spec.cloud: {e}") }),
             Ok(s) => match observe::observe(&ctx, &s, &drain).await {
@@ -93,7 +103,7 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
     }
     if decision.release {
         finalizers::remove(&api, drain.as_ref(), FINALIZER).await?;
-        ctx.metrics.kubernetes_write("ComputeNodeDrain");
+        ctx.shared.metrics.kubernetes_write("ComputeNodeDrain");
         return Ok(Action::await_change());
     }
     Ok(decision.requeue.map(Action::requeue).unwrap_or_else(Action::await_change))
@@ -113,11 +123,11 @@ async fn record_error(
     error: ReconcileError,
 ) -> ReconcileError {
     if let ReconcileError::OpenStack(crate::openstack::Error::Auth { .. }) = &error {
-        ctx.clouds.forget(&drain.namespace().unwrap_or_default(), &drain.spec.cloud);
+        ctx.shared.clouds.forget(&drain.namespace().unwrap_or_default(), &drain.spec.cloud);
     }
     let mut with_error = status.clone();
     with_error.last_error = Some(error.to_string());
-    if let Err(e) = status::publish(ctx, drain, Some(status), &with_error).await {
+    if let Err(e) = status::publish(&ctx.shared, drain, Some(status), &with_error).await {
         tracing::warn!(error = %e, drain = %drain.name_any(), "could not record the error in status");
     }
     error
@@ -130,11 +140,11 @@ async fn publish(
     old: Option<&ComputeNodeDrainStatus>,
     new: &ComputeNodeDrainStatus,
 ) -> Result<(), ReconcileError> {
-    status::publish(ctx, drain, old, new).await?;
+    status::publish(&ctx.shared, drain, old, new).await?;
     if old.is_none_or(|old| old.phase != new.phase) {
         match new.phase {
             DrainPhase::Drained | DrainPhase::Retired | DrainPhase::Blocked | DrainPhase::Failed => {
-                ctx.metrics.drain_reached(&format!("{:?}", new.phase))
+                ctx.shared.metrics.drain_reached(&format!("{:?}", new.phase))
             }
             _ => {}
         }

@@ -6,8 +6,9 @@ use kube::api::{Api, ListParams};
 use crate::api::{ComputeNodeDrain, DrainPhase, InstanceMigration, ServiceStatus};
 use crate::openstack::Session;
 use crate::openstack::compute::ComputeService;
-use crate::runtime::{Context, ReconcileError};
+use crate::runtime::ReconcileError;
 
+use super::Context;
 use super::planner::{DRAIN_UID_LABEL, HostServer, KnownMigration, Observed};
 
 /// What the planner sees, plus the service record the executor changes.
@@ -51,7 +52,7 @@ async fn migrations(
 ) -> Result<Vec<KnownMigration>, kube::Error> {
     let namespace = drain.namespace().unwrap_or_default();
     let uid = drain.uid().unwrap_or_default();
-    let api: Api<InstanceMigration> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api: Api<InstanceMigration> = Api::namespaced(ctx.shared.client.clone(), &namespace);
     let known = |im: &InstanceMigration, owned| KnownMigration {
         name: im.name_any(),
         server: im.spec.server.clone(),
@@ -60,20 +61,18 @@ async fn migrations(
     };
     let owned = api.list(&ListParams::default().labels(&format!("{DRAIN_UID_LABEL}={uid}"))).await?;
     let mut found: Vec<KnownMigration> = owned.items.iter().map(|im| known(im, true)).collect();
-    if let Some(store) = ctx.migrations.get() {
-        for im in store.state() {
-            let names_host_server = servers.iter().any(|s| s.id == im.spec.server || s.name == im.spec.server);
-            if im.namespace().as_deref() == Some(namespace.as_str())
-                && names_host_server
-                && !found.iter().any(|k| k.name == im.name_any())
-            {
-                let mut other = known(&im, false);
-                // A migration naming the server by name is about the same server.
-                if let Some(s) = servers.iter().find(|s| s.name == other.server) {
-                    other.server = s.id.clone();
-                }
-                found.push(other);
+    for im in ctx.migrations.state() {
+        let names_host_server = servers.iter().any(|s| s.id == im.spec.server || s.name == im.spec.server);
+        if im.namespace().as_deref() == Some(namespace.as_str())
+            && names_host_server
+            && !found.iter().any(|k| k.name == im.name_any())
+        {
+            let mut other = known(&im, false);
+            // A migration naming the server by name is about the same server.
+            if let Some(s) = servers.iter().find(|s| s.name == other.server) {
+                other.server = s.id.clone();
             }
+            found.push(other);
         }
     }
     Ok(found)
@@ -82,9 +81,8 @@ async fn migrations(
 /// The oldest other drain of the same host, namespace and credentials that still holds it
 /// (not a dry run, not failed or retired, not being deleted): the one that goes first.
 fn rival(ctx: &Context, drain: &ComputeNodeDrain) -> Option<String> {
-    let store = ctx.drains.get()?;
     let key = |d: &ComputeNodeDrain| (d.metadata.creation_timestamp.clone().map(|t| t.0), d.name_any());
-    store
+    ctx.drains
         .state()
         .into_iter()
         .filter(|other| {

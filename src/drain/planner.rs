@@ -8,7 +8,6 @@ use crate::api::{
     AfterDrain, ComputeNodeDrainSpec, ComputeNodeDrainStatus, ConditionStatus, DrainCounts, DrainMode, DrainPhase,
     DrainServerEntry, DrainServerState, MigrationPhase, ServerSelector, ServiceStatus, condition_type, timestamp,
 };
-use crate::migration::planner::describe_target;
 use crate::runtime::conditions::{self, Desired, Validated};
 use crate::validation::{self, FieldError};
 
@@ -306,7 +305,7 @@ impl Planner<'_> {
 
     fn dry_run(mut self) -> Decision {
         self.status.phase = DrainPhase::Planned;
-        let target = self.spec().migration_template.as_ref().map(|t| describe_target(&t.target));
+        let target = self.spec().migration_template.as_ref().map(|t| t.target.describe());
         let migrate = self.spec().mode == DrainMode::Migrate;
         let mut moving = 0;
         for entry in self.status.servers.iter_mut().filter(|e| e.state == DrainServerState::Waiting) {
@@ -339,7 +338,7 @@ impl Planner<'_> {
         if spec.mode == DrainMode::Migrate && !spec.paused {
             let in_flight = self.observed.migrations.iter().filter(|m| m.owned && !m.ended()).count();
             let room = (spec.max_concurrent as usize).saturating_sub(in_flight);
-            let target = spec.migration_template.as_ref().map(|t| describe_target(&t.target));
+            let target = spec.migration_template.as_ref().map(|t| t.target.describe());
             for entry in self.status.servers.iter_mut().filter(|e| e.state == DrainServerState::Waiting).take(room) {
                 let name = migration_name(self.input.name, &entry.id);
                 actions.push(Action::CreateMigration { name: name.clone(), server_id: entry.id.clone() });

@@ -7,8 +7,8 @@ use kube::ResourceExt;
 use crate::api::{InstanceMigration, InstanceMigrationStatus};
 use crate::openstack::Error;
 use crate::openstack::network::{FixedIp, PortCreate};
-use crate::runtime::Context;
 
+use super::Context;
 use super::observe::{Sessions, port_marker};
 use super::planner::{Action, Observed, Twin, UID_KEY};
 
@@ -61,7 +61,7 @@ pub async fn execute(
         Action::DeleteSnapshot { .. } | Action::DeleteTwin(Twin::Image(_)) => &s.source,
         _ => &s.target,
     };
-    let _permit = ctx.clouds.change_permit(session).await;
+    let _permit = ctx.shared.clouds.change_permit(session).await;
     tracing::info!(migration = %im.name_any(), phase = ?status.phase, ?action, "changing OpenStack");
     let accepted = |r: Result<(), Error>| r.map(|()| Answer::Accepted);
     match action {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
 
 use crate::api::{
     Condition, InstanceMigration, InstanceMigrationStatus, MigrationPhase, SnapshotStatus, StepResult,
@@ -25,13 +26,31 @@ use crate::api::{
 };
 use crate::runtime::clouds::CloudError;
 use crate::runtime::status::{self, HasConditions};
-use crate::runtime::{Context, ReconcileError, finalizers};
+use crate::runtime::{ReconcileError, Shared, finalizers};
 
 use self::execute::{Answer, Made};
 use self::planner::{Input, Observed, Refusal};
 
 /// Held on every InstanceMigration so that its deletion passes through the operator.
 pub const FINALIZER: &str = "osmo.dev/instance-migration";
+
+/// What the migration controller works with: the shared plumbing, the other migrations (to
+/// refuse a second migration of the same server), when it started acting, and what it keeps
+/// between reconciles.
+pub struct Context {
+    pub shared: Arc<Shared>,
+    /// Every InstanceMigration, as this controller's watch sees them.
+    pub migrations: Store<InstanceMigration>,
+    /// When this process became the leader: a step's timeout counts from then at the earliest.
+    pub acting_since: jiff::Timestamp,
+    memory: Memory,
+}
+
+impl Context {
+    pub fn new(shared: Arc<Shared>, migrations: Store<InstanceMigration>, acting_since: jiff::Timestamp) -> Self {
+        Context { shared, migrations, acting_since, memory: Memory::default() }
+    }
+}
 
 impl HasConditions for InstanceMigration {
     type Status = InstanceMigrationStatus;
@@ -45,11 +64,11 @@ impl HasConditions for InstanceMigration {
 
 #[tracing::instrument(skip_all, fields(namespace = im.metadata.namespace.as_deref(), name = im.metadata.name.as_deref(), uid = im.metadata.uid.as_deref()))]
 pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    let _timer = ctx.metrics.reconcile_started("InstanceMigration");
+    let _timer = ctx.shared.metrics.reconcile_started("InstanceMigration");
     // The watch may not have brought this operator's last status write yet: decisions build on
     // what was written (a step's first change assumes the step before was written as done).
-    let im = ctx.migration_memory.newest(im);
-    let api: Api<InstanceMigration> = Api::namespaced(ctx.client.clone(), &im.namespace().unwrap_or_default());
+    let im = ctx.memory.newest(im);
+    let api: Api<InstanceMigration> = Api::namespaced(ctx.shared.client.clone(), &im.namespace().unwrap_or_default());
     let deleting = im.metadata.deletion_timestamp.is_some();
     let current = im.status.clone().unwrap_or_default();
     let terminal = matches!(current.phase, MigrationPhase::Succeeded | MigrationPhase::Failed);
@@ -63,15 +82,15 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
         }
     } else if !im.finalizers().iter().any(|f| f == FINALIZER) {
         finalizers::ensure(&api, im.as_ref(), FINALIZER).await?;
-        ctx.metrics.kubernetes_write("InstanceMigration");
+        ctx.shared.metrics.kubernetes_write("InstanceMigration");
     }
     if terminal && current.observed_generation == im.metadata.generation {
         return Ok(Action::await_change());
     }
 
     let uid = im.uid().unwrap_or_default();
-    let usual_steps = ctx.migration_memory.usual_steps();
-    let acting_since = ctx.acting_since.get().copied().unwrap_or_else(jiff::Timestamp::now);
+    let usual_steps = ctx.memory.usual_steps();
+    let acting_since = ctx.acting_since;
     if im.status.is_none() && !deleting {
         // Seen for the first time: acknowledged before anything is asked of OpenStack, and the
         // slot handed on, so that every new resource shows a phase at once however busy we are.
@@ -176,7 +195,7 @@ fn input<'a>(
 /// first look at OpenStack comes about then), and the statuses it wrote that the watch has not
 /// brought back yet, by UID.
 #[derive(Default)]
-pub struct Memory {
+struct Memory {
     usual: Mutex<BTreeMap<MigrationPhase, Usual>>,
     written: Mutex<HashMap<String, InstanceMigrationStatus>>,
 }
@@ -298,8 +317,8 @@ async fn done(
 /// Lets a deleted resource go, and forgets it.
 async fn release(api: &Api<InstanceMigration>, im: &InstanceMigration, ctx: &Context) -> Result<(), ReconcileError> {
     finalizers::remove(api, im, FINALIZER).await?;
-    ctx.metrics.kubernetes_write("InstanceMigration");
-    ctx.migration_memory.forget(im);
+    ctx.shared.metrics.kubernetes_write("InstanceMigration");
+    ctx.memory.forget(im);
     Ok(())
 }
 
@@ -327,9 +346,9 @@ fn clone_cloud_error(e: &CloudError) -> CloudError {
 fn forget_if_refused(ctx: &Context, im: &InstanceMigration, e: crate::openstack::Error) -> ReconcileError {
     if matches!(e, crate::openstack::Error::Auth { .. }) {
         let ns = im.namespace().unwrap_or_default();
-        ctx.clouds.forget(&ns, &im.spec.source);
+        ctx.shared.clouds.forget(&ns, &im.spec.source);
         if let Some(target) = &im.spec.options.target.cloud {
-            ctx.clouds.forget(&ns, target);
+            ctx.shared.clouds.forget(&ns, target);
         }
     }
     ReconcileError::OpenStack(e)
@@ -342,11 +361,11 @@ async fn publish(
     new: InstanceMigrationStatus,
 ) -> Result<(), ReconcileError> {
     // The old status is what this reconcile wrote last: each transition makes one event.
-    if status::publish(ctx, im, im.status.as_ref(), &new).await? {
+    if status::publish(&ctx.shared, im, im.status.as_ref(), &new).await? {
         tracing::debug!(migration = %im.name_any(), phase = ?new.phase, "status written");
     }
     let old = im.status.replace(new).unwrap_or_default();
-    ctx.migration_memory.wrote(im);
+    ctx.memory.wrote(im);
     let new = im.status.as_ref().expect("just set");
     for step in &new.steps {
         let was_open = old
@@ -360,22 +379,22 @@ async fn publish(
                 (step.started_at.parse::<jiff::Timestamp>(), finished.parse::<jiff::Timestamp>())
         {
             let took = end.duration_since(start).unsigned_abs();
-            ctx.metrics.migration_step(&format!("{:?}", step.name), took.as_secs_f64());
+            ctx.shared.metrics.migration_step(&format!("{:?}", step.name), took.as_secs_f64());
             if step.result == StepResult::Succeeded {
-                ctx.migration_memory.step_took(step.name, took);
+                ctx.memory.step_took(step.name, took);
             }
         }
     }
     if old.phase != new.phase {
         match new.phase {
             MigrationPhase::Succeeded => {
-                ctx.metrics.migration_ended("succeeded");
+                ctx.shared.metrics.migration_ended("succeeded");
                 if let Some(seconds) = new.downtime.as_deref().and_then(|d| d.trim_end_matches('s').parse::<f64>().ok())
                 {
-                    ctx.metrics.migration_downtime(seconds);
+                    ctx.shared.metrics.migration_downtime(seconds);
                 }
             }
-            MigrationPhase::Failed => ctx.metrics.migration_ended("failed"),
+            MigrationPhase::Failed => ctx.shared.metrics.migration_ended("failed"),
             _ => {}
         }
     }

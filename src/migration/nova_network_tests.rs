@@ -8,6 +8,7 @@ use kube::api::ObjectMeta;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use super::Context;
 use super::execute::execute;
 use super::observe::{Sessions, observe};
 use super::planner::{Input, plan};
@@ -16,7 +17,7 @@ use crate::api::{
     TargetServerStatus,
 };
 use crate::openstack::fake::{Call, FakeCloud, Reply, ok, status};
-use crate::runtime::Context;
+use crate::runtime::Shared;
 use crate::runtime::clouds::Clouds;
 use crate::runtime::metrics::Metrics;
 
@@ -122,16 +123,8 @@ fn context() -> Context {
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "osmo-test".into());
     let metrics = Arc::new(Metrics::default());
     let (events, _publisher) = crate::runtime::events::Events::start(recorder, metrics.clone());
-    Context {
-        clouds: Clouds::new(client.clone(), Arc::new(|_, _| {}), 8),
-        client,
-        events,
-        metrics,
-        migrations: std::sync::OnceLock::new(),
-        drains: std::sync::OnceLock::new(),
-        acting_since: std::sync::OnceLock::new(),
-        migration_memory: Default::default(),
-    }
+    let shared = Shared { clouds: Clouds::new(client.clone(), Arc::new(|_, _| {}), 8), client, events, metrics };
+    Context::new(Arc::new(shared), kube::runtime::reflector::store().0, jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// Observes, plans and executes as the controller does, until the phase is not `from`.

@@ -10,9 +10,9 @@ use crate::api::{
     AddressMode, BootBase, InstanceMigration, InstanceMigrationStatus, MigrationPhase, RecordedServer, Strategy,
 };
 use crate::openstack::{Error, Session};
-use crate::runtime::Context;
 use crate::runtime::clouds::CloudError;
 
+use super::Context;
 use super::planner::{ImageState, NovaNetworkState, Observed, Refusal, ServerState, Twin, UID_KEY};
 use super::record::{nova_network_floating_ips, record};
 
@@ -34,8 +34,8 @@ pub async fn sessions(
     let namespace = im.namespace().unwrap_or_default();
     let acting_project = status.acting_project_id.clone();
     let session = async |cloud| match &acting_project {
-        Some(project) => ctx.clouds.session_in_project(&namespace, cloud, project).await,
-        None => ctx.clouds.session(&namespace, cloud).await,
+        Some(project) => ctx.shared.clouds.session_in_project(&namespace, cloud, project).await,
+        None => ctx.shared.clouds.session(&namespace, cloud).await,
     };
     let source = session(&im.spec.source).await?;
     let target = match &im.spec.options.target.cloud {
@@ -404,7 +404,7 @@ async fn sessions_in_server_project(
     let namespace = im.namespace().unwrap_or_default();
     let mut scoped = Vec::new();
     for (cloud, session) in clouds {
-        let session = match ctx.clouds.in_project(&namespace, cloud, session, owner) {
+        let session = match ctx.shared.clouds.in_project(&namespace, cloud, session, owner) {
             Ok(session) => session,
             Err(e) => return Ok(Err(refusal(cloud, e.to_string()))),
         };
@@ -423,9 +423,8 @@ async fn sessions_in_server_project(
 
 /// Another InstanceMigration, older and not finished, that names the same server.
 fn competing_migration(ctx: &Context, im: &InstanceMigration, server_id: &str) -> Option<String> {
-    let store = ctx.migrations.get()?;
     let ours = (im.creation_timestamp(), im.name_any());
-    store
+    ctx.migrations
         .state()
         .into_iter()
         .filter(|other| {

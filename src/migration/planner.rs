@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use crate::api::{
     AddressMode, BootBase, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
-    MigrationTarget, RecordedNovaNetworkFloatingIp, RecordedServer, SnapshotCleanup, SnapshotStatus, StepRecord,
-    StepResult, Strategy, TargetPort, TargetServerStatus, condition_type, timestamp,
+    RecordedNovaNetworkFloatingIp, RecordedServer, SnapshotCleanup, SnapshotStatus, StepRecord, StepResult, Strategy,
+    TargetPort, TargetServerStatus, condition_type, timestamp,
 };
 use crate::openstack::compute::{NetworkAttachment, ServerCreate};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
@@ -312,7 +312,7 @@ fn source_still_there(strategy: Strategy, phase: MigrationPhase) -> bool {
 pub fn plan(input: &Input<'_>, observed: &Observed) -> Decision {
     let mut status = input.status.cloned().unwrap_or_default();
     status.observed_generation = input.generation;
-    status.target_description = Some(describe_target(&input.spec.options.target)).filter(|d| !d.is_empty());
+    status.target_description = Some(input.spec.options.target.describe()).filter(|d| !d.is_empty());
     let mut p = Planner { input, status, action: None, requeue: None };
     p.step(observed);
     Decision { status: p.status, action: p.action, requeue: p.requeue }
@@ -324,7 +324,7 @@ pub fn plan(input: &Input<'_>, observed: &Observed) -> Decision {
 pub fn acknowledge(input: &Input<'_>) -> InstanceMigrationStatus {
     let mut status = input.status.cloned().unwrap_or_default();
     status.observed_generation = input.generation;
-    status.target_description = Some(describe_target(&input.spec.options.target)).filter(|d| !d.is_empty());
+    status.target_description = Some(input.spec.options.target.describe()).filter(|d| !d.is_empty());
     let mut p = Planner { input, status, action: None, requeue: None };
     if p.validate() {
         p.set_progress(MigrationPhase::Pending, describe_phase(MigrationPhase::Pending));
@@ -390,7 +390,7 @@ impl Planner<'_> {
                 };
                 self.status.observed_generation = generation;
                 self.status.target_description =
-                    Some(describe_target(&self.input.spec.options.target)).filter(|d| !d.is_empty());
+                    Some(self.input.spec.options.target.describe()).filter(|d| !d.is_empty());
                 true
             }
             Validated::Valid => true,
@@ -1297,19 +1297,5 @@ fn describe_phase(phase: MigrationPhase) -> &'static str {
         RollingBack => "Undoing what was done.",
         Succeeded => "Done.",
         Failed => "Failed.",
-    }
-}
-
-/// Where the replacement goes, in one line: `icehouse`, `icehouse/icehouse-1`, `cloud new: icehouse`.
-pub fn describe_target(target: &MigrationTarget) -> String {
-    let place = [target.availability_zone.as_deref(), target.host.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join("/");
-    match &target.cloud {
-        Some(cloud) if place.is_empty() => format!("cloud {}", cloud.cloud),
-        Some(cloud) => format!("cloud {}: {place}", cloud.cloud),
-        None => place,
     }
 }

@@ -21,31 +21,20 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use self::http::Health;
 use self::metrics::Metrics;
 use self::status::HasConditions;
-use crate::api::{ComputeNodeDrain, InstanceMigration};
 
-/// What every reconciliation gets.
-pub struct Context {
+/// What every controller shares: the Kubernetes client, events, metrics and OpenStack sessions.
+/// Each controller keeps what only it needs in a context of its own.
+pub struct Shared {
     pub client: Client,
     pub events: events::Events,
     pub metrics: Arc<Metrics>,
     pub clouds: clouds::Clouds,
-    /// Every InstanceMigration, as the migration controller's watch sees them (to refuse a
-    /// second migration of the same server).
-    pub migrations: std::sync::OnceLock<kube::runtime::reflector::Store<crate::api::InstanceMigration>>,
-    /// Every ComputeNodeDrain, as the drain controller's watch sees them (to refuse a second
-    /// drain of the same host).
-    pub drains: std::sync::OnceLock<kube::runtime::reflector::Store<crate::api::ComputeNodeDrain>>,
-    /// When the controllers started acting (this process became the leader).
-    pub acting_since: std::sync::OnceLock<jiff::Timestamp>,
-    /// What the migration controller keeps between reconciles.
-    pub migration_memory: crate::migration::Memory,
 }
 
 /// Why a reconciliation failed; it is retried.
@@ -85,8 +74,13 @@ pub struct RunConfig {
 }
 
 /// Runs the operator until SIGTERM or SIGINT, or until it loses leadership (an error, so that
-/// the process exits and never acts without the lease).
-pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
+/// the process exits and never acts without the lease). `controllers` runs while this process
+/// leads, until the token it is given is cancelled.
+pub async fn run<F, Fut>(config: RunConfig, client: Client, controllers: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<Shared>, CancellationToken) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
 
@@ -104,24 +98,20 @@ pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
     let observer: crate::openstack::session::RequestObserver =
         Arc::new(move |service, status| observer_metrics.openstack_request(&service.to_string(), status));
     let (events, event_publisher) = events::Events::start(Recorder::new(client.clone(), reporter), metrics.clone());
-    let ctx = Arc::new(Context {
+    let shared = Arc::new(Shared {
         events,
         clouds: clouds::Clouds::new(client.clone(), observer, config.openstack_changes_per_cloud),
         client: client.clone(),
         metrics: metrics.clone(),
-        migrations: std::sync::OnceLock::new(),
-        drains: std::sync::OnceLock::new(),
-        acting_since: std::sync::OnceLock::new(),
-        migration_memory: Default::default(),
     });
 
     let result = match &config.lease {
         None => {
             metrics.set_leader(true);
-            run_controllers(&config, ctx, shutdown.clone()).await;
+            controllers(shared, shutdown.clone()).await;
             Ok(())
         }
-        Some(lease) => run_as_leader(&config, lease.clone(), ctx, shutdown.clone()).await,
+        Some(lease) => run_as_leader(lease.clone(), shared, shutdown.clone(), controllers).await,
     };
     shutdown.cancel();
     event_publisher.finish(Duration::from_secs(5)).await;
@@ -130,14 +120,18 @@ pub async fn run(config: RunConfig, client: Client) -> anyhow::Result<()> {
     result
 }
 
-async fn run_as_leader(
-    config: &RunConfig,
+async fn run_as_leader<F, Fut>(
     lease: leader::LeaseConfig,
-    ctx: Arc<Context>,
+    shared: Arc<Shared>,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+    controllers: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<Shared>, CancellationToken) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let stop_election = CancellationToken::new();
-    let (mut leading, election) = leader::spawn(ctx.client.clone(), lease.clone(), stop_election.clone());
+    let (mut leading, election) = leader::spawn(shared.client.clone(), lease.clone(), stop_election.clone());
     tracing::info!(lease = %lease.name, identity = %lease.identity, "waiting for leadership");
     let became_leader = tokio::select! {
         r = leading.wait_for(|l| *l) => r.is_ok(),
@@ -146,7 +140,7 @@ async fn run_as_leader(
     let mut lost = false;
     if became_leader {
         tracing::info!(identity = %lease.identity, "became leader; starting controllers");
-        ctx.metrics.set_leader(true);
+        shared.metrics.set_leader(true);
         let stop_controllers = shutdown.child_token();
         let leadership_lost = async {
             tokio::select! {
@@ -155,8 +149,8 @@ async fn run_as_leader(
             }
         };
         // Controllers stop gracefully either way: in-flight reconciliations finish.
-        (_, lost) = tokio::join!(run_controllers(config, ctx.clone(), stop_controllers.clone()), leadership_lost);
-        ctx.metrics.set_leader(false);
+        (_, lost) = tokio::join!(controllers(shared.clone(), stop_controllers.clone()), leadership_lost);
+        shared.metrics.set_leader(false);
     }
     stop_election.cancel();
     election.await?;
@@ -166,81 +160,39 @@ async fn run_as_leader(
     Ok(())
 }
 
-async fn run_controllers(config: &RunConfig, ctx: Arc<Context>, stop: CancellationToken) {
-    let _ = ctx.acting_since.set(jiff::Timestamp::now());
-    let migrations_api: Api<InstanceMigration> = scoped(&ctx.client, config);
-    // Both kinds wake on spec changes and deletion (both bump the generation) and on their own
-    // polling timers, not on the operator's own status writes: each wake costs OpenStack reads.
-    let (reader, writer) = reflector::store();
-    let events = watcher(migrations_api.clone(), watcher::Config::default()).default_backoff().reflect(writer);
-    // After a restart, the migrations that progressed longest ago are taken up first.
-    let triggers = fairness::applied_least_recently_served_first(events, reader.clone(), last_progress)
-        .predicate_filter(predicates::generation, Default::default());
-    let _ = ctx.migrations.set(reader.clone());
-    let migrations = Controller::for_stream(triggers, reader);
-
-    let (reader, writer) = reflector::store();
-    let triggers = watcher(scoped::<ComputeNodeDrain>(&ctx.client, config), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
-    let _ = ctx.drains.set(reader.clone());
-    // A drain also wakes when one of its migrations changes phase (not on each status write).
-    let children = watcher(migrations_api, watcher::Config::default().labels(crate::drain::planner::DRAIN_UID_LABEL))
-        .default_backoff()
-        .touched_objects()
-        .predicate_filter(migration_phase, Default::default());
-    let drains = Controller::for_stream(triggers, reader).owns_stream(children);
-    tokio::join!(
-        run_controller(migrations, ctx.clone(), stop.clone(), config.concurrency, crate::migration::reconcile),
-        run_controller(drains, ctx, stop, config.concurrency, crate::drain::reconcile),
-    );
-}
-
-fn scoped<K>(client: &Client, config: &RunConfig) -> Api<K>
+/// The API of a namespaced kind, in the watched namespace or in all.
+pub fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
     K::DynamicType: Default,
 {
-    match &config.namespace {
+    match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
 }
 
-/// When a migration last moved on: its latest step's start or end (never, before its first step).
-fn last_progress(im: &InstanceMigration) -> Option<jiff::Timestamp> {
-    let steps = im.status.as_ref()?.steps.iter();
-    steps.flat_map(|s| [Some(&s.started_at), s.finished_at.as_ref()]).flatten().filter_map(|t| t.parse().ok()).max()
-}
-
-/// A predicate that changes with a migration's phase and deletion.
-fn migration_phase(im: &InstanceMigration) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    im.status.as_ref().map(|s| s.phase).hash(&mut hasher);
-    im.metadata.deletion_timestamp.is_some().hash(&mut hasher);
-    Some(hasher.finish())
-}
-
 /// Runs one kube-runtime controller until `stop`, letting in-flight reconciliations finish.
-async fn run_controller<K, F, Fut>(
+pub async fn run_controller<K, C, F, Fut>(
     controller: Controller<K>,
-    ctx: Arc<Context>,
+    ctx: Arc<C>,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
     concurrency: u16,
     reconcile: F,
 ) where
     K: HasConditions + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Debug + Unpin,
-    F: FnMut(Arc<K>, Arc<Context>) -> Fut,
+    C: Send + Sync + 'static,
+    F: FnMut(Arc<K>, Arc<C>) -> Fut,
     Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
+    let retries = Arc::new(Retries { ctx, metrics });
+    let mut reconcile = reconcile;
     controller
         .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(stop.cancelled_owned())
-        .run(reconcile, error_policy::<K>, ctx)
+        .run(move |obj, retries: Arc<Retries<C>>| reconcile(obj, retries.ctx.clone()), error_policy::<K, C>, retries)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "reconcile loop");
@@ -249,10 +201,16 @@ async fn run_controller<K, F, Fut>(
         .await;
 }
 
-fn error_policy<K: HasConditions>(obj: Arc<K>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+/// A controller's context with what its failed reconciles need.
+struct Retries<C> {
+    ctx: Arc<C>,
+    metrics: Arc<Metrics>,
+}
+
+fn error_policy<K: HasConditions, C>(obj: Arc<K>, error: &ReconcileError, retries: Arc<Retries<C>>) -> Action {
     let kind = K::kind(&());
-    tracing::warn!(%error, kind = %kind, name = %kube::ResourceExt::name_any(obj.as_ref()), "reconcile failed; retrying");
-    ctx.metrics.reconcile_failed(kind.to_string(), error.label());
+    tracing::warn!(%error, kind = %kind, name = %obj.name_any(), "reconcile failed; retrying");
+    retries.metrics.reconcile_failed(kind.to_string(), error.label());
     Action::requeue(Duration::from_secs(5))
 }
 

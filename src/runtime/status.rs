@@ -28,7 +28,7 @@ pub trait HasConditions:
 /// what this reconciliation last wrote), then publishes an event for each condition
 /// transition. Returns whether anything was written.
 pub async fn publish<K: HasConditions>(
-    ctx: &super::Context,
+    ctx: &super::Shared,
     obj: &K,
     old: Option<&K::Status>,
     new: &K::Status,

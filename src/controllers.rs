@@ -1,0 +1,88 @@
+//! The wiring: both controllers, their watches and their contexts, run with the shared
+//! plumbing of `runtime`. The one module that knows every controller.
+
+use std::sync::Arc;
+
+use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ComputeNodeDrain, InstanceMigration};
+use crate::runtime::{self, RunConfig, Shared};
+use crate::{drain, migration};
+
+/// Runs the operator: both controllers while this process leads.
+pub async fn run(config: RunConfig, client: kube::Client) -> anyhow::Result<()> {
+    let watch = Watch { namespace: config.namespace.clone(), concurrency: config.concurrency };
+    runtime::run(config, client, move |shared, stop| run_controllers(shared, watch, stop)).await
+}
+
+/// What the controllers watch, and how many reconciles of a kind run at once.
+struct Watch {
+    namespace: Option<String>,
+    concurrency: u16,
+}
+
+async fn run_controllers(shared: Arc<Shared>, watch: Watch, stop: CancellationToken) {
+    let acting_since = jiff::Timestamp::now();
+    let client = &shared.client;
+    let namespace = watch.namespace.as_deref();
+    let migrations_api = runtime::scoped::<InstanceMigration>(client, namespace);
+    // Both kinds wake on spec changes and deletion (both bump the generation) and on their own
+    // polling timers, not on the operator's own status writes: each wake costs OpenStack reads.
+    let (migrations, writer) = reflector::store();
+    let events = watcher(migrations_api.clone(), watcher::Config::default()).default_backoff().reflect(writer);
+    // After a restart, the migrations that progressed longest ago are taken up first.
+    let triggers = runtime::fairness::applied_least_recently_served_first(events, migrations.clone(), last_progress)
+        .predicate_filter(predicates::generation, Default::default());
+    let migration_controller = Controller::for_stream(triggers, migrations.clone());
+
+    let (drains, writer) = reflector::store();
+    let triggers = watcher(runtime::scoped::<ComputeNodeDrain>(client, namespace), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    // A drain also wakes when one of its migrations changes phase (not on each status write).
+    let children = watcher(migrations_api, watcher::Config::default().labels(drain::planner::DRAIN_UID_LABEL))
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(migration_phase, Default::default());
+    let drain_controller = Controller::for_stream(triggers, drains.clone()).owns_stream(children);
+
+    let migration_ctx = Arc::new(migration::Context::new(shared.clone(), migrations.clone(), acting_since));
+    let drain_ctx = Arc::new(drain::Context { shared: shared.clone(), migrations, drains });
+    let metrics = &shared.metrics;
+    tokio::join!(
+        runtime::run_controller(
+            migration_controller,
+            migration_ctx,
+            metrics.clone(),
+            stop.clone(),
+            watch.concurrency,
+            migration::reconcile
+        ),
+        runtime::run_controller(
+            drain_controller,
+            drain_ctx,
+            metrics.clone(),
+            stop,
+            watch.concurrency,
+            drain::reconcile
+        ),
+    );
+}
+
+/// When a migration last moved on: its latest step's start or end (never, before its first step).
+fn last_progress(im: &InstanceMigration) -> Option<jiff::Timestamp> {
+    let steps = im.status.as_ref()?.steps.iter();
+    steps.flat_map(|s| [Some(&s.started_at), s.finished_at.as_ref()]).flatten().filter_map(|t| t.parse().ok()).max()
+}
+
+/// A predicate that changes with a migration's phase and deletion.
+fn migration_phase(im: &InstanceMigration) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    im.status.as_ref().map(|s| s.phase).hash(&mut hasher);
+    im.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
+}
