@@ -1,6 +1,7 @@
 //! Plumbing shared by the controllers: running them under leader election, status and
 //! conditions, events, metrics, probes and shutdown.
 
+pub mod backoff;
 pub mod clouds;
 pub mod conditions;
 pub mod events;
@@ -24,6 +25,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
+use self::backoff::Backoff;
 use self::http::Health;
 use self::metrics::Metrics;
 use self::status::HasConditions;
@@ -172,7 +174,8 @@ where
     }
 }
 
-/// Runs one kube-runtime controller until `stop`, letting in-flight reconciliations finish.
+/// Runs one kube-runtime controller until `stop`, letting in-flight reconciliations finish. A
+/// failed reconcile is retried after a backoff of its own resource, reset by a success.
 pub async fn run_controller<K, C, F, Fut>(
     controller: Controller<K>,
     ctx: Arc<C>,
@@ -187,12 +190,22 @@ pub async fn run_controller<K, C, F, Fut>(
     F: FnMut(Arc<K>, Arc<C>) -> Fut,
     Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
-    let retries = Arc::new(Retries { ctx, metrics });
+    let retries = Arc::new(Retries { ctx, metrics, backoff: Backoff::default() });
     let mut reconcile = reconcile;
+    let reconcile = move |obj: Arc<K>, retries: Arc<Retries<C>>| {
+        let reconciled = reconcile(obj.clone(), retries.ctx.clone());
+        async move {
+            let result = reconciled.await;
+            if result.is_ok() {
+                retries.backoff.succeeded(&backoff_key(obj.as_ref()));
+            }
+            result
+        }
+    };
     controller
         .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(stop.cancelled_owned())
-        .run(move |obj, retries: Arc<Retries<C>>| reconcile(obj, retries.ctx.clone()), error_policy::<K, C>, retries)
+        .run(reconcile, error_policy::<K, C>, retries)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "reconcile loop");
@@ -205,13 +218,21 @@ pub async fn run_controller<K, C, F, Fut>(
 struct Retries<C> {
     ctx: Arc<C>,
     metrics: Arc<Metrics>,
+    backoff: Backoff,
+}
+
+/// A resource's key in the backoff: its UID, so that a new resource of the same name starts
+/// afresh.
+fn backoff_key<K: HasConditions>(obj: &K) -> String {
+    obj.uid().unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
 }
 
 fn error_policy<K: HasConditions, C>(obj: Arc<K>, error: &ReconcileError, retries: Arc<Retries<C>>) -> Action {
     let kind = K::kind(&());
-    tracing::warn!(%error, kind = %kind, name = %obj.name_any(), "reconcile failed; retrying");
+    let after = retries.backoff.failed(&backoff_key(obj.as_ref()));
+    tracing::warn!(%error, kind = %kind, name = %obj.name_any(), retry_in = ?after, "reconcile failed; retrying");
     retries.metrics.reconcile_failed(kind.to_string(), error.label());
-    Action::requeue(Duration::from_secs(5))
+    Action::requeue(after)
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {
