@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{CloudRef, Condition};
+use super::common::{CloudRef, Condition, timestamp};
 
 /// Moves one OpenStack server to a new compute environment: record it, stop it, snapshot it,
 /// delete it once the snapshot is active, boot its replacement from the snapshot in the target,
@@ -298,6 +298,47 @@ pub struct InstanceMigrationStatus {
     /// The last error met, with the OpenStack request ID when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+/// The step log: one record per phase entered, the last one running until the phase ends.
+impl InstanceMigrationStatus {
+    /// The step under way, if any.
+    pub fn running_step(&self) -> Option<&StepRecord> {
+        self.steps.iter().rev().find(|s| s.result == StepResult::Running)
+    }
+
+    fn running_step_mut(&mut self) -> Option<&mut StepRecord> {
+        self.steps.iter_mut().rev().find(|s| s.result == StepResult::Running)
+    }
+
+    /// Starts the step of `phase` (a phase entered again starts its record afresh).
+    pub fn start_step(&mut self, phase: MigrationPhase, at: jiff::Timestamp) {
+        self.steps.retain(|s| s.name != phase);
+        self.steps.push(StepRecord {
+            name: phase,
+            started_at: timestamp(at),
+            finished_at: None,
+            result: StepResult::Running,
+            message: None,
+        });
+    }
+
+    /// The step under way succeeded at `at`.
+    pub fn finish_running_step(&mut self, at: jiff::Timestamp) {
+        if let Some(running) = self.running_step_mut() {
+            running.result = StepResult::Succeeded;
+            running.finished_at = Some(timestamp(at));
+        }
+    }
+
+    /// The step under way failed at `at`, for this reason.
+    pub fn fail_running_step(&mut self, at: jiff::Timestamp, message: &str) {
+        if let Some(running) = self.running_step_mut() {
+            running.result = StepResult::Failed;
+            running.finished_at = Some(timestamp(at));
+            running.message = Some(message.to_string());
+        }
+    }
 }
 
 /// The source server as it was before the migration changed anything.

@@ -15,11 +15,11 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 
 use crate::api::{ComputeNodeDrain, ComputeNodeDrainStatus, Condition, DrainPhase, InstanceMigration};
-use crate::runtime::conditions::Validated;
+use crate::runtime::conditions::{Refusal, Validated};
 use crate::runtime::status::{self, HasConditions};
 use crate::runtime::{ReconcileError, Shared, finalizers};
 
-use self::planner::{Input, Observed, Refusal};
+use self::planner::{Input, Observed};
 
 /// Held on every ComputeNodeDrain so that its deletion passes through the operator.
 pub const FINALIZER: &str = "osmo.dev/compute-node-drain";

@@ -8,7 +8,7 @@ use crate::api::{
     AfterDrain, ComputeNodeDrainSpec, ComputeNodeDrainStatus, ConditionStatus, DrainCounts, DrainMode, DrainPhase,
     DrainServerEntry, DrainServerState, MigrationPhase, ServerSelector, ServiceStatus, condition_type, timestamp,
 };
-use crate::runtime::conditions::{self, Desired, Validated};
+use crate::runtime::conditions::{self, Refusal, Setter, Validated};
 use crate::validation::{self, FieldError};
 
 /// Every problem of the spec that the schema could not catch.
@@ -115,13 +115,6 @@ impl KnownMigration {
     fn ended(&self) -> bool {
         matches!(self.phase, Some(MigrationPhase::Succeeded | MigrationPhase::Failed))
     }
-}
-
-/// Why the host cannot be looked at, before the drain changed anything (e.g. a missing Secret).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub reason: &'static str,
-    pub message: String,
 }
 
 /// A change the planner asks for.
@@ -253,22 +246,18 @@ impl Planner<'_> {
         Decision { status: self.status, actions, requeue, release: false }
     }
 
+    fn conditions(&self) -> Setter {
+        Setter { generation: self.input.generation, now: self.input.now }
+    }
+
     fn set(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: &str) {
-        let desired = Desired { type_, status, reason, message: message.to_string() };
-        conditions::set(&mut self.status.conditions, desired, self.input.generation, self.input.now);
+        self.conditions().set(&mut self.status.conditions, type_, status, reason, message);
     }
 
     /// Sets `Progressing`, `Ready` and `Failed` to these values with one reason and message,
     /// and the status's message.
-    fn report(&mut self, [progressing, ready, failed]: [bool; 3], reason: &str, message: &str) {
-        let status = |on| if on { ConditionStatus::True } else { ConditionStatus::False };
-        for (type_, on) in [
-            (condition_type::PROGRESSING, progressing),
-            (condition_type::READY, ready),
-            (condition_type::FAILED, failed),
-        ] {
-            self.set(type_, status(on), reason, message);
-        }
+    fn report(&mut self, states: [bool; 3], reason: &str, message: &str) {
+        self.conditions().report(&mut self.status.conditions, states, reason, message);
         self.status.message = Some(message.to_string());
     }
 

@@ -173,7 +173,8 @@ fn a_host_without_service_fails_naming_the_host() {
 fn a_refused_cloud_fails_before_anything_changes() {
     let s = spec(json!({}));
     let input = Input { spec: &s, status: None, name: "drain", generation: Some(1), deleting: false, now: at(0) };
-    let refusal = Refusal { reason: "SecretNotFound", message: "spec.cloud: Secret ns/clouds does not exist".into() };
+    let refusal =
+        conditions::Refusal { reason: "SecretNotFound", message: "spec.cloud: Secret ns/clouds does not exist".into() };
     let d = plan(&input, Err(&refusal));
     assert_eq!(d.status.phase, DrainPhase::Failed);
     assert_eq!(condition(&d.status, "Failed"), (ConditionStatus::True, "SecretNotFound".into()));

@@ -25,11 +25,12 @@ use crate::api::{
     TargetServerStatus,
 };
 use crate::runtime::clouds::CloudError;
+use crate::runtime::conditions::Refusal;
 use crate::runtime::status::{self, HasConditions};
 use crate::runtime::{ReconcileError, Shared, finalizers};
 
 use self::execute::{Answer, Made};
-use self::planner::{Input, Observed, Refusal};
+use self::planner::{Input, Observed};
 
 /// Held on every InstanceMigration so that its deletion passes through the operator.
 pub const FINALIZER: &str = "osmo.dev/instance-migration";

@@ -11,9 +11,10 @@ use crate::api::{
 };
 use crate::openstack::{Error, Session};
 use crate::runtime::clouds::CloudError;
+use crate::runtime::conditions::Refusal;
 
 use super::Context;
-use super::planner::{ImageState, NovaNetworkState, Observed, Refusal, ServerState, Twin, UID_KEY};
+use super::planner::{ImageState, NovaNetworkState, Observed, ServerState, Twin, UID_KEY};
 use super::record::{nova_network_floating_ips, record};
 
 /// The sessions of the source and target clouds (the same one unless `target.cloud` is set),
@@ -45,6 +46,35 @@ pub async fn sessions(
     Ok(Sessions { source, target, acting_project })
 }
 
+/// Why a look at OpenStack gave no answer: the migration is refused (before anything
+/// changed), or OpenStack failed.
+enum Unanswered {
+    Refused(Refusal),
+    Failed(Error),
+}
+
+impl From<Refusal> for Unanswered {
+    fn from(refusal: Refusal) -> Self {
+        Unanswered::Refused(refusal)
+    }
+}
+
+impl From<Error> for Unanswered {
+    fn from(error: Error) -> Self {
+        Unanswered::Failed(error)
+    }
+}
+
+impl Unanswered {
+    /// The refusal, for the planner to decide on; an OpenStack failure stays an error.
+    fn refusal(self) -> Result<Refusal, Error> {
+        match self {
+            Unanswered::Refused(refusal) => Ok(refusal),
+            Unanswered::Failed(error) => Err(error),
+        }
+    }
+}
+
 /// The description that marks a port osmo recreated for a source port.
 pub fn port_marker(uid: &str, source_port_id: &str) -> String {
     format!("osmo:{uid}:{source_port_id}")
@@ -62,23 +92,30 @@ pub async fn observe(
     let nova_network = im.spec.options.addresses.mode == AddressMode::NovaNetwork;
     let mut o = Observed::default();
     match status.phase {
-        Pending | Recording => {
-            let (recorded, base) = recording(ctx, s, im).await?;
-            let acting = match &recorded {
-                Ok((_, Some(scoped))) => scoped.clone(),
-                _ => s.clone(),
-            };
-            o.acting_project = acting.acting_project.clone();
-            o.recording = Some(recorded.map(|(record, _)| record));
-            o.boot = base;
-            // Whether the target can give the addresses back is known before anything changes.
-            if nova_network && matches!(o.recording, Some(Ok(_))) {
-                match nova_network_or_refusal(&acting.target).await? {
-                    Ok(state) => o.nova_network = Some(state),
-                    Err(refusal) => o.recording = Some(Err(refusal)),
+        Pending | Recording => match record_source(ctx, s, im).await {
+            Err(unanswered) => {
+                o.acting_project = s.acting_project.clone();
+                o.recording = Some(Err(unanswered.refusal()?));
+            }
+            Ok((record, scoped)) => {
+                let acting = scoped.as_ref().unwrap_or(s);
+                o.acting_project = acting.acting_project.clone();
+                // Everything the replacement needs must exist in the target, for the project it
+                // will belong to, before anything changes.
+                o.boot = Some(match boot_base(acting, im, &record).await {
+                    Ok(base) => Ok(base),
+                    Err(unanswered) => Err(unanswered.refusal()?),
+                });
+                o.recording = Some(Ok(record));
+                // Whether the target can give the addresses back is known before anything changes.
+                if nova_network {
+                    match nova_network_or_refusal(&acting.target).await {
+                        Ok(state) => o.nova_network = Some(state),
+                        Err(unanswered) => o.recording = Some(Err(unanswered.refusal()?)),
+                    }
                 }
             }
-        }
+        },
         Stopping => o.source = source(s, status).await?,
         Snapshotting => {
             o.snapshot = snapshot(s, status, &uid).await?;
@@ -181,7 +218,10 @@ async fn boot_needs(
 ) -> Result<(), Error> {
     let Some(record) = &status.source else { return Ok(()) };
     if status.boot_base.is_none() {
-        o.boot = Some(boot_base(s, im, record).await?);
+        o.boot = Some(match boot_base(s, im, record).await {
+            Ok(base) => Ok(base),
+            Err(unanswered) => Err(unanswered.refusal()?),
+        });
     }
     let options = &im.spec.options;
     let recreates = options.strategy == Strategy::Snapshot && options.addresses.preserve_fixed_ips;
@@ -287,30 +327,14 @@ async fn nova_network_state(session: &Session) -> Result<NovaNetworkState, Error
 }
 
 /// nova-network's state, or the refusal of a migration that asks for it where it does not run.
-async fn nova_network_or_refusal(session: &Session) -> Result<Result<NovaNetworkState, Refusal>, Error> {
-    match nova_network_state(session).await {
-        Ok(state) => Ok(Ok(state)),
-        Err(e @ Error::NovaNetworkUnavailable { .. }) => Ok(Err(Refusal {
+async fn nova_network_or_refusal(session: &Session) -> Result<NovaNetworkState, Unanswered> {
+    nova_network_state(session).await.map_err(|e| match e {
+        Error::NovaNetworkUnavailable { .. } => Unanswered::Refused(Refusal {
             reason: "NovaNetworkUnavailable",
             message: format!("spec.addresses.mode: NovaNetwork, but {e}"),
-        })),
-        Err(e) => Err(e),
-    }
-}
-
-/// The source's record with the sessions of the project to act in (when not the credentials'
-/// own), and what its replacement is made of in the target; or why it cannot be migrated.
-type Recording = (Result<(RecordedServer, Option<Sessions>), Refusal>, Option<Result<BootBase, Refusal>>);
-
-async fn recording(ctx: &Context, s: &Sessions, im: &InstanceMigration) -> Result<Recording, Error> {
-    let (record, scoped) = match record_source(ctx, s, im).await? {
-        Ok(r) => r,
-        Err(refusal) => return Ok((Err(refusal), None)),
-    };
-    // Everything the replacement needs must exist in the target, for the project it will
-    // belong to, before anything changes.
-    let base = boot_base(scoped.as_ref().unwrap_or(s), im, &record).await?;
-    Ok((Ok((record, scoped)), Some(base)))
+        }),
+        e => Unanswered::Failed(e),
+    })
 }
 
 /// Records the source, or says why it cannot be migrated: not found, ambiguous, taken by
@@ -319,34 +343,34 @@ async fn record_source(
     ctx: &Context,
     s: &Sessions,
     im: &InstanceMigration,
-) -> Result<Result<(RecordedServer, Option<Sessions>), Refusal>, Error> {
+) -> Result<(RecordedServer, Option<Sessions>), Unanswered> {
     let wanted = &im.spec.server;
     let found = s.source.compute().find_server(wanted).await?;
     let server = match found.as_slice() {
         [] => {
-            return Ok(Err(Refusal {
+            return Err(Refusal {
                 reason: "ServerNotFound",
                 message: format!("spec.server: no server {wanted:?} in cloud {}", im.spec.source.cloud),
-            }));
+            }
+            .into());
         }
         [one] => one,
         many => {
-            return Ok(Err(Refusal {
+            return Err(Refusal {
                 reason: "ServerAmbiguous",
                 message: format!("spec.server: {} servers are named {wanted:?}; give the server's ID", many.len()),
-            }));
+            }
+            .into());
         }
     };
     if let Some(other) = competing_migration(ctx, im, &server.id) {
-        return Ok(Err(Refusal {
+        return Err(Refusal {
             reason: "Conflict",
             message: format!("server {} is already being migrated by InstanceMigration {other}", server.id),
-        }));
+        }
+        .into());
     }
-    let scoped = match sessions_in_server_project(ctx, s, im, server).await? {
-        Ok(scoped) => scoped,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
+    let scoped = sessions_in_server_project(ctx, s, im, server).await?;
     // The rest is read as the server's project sees it.
     let s = scoped.as_ref().unwrap_or(s);
     let nova_network = im.spec.options.addresses.mode == AddressMode::NovaNetwork;
@@ -360,18 +384,12 @@ async fn record_source(
             if port_filters.is_empty() { Vec::new() } else { s.source.network().floating_ips(&port_filters).await? };
         (ports, fips)
     };
-    let mut recorded = match record(server, &ports, &fips) {
-        Ok(r) => r,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
+    let mut recorded = record(server, &ports, &fips)?;
     if nova_network {
-        let legacy = match nova_network_or_refusal(&s.source).await? {
-            Ok(legacy) => legacy,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
+        let legacy = nova_network_or_refusal(&s.source).await?;
         recorded.nova_network_floating_ips = nova_network_floating_ips(&server.id, &legacy.allocated, &legacy.pools);
     }
-    Ok(Ok((recorded, scoped)))
+    Ok((recorded, scoped))
 }
 
 /// The sessions to act on `server` with: none when the credentials are scoped to the server's
@@ -384,12 +402,12 @@ async fn sessions_in_server_project(
     s: &Sessions,
     im: &InstanceMigration,
     server: &crate::openstack::compute::Server,
-) -> Result<Result<Option<Sessions>, Refusal>, Error> {
+) -> Result<Option<Sessions>, Unanswered> {
     let (Some(owner), Some(own)) = (server.tenant_id.as_deref(), s.source.project_id().await?) else {
-        return Ok(Ok(None));
+        return Ok(None);
     };
     if owner == own {
-        return Ok(Ok(None));
+        return Ok(None);
     }
     let refusal = |cloud: &crate::api::CloudRef, why: String| Refusal {
         reason: "WrongProject",
@@ -406,19 +424,19 @@ async fn sessions_in_server_project(
     for (cloud, session) in clouds {
         let session = match ctx.shared.clouds.in_project(&namespace, cloud, session, owner) {
             Ok(session) => session,
-            Err(e) => return Ok(Err(refusal(cloud, e.to_string()))),
+            Err(e) => return Err(refusal(cloud, e.to_string()).into()),
         };
         // Logging in scoped to the project is the test: Keystone refuses a user with no role there.
         match session.project_id().await {
             Ok(_) => scoped.push(session),
-            Err(e @ Error::Auth { .. }) => return Ok(Err(refusal(cloud, e.to_string()))),
-            Err(e) => return Err(e),
+            Err(e @ Error::Auth { .. }) => return Err(refusal(cloud, e.to_string()).into()),
+            Err(e) => return Err(e.into()),
         }
     }
     let source = scoped[0].clone();
     // One session for one cloud: `boot_base` tells the clouds apart by it.
     let target = scoped.get(1).cloned().unwrap_or_else(|| source.clone());
-    Ok(Ok(Some(Sessions { source, target, acting_project: Some(owner.to_string()) })))
+    Ok(Some(Sessions { source, target, acting_project: Some(owner.to_string()) }))
 }
 
 /// Another InstanceMigration, older and not finished, that names the same server.
@@ -449,11 +467,7 @@ fn competing_migration(ctx: &Context, im: &InstanceMigration, server_id: &str) -
 }
 
 /// The flavor, networks and image of the replacement, resolved in the target cloud.
-async fn boot_base(
-    s: &Sessions,
-    im: &InstanceMigration,
-    record: &RecordedServer,
-) -> Result<Result<BootBase, Refusal>, Error> {
+async fn boot_base(s: &Sessions, im: &InstanceMigration, record: &RecordedServer) -> Result<BootBase, Unanswered> {
     let mappings = &im.spec.options.mappings;
     let source_flavor = record.flavor_name.clone().or_else(|| record.flavor_id.clone()).unwrap_or_default();
     let by_id = record.flavor_id.as_ref().and_then(|id| mappings.flavors.get(id));
@@ -464,10 +478,11 @@ async fn boot_base(
         } else {
             format!("spec.mappings.flavors[{source_flavor:?}]")
         };
-        return Ok(Err(Refusal {
+        return Err(Refusal {
             reason: "FlavorNotFound",
             message: format!("{field}: flavor {wanted_flavor:?} does not exist in the target cloud"),
-        }));
+        }
+        .into());
     };
     let mut networks = BTreeMap::new();
     for port in &record.ports {
@@ -491,13 +506,14 @@ async fn boot_base(
                 networks.insert(port.network_id.clone(), net.id);
             }
             None => {
-                return Ok(Err(Refusal {
+                return Err(Refusal {
                     reason: "NetworkNotFound",
                     message: format!(
                         "spec.mappings.networks: network {wanted:?} (for the source's network {}) does not exist in the target cloud",
                         port.network_id
                     ),
-                }));
+                }
+                .into());
             }
         }
     }
@@ -510,17 +526,18 @@ async fn boot_base(
             match image {
                 Some(i) if i.status == "active" => Some(i.id),
                 _ => {
-                    return Ok(Err(Refusal {
+                    return Err(Refusal {
                         reason: "ImageNotFound",
                         message: format!(
                             "spec.redeploy.image: no active image {:?} in the target cloud",
                             redeploy.image
                         ),
-                    }));
+                    }
+                    .into());
                 }
             }
         }
         _ => None,
     };
-    Ok(Ok(BootBase { flavor_id: flavor.id, image_id, networks }))
+    Ok(BootBase { flavor_id: flavor.id, image_id, networks })
 }

@@ -22,12 +22,12 @@ use std::time::Duration;
 
 use crate::api::{
     AddressMode, BootBase, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
-    RecordedNovaNetworkFloatingIp, RecordedServer, SnapshotCleanup, SnapshotStatus, StepRecord, StepResult, Strategy,
-    TargetPort, TargetServerStatus, condition_type, timestamp,
+    RecordedNovaNetworkFloatingIp, RecordedServer, SnapshotCleanup, SnapshotStatus, StepResult, Strategy, TargetPort,
+    TargetServerStatus, condition_type, timestamp,
 };
 use crate::openstack::compute::{NetworkAttachment, ServerCreate};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
-use crate::runtime::conditions::{self, Desired, Validated};
+use crate::runtime::conditions::{self, Refusal, Setter, Validated};
 use crate::validation::{self, FieldError};
 
 /// Metadata key (server and image) carrying the migration's UID, so that what a crashed
@@ -62,13 +62,6 @@ pub struct Input<'a> {
     /// Since when this operator has been acting: a step's timeout counts from then at the
     /// earliest, so that time no operator watched (a restart, a failover) fails no step.
     pub acting_since: jiff::Timestamp,
-}
-
-/// Why a server cannot be migrated; found before anything changes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub reason: &'static str,
-    pub message: String,
 }
 
 /// A server as OpenStack shows it now.
@@ -442,16 +435,8 @@ impl Planner<'_> {
     /// Ends the running step and starts `phase`.
     fn enter(&mut self, phase: MigrationPhase) {
         self.end_running_step();
-        let now = timestamp(self.input.now);
         self.status.phase = phase;
-        self.status.steps.retain(|s| s.name != phase);
-        self.status.steps.push(StepRecord {
-            name: phase,
-            started_at: now,
-            finished_at: None,
-            result: StepResult::Running,
-            message: None,
-        });
+        self.status.start_step(phase, self.input.now);
         self.set_progress(phase, describe_phase(phase));
         self.requeue = Some(Duration::ZERO);
     }
@@ -460,29 +445,31 @@ impl Planner<'_> {
     /// so that it changes, with an event, only when the migration ends.
     fn set_progress(&mut self, phase: MigrationPhase, message: &str) {
         let reason = format!("{phase:?}");
-        let (generation, now) = (self.input.generation, self.input.now);
-        let progressing = Desired {
-            type_: condition_type::PROGRESSING,
-            status: ConditionStatus::True,
-            reason: &reason,
-            message: message.to_string(),
-        };
-        conditions::set(&mut self.status.conditions, progressing, generation, now);
-        let ready = Desired {
-            type_: condition_type::READY,
-            status: ConditionStatus::False,
-            reason: "InProgress",
-            message: message.to_string(),
-        };
-        conditions::set(&mut self.status.conditions, ready, generation, now);
+        let conditions = self.conditions();
+        conditions.set(
+            &mut self.status.conditions,
+            condition_type::PROGRESSING,
+            ConditionStatus::True,
+            &reason,
+            message,
+        );
+        conditions.set(
+            &mut self.status.conditions,
+            condition_type::READY,
+            ConditionStatus::False,
+            "InProgress",
+            message,
+        );
     }
+
+    fn conditions(&self) -> Setter {
+        Setter { generation: self.input.generation, now: self.input.now }
+    }
+
     /// How long the current step has run.
     fn step_elapsed(&self) -> Duration {
         self.status
-            .steps
-            .iter()
-            .rev()
-            .find(|s| s.result == StepResult::Running)
+            .running_step()
             .and_then(|s| s.started_at.parse::<jiff::Timestamp>().ok())
             .map(|t| self.input.now.duration_since(t).unsigned_abs())
             .unwrap_or_default()
@@ -540,32 +527,16 @@ impl Planner<'_> {
 
     /// Like [`fail`](Self::fail), where the caller has just seen whether the source exists.
     fn fail_knowing(&mut self, reason: &'static str, message: String, source_exists: bool) {
-        let now = timestamp(self.input.now);
-        if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
-            running.result = StepResult::Failed;
-            running.finished_at = Some(now);
-            running.message = Some(message.clone());
-        }
+        self.status.fail_running_step(self.input.now, &message);
         self.status.last_error = Some(message.clone());
         if source_exists && self.status.source.is_some() && self.status.phase != MigrationPhase::RollingBack {
             // Failed stays Unknown until the rollback is done, so that `kubectl wait
             // --for=condition=Failed` returns with the source restored.
-            let (generation, now) = (self.input.generation, self.input.now);
-            let desired = Desired {
-                type_: condition_type::FAILED,
-                status: ConditionStatus::Unknown,
-                reason,
-                message: format!("{message}; rolling back"),
-            };
-            conditions::set(&mut self.status.conditions, desired, generation, now);
+            let rolling_back = format!("{message}; rolling back");
+            let failed = (condition_type::FAILED, ConditionStatus::Unknown);
+            self.conditions().set(&mut self.status.conditions, failed.0, failed.1, reason, &rolling_back);
             self.status.phase = MigrationPhase::RollingBack;
-            self.status.steps.push(StepRecord {
-                name: MigrationPhase::RollingBack,
-                started_at: timestamp(self.input.now),
-                finished_at: None,
-                result: StepResult::Running,
-                message: None,
-            });
+            self.status.start_step(MigrationPhase::RollingBack, self.input.now);
             self.set_progress(
                 MigrationPhase::RollingBack,
                 "Undoing: the source is restarted if it was running and the snapshot deleted.",
@@ -580,23 +551,11 @@ impl Planner<'_> {
     /// Ends in `Failed` with the given reason (the source untouched or restored, or what
     /// remains listed in the message).
     fn finish_failed(&mut self, reason: &str, message: &str) {
-        let (generation, now) = (self.input.generation, self.input.now);
         self.status.phase = MigrationPhase::Failed;
         if self.status.last_error.is_none() {
             self.status.last_error = Some(message.to_string());
         }
-        for (type_, status) in [
-            (condition_type::FAILED, ConditionStatus::True),
-            (condition_type::PROGRESSING, ConditionStatus::False),
-            (condition_type::READY, ConditionStatus::False),
-        ] {
-            conditions::set(
-                &mut self.status.conditions,
-                Desired { type_, status, reason, message: message.to_string() },
-                generation,
-                now,
-            );
-        }
+        self.conditions().report(&mut self.status.conditions, [false, false, true], reason, message);
         self.requeue = None;
     }
 
@@ -604,11 +563,8 @@ impl Planner<'_> {
     /// ends as it starts).
     fn end_running_step(&mut self) {
         let seen_at = self.input.seen_at;
-        if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
-            let started = running.started_at.parse::<jiff::Timestamp>().unwrap_or(seen_at);
-            running.result = StepResult::Succeeded;
-            running.finished_at = Some(timestamp(seen_at.max(started)));
-        }
+        let started = self.status.running_step().and_then(|s| s.started_at.parse::<jiff::Timestamp>().ok());
+        self.status.finish_running_step(seen_at.max(started.unwrap_or(seen_at)));
     }
 
     fn succeed(&mut self) {
@@ -621,19 +577,7 @@ impl Planner<'_> {
             .map(|t| format!("{} on {}", t.server_id, t.host.as_deref().unwrap_or("?")))
             .unwrap_or_default();
         let message = format!("The server runs as {target}, with its addresses.");
-        let (generation, now) = (self.input.generation, self.input.now);
-        for (type_, status) in [
-            (condition_type::READY, ConditionStatus::True),
-            (condition_type::PROGRESSING, ConditionStatus::False),
-            (condition_type::FAILED, ConditionStatus::False),
-        ] {
-            conditions::set(
-                &mut self.status.conditions,
-                Desired { type_, status, reason: "Succeeded", message: message.clone() },
-                generation,
-                now,
-            );
-        }
+        self.conditions().report(&mut self.status.conditions, [false, true, false], "Succeeded", &message);
         self.requeue = None;
     }
 
@@ -1186,27 +1130,11 @@ impl Planner<'_> {
     fn abort(&mut self) {
         let message = "The resource was deleted; the migration stops and the source is left running.".to_string();
         self.status.last_error = Some(message.clone());
-        let now = timestamp(self.input.now);
-        if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
-            running.result = StepResult::Failed;
-            running.finished_at = Some(now.clone());
-            running.message = Some(message.clone());
-        }
+        self.status.fail_running_step(self.input.now, &message);
         self.status.phase = MigrationPhase::RollingBack;
-        self.status.steps.push(StepRecord {
-            name: MigrationPhase::RollingBack,
-            started_at: now,
-            finished_at: None,
-            result: StepResult::Running,
-            message: None,
-        });
-        let (generation, now) = (self.input.generation, self.input.now);
-        conditions::set(
-            &mut self.status.conditions,
-            Desired { type_: condition_type::FAILED, status: ConditionStatus::Unknown, reason: "Deleted", message },
-            generation,
-            now,
-        );
+        self.status.start_step(MigrationPhase::RollingBack, self.input.now);
+        let failed = (condition_type::FAILED, ConditionStatus::Unknown);
+        self.conditions().set(&mut self.status.conditions, failed.0, failed.1, "Deleted", &message);
         self.set_progress(
             MigrationPhase::RollingBack,
             "Undoing: the source is restarted if it was running and the snapshot deleted.",
@@ -1255,11 +1183,7 @@ impl Planner<'_> {
                     "The source server no longer exists."
                 };
                 let message = format!("{}. {source}", error.trim_end_matches('.'));
-                let now = timestamp(self.input.now);
-                if let Some(running) = self.status.steps.iter_mut().rev().find(|s| s.result == StepResult::Running) {
-                    running.result = StepResult::Succeeded;
-                    running.finished_at = Some(now);
-                }
+                self.status.finish_running_step(self.input.now);
                 self.finish_failed(&reason, message.trim());
             }
         }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::planner::{
-    Action, Decision, ImageState, Input, NovaNetworkState, Observed, Refusal, ServerState, Twin, UID_KEY, acknowledge,
-    fail, plan, validate,
+    Action, Decision, ImageState, Input, NovaNetworkState, Observed, ServerState, Twin, UID_KEY, acknowledge, fail,
+    plan, validate,
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
@@ -24,6 +24,7 @@ use crate::api::{
 };
 use crate::openstack::compute::{NetworkAttachment, ServerCreate};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
+use crate::runtime::conditions::Refusal;
 use MigrationPhase::{
     Booting, CleaningUp, DeletingSource, Failed, MovingAddresses, Recording, RollingBack, Snapshotting, Stopping,
     Succeeded, Verifying,

@@ -8,7 +8,7 @@ use crate::openstack::compute::Server;
 use crate::openstack::network::{FloatingIp, Port};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 
-use super::planner::Refusal;
+use crate::runtime::conditions::Refusal;
 
 /// The record of `server`, or why it cannot be migrated.
 pub fn record(server: &Server, ports: &[Port], floating_ips: &[FloatingIp]) -> Result<RecordedServer, Refusal> {

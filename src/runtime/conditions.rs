@@ -1,4 +1,5 @@
-//! Pure helpers that keep a status's conditions list the way Kubernetes conventions want it.
+//! Pure helpers that keep a status's conditions list the way Kubernetes conventions want it,
+//! shared by both planners.
 
 use crate::api::{Condition, ConditionStatus, condition_type, timestamp};
 use crate::validation::FieldError;
@@ -30,6 +31,52 @@ pub fn set(conditions: &mut Vec<Condition>, desired: Desired<'_>, generation: Op
         observed_generation: generation,
     });
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+}
+
+/// Sets the conditions of one decision: each with the decision's generation and time.
+#[derive(Clone, Copy, Debug)]
+pub struct Setter {
+    pub generation: Option<i64>,
+    pub now: jiff::Timestamp,
+}
+
+impl Setter {
+    pub fn set(
+        self,
+        conditions: &mut Vec<Condition>,
+        type_: &str,
+        status: ConditionStatus,
+        reason: &str,
+        message: &str,
+    ) {
+        set(conditions, Desired { type_, status, reason, message: message.to_string() }, self.generation, self.now);
+    }
+
+    /// Sets whether the resource is `Progressing`, `Ready` and `Failed`, with one reason and
+    /// message.
+    pub fn report(
+        self,
+        conditions: &mut Vec<Condition>,
+        [progressing, ready, failed]: [bool; 3],
+        reason: &str,
+        message: &str,
+    ) {
+        let status = |on| if on { ConditionStatus::True } else { ConditionStatus::False };
+        for (type_, on) in [
+            (condition_type::PROGRESSING, progressing),
+            (condition_type::READY, ready),
+            (condition_type::FAILED, failed),
+        ] {
+            self.set(conditions, type_, status(on), reason, message);
+        }
+    }
+}
+
+/// Why a resource is refused before anything changed for it: its `Failed` reason and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
 }
 
 /// The condition of a type, if present.
