@@ -10,7 +10,7 @@ use crate::openstack::network::{FixedIp, PortCreate};
 
 use super::Context;
 use super::observe::{Sessions, port_marker};
-use super::planner::{Action, Observed, Twin, UID_KEY};
+use super::planner::{Action, Made, Observed, Twin, UID_KEY};
 
 /// What OpenStack's answer to a change tells.
 pub enum Answer {
@@ -36,13 +36,6 @@ impl Answer {
             Answer::Accepted | Answer::Made(_) => {}
         }
     }
-}
-
-/// What a change made that the status must hold at once: the next observation looks for it
-/// by this id, and notices if it vanishes.
-pub enum Made {
-    Snapshot(String),
-    Target(String),
 }
 
 pub async fn execute(

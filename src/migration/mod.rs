@@ -20,16 +20,13 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 
-use crate::api::{
-    Condition, InstanceMigration, InstanceMigrationStatus, MigrationPhase, SnapshotStatus, StepResult,
-    TargetServerStatus,
-};
+use crate::api::{Condition, InstanceMigration, InstanceMigrationStatus, MigrationPhase, StepResult};
 use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
 use crate::runtime::status::{self, HasConditions};
 use crate::runtime::{ReconcileError, Shared, finalizers};
 
-use self::execute::{Answer, Made};
+use self::execute::Answer;
 use self::planner::{Input, Observed};
 
 /// Held on every InstanceMigration so that its deletion passes through the operator.
@@ -111,46 +108,35 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     // The resource as this reconcile has written it: a phase that ends, or a change whose answer
     // shows its outcome, is followed at once, without waiting for the watch to bring it back.
     let mut now_written = (*im).clone();
-    for _ in 0..MAX_TURNS {
-        let decision = planner::plan(
-            &input(&im, now_written.status.as_ref(), &uid, &usual_steps, acting_since, seen_at),
-            &observed,
-        );
-        let decided_at = Instant::now();
-        publish(&ctx, &mut now_written, decision.status.clone()).await?;
-        // Recording may have found a server of another project: from now on, act in it.
-        if let Some(Ok(s)) = &sessions
-            && s.acting_project != decision.status.acting_project_id
-        {
-            sessions = Some(observe::sessions(&ctx, &im, &decision.status).await);
-        }
-        let Some(Ok(s)) = &sessions else { return done(&api, &im, &decision, decided_at, &ctx).await };
-        // One look per reconcile: a decision that needs another look (at once, or later) ends
-        // it, so that a migration moving fast hands its slot on between looks and every other
-        // resource gets its turn.
-        match decision.action.clone() {
-            Some(action) => match execute::execute(&ctx, s, &im, &decision.status, action).await {
-                Ok(Answer::Accepted) => return done(&api, &im, &decision, decided_at, &ctx).await,
+    let exit = 'turns: {
+        for _ in 0..MAX_TURNS {
+            let decision = planner::plan(
+                &input(&im, now_written.status.as_ref(), &uid, &usual_steps, acting_since, seen_at),
+                &observed,
+            );
+            let decided_at = Instant::now();
+            publish(&ctx, &mut now_written, decision.status.clone()).await?;
+            // Recording may have found a server of another project: from now on, act in it.
+            if let Some(Ok(s)) = &sessions
+                && s.acting_project != decision.status.acting_project_id
+            {
+                sessions = Some(observe::sessions(&ctx, &im, &decision.status).await);
+            }
+            let (Some(Ok(s)), Some(action)) = (&sessions, decision.action.clone()) else {
+                break 'turns Exit::decided(&decision, decided_at);
+            };
+            // One look per reconcile: a decision that needs another look (at once, or later)
+            // ends it, so that a migration moving fast hands its slot on between looks and every
+            // other resource gets its turn.
+            match execute::execute(&ctx, s, &im, &decision.status, action).await {
+                Ok(Answer::Accepted) => break 'turns Exit::decided(&decision, decided_at),
                 Ok(Answer::Made(made)) => {
-                    let mut learned = decision.status.clone();
-                    learned.create_sent_at = None;
-                    match made {
-                        Made::Snapshot(id) => {
-                            learned.snapshot =
-                                Some(SnapshotStatus { image_id: id, status: "queued".into(), size_bytes: None })
-                        }
-                        Made::Target(id) => {
-                            learned.target =
-                                Some(TargetServerStatus { server_id: id, status: "BUILD".into(), ..Default::default() })
-                        }
-                    }
-                    publish(&ctx, &mut now_written, learned).await?;
-                    return done(&api, &im, &decision, decided_at, &ctx).await;
+                    publish(&ctx, &mut now_written, planner::hold(&decision.status, made)).await?;
+                    break 'turns Exit::decided(&decision, decided_at);
                 }
                 Ok(answer) => {
                     answer.show(&mut observed);
                     seen_at = jiff::Timestamp::now();
-                    continue;
                 }
                 Err(error) if error.is_transient() => return Err(ReconcileError::OpenStack(error)),
                 Err(error) => {
@@ -161,13 +147,33 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
                         error.to_string(),
                     );
                     publish(&ctx, &mut now_written, failed.status).await?;
-                    return Ok(requeue(failed.requeue));
+                    break 'turns Exit::ChangeFailed { requeue: failed.requeue };
                 }
-            },
-            None => return done(&api, &im, &decision, decided_at, &ctx).await,
+            }
         }
+        Exit::OutOfTurns
+    };
+    match exit {
+        Exit::Decided { phase, requeue, decided_at } => done(&api, &im, phase, requeue, decided_at, &ctx).await,
+        Exit::ChangeFailed { requeue: after } => Ok(requeue(after)),
+        Exit::OutOfTurns => Ok(Action::requeue(Duration::ZERO)),
     }
-    Ok(Action::requeue(Duration::ZERO))
+}
+
+/// How a reconcile's turns end.
+enum Exit {
+    /// The last decision stands: it says when to look again.
+    Decided { phase: MigrationPhase, requeue: Option<Duration>, decided_at: Instant },
+    /// OpenStack refused a change for good, and the planner's verdict on it is written.
+    ChangeFailed { requeue: Option<Duration> },
+    /// The planner kept deciding: the next reconcile goes on at once.
+    OutOfTurns,
+}
+
+impl Exit {
+    fn decided(decision: &planner::Decision, decided_at: Instant) -> Exit {
+        Exit::Decided { phase: decision.status.phase, requeue: decision.requeue, decided_at }
+    }
 }
 
 /// What the planner is given about the resource, with `status` as written last.
@@ -302,17 +308,16 @@ async fn look(
 async fn done(
     api: &Api<InstanceMigration>,
     im: &InstanceMigration,
-    decision: &planner::Decision,
+    phase: MigrationPhase,
+    requeue_after: Option<Duration>,
     decided_at: Instant,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
-    if im.metadata.deletion_timestamp.is_some()
-        && matches!(decision.status.phase, MigrationPhase::Succeeded | MigrationPhase::Failed)
-    {
+    if im.metadata.deletion_timestamp.is_some() && matches!(phase, MigrationPhase::Succeeded | MigrationPhase::Failed) {
         release(api, im, ctx).await?;
     }
     // The planner timed the next look from its decision: writing and changing since count.
-    Ok(requeue(decision.requeue.map(|after| after.saturating_sub(decided_at.elapsed()))))
+    Ok(requeue(requeue_after.map(|after| after.saturating_sub(decided_at.elapsed()))))
 }
 
 /// Lets a deleted resource go, and forgets it.

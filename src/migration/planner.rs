@@ -256,6 +256,14 @@ pub enum Action {
     DeleteTwin(Twin),
 }
 
+/// What a change made that the status must hold at once: the next observation looks for it
+/// by this id, and notices if it vanishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Made {
+    Snapshot(String),
+    Target(String),
+}
+
 /// The planner's verdict.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
@@ -323,6 +331,21 @@ pub fn acknowledge(input: &Input<'_>) -> InstanceMigrationStatus {
         p.set_progress(MigrationPhase::Pending, describe_phase(MigrationPhase::Pending));
     }
     p.status
+}
+
+/// The status `status` becomes with what its change made (the create it sent has landed).
+pub fn hold(status: &InstanceMigrationStatus, made: Made) -> InstanceMigrationStatus {
+    let mut status = status.clone();
+    status.create_sent_at = None;
+    match made {
+        Made::Snapshot(id) => {
+            status.snapshot = Some(SnapshotStatus { image_id: id, status: "queued".into(), size_bytes: None })
+        }
+        Made::Target(id) => {
+            status.target = Some(TargetServerStatus { server_id: id, status: "BUILD".into(), ..Default::default() })
+        }
+    }
+    status
 }
 
 /// The status after an OpenStack change failed for good: rolled back while the source

@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::planner::{
-    Action, Decision, ImageState, Input, NovaNetworkState, Observed, ServerState, Twin, UID_KEY, acknowledge, fail,
-    plan, validate,
+    Action, Decision, ImageState, Input, Made, NovaNetworkState, Observed, ServerState, Twin, UID_KEY, acknowledge,
+    fail, hold, plan, validate,
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
@@ -407,21 +407,13 @@ impl Run {
         if let Some(action) = &decision.action {
             self.cloud.apply(action);
             // The controller writes what it made at once, so that the next look finds it by id.
-            match action {
-                Action::CreateSnapshot { .. } => {
-                    status.create_sent_at = None;
-                    status.snapshot =
-                        Some(SnapshotStatus { image_id: SNAPSHOT_ID.into(), status: "queued".into(), size_bytes: None })
-                }
-                Action::Boot(_) => {
-                    status.create_sent_at = None;
-                    status.target = Some(TargetServerStatus {
-                        server_id: TARGET_ID.into(),
-                        status: "BUILD".into(),
-                        ..Default::default()
-                    })
-                }
-                _ => {}
+            let made = match action {
+                Action::CreateSnapshot { .. } => Some(Made::Snapshot(SNAPSHOT_ID.into())),
+                Action::Boot(_) => Some(Made::Target(TARGET_ID.into())),
+                _ => None,
+            };
+            if let Some(made) = made {
+                status = hold(&status, made);
             }
             self.log.push((status.phase, action.clone()));
         }
