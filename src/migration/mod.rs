@@ -6,6 +6,7 @@ mod execute;
 #[cfg(test)]
 mod nova_network_tests;
 mod observe;
+mod phase;
 pub mod planner;
 #[cfg(test)]
 mod planner_tests;

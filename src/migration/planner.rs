@@ -283,33 +283,6 @@ pub fn validate(spec: &InstanceMigrationSpec) -> Vec<FieldError> {
     errors
 }
 
-/// The phases of a strategy, in order, after Recording.
-fn phases(strategy: Strategy) -> &'static [MigrationPhase] {
-    use MigrationPhase::*;
-    match strategy {
-        Strategy::Snapshot => {
-            &[Stopping, Snapshotting, DeletingSource, Booting, MovingAddresses, Verifying, CleaningUp]
-        }
-        Strategy::Redeploy => &[Stopping, Booting, MovingAddresses, Verifying, DeletingSource],
-    }
-}
-
-/// Whether the source has been deleted by the time of this phase.
-fn source_deleted(strategy: Strategy, phase: MigrationPhase) -> bool {
-    use MigrationPhase::*;
-    strategy == Strategy::Snapshot && matches!(phase, Booting | MovingAddresses | Verifying | CleaningUp)
-}
-
-/// Whether the source may still exist in this phase (so that a failure is rolled back).
-fn source_still_there(strategy: Strategy, phase: MigrationPhase) -> bool {
-    use MigrationPhase::*;
-    match strategy {
-        Strategy::Snapshot => matches!(phase, Pending | Recording | Stopping | Snapshotting),
-        // Until the addresses have moved, the source keeps them and can be restarted.
-        Strategy::Redeploy => matches!(phase, Pending | Recording | Stopping | Booting),
-    }
-}
-
 pub fn plan(input: &Input<'_>, observed: &Observed) -> Decision {
     let mut status = input.status.cloned().unwrap_or_default();
     status.observed_generation = input.generation;
@@ -328,7 +301,7 @@ pub fn acknowledge(input: &Input<'_>) -> InstanceMigrationStatus {
     status.target_description = Some(input.spec.options.target.describe()).filter(|d| !d.is_empty());
     let mut p = Planner { input, status, action: None, requeue: None };
     if p.validate() {
-        p.set_progress(MigrationPhase::Pending, describe_phase(MigrationPhase::Pending));
+        p.set_progress(MigrationPhase::Pending, MigrationPhase::Pending.description());
     }
     p.status
 }
@@ -444,12 +417,7 @@ impl Planner<'_> {
 
     /// Moves to the phase after `from` in the strategy's order (or to success).
     fn advance(&mut self, from: MigrationPhase) {
-        let order = phases(self.strategy());
-        let next = match from {
-            MigrationPhase::Recording => order.first().copied(),
-            other => order.iter().position(|p| *p == other).and_then(|i| order.get(i + 1)).copied(),
-        };
-        match next {
+        match from.next(self.strategy()) {
             Some(phase) => self.enter(phase),
             None => self.succeed(),
         }
@@ -460,7 +428,7 @@ impl Planner<'_> {
         self.end_running_step();
         self.status.phase = phase;
         self.status.start_step(phase, self.input.now);
-        self.set_progress(phase, describe_phase(phase));
+        self.set_progress(phase, phase.description());
         self.requeue = Some(Duration::ZERO);
     }
 
@@ -527,16 +495,9 @@ impl Planner<'_> {
 
     /// Fails the migration if the current step ran out of time; returns whether it did.
     fn timed_out(&mut self, phase: MigrationPhase) -> bool {
-        let t = &self.input.spec.options.timeouts;
-        let limit = match phase {
-            MigrationPhase::Stopping => t.stop_seconds.unwrap_or(300),
-            MigrationPhase::Snapshotting | MigrationPhase::CleaningUp => t.snapshot_seconds.unwrap_or(3600),
-            MigrationPhase::DeletingSource | MigrationPhase::RollingBack => t.delete_seconds.unwrap_or(600),
-            MigrationPhase::Booting => t.boot_seconds.unwrap_or(900),
-            _ => t.addresses_seconds.unwrap_or(300),
-        };
-        if self.step_watched() > Duration::from_secs(u64::from(limit)) {
-            self.fail("Timeout", format!("{phase:?} took longer than {limit}s"));
+        let limit = phase.timeout(&self.input.spec.options.timeouts);
+        if self.step_watched() > limit {
+            self.fail("Timeout", format!("{phase:?} took longer than {}s", limit.as_secs()));
             return true;
         }
         false
@@ -544,7 +505,7 @@ impl Planner<'_> {
 
     /// Something went wrong: roll back while the source exists, else stop and say what remains.
     fn fail(&mut self, reason: &'static str, message: String) {
-        let source_exists = source_still_there(self.strategy(), self.status.phase);
+        let source_exists = self.status.phase.source_may_exist(self.strategy());
         self.fail_knowing(reason, message, source_exists);
     }
 
@@ -609,7 +570,7 @@ impl Planner<'_> {
         let s = &self.status;
         let mut parts = Vec::new();
         if let Some(source) = &s.source {
-            let state = if source_deleted(self.strategy(), s.phase) { "is deleted" } else { "still exists" };
+            let state = if s.phase.source_deleted(self.strategy()) { "is deleted" } else { "still exists" };
             parts.push(format!("source server {} ({}) {state}", source.name, source.id));
         }
         if let Some(snapshot) = &s.snapshot {
@@ -1132,10 +1093,7 @@ impl Planner<'_> {
                 self.advance(MigrationPhase::CleaningUp)
             }
             Some(image)
-                if self.step_elapsed()
-                    > Duration::from_secs(u64::from(
-                        self.input.spec.options.timeouts.snapshot_seconds.unwrap_or(3600),
-                    )) =>
+                if self.step_elapsed() > MigrationPhase::CleaningUp.timeout(&self.input.spec.options.timeouts) =>
             {
                 // The server has moved: a snapshot that will not go is worth a note, not a failure.
                 self.status.last_error =
@@ -1213,8 +1171,7 @@ impl Planner<'_> {
     }
 
     fn timed_out_quietly(&self) -> bool {
-        let limit = self.input.spec.options.timeouts.delete_seconds.unwrap_or(600);
-        self.step_watched() > Duration::from_secs(u64::from(limit))
+        self.step_watched() > MigrationPhase::RollingBack.timeout(&self.input.spec.options.timeouts)
     }
 
     fn what_remains_before_deletion(&self, observed: &Observed) -> String {
@@ -1226,23 +1183,5 @@ impl Planner<'_> {
             parts.push(format!("snapshot {} is {}", i.id, i.status));
         }
         format!("What remains: {}.", parts.join("; "))
-    }
-}
-
-fn describe_phase(phase: MigrationPhase) -> &'static str {
-    use MigrationPhase::*;
-    match phase {
-        Pending => "Waiting to start.",
-        Recording => "Recording the source server.",
-        Stopping => "Stopping the source server.",
-        Snapshotting => "Snapshotting the source server and waiting for Glance to call the image active.",
-        DeletingSource => "Deleting the source server.",
-        Booting => "Booting the replacement and waiting for it to be ACTIVE.",
-        MovingAddresses => "Moving the floating IPs to the replacement.",
-        Verifying => "Verifying the replacement and its addresses.",
-        CleaningUp => "Deleting the snapshot.",
-        RollingBack => "Undoing what was done.",
-        Succeeded => "Done.",
-        Failed => "Failed.",
     }
 }
