@@ -501,6 +501,19 @@ pub struct StepRecord {
     pub message: Option<String>,
 }
 
+impl StepRecord {
+    /// When the step started (none when the status holds no valid time).
+    pub fn started(&self) -> Option<jiff::Timestamp> {
+        self.started_at.parse().ok()
+    }
+
+    /// How long the step took, once it has ended.
+    pub fn took(&self) -> Option<std::time::Duration> {
+        let finished: jiff::Timestamp = self.finished_at.as_deref()?.parse().ok()?;
+        Some(finished.duration_since(self.started()?).unsigned_abs())
+    }
+}
+
 /// How a step ended.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum StepResult {

@@ -150,9 +150,22 @@ pub fn migration_name(drain: &str, server_id: &str) -> String {
     format!("{}-{}", drain.trim_end_matches(['-', '.']), server_id.to_ascii_lowercase())
 }
 
-/// Whether the nova-compute service is still reporting.
-fn service_up(service: &ServiceStatus) -> bool {
-    service.state == "up" && !service.forced_down
+/// The host's nova-compute service, in the states a drain tells apart.
+impl ServiceStatus {
+    /// Still reporting.
+    fn is_up(&self) -> bool {
+        self.state == "up" && !self.forced_down
+    }
+
+    /// The scheduler may place servers on the host.
+    fn is_enabled(&self) -> bool {
+        self.status == "enabled"
+    }
+
+    /// Disabled, with this reason.
+    fn is_disabled_for(&self, reason: &str) -> bool {
+        self.status == "disabled" && self.disabled_reason.as_deref() == Some(reason)
+    }
 }
 
 /// The status the drain should have now and the changes that get it there.
@@ -197,7 +210,7 @@ pub fn plan(input: &Input<'_>, observed: Result<&Observed, &Refusal>) -> Decisio
         let message = format!("spec.host: ComputeNodeDrain {rival} already drains host {}", input.spec.host);
         return planner.fail("Conflict", message);
     }
-    if service.status == "enabled" {
+    if service.is_enabled() {
         if input.spec.paused {
             return planner.paused_before_cordon();
         }
@@ -441,7 +454,7 @@ impl Planner<'_> {
         self.status.phase = DrainPhase::Retiring;
         self.set(condition_type::READY, True, "Drained", &ready);
         self.set(condition_type::FAILED, False, "Retiring", &ready);
-        let (action, message, requeue) = match (service_up(&service), self.spec().force_down) {
+        let (action, message, requeue) = match (service.is_up(), self.spec().force_down) {
             (true, true) => (
                 Some(Action::ForceDownService),
                 format!("Host {host} is empty; marking its nova-compute service forced down."),
@@ -487,9 +500,7 @@ impl Planner<'_> {
             return self.decide(vec![], Some(Duration::from_secs(30)));
         }
         let done = matches!(self.status.phase, DrainPhase::Drained | DrainPhase::Retiring | DrainPhase::Retired);
-        let ours = |s: &ServiceStatus| {
-            s.status == "disabled" && s.disabled_reason.as_deref() == Some(self.input.spec.disable_reason.as_str())
-        };
+        let ours = |s: &ServiceStatus| s.is_disabled_for(&self.input.spec.disable_reason);
         let enable = !done
             && !self.input.spec.keep_disabled_on_abort
             && self.status.cordoned_at.is_some()

@@ -11,6 +11,7 @@ pub mod planner;
 #[cfg(test)]
 mod planner_tests;
 pub mod record;
+mod states;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -380,12 +381,7 @@ async fn publish(
             .iter()
             .find(|s| s.name == step.name && s.started_at == step.started_at)
             .is_none_or(|s| s.finished_at.is_none());
-        if let (true, Some(finished), StepResult::Succeeded | StepResult::Failed) =
-            (was_open, &step.finished_at, step.result)
-            && let (Ok(start), Ok(end)) =
-                (step.started_at.parse::<jiff::Timestamp>(), finished.parse::<jiff::Timestamp>())
-        {
-            let took = end.duration_since(start).unsigned_abs();
+        if let (true, StepResult::Succeeded | StepResult::Failed, Some(took)) = (was_open, step.result, step.took()) {
             ctx.shared.metrics.migration_step(&format!("{:?}", step.name), took.as_secs_f64());
             if step.result == StepResult::Succeeded {
                 ctx.memory.step_took(step.name, took);

@@ -16,6 +16,7 @@ use crate::runtime::conditions::Refusal;
 use super::Context;
 use super::planner::{ImageState, NovaNetworkState, Observed, ServerState, Twin, UID_KEY};
 use super::record::{nova_network_floating_ips, record};
+use super::states::{self, ImageStatus, ServerStatus};
 
 /// The sessions of the source and target clouds (the same one unless `target.cloud` is set),
 /// scoped to the server's project when the migration acts in it.
@@ -131,7 +132,7 @@ pub async fn observe(
                 None if strategy == Strategy::Snapshot => boot_needs(s, im, status, &uid, &mut o).await?,
                 None => {}
                 // While Nova is deleting, only the source is watched.
-                Some(src) if src.task_state.as_deref() == Some("deleting") => {}
+                Some(src) if states::is_deleting(src.task_state.as_deref()) => {}
                 // What replaces the source is checked afresh before each deletion request.
                 Some(_) => match strategy {
                     Strategy::Snapshot => o.snapshot = snapshot(s, status, &uid).await?,
@@ -144,7 +145,9 @@ pub async fn observe(
             match &o.target {
                 // Its ports matter once it is up (the floating IPs are moved to them next; nova-network
                 // has none).
-                Some(t) if t.status == "ACTIVE" && !nova_network => o.target_ports = target_ports(s, &t.id).await?,
+                Some(t) if t.status == ServerStatus::Active && !nova_network => {
+                    o.target_ports = target_ports(s, &t.id).await?
+                }
                 Some(_) => {}
                 None => boot_needs(s, im, status, &uid, &mut o).await?,
             }
@@ -190,7 +193,8 @@ async fn twins(s: &Sessions, status: &InstanceMigrationStatus, uid: &str) -> Res
                 .into_iter()
                 .filter(|srv| srv.metadata.get(UID_KEY).map(String::as_str) == Some(uid))
                 .filter(|srv| srv.id != target.server_id)
-                .filter(|srv| srv.status != "DELETED" && srv.task_state.as_deref() != Some("deleting"))
+                .map(|srv| server_state(&srv))
+                .filter(|srv| srv.status != ServerStatus::Deleted && !states::is_deleting(srv.task_state.as_deref()))
                 .map(|srv| Twin::Server(srv.id)),
         );
     }
@@ -200,7 +204,7 @@ async fn twins(s: &Sessions, status: &InstanceMigrationStatus, uid: &str) -> Res
             images
                 .into_iter()
                 .filter(|image| image.id != snapshot.image_id)
-                .filter(|image| !matches!(image.status.as_str(), "deleted" | "pending_delete"))
+                .filter(|image| !ImageStatus::from(image.status.as_str()).is_gone())
                 .map(|image| Twin::Image(image.id)),
         );
     }
@@ -231,7 +235,7 @@ async fn boot_needs(
 fn server_state(server: &crate::openstack::compute::Server) -> ServerState {
     ServerState {
         id: server.id.clone(),
-        status: server.status.clone(),
+        status: server.status.as_str().into(),
         task_state: server.task_state.clone(),
         host: server.host.clone(),
         availability_zone: server.availability_zone.clone(),
@@ -243,7 +247,7 @@ fn server_state(server: &crate::openstack::compute::Server) -> ServerState {
 async fn source(s: &Sessions, status: &InstanceMigrationStatus) -> Result<Option<ServerState>, Error> {
     let Some(record) = &status.source else { return Ok(None) };
     let server = s.source.compute().server(&record.id).await?;
-    Ok(server.filter(|srv| srv.status != "DELETED").as_ref().map(server_state))
+    Ok(server.as_ref().map(server_state).filter(|srv| srv.status != ServerStatus::Deleted))
 }
 
 /// The snapshot by its recorded id, or found by the migration's UID (a crash may have come
@@ -253,7 +257,7 @@ async fn snapshot(s: &Sessions, status: &InstanceMigrationStatus, uid: &str) -> 
         Some(snapshot) => s.source.image().get(&snapshot.image_id).await?,
         None => s.source.image().images_with_property(UID_KEY, uid).await?.into_iter().next(),
     };
-    Ok(image.map(|i| ImageState { id: i.id, status: i.status, size: i.size }))
+    Ok(image.map(|i| ImageState { id: i.id, status: i.status.as_str().into(), size: i.size }))
 }
 
 /// The replacement by its recorded id, or found by name and the migration's UID.
@@ -524,7 +528,7 @@ async fn boot_base(s: &Sessions, im: &InstanceMigration, record: &RecordedServer
                 None => s.target.image().images_named(&redeploy.image).await?.into_iter().next(),
             };
             match image {
-                Some(i) if i.status == "active" => Some(i.id),
+                Some(i) if ImageStatus::from(i.status.as_str()) == ImageStatus::Active => Some(i.id),
                 _ => {
                     return Err(Refusal {
                         reason: "ImageNotFound",

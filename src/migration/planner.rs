@@ -20,10 +20,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::states::{self, ImageStatus, ServerStatus};
 use crate::api::{
     AddressMode, BootBase, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
-    RecordedNovaNetworkFloatingIp, RecordedServer, SnapshotCleanup, SnapshotStatus, StepResult, Strategy, TargetPort,
-    TargetServerStatus, condition_type, timestamp,
+    RecordedNovaNetworkFloatingIp, RecordedServer, SnapshotCleanup, SnapshotStatus, StepRecord, StepResult, Strategy,
+    TargetPort, TargetServerStatus, condition_type, timestamp,
 };
 use crate::openstack::compute::{NetworkAttachment, ServerCreate};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
@@ -68,7 +69,7 @@ pub struct Input<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerState {
     pub id: String,
-    pub status: String,
+    pub status: ServerStatus,
     pub task_state: Option<String>,
     pub host: Option<String>,
     pub availability_zone: Option<String>,
@@ -76,8 +77,13 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    fn settled(&self, status: &str) -> bool {
+    /// In `status`, with no task under way.
+    fn settled(&self, status: ServerStatus) -> bool {
         self.status == status && self.task_state.is_none()
+    }
+
+    fn is_deleting(&self) -> bool {
+        states::is_deleting(self.task_state.as_deref())
     }
 }
 
@@ -85,7 +91,7 @@ impl ServerState {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImageState {
     pub id: String,
-    pub status: String,
+    pub status: ImageStatus,
     pub size: Option<i64>,
 }
 
@@ -312,10 +318,15 @@ pub fn hold(status: &InstanceMigrationStatus, made: Made) -> InstanceMigrationSt
     status.create_sent_at = None;
     match made {
         Made::Snapshot(id) => {
-            status.snapshot = Some(SnapshotStatus { image_id: id, status: "queued".into(), size_bytes: None })
+            status.snapshot =
+                Some(SnapshotStatus { image_id: id, status: ImageStatus::Queued.to_string(), size_bytes: None })
         }
         Made::Target(id) => {
-            status.target = Some(TargetServerStatus { server_id: id, status: "BUILD".into(), ..Default::default() })
+            status.target = Some(TargetServerStatus {
+                server_id: id,
+                status: ServerStatus::Build.to_string(),
+                ..Default::default()
+            })
         }
     }
     status
@@ -461,7 +472,7 @@ impl Planner<'_> {
     fn step_elapsed(&self) -> Duration {
         self.status
             .running_step()
-            .and_then(|s| s.started_at.parse::<jiff::Timestamp>().ok())
+            .and_then(StepRecord::started)
             .map(|t| self.input.now.duration_since(t).unsigned_abs())
             .unwrap_or_default()
     }
@@ -547,7 +558,7 @@ impl Planner<'_> {
     /// ends as it starts).
     fn end_running_step(&mut self) {
         let seen_at = self.input.seen_at;
-        let started = self.status.running_step().and_then(|s| s.started_at.parse::<jiff::Timestamp>().ok());
+        let started = self.status.running_step().and_then(StepRecord::started);
         self.status.finish_running_step(seen_at.max(started.unwrap_or(seen_at)));
     }
 
@@ -615,14 +626,15 @@ impl Planner<'_> {
         self.status.acting_project_id = observed.acting_project.clone();
         self.status.boot_base = Some(base);
         self.advance(MigrationPhase::Recording);
-        if !(self.input.spec.options.stop_source && record.status == "ACTIVE") {
+        if !(self.input.spec.options.stop_source && ServerStatus::from(record.status.as_str()) == ServerStatus::Active)
+        {
             // Nothing to stop: skip straight to the phase after Stopping.
             self.mark_skipped(MigrationPhase::Stopping);
             self.advance(MigrationPhase::Stopping);
         }
         // The source was read just now, idle (a busy one is refused): the next phase makes its
         // first change from that. Nothing was made yet that another look could find.
-        let seen = ServerState { id: record.id.clone(), status: record.status.clone(), ..Default::default() };
+        let seen = ServerState { id: record.id.clone(), status: record.status.as_str().into(), ..Default::default() };
         self.phase_step(&Observed { source: Some(seen), ..Default::default() });
     }
 
@@ -665,13 +677,15 @@ impl Planner<'_> {
         match &observed.source {
             None => self
                 .fail("SourceVanished", format!("source server {} disappeared while being stopped", self.source_id())),
-            Some(s) if s.settled("SHUTOFF") => {
+            Some(s) if s.settled(ServerStatus::Shutoff) => {
                 // Seen off and idle just now: the snapshot (or the replacement) is made at once;
                 // nothing of it can exist yet, as only the next phase makes it.
                 self.advance(MigrationPhase::Stopping);
                 self.phase_step(observed)
             }
-            Some(s) if s.status == "ERROR" => self.fail("SourceError", format!("source server {} is in ERROR", s.id)),
+            Some(s) if s.status == ServerStatus::Error => {
+                self.fail("SourceError", format!("source server {} is in ERROR", s.id))
+            }
             Some(_) if self.timed_out(MigrationPhase::Stopping) => {}
             Some(s) => {
                 if s.task_state.is_none() {
@@ -689,7 +703,7 @@ impl Planner<'_> {
         if let Some(image) = &observed.snapshot {
             self.status.snapshot = Some(SnapshotStatus {
                 image_id: image.id.clone(),
-                status: image.status.clone(),
+                status: image.status.to_string(),
                 size_bytes: image.size,
             });
             self.status.create_sent_at = None;
@@ -709,13 +723,13 @@ impl Planner<'_> {
                 }
                 self.poll();
             }
-            (Some(image), _) if matches!(image.status.as_str(), "killed" | "deleted" | "pending_delete") => {
+            (Some(image), _) if image.status == ImageStatus::Killed || image.status.is_gone() => {
                 self.fail("SnapshotFailed", format!("snapshot {} ended {} in Glance", image.id, image.status))
             }
             // Glance holds the whole snapshot: the source is deleted from this very look. Nova
             // deletes a server whatever task it is finishing, and keeps an active snapshot of a
             // server deleted during its upload; a source already gone makes the deletion a no-op.
-            (Some(image), _) if image.status == "active" => {
+            (Some(image), _) if image.status == ImageStatus::Active => {
                 self.advance(MigrationPhase::Snapshotting);
                 self.delete_source()
             }
@@ -733,12 +747,12 @@ impl Planner<'_> {
                 self.phase_step(observed)
             }
             Some(_) if self.timed_out(MigrationPhase::DeletingSource) => {}
-            Some(source) if source.task_state.as_deref() == Some("deleting") => self.poll(),
+            Some(source) if source.is_deleting() => self.poll(),
             Some(source) => {
                 // The one destructive step: only with the replacement's material verified now.
                 let verified = match self.strategy() {
-                    Strategy::Snapshot => observed.snapshot.as_ref().is_some_and(|i| i.status == "active"),
-                    Strategy::Redeploy => observed.target.as_ref().is_some_and(|t| t.settled("ACTIVE")),
+                    Strategy::Snapshot => observed.snapshot.as_ref().is_some_and(|i| i.status == ImageStatus::Active),
+                    Strategy::Redeploy => observed.target.as_ref().is_some_and(|t| t.settled(ServerStatus::Active)),
                 };
                 if !verified {
                     return self.fail_knowing(
@@ -766,14 +780,14 @@ impl Planner<'_> {
         }
         if let Some(target) = &observed.target {
             self.record_target(target);
-            return match target.status.as_str() {
-                "ACTIVE" if target.task_state.is_none() => {
+            return match &target.status {
+                ServerStatus::Active if target.task_state.is_none() => {
                     self.assign_new_ports(observed);
                     // The floating IPs were read with the replacement's ports: move them now.
                     self.advance(MigrationPhase::Booting);
                     self.phase_step(observed)
                 }
-                "ERROR" => self.fail(
+                ServerStatus::Error => self.fail(
                     "BootFailed",
                     format!(
                         "replacement {} went to ERROR: {}",
@@ -875,7 +889,7 @@ impl Planner<'_> {
         self.status.create_sent_at = None;
         self.status.target = Some(TargetServerStatus {
             server_id: target.id.clone(),
-            status: target.status.clone(),
+            status: target.status.to_string(),
             host: target.host.clone(),
             availability_zone: target.availability_zone.clone(),
         });
@@ -1026,7 +1040,7 @@ impl Planner<'_> {
             return self.fail("ReplacementVanished", "the replacement disappeared before it was verified".into());
         };
         self.record_target(target);
-        if !target.settled("ACTIVE") {
+        if !target.settled(ServerStatus::Active) {
             return self.fail("ReplacementNotActive", format!("replacement {} is {}", target.id, target.status));
         }
         if !self.addresses_in_place(observed, &target.id) {
@@ -1068,7 +1082,7 @@ impl Planner<'_> {
                 };
                 self.status.steps.iter().find(|s| s.name == down_from)
             })
-            .and_then(|s| s.started_at.parse::<jiff::Timestamp>().ok());
+            .and_then(StepRecord::started);
         if let Some(start) = started {
             let seconds = self.input.now.duration_since(start).as_secs_f64().max(0.0);
             self.status.downtime = Some(format!("{seconds:.1}s"));
@@ -1082,13 +1096,13 @@ impl Planner<'_> {
         match &observed.snapshot {
             None => {
                 if let Some(s) = self.status.snapshot.as_mut() {
-                    s.status = "deleted".into();
+                    s.status = ImageStatus::Deleted.to_string();
                 }
                 self.advance(MigrationPhase::CleaningUp)
             }
-            Some(image) if image.status == "deleted" || image.status == "pending_delete" => {
+            Some(image) if image.status.is_gone() => {
                 if let Some(s) = self.status.snapshot.as_mut() {
-                    s.status = image.status.clone();
+                    s.status = image.status.to_string();
                 }
                 self.advance(MigrationPhase::CleaningUp)
             }
@@ -1137,22 +1151,23 @@ impl Planner<'_> {
             return self.poll();
         }
         if let Some(image) = &observed.snapshot
-            && !matches!(image.status.as_str(), "deleted" | "pending_delete")
+            && !image.status.is_gone()
         {
             self.action = Some(Action::DeleteSnapshot { image_id: image.id.clone() });
             return self.poll();
         }
-        let was_running = self.status.source.as_ref().is_some_and(|s| s.status == "ACTIVE");
+        let was_running =
+            self.status.source.as_ref().is_some_and(|s| ServerStatus::from(s.status.as_str()) == ServerStatus::Active);
         match &observed.source {
-            Some(s) if was_running && s.status == "SHUTOFF" && s.task_state.is_none() => {
+            Some(s) if was_running && s.settled(ServerStatus::Shutoff) => {
                 self.action = Some(Action::StartSource { server_id: s.id.clone() });
                 self.poll();
             }
-            Some(s) if was_running && s.status != "ACTIVE" => self.poll(),
+            Some(s) if was_running && s.status != ServerStatus::Active => self.poll(),
             Some(s) if s.task_state.is_some() => self.poll(),
             _ => {
                 if let Some(snapshot) = self.status.snapshot.as_mut() {
-                    snapshot.status = "deleted".into();
+                    snapshot.status = ImageStatus::Deleted.to_string();
                 }
                 let reason = conditions::get(&self.status.conditions, condition_type::FAILED)
                     .map(|c| c.reason.clone())

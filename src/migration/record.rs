@@ -8,6 +8,7 @@ use crate::openstack::compute::Server;
 use crate::openstack::network::{FloatingIp, Port};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 
+use super::states::ServerStatus;
 use crate::runtime::conditions::Refusal;
 
 /// The record of `server`, or why it cannot be migrated.
@@ -27,7 +28,7 @@ pub fn record(server: &Server, ports: &[Port], floating_ips: &[FloatingIp]) -> R
             ),
         });
     }
-    if !matches!(server.status.as_str(), "ACTIVE" | "SHUTOFF") {
+    if !matches!(ServerStatus::from(server.status.as_str()), ServerStatus::Active | ServerStatus::Shutoff) {
         return Err(Refusal {
             reason: "SourceNotReady",
             message: format!("server {} is {}; only ACTIVE or SHUTOFF servers are migrated", server.id, server.status),
