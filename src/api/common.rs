@@ -55,6 +55,9 @@ pub mod condition_type {
     pub const READY: &str = "Ready";
     /// The resource ended without reaching its goal; the reason and message say why.
     pub const FAILED: &str = "Failed";
+    /// The spec was edited after the migration changed something in OpenStack: the edit is
+    /// ignored, since a migration acts on the options it was accepted with.
+    pub const SPEC_CHANGE_IGNORED: &str = "SpecChangeIgnored";
 }
 
 /// A point in time, RFC 3339 in UTC, to the millisecond (steps often take less than a second).

@@ -251,6 +251,12 @@ pub struct InstanceMigrationStatus {
     /// The `metadata.generation` last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The spec the migration acts on: the one it was accepted with, recorded while nothing
+    /// has changed in OpenStack and fixed from the first change on. A later edit of the spec
+    /// never changes a running or finished migration: it is reported (`SpecChangeIgnored`) and
+    /// ignored; delete and recreate the resource to migrate with other options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_spec: Option<InstanceMigrationSpec>,
     /// Where the replacement goes, in one line (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_description: Option<String>,

@@ -22,7 +22,9 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 
-use crate::api::{Condition, InstanceMigration, InstanceMigrationStatus, MigrationPhase, StepResult};
+use crate::api::{
+    Condition, InstanceMigration, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, StepResult,
+};
 use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
 use crate::runtime::status::{self, HasConditions};
@@ -68,6 +70,10 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     // The watch may not have brought this operator's last status write yet: decisions build on
     // what was written (a step's first change assumes the step before was written as done).
     let im = ctx.memory.newest(im);
+    // A migration acts on the spec it was accepted with; the spec submitted since is only
+    // compared with it (and the difference reported).
+    let submitted = im.spec.clone();
+    let im = acting(im);
     let api: Api<InstanceMigration> = Api::namespaced(ctx.shared.client.clone(), &im.namespace().unwrap_or_default());
     let deleting = im.metadata.deletion_timestamp.is_some();
     let current = im.status.clone().unwrap_or_default();
@@ -95,12 +101,14 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
         // Seen for the first time: acknowledged before anything is asked of OpenStack, and the
         // slot handed on, so that every new resource shows a phase at once however busy we are.
         let now = jiff::Timestamp::now();
-        let first = planner::acknowledge(&input(&im, None, &uid, &usual_steps, acting_since, now));
+        let first = planner::acknowledge(&input(&im, &submitted, None, &uid, &usual_steps, acting_since, now));
         publish(&ctx, &mut (*im).clone(), first).await?;
         return Ok(Action::requeue(Duration::ZERO));
     }
+    // Once the options are fixed the spec acted on was valid when accepted: a migration under
+    // way is never left to act on no observation at all.
     let needs_openstack = !matches!(current.phase, MigrationPhase::Succeeded | MigrationPhase::Failed)
-        && planner::validate(&im.spec).is_empty();
+        && (planner::options_fixed(&current) || planner::validate(&im.spec).is_empty());
     let mut sessions = if needs_openstack { Some(observe::sessions(&ctx, &im, &current).await) } else { None };
     // A step ends when OpenStack was seen done, not when the answer came back: step times (and
     // the first look they set) must not grow by the time a look takes.
@@ -113,7 +121,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     let exit = 'turns: {
         for _ in 0..MAX_TURNS {
             let decision = planner::plan(
-                &input(&im, now_written.status.as_ref(), &uid, &usual_steps, acting_since, seen_at),
+                &input(&im, &submitted, now_written.status.as_ref(), &uid, &usual_steps, acting_since, seen_at),
                 &observed,
             );
             let decided_at = Instant::now();
@@ -144,7 +152,15 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
                 Err(error) => {
                     // A change OpenStack refused for good: the planner rolls back or ends.
                     let failed = planner::fail(
-                        &input(&im, Some(&decision.status), &uid, &usual_steps, acting_since, jiff::Timestamp::now()),
+                        &input(
+                            &im,
+                            &submitted,
+                            Some(&decision.status),
+                            &uid,
+                            &usual_steps,
+                            acting_since,
+                            jiff::Timestamp::now(),
+                        ),
                         "OpenStackError",
                         error.to_string(),
                     );
@@ -178,9 +194,20 @@ impl Exit {
     }
 }
 
+/// The resource with the spec its migration acts on.
+fn acting(im: Arc<InstanceMigration>) -> Arc<InstanceMigration> {
+    let spec = planner::acting_spec(&im.spec, im.status.as_ref());
+    if *spec == im.spec {
+        return im;
+    }
+    let spec = spec.clone();
+    Arc::new(InstanceMigration { spec, ..(*im).clone() })
+}
+
 /// What the planner is given about the resource, with `status` as written last.
 fn input<'a>(
     im: &'a InstanceMigration,
+    submitted: &'a InstanceMigrationSpec,
     status: Option<&'a InstanceMigrationStatus>,
     uid: &'a str,
     usual_steps: &'a BTreeMap<MigrationPhase, Duration>,
@@ -189,6 +216,7 @@ fn input<'a>(
 ) -> Input<'a> {
     Input {
         spec: &im.spec,
+        submitted,
         status,
         generation: im.metadata.generation,
         uid,

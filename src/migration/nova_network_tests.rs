@@ -143,6 +143,7 @@ async fn reconcile_through(
         let observed = observe(ctx, sessions, im, &current).await.unwrap();
         let input = Input {
             spec: &im.spec,
+            submitted: &im.spec,
             status: Some(&current),
             generation: Some(1),
             uid: "uid-1",

@@ -48,7 +48,10 @@ const FIRST_LOOK_AT_MOST: Duration = Duration::from_secs(2);
 
 /// What the planner needs to know about the resource.
 pub struct Input<'a> {
+    /// The spec the migration acts on ([`acting_spec`]).
     pub spec: &'a InstanceMigrationSpec,
+    /// The spec as the resource has it now: reported when it differs from the one acted on.
+    pub submitted: &'a InstanceMigrationSpec,
     pub status: Option<&'a InstanceMigrationStatus>,
     pub generation: Option<i64>,
     pub uid: &'a str,
@@ -289,12 +292,34 @@ pub fn validate(spec: &InstanceMigrationSpec) -> Vec<FieldError> {
     errors
 }
 
+/// Whether the migration may have changed something in OpenStack: from then on its spec is
+/// the one it was accepted with (until then, the spec may still be corrected).
+pub fn options_fixed(status: &InstanceMigrationStatus) -> bool {
+    use MigrationPhase::*;
+    let nothing_changed = status.source.is_none() && status.snapshot.is_none() && status.target.is_none();
+    !(matches!(status.phase, Pending | Recording | Failed) && nothing_changed)
+}
+
+/// The spec a migration acts on: the one it was accepted with once its options are fixed
+/// (a migration accepted before osmo recorded it acts on the spec as it is), else the spec as
+/// submitted.
+pub fn acting_spec<'a>(
+    submitted: &'a InstanceMigrationSpec,
+    status: Option<&'a InstanceMigrationStatus>,
+) -> &'a InstanceMigrationSpec {
+    match status {
+        Some(status) if options_fixed(status) => status.accepted_spec.as_ref().unwrap_or(submitted),
+        _ => submitted,
+    }
+}
+
 pub fn plan(input: &Input<'_>, observed: &Observed) -> Decision {
     let mut status = input.status.cloned().unwrap_or_default();
     status.observed_generation = input.generation;
     status.target_description = Some(input.spec.options.target.describe()).filter(|d| !d.is_empty());
     let mut p = Planner { input, status, action: None, requeue: None };
     p.step(observed);
+    p.accept_or_report_spec();
     Decision { status: p.status, action: p.action, requeue: p.requeue }
 }
 
@@ -309,6 +334,7 @@ pub fn acknowledge(input: &Input<'_>) -> InstanceMigrationStatus {
     if p.validate() {
         p.set_progress(MigrationPhase::Pending, MigrationPhase::Pending.description());
     }
+    p.accept_or_report_spec();
     p.status
 }
 
@@ -339,6 +365,7 @@ pub fn fail(input: &Input<'_>, reason: &'static str, message: String) -> Decisio
     status.observed_generation = input.generation;
     let mut p = Planner { input, status, action: None, requeue: None };
     p.fail(reason, message);
+    p.accept_or_report_spec();
     Decision { status: p.status, action: p.action, requeue: p.requeue }
 }
 
@@ -350,6 +377,43 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
+    /// Records the spec acted on while it may still change, and once the options are fixed
+    /// reports a submitted spec that differs from it (ignored; a warning event says so).
+    fn accept_or_report_spec(&mut self) {
+        // The decision that fixes the options is made with the spec it records.
+        if self.input.status.is_none_or(|before| !options_fixed(before)) {
+            self.status.accepted_spec = Some(self.input.spec.clone());
+            return;
+        }
+        // Every condition holds for the generation just observed, since its edit changes
+        // nothing (`kubectl wait` ignores a condition of an older generation).
+        for condition in &mut self.status.conditions {
+            condition.observed_generation = self.input.generation;
+        }
+        let differs = self.status.accepted_spec.as_ref().is_some_and(|accepted| accepted != self.input.submitted);
+        let reported = conditions::get(&self.status.conditions, condition_type::SPEC_CHANGE_IGNORED).is_some();
+        let (status, reason, message) = match (differs, reported) {
+            (true, _) => (
+                ConditionStatus::True,
+                "MigrationStarted",
+                format!(
+                    "The spec was changed (generation {}) after the migration changed something in OpenStack. \
+                     A migration acts on the options it was accepted with (status.acceptedSpec): the change is \
+                     ignored. To migrate with other options, delete this InstanceMigration and create a new one.",
+                    self.input.generation.unwrap_or_default()
+                ),
+            ),
+            (false, true) => (
+                ConditionStatus::False,
+                "AsAccepted",
+                "The spec is the one the migration was accepted with.".to_string(),
+            ),
+            (false, false) => return,
+        };
+        let setter = self.conditions();
+        setter.set(&mut self.status.conditions, condition_type::SPEC_CHANGE_IGNORED, status, reason, &message);
+    }
+
     fn step(&mut self, observed: &Observed) {
         if !self.validate() {
             return;
@@ -426,9 +490,24 @@ impl Planner<'_> {
         self.input.spec.options.strategy
     }
 
-    /// Moves to the phase after `from` in the strategy's order (or to success).
+    /// The reason of the failure being rolled back.
+    fn failure_reason(&self) -> String {
+        conditions::get(&self.status.conditions, condition_type::FAILED)
+            .map(|c| c.reason.clone())
+            .unwrap_or_else(|| "Failed".into())
+    }
+
+    /// Moves to the phase after `from` in the strategy's order (or to success). A phase outside
+    /// that order never leads anywhere, least of all to success.
     fn advance(&mut self, from: MigrationPhase) {
-        match from.next(self.strategy()) {
+        let strategy = self.strategy();
+        if from != MigrationPhase::Recording && !MigrationPhase::order(strategy).contains(&from) {
+            return self.fail(
+                "PhaseOutOfOrder",
+                format!("phase {from:?} is not a step of the {strategy:?} strategy; the migration stops here"),
+            );
+        }
+        match from.next(strategy) {
             Some(phase) => self.enter(phase),
             None => self.succeed(),
         }
@@ -1153,6 +1232,17 @@ impl Planner<'_> {
         if let Some(image) = &observed.snapshot
             && !image.status.is_gone()
         {
+            if observed.source.is_none() {
+                // Without the source the snapshot may be the server's only copy: it is kept.
+                let message = format!(
+                    "{}. The source server no longer exists: its snapshot {} is kept (delete it once it is no \
+                     longer needed).",
+                    self.status.last_error.as_deref().unwrap_or("Failed").trim_end_matches('.'),
+                    image.id
+                );
+                self.status.finish_running_step(self.input.now);
+                return self.finish_failed(&self.failure_reason(), &message);
+            }
             self.action = Some(Action::DeleteSnapshot { image_id: image.id.clone() });
             return self.poll();
         }
@@ -1169,9 +1259,7 @@ impl Planner<'_> {
                 if let Some(snapshot) = self.status.snapshot.as_mut() {
                     snapshot.status = ImageStatus::Deleted.to_string();
                 }
-                let reason = conditions::get(&self.status.conditions, condition_type::FAILED)
-                    .map(|c| c.reason.clone())
-                    .unwrap_or_else(|| "Failed".into());
+                let reason = self.failure_reason();
                 let error = self.status.last_error.clone().unwrap_or_default();
                 let source = if observed.source.is_some() {
                     "The source server is as it was."

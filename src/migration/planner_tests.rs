@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::planner::{
     Action, Decision, ImageState, Input, Made, NovaNetworkState, Observed, ServerState, Twin, UID_KEY, acknowledge,
-    fail, hold, plan, validate,
+    acting_spec, fail, hold, plan, validate,
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
@@ -24,7 +24,7 @@ use crate::api::{
 };
 use crate::openstack::compute::{NetworkAttachment, ServerCreate};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
-use crate::runtime::conditions::Refusal;
+use crate::runtime::conditions::{self, Refusal};
 use MigrationPhase::{
     Booting, CleaningUp, DeletingSource, Failed, MovingAddresses, Recording, RollingBack, Snapshotting, Stopping,
     Succeeded, Verifying,
@@ -376,9 +376,11 @@ impl Run {
         }
     }
 
+    /// As the controller gives it: the spec acted on, and `spec` as submitted.
     fn input(&self) -> Input<'_> {
         Input {
-            spec: &self.spec,
+            spec: acting_spec(&self.spec, self.status.as_ref()),
+            submitted: &self.spec,
             status: self.status.as_ref(),
             generation: Some(self.generation),
             uid: UID,
@@ -1911,4 +1913,153 @@ fn an_address_lost_before_verification_fails_saying_what_remains() {
     let ended = run.finish();
     assert_failed(ended, "AddressesNotMoved");
     assert!(failure_message(ended).contains("floating IPs 10.10.10.3"), "{}", failure_message(ended));
+}
+
+// ---- the options a migration was accepted with --------------------------------------------
+
+/// A migration held in Snapshotting (the snapshot still saving), with the spec it was
+/// accepted with recorded.
+fn snapshotting_run() -> Run {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.snapshot_becomes = "saving";
+    let mut run = Run::new(snapshot_spec(), cloud);
+    run.until(Snapshotting);
+    run.step();
+    assert_eq!(run.status().accepted_spec.as_ref(), Some(&snapshot_spec()));
+    run
+}
+
+/// The spec is edited (a new generation) to `spec`.
+fn edit(run: &mut Run, spec: InstanceMigrationSpec) {
+    run.spec = spec;
+    run.generation += 1;
+}
+
+/// The whole snapshot migration of `web-1`, as accepted, whatever the spec says since.
+fn assert_moved_as_accepted(run: &mut Run) {
+    run.cloud.snapshot = Some(image(SNAPSHOT_ID, "active"));
+    assert_succeeded(run.finish());
+    assert_eq!(
+        run.actions(),
+        [
+            stop_source(),
+            create_snapshot(),
+            delete_source(),
+            boot(SNAPSHOT_ID, &[network("net-1")]),
+            associate("fip-1", "tgt-port-0", None),
+            delete_snapshot(SNAPSHOT_ID),
+        ]
+    );
+    assert_eq!(run.status().accepted_spec.as_ref(), Some(&snapshot_spec()));
+}
+
+#[test]
+fn a_strategy_switched_while_snapshotting_is_ignored_and_reported() {
+    let mut run = snapshotting_run();
+    edit(&mut run, redeploy_spec());
+
+    let reported = run.step();
+    assert_eq!(reported.status.observed_generation, Some(2));
+    assert_condition(&reported.status, condition_type::SPEC_CHANGE_IGNORED, ConditionStatus::True, "MigrationStarted");
+    assert!(
+        condition(&reported.status, condition_type::SPEC_CHANGE_IGNORED)
+            .message
+            .contains("delete this InstanceMigration")
+    );
+    // Still a snapshot migration: it waits for its snapshot, then boots from it.
+    assert_eq!((reported.status.phase, reported.action), (Snapshotting, None));
+    assert_moved_as_accepted(&mut run);
+}
+
+#[test]
+fn a_spec_made_invalid_while_snapshotting_changes_nothing_the_migration_does() {
+    let mut run = snapshotting_run();
+    // Redeploy without an image: refused by validation, were the migration not under way.
+    let invalid = spec(json!({"strategy": "Redeploy", "server": " web-1 "}));
+    assert!(!validate(&invalid).is_empty());
+    edit(&mut run, invalid);
+
+    let reported = run.step();
+    assert_condition(&reported.status, condition_type::SPEC_CHANGE_IGNORED, ConditionStatus::True, "MigrationStarted");
+    assert_condition(&reported.status, condition_type::ACCEPTED, ConditionStatus::True, "Valid");
+    assert_eq!(reported.status.last_error, None);
+    assert_moved_as_accepted(&mut run);
+}
+
+#[test]
+fn a_strategy_switched_once_the_source_is_gone_keeps_the_snapshot_and_boots_from_it() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(Booting);
+    edit(&mut run, redeploy_spec());
+    assert_succeeded(run.finish());
+    // The snapshot is deleted only at the end, once the replacement is verified.
+    assert_eq!(run.actions().last(), Some(&delete_snapshot(SNAPSHOT_ID)));
+    assert!(run.actions().iter().filter(|a| **a == delete_snapshot(SNAPSHOT_ID)).count() == 1);
+    assert!(run.phases().contains(&CleaningUp));
+}
+
+#[test]
+fn an_edit_taken_back_is_no_longer_reported() {
+    let mut run = snapshotting_run();
+    edit(&mut run, redeploy_spec());
+    run.step();
+    edit(&mut run, snapshot_spec());
+    let back = run.step();
+    assert_condition(&back.status, condition_type::SPEC_CHANGE_IGNORED, ConditionStatus::False, "AsAccepted");
+}
+
+#[test]
+fn a_finished_migration_reports_a_later_edit_and_stays_as_it_ended() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    let done = run.finish().clone();
+    edit(&mut run, redeploy_spec());
+    let after = run.step();
+    assert_eq!(after.action, None);
+    assert_condition(&after.status, condition_type::SPEC_CHANGE_IGNORED, ConditionStatus::True, "MigrationStarted");
+    assert_eq!((after.status.phase, &after.status.target, &after.status.steps), (Succeeded, &done.target, &done.steps));
+}
+
+#[test]
+fn until_something_changed_the_spec_acted_on_follows_the_edits() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    let first = acknowledge(&run.input());
+    assert_eq!(first.accepted_spec.as_ref(), Some(&snapshot_spec()));
+    run.status = Some(first);
+    let other = spec(json!({"target": {"availabilityZone": "icehouse-2"}}));
+    edit(&mut run, other.clone());
+    let recorded = run.step();
+    assert_eq!(recorded.status.accepted_spec.as_ref(), Some(&other));
+    assert!(conditions::get(&recorded.status.conditions, condition_type::SPEC_CHANGE_IGNORED).is_none());
+}
+
+#[test]
+fn a_rollback_without_the_source_keeps_the_snapshot() {
+    let mut run = snapshotting_run();
+    run.deleting = true;
+    assert_rolling_back(&run.step().status, "Deleted");
+    // Someone deleted the source meanwhile, and the snapshot is complete: it may be the only copy.
+    run.cloud.source = None;
+    run.cloud.snapshot = Some(image(SNAPSHOT_ID, "active"));
+
+    let failed = run.finish().clone();
+    assert_failed(&failed, "Deleted");
+    assert!(!run.actions().contains(&delete_snapshot(SNAPSHOT_ID)), "{:?}", run.actions());
+    assert!(
+        failure_message(&failed).contains(&format!("its snapshot {SNAPSHOT_ID} is kept")),
+        "{}",
+        failure_message(&failed)
+    );
+}
+
+#[test]
+fn a_phase_outside_the_strategys_order_never_leads_to_success() {
+    // A status left in a phase the strategy does not have (written by another strategy).
+    let mut run = Run::new(redeploy_spec(), redeploy_cloud("ACTIVE"));
+    run.until(Booting);
+    let mut status = run.status().clone();
+    status.phase = CleaningUp;
+    status.accepted_spec = None;
+    run.status = Some(status);
+    let ended = run.finish().clone();
+    assert_failed(&ended, "PhaseOutOfOrder");
 }

@@ -59,7 +59,8 @@ pub async fn publish<K: HasConditions>(
 /// The event that announces a condition's new state.
 fn event_for(condition: &Condition) -> Event {
     // A failure, or a drain that needs help, is a warning.
-    let is_failure = (condition.type_ == condition_type::FAILED && condition.status == ConditionStatus::True)
+    let is_failure = (condition.status == ConditionStatus::True
+        && [condition_type::FAILED, condition_type::SPEC_CHANGE_IGNORED].contains(&condition.type_.as_str()))
         || condition.reason == "Blocked";
     Event {
         type_: if is_failure { EventType::Warning } else { EventType::Normal },
