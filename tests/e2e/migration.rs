@@ -443,3 +443,51 @@ async fn a_server_of_another_project_moves_within_its_project() {
     keystone.delete_project(&member).await;
     keystone.delete_project(&former).await;
 }
+
+/// The spec of a migration edited while its snapshot is being made: the operator is stopped
+/// as it asks Nova for the snapshot, so that the migration is held in Snapshotting whatever the
+/// machine's speed, `edit` is applied, and the operator started again. The edit is reported
+/// and ignored, and the server moved as it was accepted: from its snapshot.
+async fn edited_while_snapshotting(test: &str, edit: impl FnOnce(&Fixtures) -> String) {
+    let (env, ns, mut op) = setup(test);
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let (id, fip, _) = server_with_floating_ip(&admin, &f, &[]).await;
+    apply_migration(env, &ns, "web", &id, "");
+    op.wait_for_log(r#""phase":"Snapshotting","action":"CreateSnapshot"#, Duration::from_secs(240));
+    op.kill();
+    assert_eq!(jsonpath(env, &ns, "im/web", "{.status.phase}"), "Snapshotting");
+    kubectl_ok(env, &["-n", &ns, "patch", "im", "web", "--type=merge", "-p", &edit(&f)]);
+    let _op = Operator::start(env, &ns, test, &format!("osmo-{ns}"));
+
+    wait_condition(env, &ns, "web", "SpecChangeIgnored", 120);
+    assert_eq!(jsonpath(env, &ns, "im/web", "{.status.acceptedSpec.strategy}"), "Snapshot");
+    assert_eq!(jsonpath(env, &ns, "im/web", "{.status.observedGeneration}"), "2");
+    let warnings = kubectl_ok(
+        env,
+        &["-n", &ns, "get", "events", "--field-selector", "type=Warning", "-o", "jsonpath={.items[*].reason}"],
+    );
+    assert!(warnings.contains("MigrationStarted"), "warning events: {warnings}");
+
+    // `kubectl wait` takes the conditions as holding for the edited generation.
+    wait_condition(env, &ns, "web", "Ready", 300);
+    let new_id = assert_moved(&admin, env, &ns, "web", &id, &fip).await;
+    let snapshot = jsonpath(env, &ns, "im/web", "{.status.snapshot.imageId}");
+    let new = admin.compute().server(&new_id).await.unwrap().unwrap();
+    assert_eq!(new.image_id.as_deref(), Some(snapshot.as_str()), "booted from its snapshot");
+    clean_up(&admin, &[&new_id], &[&fip]).await;
+}
+
+#[tokio::test]
+async fn a_strategy_switched_while_snapshotting_is_ignored_and_the_server_moved_from_its_snapshot() {
+    edited_while_snapshotting("switched", |f| {
+        format!(r#"{{"spec":{{"strategy":"Redeploy","redeploy":{{"image":"{}"}}}}}}"#, f.image)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_spec_made_invalid_while_snapshotting_is_ignored_and_the_server_moved_from_its_snapshot() {
+    // Redeploy without an image: refused by validation, were the migration not under way.
+    edited_while_snapshotting("invalid", |_| r#"{"spec":{"strategy":"Redeploy"}}"#.to_string()).await;
+}
