@@ -454,6 +454,10 @@ pub struct SnapshotStatus {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<i64>,
+    /// osmo protected it from deletion (Glance's `protected`) while it is the server's only
+    /// copy: from before the source is deleted until the replacement is verified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub protected: bool,
 }
 
 /// The parts of the replacement that are resolved in the target cloud.

@@ -9,8 +9,8 @@ use crate::openstack::Error;
 use crate::openstack::network::{FixedIp, PortCreate};
 
 use super::Context;
-use super::observe::{Sessions, port_marker};
-use super::planner::{Action, Made, Observed, Twin, UID_KEY};
+use super::observe::{Sessions, image_state, port_marker};
+use super::planner::{Action, ImageState, Made, Observed, Twin, UID_KEY};
 
 /// What OpenStack's answer to a change tells.
 pub enum Answer {
@@ -20,6 +20,8 @@ pub enum Answer {
     Made(Made),
     /// Glance deleted the snapshot (its answer to a delete is final).
     SnapshotDeleted,
+    /// Glance protected the snapshot, or lifted that: the image as it is now.
+    SnapshotProtection(ImageState),
     /// Neutron moved the floating IP; its answer says where it points now.
     FloatingIpMoved { floating_ip_id: String, port_id: Option<String> },
 }
@@ -30,6 +32,7 @@ impl Answer {
     pub fn show(self, observed: &mut Observed) {
         match self {
             Answer::SnapshotDeleted => observed.snapshot = None,
+            Answer::SnapshotProtection(image) => observed.snapshot = Some(image),
             Answer::FloatingIpMoved { floating_ip_id, port_id } => {
                 observed.floating_ips.insert(floating_ip_id, port_id);
             }
@@ -51,7 +54,9 @@ pub async fn execute(
         | Action::StartSource { .. }
         | Action::CreateSnapshot { .. }
         | Action::DeleteSource { .. } => &s.source,
-        Action::DeleteSnapshot { .. } | Action::DeleteTwin(Twin::Image(_)) => &s.source,
+        Action::DeleteSnapshot { .. } | Action::ProtectSnapshot { .. } | Action::DeleteTwin(Twin::Image(_)) => {
+            &s.source
+        }
         _ => &s.target,
     };
     let _permit = ctx.shared.clouds.change_permit(session).await;
@@ -75,6 +80,11 @@ pub async fn execute(
         Action::DeleteSource { server_id } | Action::DeleteTarget { server_id } => {
             accepted(session.compute().delete_server(&server_id).await)
         }
+        Action::ProtectSnapshot { image_id, protected } => session
+            .image()
+            .set_protected(&image_id, protected)
+            .await
+            .map(|image| Answer::SnapshotProtection(image_state(image))),
         Action::DeleteSnapshot { image_id } => {
             session.image().delete(&image_id).await.map(|()| Answer::SnapshotDeleted)
         }

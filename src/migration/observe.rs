@@ -9,6 +9,7 @@ use kube::ResourceExt;
 use crate::api::{
     AddressMode, BootBase, InstanceMigration, InstanceMigrationStatus, MigrationPhase, RecordedServer, Strategy,
 };
+use crate::openstack::image::Image;
 use crate::openstack::{Error, Session};
 use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
@@ -257,7 +258,20 @@ async fn snapshot(s: &Sessions, status: &InstanceMigrationStatus, uid: &str) -> 
         Some(snapshot) => s.source.image().get(&snapshot.image_id).await?,
         None => s.source.image().images_with_property(UID_KEY, uid).await?.into_iter().next(),
     };
-    Ok(image.map(|i| ImageState { id: i.id, status: i.status.as_str().into(), size: i.size }))
+    Ok(image.map(image_state))
+}
+
+/// What the planner needs to know of a snapshot.
+pub fn image_state(image: Image) -> ImageState {
+    ImageState {
+        instance_uuid: image.property("instance_uuid").map(str::to_string),
+        status: image.status.as_str().into(),
+        id: image.id,
+        size: image.size,
+        checksum: image.checksum,
+        owner: image.owner,
+        protected: image.protected,
+    }
 }
 
 /// The replacement by its recorded id, or found by name and the migration's UID.

@@ -96,6 +96,34 @@ pub struct ImageState {
     pub id: String,
     pub status: ImageStatus,
     pub size: Option<i64>,
+    pub checksum: Option<String>,
+    /// The server Nova made it from.
+    pub instance_uuid: Option<String>,
+    pub owner: Option<String>,
+    pub protected: bool,
+}
+
+impl ImageState {
+    /// Why this active snapshot is not verified to hold the recorded server, if it is not: no
+    /// data, no checksum, another server's, or another project's.
+    pub fn unverified(&self, source: &RecordedServer) -> Option<String> {
+        let id = &self.id;
+        if self.size.unwrap_or(0) <= 0 {
+            return Some(format!("snapshot {id} holds no data (size {:?})", self.size));
+        }
+        if self.checksum.as_deref().is_none_or(str::is_empty) {
+            return Some(format!("snapshot {id} has no checksum"));
+        }
+        if self.instance_uuid.as_deref() != Some(source.id.as_str()) {
+            return Some(format!("snapshot {id} is of server {:?}, not of {}", self.instance_uuid, source.id));
+        }
+        match (&source.project_id, &self.owner) {
+            (Some(project), owner) if owner.as_ref() != Some(project) => {
+                Some(format!("snapshot {id} belongs to project {owner:?}, not to the server's {project}"))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What OpenStack shows now, as far as the current phase needs it.
@@ -256,6 +284,11 @@ pub enum Action {
         server_id: String,
         address: String,
     },
+    /// Protects the snapshot from deletion (or lifts that before it is deleted).
+    ProtectSnapshot {
+        image_id: String,
+        protected: bool,
+    },
     DeleteSnapshot {
         image_id: String,
     },
@@ -344,8 +377,12 @@ pub fn hold(status: &InstanceMigrationStatus, made: Made) -> InstanceMigrationSt
     status.create_sent_at = None;
     match made {
         Made::Snapshot(id) => {
-            status.snapshot =
-                Some(SnapshotStatus { image_id: id, status: ImageStatus::Queued.to_string(), size_bytes: None })
+            status.snapshot = Some(SnapshotStatus {
+                image_id: id,
+                status: ImageStatus::Queued.to_string(),
+                size_bytes: None,
+                protected: false,
+            })
         }
         Made::Target(id) => {
             status.target = Some(TargetServerStatus {
@@ -784,6 +821,7 @@ impl Planner<'_> {
                 image_id: image.id.clone(),
                 status: image.status.to_string(),
                 size_bytes: image.size,
+                protected: image.protected,
             });
             self.status.create_sent_at = None;
         }
@@ -805,10 +843,19 @@ impl Planner<'_> {
             (Some(image), _) if image.status == ImageStatus::Killed || image.status.is_gone() => {
                 self.fail("SnapshotFailed", format!("snapshot {} ended {} in Glance", image.id, image.status))
             }
-            // Glance holds the whole snapshot: the source is deleted from this very look. Nova
-            // deletes a server whatever task it is finishing, and keeps an active snapshot of a
-            // server deleted during its upload; a source already gone makes the deletion a no-op.
             (Some(image), _) if image.status == ImageStatus::Active => {
+                let recorded = self.status.source.clone().unwrap_or_default();
+                if let Some(why) = image.unverified(&recorded) {
+                    return self.fail("SnapshotNotVerified", why);
+                }
+                // About to be the only copy: nobody may delete it until the replacement is verified.
+                if !image.protected {
+                    return self.protect_snapshot(&image.id, true);
+                }
+                // Glance holds the whole snapshot, protected: the source is deleted from this
+                // very look. Nova deletes a server whatever task it is finishing, and keeps an
+                // active snapshot of a server deleted during its upload; a source already gone
+                // makes the deletion a no-op.
                 self.advance(MigrationPhase::Snapshotting);
                 self.delete_source()
             }
@@ -829,8 +876,13 @@ impl Planner<'_> {
             Some(source) if source.is_deleting() => self.poll(),
             Some(source) => {
                 // The one destructive step: only with the replacement's material verified now.
+                let recorded = self.status.source.clone().unwrap_or_default();
+                let snapshot = observed.snapshot.as_ref().filter(|i| i.status == ImageStatus::Active);
+                if let Some(image) = snapshot.filter(|i| !i.protected && i.unverified(&recorded).is_none()) {
+                    return self.protect_snapshot(&image.id, true);
+                }
                 let verified = match self.strategy() {
-                    Strategy::Snapshot => observed.snapshot.as_ref().is_some_and(|i| i.status == ImageStatus::Active),
+                    Strategy::Snapshot => snapshot.is_some_and(|i| i.protected && i.unverified(&recorded).is_none()),
                     Strategy::Redeploy => observed.target.as_ref().is_some_and(|t| t.settled(ServerStatus::Active)),
                 };
                 if !verified {
@@ -846,6 +898,13 @@ impl Planner<'_> {
                 self.delete_source()
             }
         }
+    }
+
+    /// Protects the snapshot (or lifts that); Glance's answer shows the outcome, and the
+    /// decision goes on from it at once.
+    fn protect_snapshot(&mut self, image_id: &str, protected: bool) {
+        self.action = Some(Action::ProtectSnapshot { image_id: image_id.to_string(), protected });
+        self.requeue = Some(Duration::ZERO);
     }
 
     fn delete_source(&mut self) {
@@ -1130,12 +1189,12 @@ impl Planner<'_> {
         match (self.status.phase, &self.status.snapshot, &observed.source) {
             // Verified just now: the snapshot goes (deleting one already gone is harmless).
             (MigrationPhase::CleaningUp, Some(snapshot), _)
-                if self.input.spec.options.snapshot_cleanup == SnapshotCleanup::Delete =>
+                if self.input.spec.options.snapshot_cleanup == SnapshotCleanup::Delete && !snapshot.protected =>
             {
                 self.action = Some(Action::DeleteSnapshot { image_id: snapshot.image_id.clone() });
                 self.poll();
             }
-            // A retained snapshot needs no look.
+            // A retained or protected snapshot needs no look.
             (MigrationPhase::CleaningUp, ..) => self.phase_step(observed),
             // A redeployed source goes last, decided from this look at it and at its
             // replacement; unseen, it is looked at again first.
@@ -1169,6 +1228,15 @@ impl Planner<'_> {
     }
 
     fn cleaning_up(&mut self, observed: &Observed) {
+        if let (Some(image), Some(recorded)) = (&observed.snapshot, self.status.snapshot.as_mut()) {
+            recorded.protected = image.protected;
+        }
+        // The replacement is verified: the snapshot is no longer the only copy, and its
+        // protection goes, whether it is kept or deleted.
+        if let Some(snapshot) = self.status.snapshot.as_ref().filter(|s| s.protected) {
+            let id = snapshot.image_id.clone();
+            return self.protect_snapshot(&id, false);
+        }
         if self.input.spec.options.snapshot_cleanup == SnapshotCleanup::Retain {
             return self.advance(MigrationPhase::CleaningUp);
         }
@@ -1233,7 +1301,8 @@ impl Planner<'_> {
             && !image.status.is_gone()
         {
             if observed.source.is_none() {
-                // Without the source the snapshot may be the server's only copy: it is kept.
+                // Without the source the snapshot may be the server's only copy: it is kept
+                // (protected, if it was).
                 let message = format!(
                     "{}. The source server no longer exists: its snapshot {} is kept (delete it once it is no \
                      longer needed).",
@@ -1242,6 +1311,9 @@ impl Planner<'_> {
                 );
                 self.status.finish_running_step(self.input.now);
                 return self.finish_failed(&self.failure_reason(), &message);
+            }
+            if image.protected {
+                return self.protect_snapshot(&image.id, false);
             }
             self.action = Some(Action::DeleteSnapshot { image_id: image.id.clone() });
             return self.poll();

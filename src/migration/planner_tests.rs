@@ -125,8 +125,17 @@ fn two_port_server() -> RecordedServer {
     )
 }
 
+/// A snapshot of the source, made in its project.
 fn image(id: &str, status: &str) -> ImageState {
-    ImageState { id: id.into(), status: status.into(), size: Some(SNAPSHOT_SIZE) }
+    ImageState {
+        id: id.into(),
+        status: status.into(),
+        size: Some(SNAPSHOT_SIZE),
+        checksum: Some("0cc175b9c0f1b6a8".into()),
+        instance_uuid: Some(SOURCE_ID.into()),
+        owner: Some("project-1".into()),
+        protected: false,
+    }
 }
 
 fn server_state(id: &str, status: &str) -> ServerState {
@@ -284,6 +293,11 @@ impl Cloud {
                 ours.expect("an allocated address").instance_id = Some(server_id.clone());
             }
             Action::DeleteSnapshot { .. } => self.snapshot = None,
+            Action::ProtectSnapshot { protected, .. } => {
+                if let Some(snapshot) = self.snapshot.as_mut() {
+                    snapshot.protected = *protected;
+                }
+            }
             Action::DeleteTarget { .. } => {
                 self.target = None;
                 self.target_ports.clear();
@@ -515,6 +529,10 @@ fn delete_source() -> Action {
     Action::DeleteSource { server_id: SOURCE_ID.into() }
 }
 
+fn protect_snapshot(protected: bool) -> Action {
+    Action::ProtectSnapshot { image_id: SNAPSHOT_ID.into(), protected }
+}
+
 fn delete_snapshot(image_id: &str) -> Action {
     Action::DeleteSnapshot { image_id: image_id.into() }
 }
@@ -656,9 +674,11 @@ fn a_snapshot_migration_walks_every_phase_to_success() {
         [
             (Stopping, stop_source()),
             (Snapshotting, create_snapshot()),
+            (Snapshotting, protect_snapshot(true)),
             (DeletingSource, delete_source()),
             (Booting, boot(SNAPSHOT_ID, &[network("net-1")])),
             (MovingAddresses, associate("fip-1", "tgt-port-0", None)),
+            (CleaningUp, protect_snapshot(false)),
             (CleaningUp, delete_snapshot(SNAPSHOT_ID)),
         ]
     );
@@ -679,8 +699,10 @@ fn a_snapshot_migration_walks_every_phase_to_success() {
         })
     );
     assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", "New")]);
-    // Down from the stop (t=0s) until the replacement was verified with its address (t=25s).
-    assert_eq!(done.downtime.as_deref(), Some("25.0s"));
+    // Down from the stop (t=0s) until the replacement was verified with its address (t=30s; the
+    // snapshot's protection takes a step of its own here, one more change of the same reconcile
+    // in the controller).
+    assert_eq!(done.downtime.as_deref(), Some("30.0s"));
     assert_eq!(done.last_error, None);
     assert_eq!(run.cloud.floating_ips["fip-1"].as_deref(), Some("tgt-port-0"));
     // Every decision asks to look again, except the last one.
@@ -833,7 +855,7 @@ fn without_a_stop_downtime_is_measured_from_the_source_deletion() {
     let seconds = |at: &str| at.parse::<jiff::Timestamp>().unwrap().as_second() - T0;
     let deletion = seconds(&step_record(done, DeletingSource).started_at);
     let verified = seconds(step_record(done, Verifying).finished_at.as_deref().unwrap());
-    assert_eq!((deletion, verified), (5, 20));
+    assert_eq!((deletion, verified), (10, 25));
     assert_eq!(done.downtime.as_deref(), Some("15.0s"));
 }
 
@@ -847,7 +869,12 @@ fn a_retained_snapshot_is_kept() {
     assert_eq!(step_record(&done, CleaningUp).result, StepResult::Succeeded);
     assert_eq!(
         done.snapshot,
-        Some(SnapshotStatus { image_id: SNAPSHOT_ID.into(), status: "active".into(), size_bytes: Some(SNAPSHOT_SIZE) })
+        Some(SnapshotStatus {
+            image_id: SNAPSHOT_ID.into(),
+            status: "active".into(),
+            size_bytes: Some(SNAPSHOT_SIZE),
+            protected: false
+        })
     );
     assert_eq!(run.cloud.snapshot, Some(image(SNAPSHOT_ID, "active")));
 }
@@ -899,8 +926,10 @@ fn a_premade_port_that_survives_the_source_is_reused() {
         [
             (Stopping, stop_source()),
             (Snapshotting, create_snapshot()),
+            (Snapshotting, protect_snapshot(true)),
             (DeletingSource, delete_source()),
             (Booting, boot(SNAPSHOT_ID, &[on_port("p-1")])),
+            (CleaningUp, protect_snapshot(false)),
             (CleaningUp, delete_snapshot(SNAPSHOT_ID)),
         ]
     );
@@ -1373,7 +1402,9 @@ fn a_step_that_outlasts_its_timeout_fails_with_reason_timeout() {
 #[test]
 fn a_snapshot_that_will_not_be_deleted_is_noted_but_the_move_succeeds() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
-    assert_eq!(run.entering(CleaningUp).action, Some(delete_snapshot(SNAPSHOT_ID)));
+    // No longer the only copy once the replacement is verified: unprotected, then deleted.
+    assert_eq!(run.entering(CleaningUp).action, Some(protect_snapshot(false)));
+    assert_eq!(run.step().action, Some(delete_snapshot(SNAPSHOT_ID)));
     // Glance keeps it.
     run.cloud.snapshot = Some(image(SNAPSHOT_ID, "active"));
     run.now += A_DAY;
@@ -1510,7 +1541,12 @@ fn a_snapshot_made_before_a_crash_is_adopted_not_made_again() {
     assert!(adopted.requeue.is_some_and(|d| d > Duration::ZERO));
     assert_eq!(
         adopted.status.snapshot,
-        Some(SnapshotStatus { image_id: "img-7".into(), status: "saving".into(), size_bytes: Some(SNAPSHOT_SIZE) })
+        Some(SnapshotStatus {
+            image_id: "img-7".into(),
+            status: "saving".into(),
+            size_bytes: Some(SNAPSHOT_SIZE),
+            protected: false
+        })
     );
 
     run.cloud.snapshot = Some(image("img-7", "active"));
@@ -1944,9 +1980,11 @@ fn assert_moved_as_accepted(run: &mut Run) {
         [
             stop_source(),
             create_snapshot(),
+            protect_snapshot(true),
             delete_source(),
             boot(SNAPSHOT_ID, &[network("net-1")]),
             associate("fip-1", "tgt-port-0", None),
+            protect_snapshot(false),
             delete_snapshot(SNAPSHOT_ID),
         ]
     );
@@ -2062,4 +2100,70 @@ fn a_phase_outside_the_strategys_order_never_leads_to_success() {
     run.status = Some(status);
     let ended = run.finish().clone();
     assert_failed(&ended, "PhaseOutOfOrder");
+}
+
+// ---- the snapshot, the server's only copy ---------------------------------------------------
+
+#[test]
+fn an_unverified_snapshot_never_lets_the_source_be_deleted() {
+    type Spoil = fn(&mut ImageState);
+    let unverified: [(&str, Spoil); 5] = [
+        ("holds no data", |i| i.size = Some(0)),
+        ("has no checksum", |i| i.checksum = None),
+        ("is of server", |i| i.instance_uuid = Some("another-server".into())),
+        ("is of server", |i| i.instance_uuid = None),
+        ("belongs to project", |i| i.owner = Some("project-2".into())),
+    ];
+    for (why, spoil) in unverified {
+        let mut run = snapshotting_run();
+        let mut active = image(SNAPSHOT_ID, "active");
+        spoil(&mut active);
+        run.cloud.snapshot = Some(active);
+        assert_rolling_back(&run.step().status, "SnapshotNotVerified");
+        assert!(failure_message(run.status()).contains(why), "{why}: {}", failure_message(run.status()));
+        assert_failed(run.finish(), "SnapshotNotVerified");
+        assert!(!run.actions().contains(&delete_source()), "{why}: {:?}", run.actions());
+        assert_eq!(run.cloud.source.as_ref().map(|s| s.status.as_str()), Some("ACTIVE"), "{why}");
+    }
+}
+
+#[test]
+fn the_snapshot_is_protected_before_the_source_is_deleted_until_the_replacement_is_verified() {
+    let mut run = snapshotting_run();
+    run.cloud.snapshot = Some(image(SNAPSHOT_ID, "active"));
+    assert_eq!(run.step().action, Some(protect_snapshot(true)));
+    let deleting = run.step();
+    assert_eq!((deleting.status.phase, deleting.action), (DeletingSource, Some(delete_source())));
+    assert!(deleting.status.snapshot.as_ref().is_some_and(|s| s.protected));
+
+    // Someone lifts the protection while the source is still there: it is protected again
+    // before the deletion is asked for again.
+    let mut source = server_state(SOURCE_ID, "SHUTOFF");
+    source.task_state = None;
+    run.cloud.source = Some(source);
+    run.cloud.snapshot.as_mut().unwrap().protected = false;
+    assert_eq!(run.step().action, Some(protect_snapshot(true)));
+
+    run.before(CleaningUp);
+    assert!(run.cloud.snapshot.as_ref().is_some_and(|i| i.protected), "protected until verified");
+    assert_succeeded(run.finish());
+    assert_eq!(run.cloud.snapshot, None);
+}
+
+#[test]
+fn a_retained_snapshot_is_unprotected_once_the_replacement_is_verified() {
+    let mut run = Run::new(spec(json!({"snapshotCleanup": "Retain"})), web_cloud("ACTIVE"));
+    assert_succeeded(run.finish());
+    assert!(run.actions().contains(&protect_snapshot(false)));
+    assert!(run.cloud.snapshot.as_ref().is_some_and(|i| !i.protected));
+}
+
+#[test]
+fn a_rollback_unprotects_the_snapshot_before_deleting_it() {
+    let mut run = snapshotting_run();
+    run.cloud.snapshot.as_mut().unwrap().protected = true;
+    run.deleting = true;
+    assert_rolling_back(&run.step().status, "Deleted");
+    assert_failed(run.finish(), "Deleted");
+    assert!(run.actions().ends_with(&[protect_snapshot(false), delete_snapshot(SNAPSHOT_ID), start_source()]));
 }

@@ -19,6 +19,15 @@ pub struct Image {
     pub status: String,
     #[serde(default)]
     pub size: Option<i64>,
+    /// The MD5 of the image data, once uploaded (`os_hash_value` carries a stronger hash).
+    #[serde(default)]
+    pub checksum: Option<String>,
+    /// The project that owns the image.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// A protected image cannot be deleted, by anyone, until it is unprotected.
+    #[serde(default)]
+    pub protected: bool,
     #[serde(flatten)]
     pub properties: BTreeMap<String, serde_json::Value>,
 }
@@ -71,6 +80,14 @@ impl Images<'_> {
         let path = format!("/v2/images?name={}", query_value(name));
         let body: Body = self.session.send(Request::new(Service::Image, Method::GET, path)).await?.json()?;
         Ok(body.images)
+    }
+
+    /// Protects an image from deletion, or lifts that; returns the image as Glance now has it.
+    pub async fn set_protected(&self, id: &str, protected: bool) -> Result<Image, Error> {
+        let patch = serde_json::json!([{"op": "replace", "path": "/protected", "value": protected}]);
+        let request = Request::new(Service::Image, Method::PATCH, format!("/v2/images/{id}"))
+            .json_as("application/openstack-images-v2.1-json-patch", patch);
+        self.session.send(request).await?.json()
     }
 
     /// Deletes an image; one already gone is not an error.

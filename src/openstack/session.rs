@@ -74,16 +74,23 @@ pub struct Request {
     pub body: Option<serde_json::Value>,
     pub microversion: Option<Microversion>,
     pub retry: Retry,
+    /// The body's media type, when not plain JSON (Glance's JSON patches).
+    pub content_type: Option<&'static str>,
 }
 
 impl Request {
     pub fn new(service: Service, method: Method, path: impl Into<String>) -> Self {
         let retry = if method == Method::POST { Retry::Never } else { Retry::Idempotent };
-        Request { service, method, path: path.into(), body: None, microversion: None, retry }
+        Request { service, method, path: path.into(), body: None, microversion: None, retry, content_type: None }
     }
     pub fn json(mut self, body: serde_json::Value) -> Self {
         self.body = Some(body);
         self
+    }
+    /// A JSON body of another media type than `application/json`.
+    pub fn json_as(mut self, content_type: &'static str, body: serde_json::Value) -> Self {
+        self.content_type = Some(content_type);
+        self.json(body)
     }
     pub fn microversion(mut self, version: Microversion) -> Self {
         self.microversion = Some(version);
@@ -304,7 +311,12 @@ impl Session {
                 .header("X-OpenStack-Nova-API-Version", v.to_string());
         }
         if let Some(body) = &request.body {
-            builder = builder.json(body);
+            builder = match request.content_type {
+                Some(media_type) => builder
+                    .header(reqwest::header::CONTENT_TYPE, media_type)
+                    .body(serde_json::to_vec(body).expect("a JSON value serializes")),
+                None => builder.json(body),
+            };
         }
         let started = std::time::Instant::now();
         let result = builder.send().await;

@@ -287,6 +287,16 @@ async fn the_migration_calls_work_end_to_end() {
     .await;
     assert_eq!(active.property(MARK), Some(name.as_str()));
     assert_eq!(admin.image().images_with_property(MARK, &name).await.unwrap()[0].id, image);
+    // What verifies a snapshot: its data's checksum and size, its server, its owner.
+    assert!(active.checksum.is_some() && active.size.unwrap_or(0) > 0, "{active:?}");
+    assert_eq!(active.property("instance_uuid"), Some(id.as_str()));
+    assert_eq!(active.owner.as_deref(), Some(admin.project_id().await.unwrap().unwrap().as_str()));
+    // Protected, it cannot be deleted (by anyone) until unprotected.
+    assert!(admin.image().set_protected(&image, true).await.unwrap().protected);
+    let refused = admin.image().delete(&image).await.unwrap_err();
+    assert!(!refused.is_transient(), "deleting a protected image is refused for good: {refused}");
+    assert_eq!(admin.image().get(&image).await.unwrap().map(|i| i.status), Some("active".to_string()));
+    assert!(!admin.image().set_protected(&image, false).await.unwrap().protected);
 
     // Start and stop again, then delete: the pre-made port and its floating IP survive.
     admin.compute().start_server(&id).await.unwrap();
