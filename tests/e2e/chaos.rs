@@ -46,8 +46,11 @@ fn phase_index(phase: &str) -> Option<usize> {
 }
 /// Lives cut short: at least the first, then until every phase was cut, at most the second.
 const KILLS: (usize, usize) = (20, 60);
+/// The chaos also ends, once every phase was cut, when no more than this many migrations are
+/// left running: the undisturbed operator must have some to end.
+const LEFT_FOR_THE_END: usize = MIGRATIONS / 4;
 /// Once every phase was cut, a life ends as it sends its n-th change, n drawn below this.
-const CHANGES_PER_LIFE: u64 = 8;
+const CHANGES_PER_LIFE: u64 = 4;
 /// The kill comes this long at most (ms) after what triggers it: at once cuts a request off.
 const KILL_DELAY_MS: u64 = 300;
 /// An operator that reaches neither leadership nor its trigger in this long is stuck: a guard,
@@ -182,7 +185,8 @@ async fn killing_the_operator_at_random_instants_loses_nothing() {
     while kills < KILLS.1 {
         let before = phases(&ns);
         let all_cut = cut.values().all(|n| *n > 0);
-        if ended(&before) == MIGRATIONS || (kills >= KILLS.0 && all_cut) {
+        let running = MIGRATIONS - ended(&before);
+        if running == 0 || (all_cut && (kills >= KILLS.0 || running <= LEFT_FOR_THE_END)) {
             break;
         }
         // The earliest phase not cut yet that a migration has still to pass through (the
@@ -195,7 +199,7 @@ async fn killing_the_operator_at_random_instants_loses_nothing() {
         let mut op = Operator::start(env, &ns, "chaos", &lease);
         op.wait_for_log("became leader", STUCK);
         // A migration may pass the phase between two looks: the n-th change ends the life then.
-        let fallback = Trigger::Changes(rng.between(CHANGES_PER_LIFE, 3 * CHANGES_PER_LIFE) as usize);
+        let fallback = Trigger::Changes(rng.between(2 * CHANGES_PER_LIFE, 6 * CHANGES_PER_LIFE) as usize);
         let born = Instant::now();
         let mut checked = Instant::now();
         while !trigger.pulled(&op) && !fallback.pulled(&op) && born.elapsed() < STUCK {
