@@ -15,7 +15,7 @@ use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
 
 use super::Context;
-use super::planner::{ImageState, NovaNetworkState, Observed, ServerState, Twin, UID_KEY};
+use super::planner::{ImageState, NovaNetworkState, Observed, ServerState, TargetView, Twin, UID_KEY};
 use super::record::{nova_network_floating_ips, record};
 use super::states::{self, ImageStatus, ServerStatus};
 
@@ -108,6 +108,7 @@ pub async fn observe(
                     Ok(base) => Ok(base),
                     Err(unanswered) => Err(unanswered.refusal()?),
                 });
+                o.target_view = Some(target_view(acting, &record).await?);
                 o.recording = Some(Ok(record));
                 // Whether the target can give the addresses back is known before anything changes.
                 if nova_network {
@@ -482,6 +483,16 @@ fn competing_migration(ctx: &Context, im: &InstanceMigration, server_id: &str) -
         .filter(|other| (other.creation_timestamp(), other.name_any()) < ours)
         .map(|other| format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any()))
         .next()
+}
+
+/// What else the boot needs, as the target shows it to the acting credentials: the key pair
+/// is looked up as the acting user, since a key pair belongs to the user who made it.
+async fn target_view(s: &Sessions, record: &RecordedServer) -> Result<TargetView, Error> {
+    let key_pair_found = match &record.key_name {
+        Some(name) => Some(s.target.compute().key_pair(name).await?.is_some()),
+        None => None,
+    };
+    Ok(TargetView { key_pair_found })
 }
 
 /// The flavor, networks and image of the replacement, resolved in the target cloud.

@@ -143,6 +143,8 @@ pub struct Observed {
     /// Recording (and Booting, when the status holds none): what the replacement is made of
     /// in the target cloud, or why it cannot be.
     pub boot: Option<Result<BootBase, Refusal>>,
+    /// Recording: what else the boot needs, as the target shows it to the acting credentials.
+    pub target_view: Option<TargetView>,
     /// Recorded ports that still exist.
     pub surviving_ports: BTreeSet<String>,
     /// Ports osmo created for this migration, by the source port they stand for.
@@ -155,6 +157,15 @@ pub struct Observed {
     pub nova_network: Option<NovaNetworkState>,
     /// Late twins of the snapshot or the replacement (looked for once a create was repeated).
     pub twins: Vec<Twin>,
+}
+
+/// What the target shows the acting credentials of what the boot needs beyond the boot base,
+/// so that whatever would make the boot fail is refused before anything changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TargetView {
+    /// Whether the acting user has a key pair of the source's key pair's name in the target
+    /// (`None` when the source has no key pair).
+    pub key_pair_found: Option<bool>,
 }
 
 /// A second snapshot or replacement, made by a create that landed after it was sent again.
@@ -738,6 +749,10 @@ impl Planner<'_> {
             Some(Err(refusal)) => return self.refuse(refusal),
             Some(Ok(base)) => base.clone(),
         };
+        let Some(view) = &observed.target_view else { return self.poll() };
+        if let Some(refusal) = self.boot_refusal(record, view) {
+            return self.refuse(&refusal);
+        }
         self.status.source = Some(record.clone());
         self.status.acting_project_id = observed.acting_project.clone();
         self.status.boot_base = Some(base);
@@ -759,6 +774,27 @@ impl Planner<'_> {
         self.status.steps.retain(|s| s.name != MigrationPhase::Recording);
         self.finish_failed(refusal.reason, &format!("{} Nothing was changed.", refusal.message));
         self.status.last_error = Some(refusal.message.clone());
+    }
+
+    /// What would make the replacement's boot fail, once the source is deleted.
+    fn boot_refusal(&self, record: &RecordedServer, view: &TargetView) -> Option<Refusal> {
+        if let Some(key) = &record.key_name
+            && view.key_pair_found != Some(true)
+        {
+            let options = &self.input.spec.options;
+            let cloud = options.target.cloud.as_ref().unwrap_or(&self.input.spec.source);
+            return Some(Refusal {
+                reason: "KeyPairNotUsable",
+                message: format!(
+                    "the source's key pair {key:?} is not visible to the credentials of cloud {} in the target: a key \
+                     pair belongs to the user who made it, in one Nova, and Nova refuses to boot the replacement \
+                     with another user's. Migrate with the credentials of the key pair's owner, or import the same \
+                     public key as {key:?} for this user in the target",
+                    cloud.cloud
+                ),
+            });
+        }
+        None
     }
 
     fn nova_network(&self) -> bool {

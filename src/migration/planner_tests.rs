@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::planner::{
-    Action, Decision, ImageState, Input, Made, NovaNetworkState, Observed, ServerState, Twin, UID_KEY, acknowledge,
-    acting_spec, fail, hold, plan, validate,
+    Action, Decision, ImageState, Input, Made, NovaNetworkState, Observed, ServerState, TargetView, Twin, UID_KEY,
+    acknowledge, acting_spec, fail, hold, plan, validate,
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
@@ -152,6 +152,7 @@ struct Cloud {
     /// The server's project, when the credentials are scoped to another.
     acting_project: Option<String>,
     boot: Result<BootBase, Refusal>,
+    target_view: TargetView,
     source: Option<ServerState>,
     snapshot: Option<ImageState>,
     target: Option<ServerState>,
@@ -195,6 +196,7 @@ impl Cloud {
             port_networks: ports().map(|p| (p.id.clone(), p.network_id.clone())).collect(),
             nova_network: NovaNetworkState::default(),
             boot: Ok(BootBase { flavor_id: FLAVOR_ID.into(), image_id: None, networks: BTreeMap::new() }),
+            target_view: TargetView { key_pair_found: record.key_name.as_ref().map(|_| true) },
             snapshot_becomes: "active",
             target_becomes: "ACTIVE",
             twins: Vec::new(),
@@ -217,6 +219,7 @@ impl Cloud {
             snapshot: self.snapshot.clone(),
             target: self.target.clone(),
             boot: Some(self.boot.clone()),
+            target_view: Some(self.target_view.clone()),
             surviving_ports: self.source_ports.clone(),
             created_ports: self.created_ports.clone(),
             target_ports: self.target_ports.clone(),
@@ -1212,6 +1215,30 @@ fn a_refused_server_fails_without_changing_anything() {
     assert_eq!(refused.status.last_error.as_deref(), Some(refusal));
     assert_eq!(refused.status.steps, []);
     assert_eq!(refused.status.source, None);
+}
+
+#[test]
+fn a_key_pair_the_acting_user_does_not_have_in_the_target_is_refused_before_anything_changes() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.target_view.key_pair_found = Some(false);
+    let mut run = Run::new(snapshot_spec(), cloud);
+    let refused = run.step();
+    assert_eq!(refused.action, None);
+    assert_failed(&refused.status, "KeyPairNotUsable");
+    let message = failure_message(&refused.status);
+    assert!(message.contains(r#"key pair "deploy""#) && message.contains("cloud old"), "{message}");
+    assert!(message.contains("owner") && message.ends_with("Nothing was changed."), "{message}");
+    assert_eq!(refused.status.source, None);
+
+    // Not looked up is not found: the boot would not be sure to work.
+    let mut unseen = web_cloud("ACTIVE");
+    unseen.target_view.key_pair_found = None;
+    assert_failed(&Run::new(snapshot_spec(), unseen).step().status, "KeyPairNotUsable");
+
+    // A server without a key pair needs none.
+    let mut keyless = web_server("ACTIVE");
+    keyless.key_name = None;
+    assert_succeeded(Run::new(snapshot_spec(), Cloud::new(keyless)).finish());
 }
 
 #[test]

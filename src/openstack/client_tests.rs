@@ -117,6 +117,22 @@ async fn a_failed_create_is_sent_again_when_nothing_was_made() {
 }
 
 #[tokio::test]
+async fn a_key_pair_is_read_by_its_encoded_name_and_another_users_is_none() {
+    let cloud = FakeCloud::start("2.95", |call: &Call| match call.path.as_str() {
+        "/v2.1/os-keypairs/ops%20key" => {
+            ok(json!({"keypair": {"name": "ops key", "user_id": "u-1", "fingerprint": "aa:bb", "type": "ssh"}}))
+        }
+        _ => status(404, "Keypair theirs not found for user u-1"),
+    })
+    .await;
+    let session = cloud.session("secret");
+    let found = session.compute().key_pair("ops key").await.unwrap().expect("the user's key pair");
+    assert_eq!((found.name.as_str(), found.user_id.as_deref()), ("ops key", Some("u-1")));
+    assert_eq!(session.compute().key_pair("theirs").await.unwrap(), None);
+    assert_eq!(cloud.calls().len(), 2, "a missing key pair is an answer, not retried");
+}
+
+#[tokio::test]
 async fn create_image_reads_the_location_header_before_2_45() {
     let cloud = FakeCloud::start("2.44", |call: &Call| {
         assert!(call.body.contains("createImage"));

@@ -114,6 +114,17 @@ pub struct Flavor {
     pub disk: u64,
 }
 
+/// A key pair. Nova keeps key pairs per user: another user, even of the same project, sees
+/// none of them.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct KeyPair {
+    pub name: String,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
 /// A volume attachment of a server.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 pub struct VolumeAttachment {
@@ -471,6 +482,19 @@ impl Compute<'_> {
             .cloned())
     }
 
+    /// The session's user's key pair of that name, or `None` when that user has none.
+    pub async fn key_pair(&self, name: &str) -> Result<Option<KeyPair>, Error> {
+        #[derive(Deserialize)]
+        struct Body {
+            keypair: KeyPair,
+        }
+        match self.send(self.request(Method::GET, format!("/os-keypairs/{}", path_segment(name))).await?).await {
+            Ok(r) => Ok(Some(r.json::<Body>()?.keypair)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The volumes attached to a server.
     pub async fn volume_attachments(&self, server_id: &str) -> Result<Vec<VolumeAttachment>, Error> {
         #[derive(Deserialize)]
@@ -579,6 +603,18 @@ pub(crate) fn ignore_not_found(result: Result<Response, Error>) -> Result<(), Er
 /// Percent-encodes a query value.
 pub(crate) fn query_value(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Percent-encodes one segment of a path (a name may hold spaces, `/` or `?`).
+fn path_segment(value: &str) -> String {
+    value.bytes().fold(String::new(), |mut out, b| {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+        out
+    })
 }
 
 /// Escapes a server name for Nova's regular-expression `name` filter.
@@ -711,5 +747,6 @@ mod tests {
     fn names_are_escaped_for_the_regex_filter() {
         assert_eq!(regex_escape("web.1(a)"), r"web\.1\(a\)");
         assert_eq!(query_value("^a b$"), "%5Ea+b%24");
+        assert_eq!(path_segment("ops key/1?"), "ops%20key%2F1%3F");
     }
 }
