@@ -12,8 +12,8 @@ use reqwest::Method;
 
 use crate::harness::{Env, Operator, env, jsonpath, kubectl_ok, kubectl_stdin_ok, namespace, wait_for};
 use crate::openstack::{
-    Fixtures, KeystoneAdmin, admin_in_project, deleted, fixtures, server_spec, session, unique, until, wait_gone,
-    wait_status,
+    Fixtures, KeystoneAdmin, admin_in_project, deleted, fixtures, in_project, server_spec, session, unique, until,
+    wait_gone, wait_status,
 };
 
 /// A namespace with the test clouds' Secret and an operator watching it.
@@ -442,6 +442,51 @@ async fn a_server_of_another_project_moves_within_its_project() {
     clean_up(&admin, &[&replacement, &kept, &unreachable], &[&fip]).await;
     keystone.delete_project(&member).await;
     keystone.delete_project(&former).await;
+}
+
+#[tokio::test]
+async fn a_server_with_another_users_key_pair_is_refused_before_anything_changes() {
+    let (env, ns, _op) = setup("im-keypair");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    // A project where both the admin user and the demo user are members: demo makes a key pair
+    // (it is demo's alone) and boots a server with it there.
+    let keystone = KeystoneAdmin::login().await;
+    let project = keystone.project_with_admin_as(&unique("e2e-keypair"), "member").await;
+    keystone.grant_role(&project, "demo", "member").await;
+    let demo = in_project("demo", &project);
+    let key = unique("e2e-demo-key");
+    let public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMahWcdc9gPKGvee+CSqUD0OfjoEkcwfMGRbbApWJQ9m osmo-e2e";
+    let body = serde_json::json!({"keypair": {"name": key, "public_key": public_key}});
+    demo.send(Request::new(Service::Compute, Method::POST, "/os-keypairs").json(body)).await.unwrap();
+    let mut spec = server_spec(
+        &unique("vm"),
+        &f,
+        "havana",
+        vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: None }],
+    );
+    spec.key_name = Some(key.clone());
+    let id = demo.compute().create_server(&spec).await.unwrap();
+    wait_status(&demo, &id, "ACTIVE").await;
+
+    // The admin credentials act in the project, but cannot boot with demo's key pair.
+    apply_migration(env, &ns, "foreign-key", &id, "");
+    wait_condition(env, &ns, "foreign-key", "Failed", 60);
+    assert_eq!(
+        jsonpath(env, &ns, "im/foreign-key", "{.status.conditions[?(@.type==\"Failed\")].reason}"),
+        "KeyPairNotUsable"
+    );
+    let message = jsonpath(env, &ns, "im/foreign-key", "{.status.conditions[?(@.type==\"Failed\")].message}");
+    assert!(message.contains(&key) && message.contains("Nothing was changed."), "{message}");
+    let untouched = admin.compute().server(&id).await.unwrap().unwrap();
+    assert_eq!((untouched.status.as_str(), untouched.host.as_deref()), ("ACTIVE", Some("havana-1")));
+    let uid = jsonpath(env, &ns, "im/foreign-key", "{.metadata.uid}");
+    assert!(admin.image().images_with_property(UID_KEY, &uid).await.unwrap().is_empty(), "a snapshot was made");
+    assert!(demo.compute().key_pair(&key).await.unwrap().is_some(), "the key pair is gone");
+
+    clean_up(&admin, &[&id], &[]).await;
+    demo.send(Request::new(Service::Compute, Method::DELETE, format!("/os-keypairs/{key}"))).await.unwrap();
+    keystone.delete_project(&project).await;
 }
 
 /// The spec of a migration edited while its snapshot is being made: the operator is stopped

@@ -24,7 +24,12 @@ pub fn session(cloud: &str) -> Session {
 
 /// A session of the `admin` cloud's credentials scoped to another project.
 pub fn admin_in_project(project_id: &str) -> Session {
-    Session::new(clouds::parse(&clouds_yaml(), "admin").unwrap().in_project(project_id).unwrap(), None).unwrap()
+    in_project("admin", project_id)
+}
+
+/// A session of a cloud's credentials scoped to another project.
+pub fn in_project(cloud: &str, project_id: &str) -> Session {
+    Session::new(clouds::parse(&clouds_yaml(), cloud).unwrap().in_project(project_id).unwrap(), None).unwrap()
 }
 
 /// Keystone as the cloud admin, over its REST API (osmo's client makes no identity calls
@@ -57,21 +62,29 @@ impl KeystoneAdmin {
         let body = serde_json::json!({"project": {"name": name, "domain_id": "default"}});
         let made = self.call(reqwest::Method::POST, "/projects", Some(body)).await;
         let id = made["project"]["id"].as_str().unwrap().to_string();
-        let assignment = self.assignment(&id, role).await;
+        let assignment = self.assignment(&id, &self.user_id, role).await;
         self.call(reqwest::Method::PUT, &assignment, None).await;
         id
     }
 
     /// The admin user no longer holds `role` in the project.
     pub async fn revoke_admin_role(&self, project_id: &str, role: &str) {
-        let assignment = self.assignment(project_id, role).await;
+        let assignment = self.assignment(project_id, &self.user_id, role).await;
         self.call(reqwest::Method::DELETE, &assignment, None).await;
     }
 
-    async fn assignment(&self, project_id: &str, role: &str) -> String {
+    /// The user of that name (of the default domain) holds `role` in the project.
+    pub async fn grant_role(&self, project_id: &str, user: &str, role: &str) {
+        let users = self.call(reqwest::Method::GET, &format!("/users?name={user}&domain_id=default"), None).await;
+        let user_id = users["users"][0]["id"].as_str().unwrap_or_else(|| panic!("no user {user}"));
+        let assignment = self.assignment(project_id, user_id, role).await;
+        self.call(reqwest::Method::PUT, &assignment, None).await;
+    }
+
+    async fn assignment(&self, project_id: &str, user_id: &str, role: &str) -> String {
         let roles = self.call(reqwest::Method::GET, &format!("/roles?name={role}"), None).await;
         let role_id = roles["roles"][0]["id"].as_str().unwrap_or_else(|| panic!("no role {role}"));
-        format!("/projects/{project_id}/users/{}/roles/{role_id}", self.user_id)
+        format!("/projects/{project_id}/users/{user_id}/roles/{role_id}")
     }
 
     pub async fn delete_project(&self, project_id: &str) {
