@@ -81,12 +81,14 @@ impl Legacy {
                 ours["instance_id"] = json!(server);
                 (202, vec![], String::new())
             }
+            (Method::GET, path) if path.ends_with("/os-volume_attachments") => ok(json!({"volumeAttachments": []})),
             (Method::GET, path) if path.starts_with("/v2.1/servers/") => {
                 let id = path.trim_start_matches("/v2.1/servers/");
                 let (host, zone) = if id == SOURCE { ("havana-1", "havana") } else { ("icehouse-1", "icehouse") };
                 ok(json!({"server": {"id": id, "name": "web-1", "status": "ACTIVE", "tenant_id": "p1",
                     "OS-EXT-SRV-ATTR:host": host, "OS-EXT-AZ:availability_zone": zone,
-                    "flavor": {"original_name": "m1.tiny"}, "image": {"id": "cirros"}, "metadata": {}}}))
+                    "flavor": {"original_name": "m1.tiny"},
+                    "image": {"id": "cirros"}, "metadata": {}}}))
             }
             (Method::GET, path) if path.starts_with("/v2.1/flavors/detail") => {
                 ok(json!({"flavors": [{"id": "1", "name": "m1.tiny"}]}))

@@ -403,7 +403,9 @@ async fn record_source(
             if port_filters.is_empty() { Vec::new() } else { s.source.network().floating_ips(&port_filters).await? };
         (ports, fips)
     };
-    let mut recorded = record(server, &ports, &fips)?;
+    // A failed read fails the recording: it never stands for "no volumes".
+    let attachments = s.source.compute().volume_attachments(&server.id).await?;
+    let mut recorded = record(server, &attachments, &ports, &fips)?;
     if nova_network {
         let legacy = nova_network_or_refusal(&s.source).await?;
         recorded.nova_network_floating_ips = nova_network_floating_ips(&server.id, &legacy.allocated, &legacy.pools);

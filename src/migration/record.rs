@@ -4,17 +4,24 @@
 use crate::api::{
     RecordedFixedIp, RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, RecordedVolume,
 };
-use crate::openstack::compute::Server;
+use crate::openstack::compute::{Server, VolumeAttachment};
 use crate::openstack::network::{FloatingIp, Port};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 
 use super::states::ServerStatus;
 use crate::runtime::conditions::Refusal;
 
-/// The record of `server`, or why it cannot be migrated.
-pub fn record(server: &Server, ports: &[Port], floating_ips: &[FloatingIp]) -> Result<RecordedServer, Refusal> {
-    if server.image_id.is_none() || !server.volumes_attached.is_empty() {
-        let volumes: Vec<_> = server.volumes_attached.iter().map(|v| v.id.as_str()).collect();
+/// The record of `server`, or why it cannot be migrated. `attachments` are its volume
+/// attachments as Nova's attachments API lists them: the server view's list of volumes is an
+/// extension that may be absent, and absent must not read as "no volumes".
+pub fn record(
+    server: &Server,
+    attachments: &[VolumeAttachment],
+    ports: &[Port],
+    floating_ips: &[FloatingIp],
+) -> Result<RecordedServer, Refusal> {
+    if server.image_id.is_none() || !attachments.is_empty() {
+        let volumes: Vec<_> = attachments.iter().map(|v| v.volume_id.as_str()).collect();
         return Err(Refusal {
             reason: "VolumesAttached",
             message: format!(
@@ -84,12 +91,11 @@ pub fn record(server: &Server, ports: &[Port], floating_ips: &[FloatingIp]) -> R
         host: server.host.clone(),
         ports,
         nova_network_floating_ips: Vec::new(),
-        volumes: server
-            .volumes_attached
+        volumes: attachments
             .iter()
             .map(|v| RecordedVolume {
-                id: v.id.clone(),
-                device: None,
+                id: v.volume_id.clone(),
+                device: v.device.clone(),
                 delete_on_termination: v.delete_on_termination.unwrap_or(false),
             })
             .collect(),
@@ -145,7 +151,7 @@ mod tests {
 
     #[test]
     fn a_server_is_recorded_with_ports_and_floating_ips() {
-        let r = record(&server(json!({})), &[port()], &[fip(Some("p-1")), fip(None)]).unwrap();
+        let r = record(&server(json!({})), &[], &[port()], &[fip(Some("p-1")), fip(None)]).unwrap();
         assert_eq!(
             (r.flavor_name.as_deref(), r.key_name.as_deref(), r.host.as_deref()),
             (Some("m1.tiny"), Some("k"), Some("havana-1"))
@@ -181,18 +187,22 @@ mod tests {
 
     #[test]
     fn servers_with_volumes_are_refused() {
-        let e = record(&server(json!({"os-extended-volumes:volumes_attached": [{"id": "v1"}]})), &[], &[]).unwrap_err();
+        // The server view leaves its volumes out (no extension): the attachments say.
+        let attached: Vec<VolumeAttachment> =
+            serde_json::from_value(json!([{"volumeId": "v1", "device": "/dev/vdb"}])).unwrap();
+        let e = record(&server(json!({})), &attached, &[], &[]).unwrap_err();
         assert_eq!(e.reason, "VolumesAttached");
-        assert!(e.message.contains("v1"));
-        let e = record(&server(json!({"image": ""})), &[], &[]).unwrap_err();
+        assert!(e.message.contains("has volumes attached (v1)"), "{}", e.message);
+        let e = record(&server(json!({"image": ""})), &[], &[], &[]).unwrap_err();
+        assert_eq!(e.reason, "VolumesAttached");
         assert!(e.message.contains("boots from a volume"));
     }
 
     #[test]
     fn busy_or_broken_servers_are_refused() {
-        assert_eq!(record(&server(json!({"status": "ERROR"})), &[], &[]).unwrap_err().reason, "SourceNotReady");
+        assert_eq!(record(&server(json!({"status": "ERROR"})), &[], &[], &[]).unwrap_err().reason, "SourceNotReady");
         assert_eq!(
-            record(&server(json!({"OS-EXT-STS:task_state": "rebooting"})), &[], &[]).unwrap_err().reason,
+            record(&server(json!({"OS-EXT-STS:task_state": "rebooting"})), &[], &[], &[]).unwrap_err().reason,
             "SourceBusy"
         );
     }

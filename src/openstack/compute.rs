@@ -69,8 +69,6 @@ pub struct Server {
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub security_groups: Vec<NamedRef>,
-    #[serde(default, rename = "os-extended-volumes:volumes_attached")]
-    pub volumes_attached: Vec<AttachedVolume>,
     #[serde(default)]
     pub fault: Option<Fault>,
 }
@@ -87,13 +85,6 @@ pub struct ServerFlavor {
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 pub struct NamedRef {
     pub name: String,
-}
-
-#[derive(Deserialize, Clone, Debug, PartialEq)]
-pub struct AttachedVolume {
-    pub id: String,
-    #[serde(default)]
-    pub delete_on_termination: Option<bool>,
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq)]
@@ -662,7 +653,6 @@ mod tests {
         assert_eq!(server.host.as_deref(), Some("havana-1"));
         assert_eq!(server.image_id.as_deref(), Some("img-1"));
         assert_eq!(server.flavor.original_name.as_deref(), Some("m1.tiny"));
-        assert_eq!(server.volumes_attached[0].delete_on_termination, Some(false));
         let from_volume: Server = serde_json::from_value(
             json!({"id": "s2", "name": "db", "status": "ACTIVE", "flavor": {"id": "1"}, "image": ""}),
         )
