@@ -61,6 +61,13 @@ pub struct MigrationOptions {
     /// Stop the source before the snapshot, so that the snapshot is consistent (default true).
     #[serde(default = "default_true")]
     pub stop_source: bool,
+    /// Accept that the data on the source flavor's ephemeral disk is lost (default false). A
+    /// snapshot holds the root disk only: the replacement gets an empty ephemeral disk. Without
+    /// this, a `Snapshot` migration of a server whose flavor has an ephemeral disk, or whose
+    /// flavor's disks Nova does not show (before microversion 2.47), is refused before anything
+    /// changes (reason `EphemeralDisk`). Swap holds no data to keep and needs no such consent.
+    #[serde(default)]
+    pub accept_ephemeral_data_loss: bool,
     /// What happens to the snapshot once the replacement is `ACTIVE` with its addresses:
     /// `Delete` (default) or `Retain`.
     #[serde(default)]
@@ -285,6 +292,10 @@ pub struct InstanceMigrationStatus {
     /// recorded (so that booting needs no lookups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_base: Option<BootBase>,
+    /// What the replacement will lack that the spec accepted losing
+    /// (`acceptEphemeralDataLoss`), said when the source was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_data_loss: Option<String>,
     /// The snapshot the replacement boots from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotStatus>,
@@ -363,6 +374,10 @@ pub struct RecordedServer {
     pub flavor_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flavor_name: Option<String>,
+    /// The sizes of the flavor's disks and memory, as Nova shows them from microversion 2.47
+    /// (absent before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor_size: Option<FlavorSize>,
     /// Image the server was booted from; empty for a volume-backed server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
@@ -383,6 +398,21 @@ pub struct RecordedServer {
     pub nova_network_floating_ips: Vec<RecordedNovaNetworkFloatingIp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<RecordedVolume>,
+}
+
+/// The sizes of a flavor.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlavorSize {
+    /// Root disk, GiB (0: the image's size).
+    #[serde(rename = "diskGB")]
+    pub disk_gb: u64,
+    /// Ephemeral disk, GiB: not in a snapshot.
+    #[serde(rename = "ephemeralGB")]
+    pub ephemeral_gb: u64,
+    /// Memory, MiB.
+    #[serde(rename = "ramMB")]
+    pub ram_mb: u64,
 }
 
 /// A nova-network floating IP of the source, and the pool it came from.

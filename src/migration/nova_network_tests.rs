@@ -87,7 +87,7 @@ impl Legacy {
                 let (host, zone) = if id == SOURCE { ("havana-1", "havana") } else { ("icehouse-1", "icehouse") };
                 ok(json!({"server": {"id": id, "name": "web-1", "status": "ACTIVE", "tenant_id": "p1",
                     "OS-EXT-SRV-ATTR:host": host, "OS-EXT-AZ:availability_zone": zone,
-                    "flavor": {"original_name": "m1.tiny"},
+                    "flavor": {"original_name": "m1.tiny", "disk": 1, "ephemeral": 0, "ram": 512},
                     "image": {"id": "cirros"}, "metadata": {}}}))
             }
             (Method::GET, path) if path.starts_with("/v2.1/flavors/detail") => {

@@ -753,6 +753,14 @@ impl Planner<'_> {
         if let Some(refusal) = self.boot_refusal(record, view) {
             return self.refuse(&refusal);
         }
+        let loss = self.ephemeral_data_loss(record);
+        if let Some((reason, loss)) = &loss
+            && !self.input.spec.options.accept_ephemeral_data_loss
+        {
+            let message = format!("{loss}. Set spec.acceptEphemeralDataLoss to migrate it without that data.");
+            return self.refuse(&Refusal { reason, message });
+        }
+        self.status.accepted_data_loss = loss.map(|(_, loss)| format!("{loss} (spec.acceptEphemeralDataLoss)."));
         self.status.source = Some(record.clone());
         self.status.acting_project_id = observed.acting_project.clone();
         self.status.boot_base = Some(base);
@@ -795,6 +803,35 @@ impl Planner<'_> {
             });
         }
         None
+    }
+
+    /// What the replacement would lack, with the reason to refuse it: the data on the flavor's
+    /// ephemeral disk, which a snapshot does not hold (a redeploy keeps no data anyway).
+    fn ephemeral_data_loss(&self, record: &RecordedServer) -> Option<(&'static str, String)> {
+        if self.strategy() != Strategy::Snapshot {
+            return None;
+        }
+        let flavor = record.flavor_name.as_ref().or(record.flavor_id.as_ref()).cloned().unwrap_or_default();
+        match &record.flavor_size {
+            Some(size) if size.ephemeral_gb == 0 => None,
+            Some(size) => Some((
+                "EphemeralDisk",
+                format!(
+                    "flavor {flavor:?} of server {} has an ephemeral disk of {} GiB, which a snapshot does not \
+                     hold: its data would be lost",
+                    record.id, size.ephemeral_gb
+                ),
+            )),
+            // Not known is not none: fail closed.
+            None => Some((
+                "EphemeralDiskUnknown",
+                format!(
+                    "whether flavor {flavor:?} of server {} has an ephemeral disk cannot be checked (Nova shows a \
+                     server's flavor sizes from microversion 2.47): data on one would be lost",
+                    record.id
+                ),
+            )),
+        }
     }
 
     fn nova_network(&self) -> bool {

@@ -18,7 +18,7 @@ use super::planner::{
     acknowledge, acting_spec, fail, hold, plan, validate,
 };
 use crate::api::{
-    BootBase, Condition, ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
+    BootBase, Condition, ConditionStatus, FlavorSize, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
     RecordedFixedIp, RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, SnapshotStatus,
     StepRecord, StepResult, TargetPort, TargetServerStatus, condition_type,
 };
@@ -98,6 +98,7 @@ fn server(status: &str, ports: Vec<RecordedPort>) -> RecordedServer {
         project_id: Some("project-1".into()),
         status: status.into(),
         flavor_name: Some("m1.small".into()),
+        flavor_size: Some(FlavorSize { disk_gb: 1, ephemeral_gb: 0, ram_mb: 512 }),
         image_id: Some("cirros-0.3".into()),
         key_name: Some("deploy".into()),
         security_groups: vec!["default".into()],
@@ -1239,6 +1240,42 @@ fn a_key_pair_the_acting_user_does_not_have_in_the_target_is_refused_before_anyt
     let mut keyless = web_server("ACTIVE");
     keyless.key_name = None;
     assert_succeeded(Run::new(snapshot_spec(), Cloud::new(keyless)).finish());
+}
+
+#[test]
+fn an_ephemeral_disk_is_refused_unless_its_loss_is_accepted_and_then_said_in_status() {
+    let mut ephemeral = web_server("ACTIVE");
+    ephemeral.flavor_size = Some(FlavorSize { disk_gb: 1, ephemeral_gb: 5, ram_mb: 512 });
+    let refused = Run::new(snapshot_spec(), Cloud::new(ephemeral.clone())).step();
+    assert_eq!(refused.action, None);
+    assert_failed(&refused.status, "EphemeralDisk");
+    let message = failure_message(&refused.status);
+    assert!(message.contains("ephemeral disk of 5 GiB") && message.contains("acceptEphemeralDataLoss"), "{message}");
+
+    let mut accepted = Run::new(spec(json!({"acceptEphemeralDataLoss": true})), Cloud::new(ephemeral.clone()));
+    assert_succeeded(accepted.finish());
+    let said = accepted.status().accepted_data_loss.as_deref().unwrap_or_default();
+    assert!(said.contains("ephemeral disk of 5 GiB"), "{said}");
+
+    // A redeploy keeps no data: nothing to accept.
+    let mut redeploy = redeploy_cloud("ACTIVE");
+    redeploy.recording = Ok(ephemeral);
+    assert_succeeded(Run::new(redeploy_spec(), redeploy).finish());
+}
+
+#[test]
+fn a_flavor_whose_disks_are_not_shown_is_refused_unless_the_loss_is_accepted() {
+    let mut unknown = web_server("ACTIVE");
+    unknown.flavor_size = None;
+    let refused = Run::new(snapshot_spec(), Cloud::new(unknown.clone())).step();
+    assert_failed(&refused.status, "EphemeralDiskUnknown");
+    assert!(failure_message(&refused.status).contains("cannot be checked"));
+    let mut accepted = Run::new(spec(json!({"acceptEphemeralDataLoss": true})), Cloud::new(unknown));
+    assert_succeeded(accepted.finish());
+    assert!(accepted.status().accepted_data_loss.as_deref().unwrap_or_default().contains("cannot be checked"));
+    // Without an ephemeral disk there is nothing to say.
+    let mut plain = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    assert_eq!(plain.finish().accepted_data_loss, None);
 }
 
 #[test]

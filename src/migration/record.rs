@@ -2,7 +2,8 @@
 //! anything changes. Pure: built from what OpenStack answered.
 
 use crate::api::{
-    RecordedFixedIp, RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, RecordedVolume,
+    FlavorSize, RecordedFixedIp, RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer,
+    RecordedVolume,
 };
 use crate::openstack::compute::{Server, VolumeAttachment};
 use crate::openstack::network::{FloatingIp, Port};
@@ -77,6 +78,10 @@ pub fn record(
         status: server.status.clone(),
         flavor_id: server.flavor.id.clone(),
         flavor_name: server.flavor.original_name.clone(),
+        flavor_size: match (server.flavor.disk, server.flavor.ephemeral, server.flavor.ram) {
+            (Some(disk_gb), Some(ephemeral_gb), Some(ram_mb)) => Some(FlavorSize { disk_gb, ephemeral_gb, ram_mb }),
+            _ => None,
+        },
         image_id: server.image_id.clone(),
         key_name: server.key_name.clone(),
         security_groups: server
@@ -130,7 +135,7 @@ mod tests {
         let mut base = json!({
             "id": "s1", "name": "web-1", "status": "ACTIVE", "tenant_id": "p1",
             "OS-EXT-SRV-ATTR:host": "havana-1", "OS-EXT-AZ:availability_zone": "havana",
-            "flavor": {"original_name": "m1.tiny"}, "image": {"id": "img"}, "key_name": "k",
+            "flavor": {"original_name": "m1.tiny", "disk": 1, "ephemeral": 0, "ram": 512}, "image": {"id": "img"}, "key_name": "k",
             "metadata": {"role": "web"}, "security_groups": [{"name": "default"}, {"name": "default"}]
         });
         base.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
@@ -156,6 +161,7 @@ mod tests {
             (r.flavor_name.as_deref(), r.key_name.as_deref(), r.host.as_deref()),
             (Some("m1.tiny"), Some("k"), Some("havana-1"))
         );
+        assert_eq!(r.flavor_size, Some(FlavorSize { disk_gb: 1, ephemeral_gb: 0, ram_mb: 512 }));
         assert_eq!(r.security_groups, ["default"], "Nova lists a group once per port");
         assert_eq!(r.ports[0].fixed_ips[0].ip_address, "198.51.100.7");
         assert_eq!(r.ports[0].floating_ips.len(), 1);

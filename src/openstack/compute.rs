@@ -73,13 +73,23 @@ pub struct Server {
     pub fault: Option<Fault>,
 }
 
-/// The server's flavor: an id before microversion 2.47, the flavor's name after.
+/// The server's flavor: an id before microversion 2.47; after, the flavor's name and sizes
+/// (as the server was booted with them).
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 pub struct ServerFlavor {
     #[serde(default)]
     pub id: Option<String>,
     #[serde(default)]
     pub original_name: Option<String>,
+    /// Root disk, GiB.
+    #[serde(default)]
+    pub disk: Option<u64>,
+    /// Ephemeral disk, GiB.
+    #[serde(default)]
+    pub ephemeral: Option<u64>,
+    /// Memory, MiB.
+    #[serde(default)]
+    pub ram: Option<u64>,
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq)]
@@ -644,7 +654,7 @@ mod tests {
             "id": "s1", "name": "web-1", "status": "ACTIVE", "tenant_id": "p1",
             "OS-EXT-SRV-ATTR:host": "havana-1", "OS-EXT-AZ:availability_zone": "havana",
             "OS-EXT-STS:task_state": null, "OS-EXT-STS:vm_state": "active",
-            "flavor": {"original_name": "m1.tiny", "vcpus": 1, "ram": 512, "disk": 1},
+            "flavor": {"original_name": "m1.tiny", "vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0},
             "image": {"id": "img-1", "links": []}, "key_name": "k", "metadata": {"role": "web"},
             "security_groups": [{"name": "default"}],
             "os-extended-volumes:volumes_attached": [{"id": "v1", "delete_on_termination": false}]
@@ -653,6 +663,7 @@ mod tests {
         assert_eq!(server.host.as_deref(), Some("havana-1"));
         assert_eq!(server.image_id.as_deref(), Some("img-1"));
         assert_eq!(server.flavor.original_name.as_deref(), Some("m1.tiny"));
+        assert_eq!((server.flavor.disk, server.flavor.ephemeral, server.flavor.ram), (Some(1), Some(0), Some(512)));
         let from_volume: Server = serde_json::from_value(
             json!({"id": "s2", "name": "db", "status": "ACTIVE", "flavor": {"id": "1"}, "image": ""}),
         )
