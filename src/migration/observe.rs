@@ -10,6 +10,7 @@ use crate::api::{
     AddressMode, BootBase, InstanceMigration, InstanceMigrationStatus, MigrationPhase, RecordedServer, Strategy,
 };
 use crate::openstack::image::Image;
+use crate::openstack::compute::Flavor;
 use crate::openstack::{Error, Session};
 use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
@@ -104,11 +105,13 @@ pub async fn observe(
                 o.acting_project = acting.acting_project.clone();
                 // Everything the replacement needs must exist in the target, for the project it
                 // will belong to, before anything changes.
-                o.boot = Some(match boot_base(acting, im, &record).await {
-                    Ok(base) => Ok(base),
-                    Err(unanswered) => Err(unanswered.refusal()?),
-                });
-                o.target_view = Some(target_view(acting, &record).await?);
+                match boot_base(acting, im, &record).await {
+                    Ok((base, flavor)) => {
+                        o.target_view = Some(target_view(acting, &record, &flavor).await?);
+                        o.boot = Some(Ok(base));
+                    }
+                    Err(unanswered) => o.boot = Some(Err(unanswered.refusal()?)),
+                }
                 o.recording = Some(Ok(record));
                 // Whether the target can give the addresses back is known before anything changes.
                 if nova_network {
@@ -225,7 +228,7 @@ async fn boot_needs(
     let Some(record) = &status.source else { return Ok(()) };
     if status.boot_base.is_none() {
         o.boot = Some(match boot_base(s, im, record).await {
-            Ok(base) => Ok(base),
+            Ok((base, _)) => Ok(base),
             Err(unanswered) => Err(unanswered.refusal()?),
         });
     }
@@ -489,16 +492,27 @@ fn competing_migration(ctx: &Context, im: &InstanceMigration, server_id: &str) -
 
 /// What else the boot needs, as the target shows it to the acting credentials: the key pair
 /// is looked up as the acting user, since a key pair belongs to the user who made it.
-async fn target_view(s: &Sessions, record: &RecordedServer) -> Result<TargetView, Error> {
+async fn target_view(s: &Sessions, record: &RecordedServer, flavor: &Flavor) -> Result<TargetView, Error> {
     let key_pair_found = match &record.key_name {
         Some(name) => Some(s.target.compute().key_pair(name).await?.is_some()),
         None => None,
     };
-    Ok(TargetView { key_pair_found })
+    // The source booted with its flavor's memory: the image's min_ram matters only below that.
+    let less_memory = record.flavor_size.as_ref().is_none_or(|size| flavor.ram < size.ram_mb);
+    let image_min_ram_mb = match &record.image_id {
+        Some(image) if less_memory => s.source.image().get(image).await?.and_then(|i| i.min_ram),
+        _ => None,
+    };
+    Ok(TargetView { key_pair_found, flavor_disk_gb: flavor.disk, flavor_ram_mb: flavor.ram, image_min_ram_mb })
 }
 
-/// The flavor, networks and image of the replacement, resolved in the target cloud.
-async fn boot_base(s: &Sessions, im: &InstanceMigration, record: &RecordedServer) -> Result<BootBase, Unanswered> {
+/// The flavor, networks and image of the replacement, resolved in the target cloud, with the
+/// flavor's sizes.
+async fn boot_base(
+    s: &Sessions,
+    im: &InstanceMigration,
+    record: &RecordedServer,
+) -> Result<(BootBase, Flavor), Unanswered> {
     let mappings = &im.spec.options.mappings;
     let source_flavor = record.flavor_name.clone().or_else(|| record.flavor_id.clone()).unwrap_or_default();
     let by_id = record.flavor_id.as_ref().and_then(|id| mappings.flavors.get(id));
@@ -570,5 +584,5 @@ async fn boot_base(s: &Sessions, im: &InstanceMigration, record: &RecordedServer
         }
         _ => None,
     };
-    Ok(BootBase { flavor_id: flavor.id, image_id, networks })
+    Ok((BootBase { flavor_id: flavor.id.clone(), image_id, networks }, flavor))
 }

@@ -166,6 +166,12 @@ pub struct TargetView {
     /// Whether the acting user has a key pair of the source's key pair's name in the target
     /// (`None` when the source has no key pair).
     pub key_pair_found: Option<bool>,
+    /// The replacement's flavor: root disk (GiB; 0 boots any image) and memory (MiB).
+    pub flavor_disk_gb: u64,
+    pub flavor_ram_mb: u64,
+    /// The `min_ram` (MiB) of the image the source was booted from, which its snapshot keeps,
+    /// when Glance shows it.
+    pub image_min_ram_mb: Option<u64>,
 }
 
 /// A second snapshot or replacement, made by a create that landed after it was sent again.
@@ -799,6 +805,24 @@ impl Planner<'_> {
                      with another user's. Migrate with the credentials of the key pair's owner, or import the same \
                      public key as {key:?} for this user in the target",
                     cloud.cloud
+                ),
+            });
+        }
+        // Nova boots from a snapshot only on a flavor whose disk holds the snapshot's min_disk
+        // (the source flavor's root disk; its image's own min_disk is not known, the check
+        // then passes) and whose memory holds its min_ram (the source image's).
+        let min_disk = record.flavor_size.as_ref().map_or(0, |size| size.disk_gb);
+        let min_ram = view.image_min_ram_mb.unwrap_or(0);
+        let disk_short = view.flavor_disk_gb != 0 && view.flavor_disk_gb < min_disk;
+        let from_snapshot = self.strategy() == Strategy::Snapshot;
+        if from_snapshot && (disk_short || view.flavor_ram_mb < min_ram) {
+            return Some(Refusal {
+                reason: "FlavorTooSmall",
+                message: format!(
+                    "the replacement's flavor has {} GiB of disk and {} MiB of memory, and the snapshot of server \
+                     {} needs at least {min_disk} GiB (the source flavor's root disk) and {min_ram} MiB (its \
+                     image's min_ram): map the flavor to a larger one in spec.mappings.flavors",
+                    view.flavor_disk_gb, view.flavor_ram_mb, record.id
                 ),
             });
         }

@@ -197,7 +197,12 @@ impl Cloud {
             port_networks: ports().map(|p| (p.id.clone(), p.network_id.clone())).collect(),
             nova_network: NovaNetworkState::default(),
             boot: Ok(BootBase { flavor_id: FLAVOR_ID.into(), image_id: None, networks: BTreeMap::new() }),
-            target_view: TargetView { key_pair_found: record.key_name.as_ref().map(|_| true) },
+            target_view: TargetView {
+                key_pair_found: record.key_name.as_ref().map(|_| true),
+                flavor_disk_gb: 1,
+                flavor_ram_mb: 512,
+                image_min_ram_mb: None,
+            },
             snapshot_becomes: "active",
             target_becomes: "ACTIVE",
             twins: Vec::new(),
@@ -1240,6 +1245,34 @@ fn a_key_pair_the_acting_user_does_not_have_in_the_target_is_refused_before_anyt
     let mut keyless = web_server("ACTIVE");
     keyless.key_name = None;
     assert_succeeded(Run::new(snapshot_spec(), Cloud::new(keyless)).finish());
+}
+
+#[test]
+fn a_replacement_flavor_smaller_than_the_snapshot_needs_is_refused_before_anything_changes() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.recording.as_mut().unwrap().flavor_size = Some(FlavorSize { disk_gb: 20, ephemeral_gb: 0, ram_mb: 2048 });
+    cloud.target_view = TargetView { flavor_disk_gb: 10, flavor_ram_mb: 4096, ..cloud.target_view };
+    let refused = Run::new(snapshot_spec(), cloud.clone()).step();
+    assert_eq!(refused.action, None);
+    assert_failed(&refused.status, "FlavorTooSmall");
+    let message = failure_message(&refused.status);
+    assert!(message.contains("10 GiB") && message.contains("at least 20 GiB"), "{message}");
+
+    // Memory below the image's min_ram.
+    let mut short_of_memory = cloud.clone();
+    short_of_memory.target_view = TargetView {
+        flavor_disk_gb: 20,
+        flavor_ram_mb: 512,
+        image_min_ram_mb: Some(1024),
+        ..cloud.target_view.clone()
+    };
+    assert_failed(&Run::new(snapshot_spec(), short_of_memory).step().status, "FlavorTooSmall");
+
+    // A flavor of disk 0 boots any image; less memory than the source but enough for the image.
+    let mut fits = cloud.clone();
+    fits.target_view =
+        TargetView { flavor_disk_gb: 0, flavor_ram_mb: 1024, image_min_ram_mb: Some(1024), ..cloud.target_view };
+    assert_succeeded(Run::new(snapshot_spec(), fits).finish());
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub struct Image {
     /// A protected image cannot be deleted, by anyone, until it is unprotected.
     #[serde(default)]
     pub protected: bool,
+    /// The memory (MiB) a server booted from it needs at least.
+    #[serde(default)]
+    pub min_ram: Option<u64>,
     #[serde(flatten)]
     pub properties: BTreeMap<String, serde_json::Value>,
 }
