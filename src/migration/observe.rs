@@ -9,8 +9,8 @@ use kube::ResourceExt;
 use crate::api::{
     AddressMode, BootBase, InstanceMigration, InstanceMigrationStatus, MigrationPhase, RecordedServer, Strategy,
 };
-use crate::openstack::image::Image;
 use crate::openstack::compute::Flavor;
+use crate::openstack::image::Image;
 use crate::openstack::{Error, Session};
 use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
