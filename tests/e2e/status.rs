@@ -19,6 +19,20 @@ fn drain(name: &str, extra: &str) -> String {
     )
 }
 
+/// A namespace whose cloud `old` names as Keystone a listener that takes connections and never
+/// answers.
+fn namespace_with_a_silent_keystone(test: &str) -> (&'static crate::harness::Env, String, TcpListener) {
+    let env = env();
+    let ns = namespace(env, test);
+    let keystone = TcpListener::bind("127.0.0.1:0").unwrap();
+    let clouds = format!(
+        "clouds.yaml=clouds:\n  old:\n    auth:\n      auth_url: http://{}/v3\n      username: admin\n      password: secret\n      project_name: admin\n",
+        keystone.local_addr().unwrap()
+    );
+    kubectl_ok(env, &["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-literal={clouds}")]);
+    (env, ns, keystone)
+}
+
 #[test]
 fn a_valid_resource_gets_status_conditions_and_events() {
     let (env, ns, op) = crate::migration::setup("valid");
@@ -69,16 +83,9 @@ fn a_valid_resource_gets_status_conditions_and_events() {
 
 #[test]
 fn an_invalid_spec_fails_naming_the_field_without_calling_openstack() {
-    let env = env();
-    let ns = namespace(env, "invalid");
     // A stand-in for Keystone that counts connections: the operator must not make any.
-    let keystone = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (env, ns, keystone) = namespace_with_a_silent_keystone("invalid");
     keystone.set_nonblocking(true).unwrap();
-    let clouds = format!(
-        "clouds.yaml=clouds:\n  old:\n    auth:\n      auth_url: http://{}/v3\n      username: admin\n      password: secret\n      project_name: admin\n",
-        keystone.local_addr().unwrap()
-    );
-    kubectl_ok(env, &["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-literal={clouds}")]);
     let _op = Operator::start(env, &ns, "invalid", "osmo-e2e-invalid");
 
     kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &migration("redeploy-1", ", strategy: Redeploy"));
@@ -112,16 +119,9 @@ fn an_invalid_spec_fails_naming_the_field_without_calling_openstack() {
 
 #[test]
 fn a_migration_is_acknowledged_before_openstack_answers() {
-    let env = env();
-    let ns = namespace(env, "ack");
-    // A Keystone that takes connections and never answers: whatever the operator writes before
-    // the cloud times out, it wrote before any OpenStack call came back.
-    let keystone = TcpListener::bind("127.0.0.1:0").unwrap();
-    let clouds = format!(
-        "clouds.yaml=clouds:\n  old:\n    auth:\n      auth_url: http://{}/v3\n      username: admin\n      password: secret\n      project_name: admin\n",
-        keystone.local_addr().unwrap()
-    );
-    kubectl_ok(env, &["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-literal={clouds}")]);
+    // Whatever the operator writes before the cloud times out, it wrote before any OpenStack
+    // call came back.
+    let (env, ns, keystone) = namespace_with_a_silent_keystone("ack");
     let _op = Operator::start(env, &ns, "ack", "osmo-e2e-ack");
 
     kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &migration("web-1", ""));
