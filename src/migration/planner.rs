@@ -649,6 +649,14 @@ impl Planner<'_> {
 
     /// Something went wrong: roll back while the source exists, else stop and say what remains.
     fn fail(&mut self, reason: &'static str, message: String) {
+        let cleaning_up = MigrationPhase::CleaningUp;
+        if self.status.phase == cleaning_up && MigrationPhase::order(self.strategy()).contains(&cleaning_up) {
+            // The move is verified: a snapshot that will not go (a copy-on-write clone of it may
+            // exist, as on Ceph) is worth a note and another try, never a failure. The step's
+            // time-out ends the tries, with the note.
+            self.status.last_error = Some(format!("the snapshot is not deleted yet, retrying: {message}"));
+            return self.poll();
+        }
         let source_exists = self.status.phase.source_may_exist(self.strategy());
         self.fail_knowing(reason, message, source_exists);
     }

@@ -1497,6 +1497,27 @@ fn a_step_that_outlasts_its_timeout_fails_with_reason_timeout() {
 }
 
 #[test]
+fn a_snapshot_deletion_refused_for_good_is_noted_and_tried_again_never_a_failure() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.entering(CleaningUp);
+    assert_eq!(run.step().action, Some(delete_snapshot(SNAPSHOT_ID)));
+    // Glance answers 409 for good (a clone of it exists): the controller hands that to `fail`.
+    run.cloud.snapshot = Some(image(SNAPSHOT_ID, "active"));
+    let refused = fail(&run.input(), "OpenStackError", "glance DELETE /v2/images/img-1: HTTP 409".into());
+    assert_eq!(refused.status.phase, CleaningUp);
+    assert!(refused.requeue.is_some());
+    assert!(refused.status.last_error.as_deref().is_some_and(|e| e.contains("HTTP 409")), "{:?}", refused.status);
+    run.status = Some(refused.status);
+    // Tried again, then, past the step's time-out, the move succeeds with the note.
+    assert_eq!(run.step().action, Some(delete_snapshot(SNAPSHOT_ID)));
+    run.cloud.snapshot = Some(image(SNAPSHOT_ID, "active"));
+    run.now += A_DAY;
+    let done = run.step();
+    assert_eq!(done.status.phase, Succeeded);
+    assert_succeeded(&done.status);
+}
+
+#[test]
 fn a_snapshot_that_will_not_be_deleted_is_noted_but_the_move_succeeds() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
     // No longer the only copy once the replacement is verified: unprotected, then deleted.
