@@ -85,6 +85,21 @@ async fn permanent_errors_are_not_retried_and_carry_the_request_id() {
 }
 
 #[tokio::test]
+async fn a_server_named_by_name_is_looked_up_in_the_own_project_only() {
+    let cloud = FakeCloud::start("2.95", |call: &Call| match (&call.method, call.path.as_str()) {
+        (&Method::GET, "/v2.1/servers/web-1") => status(404, "no server of that ID"),
+        (&Method::GET, p) if p.starts_with("/v2.1/servers/detail?") && !p.contains("all_tenants") => {
+            ok(json!({"servers": [server("s-1", "web-1", "uid-1")]}))
+        }
+        _ => status(404, "unexpected"),
+    })
+    .await;
+    let found = cloud.session("secret").compute().find_server("web-1").await.unwrap();
+    assert_eq!(found.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s-1"]);
+    assert!(cloud.calls().iter().all(|c| !c.path.contains("all_tenants")), "{:?}", cloud.calls());
+}
+
+#[tokio::test]
 async fn a_failed_create_is_not_repeated_when_the_server_exists() {
     let cloud = FakeCloud::start("2.95", |call: &Call| match (&call.method, call.path.as_str()) {
         (&Method::POST, "/v2.1/servers") => status(504, "gateway timeout"),

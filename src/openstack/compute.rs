@@ -318,13 +318,16 @@ impl Compute<'_> {
         self.list_servers(&format!("all_tenants=1&host={}", query_value(host))).await
     }
 
-    /// A server by id or, failing that, the servers of any project named exactly so.
+    /// A server by ID (of any project the credentials may see) or, failing that, the servers of
+    /// the credentials' own project named exactly so.
     pub async fn find_server(&self, id_or_name: &str) -> Result<Vec<Server>, Error> {
         if let Some(server) = self.server(id_or_name).await? {
             return Ok(vec![server]);
         }
+        // A name is looked up in the credentials' own project only: names are not unique across
+        // projects, and another project's server that happens to be visible must be named by ID.
         let pattern = query_value(&format!("^{}$", regex_escape(id_or_name)));
-        let servers = self.list_servers(&format!("all_tenants=1&name={pattern}")).await?;
+        let servers = self.list_servers(&format!("name={pattern}")).await?;
         Ok(servers.into_iter().filter(|s| s.name == id_or_name).collect())
     }
 

@@ -536,3 +536,30 @@ async fn a_spec_made_invalid_while_snapshotting_is_ignored_and_the_server_moved_
     // Redeploy without an image: refused by validation, were the migration not under way.
     edited_while_snapshotting("invalid", |_| r#"{"spec":{"strategy":"Redeploy"}}"#.to_string()).await;
 }
+
+/// A name is looked up in the credentials' own project: a server of another project in which
+/// the admin user is a member, named by its (unique) name, is not found, and nothing changes.
+#[tokio::test]
+async fn a_name_is_looked_up_in_the_credentials_own_project_only() {
+    let (env, ns, _op) = setup("im-name");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let keystone = KeystoneAdmin::login().await;
+    let other = keystone.project_with_admin_as(&unique("e2e-named"), "member").await;
+    let in_other = admin_in_project(&other);
+    let id = server_on_havana(&in_other, &f, &[]).await;
+    let name = in_other.compute().server(&id).await.unwrap().unwrap().name;
+
+    apply_migration(env, &ns, "named", &name, "");
+    wait_condition(env, &ns, "named", "Failed", 60);
+    assert_eq!(jsonpath(env, &ns, "im/named", "{.status.conditions[?(@.type==\"Failed\")].reason}"), "ServerNotFound");
+    let untouched = admin.compute().server(&id).await.unwrap().unwrap();
+    assert_eq!((untouched.status.as_str(), untouched.host.as_deref()), ("ACTIVE", Some("havana-1")));
+
+    // Named by ID, the same server is found (and acted on in its project).
+    apply_migration(env, &ns, "by-id", &id, "");
+    wait_condition(env, &ns, "by-id", "Ready", 180);
+    let replacement = jsonpath(env, &ns, "im/by-id", "{.status.target.serverId}");
+    clean_up(&admin, &[&replacement], &[]).await;
+    keystone.delete_project(&other).await;
+}
