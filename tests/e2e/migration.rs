@@ -88,6 +88,12 @@ pub(crate) async fn assert_moved(admin: &Session, env: &Env, ns: &str, name: &st
     new_id
 }
 
+/// Asserts that nothing changed the source: it runs where it ran.
+pub(crate) async fn assert_untouched(admin: &Session, id: &str) {
+    let server = admin.compute().server(id).await.unwrap().expect("the source exists");
+    assert_eq!((server.status.as_str(), server.host.as_deref()), ("ACTIVE", Some("havana-1")), "server {id}");
+}
+
 /// Asserts, as Neutron shows it, that the floating IP is on one of the server's ports.
 pub async fn assert_floating_ip_on(admin: &Session, fip: &str, server: &str) {
     let ports: Vec<String> =
@@ -217,8 +223,7 @@ async fn bad_input_fails_naming_it_and_changes_nothing() {
     let error = jsonpath(env, &ns, "im/badcloud", "{.status.lastError}");
     assert!(error.contains("no cloud \"nowhere\""), "{error}");
     // Nothing changed: the server runs where it ran, with its floating IP, and no snapshot exists.
-    let server = admin.compute().server(&id).await.unwrap().unwrap();
-    assert_eq!((server.status.as_str(), server.host.as_deref()), ("ACTIVE", Some("havana-1")));
+    assert_untouched(&admin, &id).await;
     for (name, ..) in &cases {
         let uid = jsonpath(env, &ns, &format!("im/{name}"), "{.metadata.uid}");
         assert!(admin.image().images_with_property("osmo_migration_uid", &uid).await.unwrap().is_empty());
@@ -426,8 +431,7 @@ async fn a_server_of_another_project_moves_within_its_project() {
         jsonpath(env, &ns, "im/private", "{.status.conditions[?(@.type==\"Failed\")].reason}"),
         "FlavorNotFound"
     );
-    let untouched = admin.compute().server(&kept).await.unwrap().unwrap();
-    assert_eq!((untouched.status.as_str(), untouched.host.as_deref()), ("ACTIVE", Some("havana-1")));
+    assert_untouched(&admin, &kept).await;
     admin.send(Request::new(Service::Compute, Method::DELETE, format!("/flavors/{flavor_id}"))).await.unwrap();
 
     // In a project where they have no role, they cannot act: refused before anything changes.
@@ -436,8 +440,7 @@ async fn a_server_of_another_project_moves_within_its_project() {
     assert_eq!(jsonpath(env, &ns, "im/former", "{.status.conditions[?(@.type==\"Failed\")].reason}"), "WrongProject");
     let message = jsonpath(env, &ns, "im/former", "{.status.conditions[?(@.type==\"Failed\")].message}");
     assert!(message.contains(&former), "{message}");
-    let untouched = admin.compute().server(&unreachable).await.unwrap().unwrap();
-    assert_eq!((untouched.status.as_str(), untouched.host.as_deref()), ("ACTIVE", Some("havana-1")));
+    assert_untouched(&admin, &unreachable).await;
 
     clean_up(&admin, &[&replacement, &kept, &unreachable], &[&fip]).await;
     keystone.delete_project(&member).await;
@@ -478,8 +481,7 @@ async fn a_server_with_another_users_key_pair_is_refused_before_anything_changes
     );
     let message = jsonpath(env, &ns, "im/foreign-key", "{.status.conditions[?(@.type==\"Failed\")].message}");
     assert!(message.contains(&key) && message.contains("Nothing was changed."), "{message}");
-    let untouched = admin.compute().server(&id).await.unwrap().unwrap();
-    assert_eq!((untouched.status.as_str(), untouched.host.as_deref()), ("ACTIVE", Some("havana-1")));
+    assert_untouched(&admin, &id).await;
     let uid = jsonpath(env, &ns, "im/foreign-key", "{.metadata.uid}");
     assert!(admin.image().images_with_property(UID_KEY, &uid).await.unwrap().is_empty(), "a snapshot was made");
     assert!(demo.compute().key_pair(&key).await.unwrap().is_some(), "the key pair is gone");
@@ -553,8 +555,7 @@ async fn a_name_is_looked_up_in_the_credentials_own_project_only() {
     apply_migration(env, &ns, "named", &name, "");
     wait_condition(env, &ns, "named", "Failed", 60);
     assert_eq!(jsonpath(env, &ns, "im/named", "{.status.conditions[?(@.type==\"Failed\")].reason}"), "ServerNotFound");
-    let untouched = admin.compute().server(&id).await.unwrap().unwrap();
-    assert_eq!((untouched.status.as_str(), untouched.host.as_deref()), ("ACTIVE", Some("havana-1")));
+    assert_untouched(&admin, &id).await;
 
     // Named by ID, the same server is found (and acted on in its project).
     apply_migration(env, &ns, "by-id", &id, "");
