@@ -1,6 +1,7 @@
 //! The InstanceMigration controller: observe OpenStack, let the planner decide, write the
-//! status, then make the one change it asked for. A step that ends, or a change whose answer
-//! shows its outcome, is followed at once in the same reconcile.
+//! status, then make the one change it asked for. A change whose answer shows its outcome is
+//! followed at once in the same reconcile; a decision that needs another look ends the
+//! reconcile (at once requeued when the look is due now), so that others get their turn.
 
 mod execute;
 #[cfg(test)]
