@@ -9,8 +9,6 @@ mod nova_network_tests;
 mod observe;
 mod phase;
 pub mod planner;
-#[cfg(test)]
-mod planner_tests;
 pub mod record;
 mod states;
 

@@ -1,0 +1,156 @@
+//! Booting: the replacement is created (once: a create may still land after its sender died) on
+//! the source's ports or networks, and its ports are matched to the source's.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::{Action, Observed, Planner, ServerState, UID_KEY};
+use crate::api::{MigrationPhase, Strategy, TargetPort, TargetServerStatus};
+use crate::migration::states::ServerStatus;
+use crate::openstack::compute::{NetworkAttachment, ServerCreate};
+
+impl Planner<'_> {
+    pub(super) fn booting(&mut self, observed: &Observed) {
+        if self.input.deleting && self.strategy() == Strategy::Redeploy {
+            return self.abort();
+        }
+        if let Some(target) = &observed.target {
+            self.record_target(target);
+            return match &target.status {
+                ServerStatus::Active if target.task_state.is_none() => {
+                    self.assign_new_ports(observed);
+                    // The floating IPs were read with the replacement's ports: move them now.
+                    self.advance(MigrationPhase::Booting);
+                    self.phase_step(observed)
+                }
+                ServerStatus::Error => self.fail(
+                    "BootFailed",
+                    format!(
+                        "replacement {} went to ERROR: {}",
+                        target.id,
+                        target.fault.as_deref().unwrap_or("no fault given")
+                    ),
+                ),
+                _ if self.timed_out(MigrationPhase::Booting) => {}
+                _ => self.poll(),
+            };
+        }
+        if self.create_in_flight() {
+            return self.poll();
+        }
+        let base = match (&self.status.boot_base, &observed.boot) {
+            (Some(base), _) | (None, Some(Ok(base))) => base.clone(),
+            // A status written before the base was recorded: it is resolved now.
+            (None, None) => return self.poll(),
+            (None, Some(Err(refusal))) => return self.fail(refusal.reason, refusal.message.clone()),
+        };
+        self.status.boot_base = Some(base.clone());
+        let Some(record) = self.status.source.clone() else {
+            return self.fail("NoRecord", "the source was not recorded".into());
+        };
+        let image_id = match self.strategy() {
+            Strategy::Snapshot => self.status.snapshot.as_ref().map(|s| s.image_id.clone()),
+            Strategy::Redeploy => base.image_id.clone(),
+        };
+        let Some(image_id) = image_id else {
+            return self.fail("NoImage", "no image to boot the replacement from".into());
+        };
+        let mut networks = Vec::new();
+        for port in &record.ports {
+            let target_network =
+                base.networks.get(&port.network_id).cloned().unwrap_or_else(|| port.network_id.clone());
+            let reuse = self.strategy() == Strategy::Snapshot && observed.surviving_ports.contains(&port.id);
+            if reuse {
+                self.remember_port(&port.id, &port.id, "Reused");
+                networks.push(NetworkAttachment::Port(port.id.clone()));
+            } else if self.strategy() == Strategy::Snapshot && self.input.spec.options.addresses.preserve_fixed_ips {
+                match observed.created_ports.get(&port.id) {
+                    Some(created) => {
+                        self.remember_port(&port.id, created, "Recreated");
+                        networks.push(NetworkAttachment::Port(created.clone()));
+                    }
+                    None => {
+                        // One port at a time; the boot comes once every port exists.
+                        self.action =
+                            Some(Action::RecreatePort { source_port_id: port.id.clone(), network_id: target_network });
+                        self.requeue = Some(Duration::ZERO);
+                        return;
+                    }
+                }
+            } else {
+                networks.push(NetworkAttachment::Network { id: target_network, fixed_ip: None });
+            }
+        }
+        if networks.is_empty() && self.nova_network() {
+            // nova-network has no ports: the project's network gives the fixed IP that the
+            // floating IPs map to.
+            networks.push(NetworkAttachment::Auto);
+        }
+        let target = &self.input.spec.options.target;
+        let mut metadata = record.metadata.clone();
+        metadata.insert(UID_KEY.to_string(), self.input.uid.to_string());
+        // Existing ports carry their own security groups; Nova applies these to the ports it
+        // makes.
+        let all_ports = !networks.is_empty() && networks.iter().all(|n| matches!(n, NetworkAttachment::Port(_)));
+        self.send_create(Action::Boot(ServerCreate {
+            name: record.name.clone(),
+            image_id,
+            flavor_id: base.flavor_id,
+            key_name: record.key_name.clone(),
+            security_groups: if all_ports { Vec::new() } else { record.security_groups.clone() },
+            metadata,
+            availability_zone: target.availability_zone.clone(),
+            host: target.host.clone(),
+            networks,
+            idempotency_key: UID_KEY.to_string(),
+        }));
+        self.poll();
+    }
+
+    pub(super) fn record_target(&mut self, target: &ServerState) {
+        self.status.create_sent_at = None;
+        self.status.target = Some(TargetServerStatus {
+            server_id: target.id.clone(),
+            status: target.status.to_string(),
+            host: target.host.clone(),
+            availability_zone: target.availability_zone.clone(),
+        });
+    }
+
+    fn remember_port(&mut self, source_port_id: &str, port_id: &str, origin: &str) {
+        if !self.status.target_ports.iter().any(|p| p.source_port_id == source_port_id) {
+            self.status.target_ports.push(TargetPort {
+                source_port_id: source_port_id.into(),
+                port_id: port_id.into(),
+                origin: origin.into(),
+            });
+        }
+    }
+
+    /// Matches the replacement's new ports to the source's ports, network by network.
+    fn assign_new_ports(&mut self, observed: &Observed) {
+        let Some(record) = self.status.source.clone() else { return };
+        let taken: BTreeSet<String> = self.status.target_ports.iter().map(|p| p.port_id.clone()).collect();
+        let mut free: Vec<&(String, String)> =
+            observed.target_ports.iter().filter(|(id, _)| !taken.contains(id)).collect();
+        // Exact network matches first; then ports on mapped networks take what is left, in order.
+        for exact in [true, false] {
+            for port in &record.ports {
+                if self.status.target_ports.iter().any(|p| p.source_port_id == port.id) {
+                    continue;
+                }
+                let found = if exact {
+                    free.iter().position(|(_, net)| *net == port.network_id)
+                } else {
+                    (!free.is_empty()).then_some(0)
+                };
+                if let Some(i) = found {
+                    let (id, _) = free.remove(i);
+                    self.remember_port(&port.id, id, "New");
+                }
+            }
+        }
+        let order: Vec<&str> = record.ports.iter().map(|p| p.id.as_str()).collect();
+        self.status.target_ports.sort_by_key(|t| order.iter().position(|id| *id == t.source_port_id));
+    }
+}

@@ -1,0 +1,130 @@
+//! What the planner is shown of OpenStack: the source, the snapshot, the replacement and what
+//! else the current phase needs, in osmo's own terms.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::NovaNetworkState;
+use crate::api::{BootBase, RecordedServer};
+use crate::migration::states::{self, ImageStatus, ServerStatus};
+use crate::runtime::conditions::Refusal;
+
+/// A server as OpenStack shows it now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerState {
+    pub id: String,
+    pub status: ServerStatus,
+    pub task_state: Option<String>,
+    pub host: Option<String>,
+    pub availability_zone: Option<String>,
+    pub fault: Option<String>,
+}
+
+impl ServerState {
+    /// In `status`, with no task under way.
+    pub(super) fn settled(&self, status: ServerStatus) -> bool {
+        self.status == status && self.task_state.is_none()
+    }
+
+    pub(super) fn is_deleting(&self) -> bool {
+        states::is_deleting(self.task_state.as_deref())
+    }
+}
+
+/// An image as Glance shows it now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageState {
+    pub id: String,
+    pub status: ImageStatus,
+    pub size: Option<i64>,
+    pub checksum: Option<String>,
+    /// The server Nova made it from.
+    pub instance_uuid: Option<String>,
+    pub owner: Option<String>,
+    pub protected: bool,
+}
+
+impl ImageState {
+    /// Why this active snapshot is not verified to hold the recorded server, if it is not: no
+    /// data, no checksum, another server's, or another project's.
+    pub fn unverified(&self, source: &RecordedServer) -> Option<String> {
+        let id = &self.id;
+        if self.size.unwrap_or(0) <= 0 {
+            return Some(format!("snapshot {id} holds no data (size {:?})", self.size));
+        }
+        if self.checksum.as_deref().is_none_or(str::is_empty) {
+            return Some(format!("snapshot {id} has no checksum"));
+        }
+        if self.instance_uuid.as_deref() != Some(source.id.as_str()) {
+            return Some(format!("snapshot {id} is of server {:?}, not of {}", self.instance_uuid, source.id));
+        }
+        match (&source.project_id, &self.owner) {
+            (Some(project), owner) if owner.as_ref() != Some(project) => {
+                Some(format!("snapshot {id} belongs to project {owner:?}, not to the server's {project}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What OpenStack shows now, as far as the current phase needs it.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// Recording: the source, fully recorded, or why it cannot be migrated.
+    pub recording: Option<Result<RecordedServer, Refusal>>,
+    /// Recording: the server's project, when osmo must act in it with its credentials scoped
+    /// to it (they are scoped to another).
+    pub acting_project: Option<String>,
+    /// The source server; `None` when it does not exist.
+    pub source: Option<ServerState>,
+    /// The snapshot (by recorded id, or found by the migration's UID).
+    pub snapshot: Option<ImageState>,
+    /// The replacement (by recorded id, or found by the migration's UID).
+    pub target: Option<ServerState>,
+    /// Recording (and Booting, when the status holds none): what the replacement is made of
+    /// in the target cloud, or why it cannot be.
+    pub boot: Option<Result<BootBase, Refusal>>,
+    /// Recording: what else the boot needs, as the target shows it to the acting credentials.
+    pub target_view: Option<TargetView>,
+    /// Recorded ports that still exist.
+    pub surviving_ports: BTreeSet<String>,
+    /// Ports osmo created for this migration, by the source port they stand for.
+    pub created_ports: BTreeMap<String, String>,
+    /// The replacement's ports as (port id, network id), in Neutron's order.
+    pub target_ports: Vec<(String, String)>,
+    /// Where each recorded floating IP points now (its port), by floating IP id.
+    pub floating_ips: BTreeMap<String, Option<String>>,
+    /// The target's nova-network floating IPs (address mode `NovaNetwork`).
+    pub nova_network: Option<NovaNetworkState>,
+    /// Late twins of the snapshot or the replacement (looked for once a create was repeated).
+    pub twins: Vec<Twin>,
+}
+
+/// What the target shows the acting credentials of what the boot needs beyond the boot base,
+/// so that whatever would make the boot fail is refused before anything changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TargetView {
+    /// Whether the acting user has a key pair of the source's key pair's name in the target
+    /// (`None` when the source has no key pair).
+    pub key_pair_found: Option<bool>,
+    /// The replacement's flavor: root disk (GiB; 0 boots any image) and memory (MiB).
+    pub flavor_disk_gb: u64,
+    pub flavor_ram_mb: u64,
+    /// The `min_ram` (MiB) of the image the source was booted from, which its snapshot keeps,
+    /// when Glance shows it.
+    pub image_min_ram_mb: Option<u64>,
+}
+
+/// A second snapshot or replacement, made by a create that landed after it was sent again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Twin {
+    Server(String),
+    Image(String),
+}
+
+impl Twin {
+    pub(super) fn id(&self) -> &str {
+        match self {
+            Twin::Server(id) | Twin::Image(id) => id,
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Verifying: the replacement is `ACTIVE` with every address, seen in one look; downtime is
+//! measured up to it.
+
+use super::{Action, Observed, Planner};
+use crate::api::{MigrationPhase, SnapshotCleanup, StepRecord, StepResult, Strategy};
+use crate::migration::states::ServerStatus;
+
+impl Planner<'_> {
+    pub(super) fn verifying(&mut self, observed: &Observed) {
+        let Some(target) = &observed.target else {
+            return self.fail("ReplacementVanished", "the replacement disappeared before it was verified".into());
+        };
+        self.record_target(target);
+        if !target.settled(ServerStatus::Active) {
+            return self.fail("ReplacementNotActive", format!("replacement {} is {}", target.id, target.status));
+        }
+        if !self.addresses_in_place(observed, &target.id) {
+            return self.fail("AddressesNotMoved", "a floating IP is not on the replacement".into());
+        }
+        self.record_downtime();
+        self.advance(MigrationPhase::Verifying);
+        match (self.status.phase, &self.status.snapshot, &observed.source) {
+            // Verified just now: the snapshot goes (deleting one already gone is harmless).
+            (MigrationPhase::CleaningUp, Some(snapshot), _)
+                if self.input.spec.options.snapshot_cleanup == SnapshotCleanup::Delete && !snapshot.protected =>
+            {
+                self.action = Some(Action::DeleteSnapshot { image_id: snapshot.image_id.clone() });
+                self.poll();
+            }
+            // A retained or protected snapshot needs no look.
+            (MigrationPhase::CleaningUp, ..) => self.phase_step(observed),
+            // A redeployed source goes last, decided from this look at it and at its
+            // replacement; unseen, it is looked at again first.
+            (MigrationPhase::DeletingSource, _, Some(_)) => self.phase_step(observed),
+            _ => {}
+        }
+    }
+
+    /// Downtime: from the source's stop (or deletion, when it was not running) to the
+    /// replacement verified with its addresses.
+    fn record_downtime(&mut self) {
+        let started = self
+            .status
+            .steps
+            .iter()
+            .find(|s| s.name == MigrationPhase::Stopping && s.result != StepResult::Skipped)
+            // Not stopped first: a redeployed source serves until its addresses move; a
+            // snapshotted one until it is deleted.
+            .or_else(|| {
+                let down_from = match self.strategy() {
+                    Strategy::Redeploy => MigrationPhase::MovingAddresses,
+                    Strategy::Snapshot => MigrationPhase::DeletingSource,
+                };
+                self.status.steps.iter().find(|s| s.name == down_from)
+            })
+            .and_then(StepRecord::started);
+        if let Some(start) = started {
+            let seconds = self.input.now.duration_since(start).as_secs_f64().max(0.0);
+            self.status.downtime = Some(format!("{seconds:.1}s"));
+        }
+    }
+}
