@@ -6,11 +6,12 @@ use kube::ResourceExt;
 
 use crate::api::{InstanceMigration, InstanceMigrationStatus};
 use crate::openstack::Error;
+use crate::openstack::compute::{NetworkAttachment, ServerCreate};
 use crate::openstack::network::{FixedIp, PortCreate};
 
 use super::Context;
 use super::observe::{Sessions, image_state, port_marker};
-use super::planner::{Action, ImageState, Made, Observed, Twin, UID_KEY};
+use super::planner::{Action, ImageState, Made, Nic, Observed, Replacement, Twin, UID_KEY};
 
 /// What OpenStack's answer to a change tells.
 pub enum Answer {
@@ -108,7 +109,11 @@ pub async fn execute(
             };
             accepted(session.network().create_port(&spec).await.map(|_| ()))
         }
-        Action::Boot(spec) => session.compute().create_server(&spec).await.map(|id| Answer::Made(Made::Target(id))),
+        Action::Boot(replacement) => {
+            let metadata = status.source.as_ref().map(|r| r.metadata.clone()).unwrap_or_default();
+            let create = server_create(replacement, metadata, uid);
+            session.compute().create_server(&create).await.map(|id| Answer::Made(Made::Target(id)))
+        }
         Action::AssociateFloatingIp { floating_ip_id, port_id, fixed_ip } => session
             .network()
             .update_floating_ip(&floating_ip_id, Some(&port_id), fixed_ip.as_deref())
@@ -130,5 +135,64 @@ fn ignore_conflict(result: Result<(), Error>) -> Result<(), Error> {
     match result {
         Err(e) if e.status() == Some(409) => Ok(()),
         other => other,
+    }
+}
+
+/// Nova's create request for the replacement: with the source's metadata, tagged with the
+/// migration's UID so that a create that lands late is found.
+fn server_create(replacement: Replacement, mut metadata: BTreeMap<String, String>, uid: String) -> ServerCreate {
+    metadata.insert(UID_KEY.to_string(), uid);
+    let networks = replacement
+        .nics
+        .into_iter()
+        .map(|nic| match nic {
+            Nic::Port(id) => NetworkAttachment::Port(id),
+            Nic::Network(id) => NetworkAttachment::Network { id, fixed_ip: None },
+            Nic::Auto => NetworkAttachment::Auto,
+        })
+        .collect();
+    ServerCreate {
+        name: replacement.name,
+        image_id: replacement.image_id,
+        flavor_id: replacement.flavor_id,
+        key_name: replacement.key_name,
+        security_groups: replacement.security_groups,
+        metadata,
+        availability_zone: replacement.availability_zone,
+        host: replacement.host,
+        networks,
+        idempotency_key: UID_KEY.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replacement_is_created_with_the_sources_metadata_tagged_with_the_uid() {
+        let replacement = Replacement {
+            name: "web-1".into(),
+            image_id: "img-1".into(),
+            flavor_id: "flavor-9".into(),
+            key_name: Some("deploy".into()),
+            security_groups: vec!["default".into()],
+            availability_zone: Some("icehouse".into()),
+            host: None,
+            nics: vec![Nic::Port("port-1".into()), Nic::Network("net-9".into()), Nic::Auto],
+        };
+        let metadata = BTreeMap::from([("role".to_string(), "web".to_string())]);
+        let create = server_create(replacement, metadata, "uid-1".into());
+        let tagged = BTreeMap::from([("role".into(), "web".into()), (UID_KEY.into(), "uid-1".into())]);
+        assert_eq!(create.metadata, tagged);
+        assert_eq!(create.idempotency_key, UID_KEY);
+        assert_eq!(
+            create.networks,
+            [
+                NetworkAttachment::Port("port-1".into()),
+                NetworkAttachment::Network { id: "net-9".into(), fixed_ip: None },
+                NetworkAttachment::Auto,
+            ]
+        );
     }
 }

@@ -11,12 +11,15 @@ use crate::api::{
 };
 use crate::openstack::compute::Flavor;
 use crate::openstack::image::Image;
+use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 use crate::openstack::{Error, Session};
 use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
 
 use super::Context;
-use super::planner::{ImageState, NovaNetworkState, Observed, ServerState, TargetView, Twin, UID_KEY};
+use super::planner::{
+    AllocatedAddress, ImageState, NovaNetworkState, Observed, PoolAddress, ServerState, TargetView, Twin, UID_KEY,
+};
 use super::record::{nova_network_floating_ips, record};
 use super::states::{self, ImageStatus, ServerStatus};
 
@@ -116,7 +119,7 @@ pub async fn observe(
                 // Whether the target can give the addresses back is known before anything changes.
                 if nova_network {
                     match nova_network_or_refusal(&acting.target).await {
-                        Ok(state) => o.nova_network = Some(state),
+                        Ok(listing) => o.nova_network = Some(nova_network_view(&listing)),
                         Err(unanswered) => o.recording = Some(Err(unanswered.refusal()?)),
                     }
                 }
@@ -342,15 +345,35 @@ async fn floating_ips(
     Ok(s.target.network().floating_ips(&ids).await?.into_iter().map(|f| (f.id, f.port_id)).collect())
 }
 
-/// The pools and the project's addresses of nova-network in a cloud.
-async fn nova_network_state(session: &Session) -> Result<NovaNetworkState, Error> {
+/// The project's addresses and every pool's of nova-network in a cloud, as Nova lists them.
+type NovaNetworkListing = (Vec<LegacyFloatingIp>, Vec<BulkFloatingIp>);
+
+async fn nova_network_listing(session: &Session) -> Result<NovaNetworkListing, Error> {
     let legacy = session.nova_network();
-    Ok(NovaNetworkState { allocated: legacy.floating_ips().await?, pools: legacy.bulk_floating_ips().await? })
+    Ok((legacy.floating_ips().await?, legacy.bulk_floating_ips().await?))
 }
 
-/// nova-network's state, or the refusal of a migration that asks for it where it does not run.
-async fn nova_network_or_refusal(session: &Session) -> Result<NovaNetworkState, Unanswered> {
-    nova_network_state(session).await.map_err(|e| match e {
+/// What the planner needs of a nova-network listing.
+fn nova_network_view((allocated, pools): &NovaNetworkListing) -> NovaNetworkState {
+    NovaNetworkState {
+        allocated: allocated
+            .iter()
+            .map(|f| AllocatedAddress { ip: f.ip.clone(), instance_id: f.instance_id.clone() })
+            .collect(),
+        pools: pools
+            .iter()
+            .map(|f| PoolAddress { address: f.address.clone(), pool: f.pool.clone(), project_id: f.project_id.clone() })
+            .collect(),
+    }
+}
+
+async fn nova_network_state(session: &Session) -> Result<NovaNetworkState, Error> {
+    Ok(nova_network_view(&nova_network_listing(session).await?))
+}
+
+/// nova-network's listing, or the refusal of a migration that asks for it where it does not run.
+async fn nova_network_or_refusal(session: &Session) -> Result<NovaNetworkListing, Unanswered> {
+    nova_network_listing(session).await.map_err(|e| match e {
         Error::NovaNetworkUnavailable { .. } => Unanswered::Refused(Refusal {
             reason: "NovaNetworkUnavailable",
             message: format!("spec.addresses.mode: NovaNetwork, but {e}"),
@@ -410,8 +433,8 @@ async fn record_source(
     let attachments = s.source.compute().volume_attachments(&server.id).await?;
     let mut recorded = record(server, &attachments, &ports, &fips)?;
     if nova_network {
-        let legacy = nova_network_or_refusal(&s.source).await?;
-        recorded.nova_network_floating_ips = nova_network_floating_ips(&server.id, &legacy.allocated, &legacy.pools);
+        let (allocated, pools) = nova_network_or_refusal(&s.source).await?;
+        recorded.nova_network_floating_ips = nova_network_floating_ips(&server.id, &allocated, &pools);
     }
     Ok((recorded, scoped))
 }

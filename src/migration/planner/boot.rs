@@ -4,10 +4,35 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::{Action, Observed, Planner, ServerState, UID_KEY};
+use super::{Action, Observed, Planner, ServerState};
 use crate::api::{MigrationPhase, Strategy, TargetPort, TargetServerStatus};
 use crate::migration::states::ServerStatus;
-use crate::openstack::compute::{NetworkAttachment, ServerCreate};
+
+/// The replacement to create: the source as recorded, on the target's flavor, image and
+/// networks. The executor adds the source's metadata and the migration's UID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replacement {
+    pub name: String,
+    pub image_id: String,
+    pub flavor_id: String,
+    pub key_name: Option<String>,
+    pub security_groups: Vec<String>,
+    pub availability_zone: Option<String>,
+    /// A specific compute host.
+    pub host: Option<String>,
+    pub nics: Vec<Nic>,
+}
+
+/// How the replacement joins a network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Nic {
+    /// On an existing port (reused or recreated), with its fixed IPs, MAC and security groups.
+    Port(String),
+    /// On a network, where Neutron makes a new port.
+    Network(String),
+    /// On the network Nova gives the project (nova-network has no ports).
+    Auto,
+}
 
 impl Planner<'_> {
     pub(super) fn booting(&mut self, observed: &Observed) {
@@ -62,12 +87,12 @@ impl Planner<'_> {
             let reuse = self.strategy() == Strategy::Snapshot && observed.surviving_ports.contains(&port.id);
             if reuse {
                 self.remember_port(&port.id, &port.id, "Reused");
-                networks.push(NetworkAttachment::Port(port.id.clone()));
+                networks.push(Nic::Port(port.id.clone()));
             } else if self.strategy() == Strategy::Snapshot && self.input.spec.options.addresses.preserve_fixed_ips {
                 match observed.created_ports.get(&port.id) {
                     Some(created) => {
                         self.remember_port(&port.id, created, "Recreated");
-                        networks.push(NetworkAttachment::Port(created.clone()));
+                        networks.push(Nic::Port(created.clone()));
                     }
                     None => {
                         // One port at a time; the boot comes once every port exists.
@@ -78,31 +103,27 @@ impl Planner<'_> {
                     }
                 }
             } else {
-                networks.push(NetworkAttachment::Network { id: target_network, fixed_ip: None });
+                networks.push(Nic::Network(target_network));
             }
         }
         if networks.is_empty() && self.nova_network() {
             // nova-network has no ports: the project's network gives the fixed IP that the
             // floating IPs map to.
-            networks.push(NetworkAttachment::Auto);
+            networks.push(Nic::Auto);
         }
         let target = &self.input.spec.options.target;
-        let mut metadata = record.metadata.clone();
-        metadata.insert(UID_KEY.to_string(), self.input.uid.to_string());
         // Existing ports carry their own security groups; Nova applies these to the ports it
         // makes.
-        let all_ports = !networks.is_empty() && networks.iter().all(|n| matches!(n, NetworkAttachment::Port(_)));
-        self.send_create(Action::Boot(ServerCreate {
+        let all_ports = !networks.is_empty() && networks.iter().all(|n| matches!(n, Nic::Port(_)));
+        self.send_create(Action::Boot(Replacement {
             name: record.name.clone(),
             image_id,
             flavor_id: base.flavor_id,
             key_name: record.key_name.clone(),
             security_groups: if all_ports { Vec::new() } else { record.security_groups.clone() },
-            metadata,
             availability_zone: target.availability_zone.clone(),
             host: target.host.clone(),
-            networks,
-            idempotency_key: UID_KEY.to_string(),
+            nics: networks,
         }));
         self.poll();
     }

@@ -35,7 +35,8 @@ mod tests;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use nova_network::{NovaNetworkState, NovaNetworkStep, nova_network_step};
+pub use boot::{Nic, Replacement};
+pub use nova_network::{AllocatedAddress, NovaNetworkState, NovaNetworkStep, PoolAddress, nova_network_step};
 pub use observed::{ImageState, Observed, ServerState, TargetView, Twin};
 
 use crate::api::{
@@ -43,7 +44,6 @@ use crate::api::{
     StepResult, Strategy, TargetServerStatus, condition_type, timestamp,
 };
 use crate::migration::states::{ImageStatus, ServerStatus};
-use crate::openstack::compute::ServerCreate;
 use crate::runtime::conditions::{self, Setter, Validated};
 use crate::validation::{self, FieldError};
 
@@ -105,7 +105,7 @@ pub enum Action {
         source_port_id: String,
         network_id: String,
     },
-    Boot(ServerCreate),
+    Boot(Replacement),
     AssociateFloatingIp {
         floating_ip_id: String,
         port_id: String,

@@ -3,7 +3,6 @@
 //! cannot give it back.
 
 use crate::api::{AddressMode, MigrationPhase, RecordedNovaNetworkFloatingIp, RecordedServer};
-use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 
 use super::{Action, Observed, Planner};
 
@@ -11,9 +10,26 @@ use super::{Action, Observed, Planner};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NovaNetworkState {
     /// Allocated to the project (`os-floating-ips`).
-    pub allocated: Vec<LegacyFloatingIp>,
+    pub allocated: Vec<AllocatedAddress>,
     /// Every address of every pool (`os-floating-ips-bulk`).
-    pub pools: Vec<BulkFloatingIp>,
+    pub pools: Vec<PoolAddress>,
+}
+
+/// An address allocated to the project.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllocatedAddress {
+    pub ip: String,
+    /// The server it is on.
+    pub instance_id: Option<String>,
+}
+
+/// An address of a pool.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolAddress {
+    pub address: String,
+    pub pool: String,
+    /// The project it is allocated to; `None` while free.
+    pub project_id: Option<String>,
 }
 
 /// What a recorded nova-network address needs next to be on the replacement.

@@ -16,17 +16,15 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
     let booting = run.entering(Booting);
     assert_eq!(
         booting.action,
-        Some(Action::Boot(ServerCreate {
+        Some(Action::Boot(Replacement {
             name: "web-1".into(),
             image_id: SNAPSHOT_ID.into(),
             flavor_id: FLAVOR_ID.into(),
             key_name: Some("deploy".into()),
             security_groups: vec!["default".into()],
-            metadata: BTreeMap::from([("role".into(), "web".into()), (UID_KEY.into(), UID.into())]),
             availability_zone: Some("icehouse".into()),
             host: Some("icehouse-3".into()),
-            networks: vec![network("net-9")],
-            idempotency_key: UID_KEY.into(),
+            nics: vec![network("net-9")],
         }))
     );
     assert_progressing(&booting.status, Booting);

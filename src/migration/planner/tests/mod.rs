@@ -24,16 +24,14 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{
-    Action, Decision, ImageState, Input, Made, NovaNetworkState, Observed, ServerState, TargetView, Twin, UID_KEY,
-    acknowledge, acting_spec, fail, hold, plan, validate,
+    Action, AllocatedAddress, Decision, ImageState, Input, Made, Nic, NovaNetworkState, Observed, PoolAddress,
+    Replacement, ServerState, TargetView, Twin, acknowledge, acting_spec, fail, hold, plan, validate,
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, FlavorSize, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
     RecordedFixedIp, RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, SnapshotStatus,
     StepRecord, StepResult, TargetPort, TargetServerStatus, condition_type,
 };
-use crate::openstack::compute::{NetworkAttachment, ServerCreate};
-use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 use crate::runtime::conditions::{self, Refusal};
 use MigrationPhase::{
     Booting, CleaningUp, DeletingSource, Failed, MovingAddresses, Recording, RollingBack, Snapshotting, Stopping,
@@ -282,29 +280,29 @@ impl Cloud {
                     ..server_state(TARGET_ID, self.target_becomes)
                 });
                 self.target_ports = plan
-                    .networks
+                    .nics
                     .iter()
                     .enumerate()
                     .map(|(i, n)| match n {
-                        NetworkAttachment::Port(id) => (id.clone(), self.port_networks[id].clone()),
-                        NetworkAttachment::Network { id: net, .. } => (format!("tgt-port-{i}"), net.clone()),
-                        NetworkAttachment::Auto => (format!("tgt-port-{i}"), "auto".into()),
+                        Nic::Port(id) => (id.clone(), self.port_networks[id.as_str()].clone()),
+                        Nic::Network(net) => (format!("tgt-port-{i}"), net.clone()),
+                        Nic::Auto => (format!("tgt-port-{i}"), "auto".into()),
                     })
                     .collect();
             }
             Action::AssociateFloatingIp { floating_ip_id, port_id, .. } => {
                 self.floating_ips.insert(floating_ip_id.clone(), Some(port_id.clone()));
             }
-            Action::CreateFloatingIpRange { ip_range, pool, interface } => {
+            Action::CreateFloatingIpRange { ip_range, pool, .. } => {
                 let address = ip_range.trim_end_matches("/32").to_string();
-                self.nova_network.pools.push(bulk_address(&address, pool, interface.as_deref(), None));
+                self.nova_network.pools.push(pool_address(&address, pool, None));
             }
             Action::AllocateFloatingIp { pool } => {
                 // Any free address of the pool.
                 let free = self.nova_network.pools.iter_mut().find(|f| &f.pool == pool && f.project_id.is_none());
                 let free = free.expect("a free address in the pool");
                 free.project_id = Some("project-1".into());
-                let allocated = allocated_address(&free.address, pool, None);
+                let allocated = allocated_address(&free.address, None);
                 self.nova_network.allocated.push(allocated);
             }
             Action::AddFloatingIp { server_id, address } => {
@@ -325,25 +323,12 @@ impl Cloud {
     }
 }
 
-fn bulk_address(address: &str, pool: &str, interface: Option<&str>, project: Option<&str>) -> BulkFloatingIp {
-    BulkFloatingIp {
-        address: address.into(),
-        pool: pool.into(),
-        interface: interface.map(Into::into),
-        project_id: project.map(Into::into),
-        instance_uuid: None,
-        fixed_ip: None,
-    }
+fn pool_address(address: &str, pool: &str, project: Option<&str>) -> PoolAddress {
+    PoolAddress { address: address.into(), pool: pool.into(), project_id: project.map(Into::into) }
 }
 
-fn allocated_address(address: &str, pool: &str, server: Option<&str>) -> LegacyFloatingIp {
-    LegacyFloatingIp {
-        id: format!("id-{address}"),
-        ip: address.into(),
-        pool: pool.into(),
-        fixed_ip: None,
-        instance_id: server.map(Into::into),
-    }
+fn allocated_address(address: &str, server: Option<&str>) -> AllocatedAddress {
+    AllocatedAddress { ip: address.into(), instance_id: server.map(Into::into) }
 }
 
 /// `web-1` in a nova-network cloud: no ports, the address 10.10.10.3 of pool `public` (eth0).
@@ -568,33 +553,31 @@ fn associate(floating_ip: &str, port: &str, fixed_ip: Option<&str>) -> Action {
     }
 }
 
-fn network(id: &str) -> NetworkAttachment {
-    NetworkAttachment::Network { id: id.into(), fixed_ip: None }
+fn network(id: &str) -> Nic {
+    Nic::Network(id.into())
 }
 
-fn on_port(id: &str) -> NetworkAttachment {
-    NetworkAttachment::Port(id.into())
+fn on_port(id: &str) -> Nic {
+    Nic::Port(id.into())
 }
 
 /// The security groups of a boot: none when every network is an existing port (ports carry
 /// their own).
-fn groups_for(networks: &[NetworkAttachment]) -> Vec<String> {
-    if networks.iter().all(|n| matches!(n, NetworkAttachment::Port(_))) { Vec::new() } else { vec!["default".into()] }
+fn groups_for(networks: &[Nic]) -> Vec<String> {
+    if networks.iter().all(|n| matches!(n, Nic::Port(_))) { Vec::new() } else { vec!["default".into()] }
 }
 
 /// The boot of `web-1` into the `icehouse` zone.
-fn boot(image_id: &str, networks: &[NetworkAttachment]) -> Action {
-    Action::Boot(ServerCreate {
+fn boot(image_id: &str, networks: &[Nic]) -> Action {
+    Action::Boot(Replacement {
         name: "web-1".into(),
         image_id: image_id.into(),
         flavor_id: FLAVOR_ID.into(),
         key_name: Some("deploy".into()),
         security_groups: groups_for(networks),
-        metadata: BTreeMap::from([("role".into(), "web".into()), (UID_KEY.into(), UID.into())]),
         availability_zone: Some("icehouse".into()),
         host: None,
-        networks: networks.to_vec(),
-        idempotency_key: UID_KEY.into(),
+        nics: networks.to_vec(),
     })
 }
 

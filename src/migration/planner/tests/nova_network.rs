@@ -32,7 +32,7 @@ fn in_a_new_cloud_the_pool_is_recreated_the_address_allocated_then_added() {
     let mut run = Run::new(nova_network_spec(), nova_network_cloud());
     assert_succeeded(run.finish());
     assert_eq!(moving_addresses_actions(&run), [create_range(), allocate_from_public(), add_to_target()]);
-    assert!(run.actions().contains(&boot(SNAPSHOT_ID, &[NetworkAttachment::Auto])), "{:?}", run.actions());
+    assert!(run.actions().contains(&boot(SNAPSHOT_ID, &[Nic::Auto])), "{:?}", run.actions());
     let on_target = run.cloud.nova_network.allocated.iter().find(|f| f.ip == "10.10.10.3").unwrap();
     assert_eq!(on_target.instance_id.as_deref(), Some(TARGET_ID));
 }
@@ -41,8 +41,8 @@ fn in_a_new_cloud_the_pool_is_recreated_the_address_allocated_then_added() {
 fn in_the_same_cloud_the_kept_address_is_only_added() {
     let mut cloud = nova_network_cloud();
     cloud.nova_network = NovaNetworkState {
-        allocated: vec![allocated_address("10.10.10.3", "public", Some(SOURCE_ID))],
-        pools: vec![bulk_address("10.10.10.3", "public", Some("eth0"), Some("project-1"))],
+        allocated: vec![allocated_address("10.10.10.3", Some(SOURCE_ID))],
+        pools: vec![pool_address("10.10.10.3", "public", Some("project-1"))],
     };
     let mut run = Run::new(nova_network_spec(), cloud);
     assert_succeeded(run.finish());
@@ -54,8 +54,8 @@ fn a_redeploy_moves_the_address_off_the_source_before_deleting_it() {
     let mut cloud = nova_network_cloud();
     cloud.boot = Ok(BootBase { image_id: Some(REDEPLOY_IMAGE_ID.into()), ..cloud.boot.unwrap() });
     cloud.nova_network = NovaNetworkState {
-        allocated: vec![allocated_address("10.10.10.3", "public", Some(SOURCE_ID))],
-        pools: vec![bulk_address("10.10.10.3", "public", Some("eth0"), Some("project-1"))],
+        allocated: vec![allocated_address("10.10.10.3", Some(SOURCE_ID))],
+        pools: vec![pool_address("10.10.10.3", "public", Some("project-1"))],
     };
     let redeploy =
         spec(json!({"strategy": "Redeploy", "redeploy": {"image": "cirros"}, "addresses": {"mode": "NovaNetwork"}}));
@@ -68,14 +68,13 @@ fn a_redeploy_moves_the_address_off_the_source_before_deleting_it() {
 #[test]
 fn an_address_the_target_cannot_give_back_is_refused_before_anything_changes() {
     let taken = NovaNetworkState {
-        pools: vec![bulk_address("10.10.10.3", "public", None, Some("other-project"))],
+        pools: vec![pool_address("10.10.10.3", "public", Some("other-project"))],
         ..Default::default()
     };
-    let crowded =
-        NovaNetworkState { pools: vec![bulk_address("10.10.10.9", "public", None, None)], ..Default::default() };
+    let crowded = NovaNetworkState { pools: vec![pool_address("10.10.10.9", "public", None)], ..Default::default() };
     let in_use = NovaNetworkState {
-        allocated: vec![allocated_address("10.10.10.3", "public", Some("another-server"))],
-        pools: vec![bulk_address("10.10.10.3", "public", None, Some("project-1"))],
+        allocated: vec![allocated_address("10.10.10.3", Some("another-server"))],
+        pools: vec![pool_address("10.10.10.3", "public", Some("project-1"))],
     };
     for (state, says) in [
         (taken, "allocated to project other-project"),
