@@ -522,9 +522,19 @@ pub struct TargetServerStatus {
 pub struct TargetPort {
     pub source_port_id: String,
     pub port_id: String,
-    /// How the port came to be: `Reused` (it survived the source), `Recreated` (same fixed
-    /// IPs and MAC) or `New` (a new address on the same network).
-    pub origin: String,
+    pub origin: PortOrigin,
+}
+
+/// How a port of the replacement came to be.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PortOrigin {
+    /// The source's own port, which survived it.
+    Reused,
+    /// Made anew with the source port's fixed IPs and MAC (`preserveFixedIPs`).
+    Recreated,
+    /// Made by Nova on the same (or the mapped) network, with a new address.
+    #[default]
+    New,
 }
 
 /// One step of a migration.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::{Action, Observed, Planner, ServerState};
-use crate::api::{MigrationPhase, Strategy, TargetPort, TargetServerStatus};
+use crate::api::{MigrationPhase, PortOrigin, Strategy, TargetPort, TargetServerStatus};
 use crate::migration::states::ServerStatus;
 
 /// The replacement to create: the source as recorded, on the target's flavor, image and
@@ -86,12 +86,12 @@ impl Planner<'_> {
                 base.networks.get(&port.network_id).cloned().unwrap_or_else(|| port.network_id.clone());
             let reuse = self.strategy() == Strategy::Snapshot && observed.surviving_ports.contains(&port.id);
             if reuse {
-                self.remember_port(&port.id, &port.id, "Reused");
+                self.remember_port(&port.id, &port.id, PortOrigin::Reused);
                 networks.push(Nic::Port(port.id.clone()));
             } else if self.strategy() == Strategy::Snapshot && self.input.spec.options.addresses.preserve_fixed_ips {
                 match observed.created_ports.get(&port.id) {
                     Some(created) => {
-                        self.remember_port(&port.id, created, "Recreated");
+                        self.remember_port(&port.id, created, PortOrigin::Recreated);
                         networks.push(Nic::Port(created.clone()));
                     }
                     None => {
@@ -138,12 +138,12 @@ impl Planner<'_> {
         });
     }
 
-    fn remember_port(&mut self, source_port_id: &str, port_id: &str, origin: &str) {
+    fn remember_port(&mut self, source_port_id: &str, port_id: &str, origin: PortOrigin) {
         if !self.status.target_ports.iter().any(|p| p.source_port_id == source_port_id) {
             self.status.target_ports.push(TargetPort {
                 source_port_id: source_port_id.into(),
                 port_id: port_id.into(),
-                origin: origin.into(),
+                origin,
             });
         }
     }
@@ -167,7 +167,7 @@ impl Planner<'_> {
                 };
                 if let Some(i) = found {
                     let (id, _) = free.remove(i);
-                    self.remember_port(&port.id, id, "New");
+                    self.remember_port(&port.id, id, PortOrigin::New);
                 }
             }
         }

@@ -69,7 +69,7 @@ fn a_redeploy_boots_from_the_given_image_and_deletes_the_source_last() {
         all_succeeded(&[Recording, Stopping, Booting, MovingAddresses, Verifying, DeletingSource])
     );
     assert_eq!(done.snapshot, None);
-    assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", "New")]);
+    assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", PortOrigin::New)]);
     // Stopped at t=0s, verified at t=15s; deleting the stopped source afterwards is no downtime.
     assert_eq!(done.downtime.as_deref(), Some("15.0s"));
     assert!(run.cloud.source.is_none());
@@ -89,7 +89,7 @@ fn preserved_fixed_ips_recreate_the_port_and_boot_on_it() {
 
     let booting = run.step();
     assert_eq!(booting.action, Some(boot(SNAPSHOT_ID, &[on_port("p-1-recreated")])));
-    assert_eq!(booting.status.target_ports, [target_port("p-1", "p-1-recreated", "Recreated")]);
+    assert_eq!(booting.status.target_ports, [target_port("p-1", "p-1-recreated", PortOrigin::Recreated)]);
 
     assert_succeeded(run.finish());
     // The floating IP keeps its fixed IP, which the recreated port carries.
@@ -118,7 +118,7 @@ fn a_premade_port_that_survives_the_source_is_reused() {
             (CleaningUp, delete_snapshot(SNAPSHOT_ID)),
         ]
     );
-    assert_eq!(done.target_ports, [target_port("p-1", "p-1", "Reused")]);
+    assert_eq!(done.target_ports, [target_port("p-1", "p-1", PortOrigin::Reused)]);
 }
 
 #[test]
@@ -130,7 +130,10 @@ fn new_ports_are_matched_to_the_source_ports_by_network() {
 
     let booted = run.step();
     assert_progressing(&booted.status, MovingAddresses);
-    assert_eq!(booted.status.target_ports, [target_port("p-1", "tp-a", "New"), target_port("p-2", "tp-b", "New")]);
+    assert_eq!(
+        booted.status.target_ports,
+        [target_port("p-1", "tp-a", PortOrigin::New), target_port("p-2", "tp-b", PortOrigin::New)]
+    );
     // One floating IP per step, each to the port on its network, with no fixed IP forced.
     assert_eq!(booted.action, Some(associate("fip-1", "tp-a", None)));
     assert_eq!(run.step().action, Some(associate("fip-2", "tp-b", None)));
@@ -180,7 +183,7 @@ fn a_replacement_made_before_a_crash_is_adopted_not_booted_again() {
     run.cloud.target.as_mut().unwrap().status = "ACTIVE".into();
     let booted = run.step();
     assert_eq!(booted.status.phase, MovingAddresses);
-    assert_eq!(booted.status.target_ports, [target_port("p-1", "tp-7", "New")]);
+    assert_eq!(booted.status.target_ports, [target_port("p-1", "tp-7", PortOrigin::New)]);
     run.finish();
     assert!(!run.actions().iter().any(is_boot), "{:?}", run.log);
     assert!(run.actions().contains(&associate("fip-1", "tp-7", None)));
@@ -199,5 +202,8 @@ fn new_ports_on_a_mapped_network_do_not_take_another_networks_port() {
     run.cloud.target_ports = vec![("tp-b".into(), "net-2".into()), ("tp-a".into(), "net-x".into())];
 
     let booted = run.step();
-    assert_eq!(booted.status.target_ports, [target_port("p-1", "tp-a", "New"), target_port("p-2", "tp-b", "New")]);
+    assert_eq!(
+        booted.status.target_ports,
+        [target_port("p-1", "tp-a", PortOrigin::New), target_port("p-2", "tp-b", PortOrigin::New)]
+    );
 }

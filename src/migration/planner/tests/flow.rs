@@ -39,7 +39,7 @@ fn a_snapshot_migration_walks_every_phase_to_success() {
             availability_zone: Some("icehouse".into()),
         })
     );
-    assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", "New")]);
+    assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", PortOrigin::New)]);
     // Down from the stop (t=0s) until the replacement was verified with its address (t=30s; the
     // snapshot's protection takes a step of its own here, one more change of the same reconcile
     // in the controller).

@@ -29,8 +29,8 @@ use super::{
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, FlavorSize, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
-    RecordedFixedIp, RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, SnapshotStatus,
-    StepRecord, StepResult, TargetPort, TargetServerStatus, condition_type,
+    PortOrigin, RecordedFixedIp, RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer,
+    SnapshotStatus, StepRecord, StepResult, TargetPort, TargetServerStatus, condition_type,
 };
 use crate::runtime::conditions::{self, Refusal};
 use MigrationPhase::{
@@ -585,8 +585,8 @@ fn is_boot(action: &Action) -> bool {
     matches!(action, Action::Boot(_))
 }
 
-fn target_port(source_port: &str, port: &str, origin: &str) -> TargetPort {
-    TargetPort { source_port_id: source_port.into(), port_id: port.into(), origin: origin.into() }
+fn target_port(source_port: &str, port: &str, origin: PortOrigin) -> TargetPort {
+    TargetPort { source_port_id: source_port.into(), port_id: port.into(), origin }
 }
 
 fn steps(status: &InstanceMigrationStatus) -> Vec<(MigrationPhase, StepResult)> {
