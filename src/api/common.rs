@@ -58,6 +58,10 @@ pub mod condition_type {
     /// The spec was edited after the migration changed something in OpenStack: the edit is
     /// ignored, since a migration acts on the options it was accepted with.
     pub const SPEC_CHANGE_IGNORED: &str = "SpecChangeIgnored";
+    /// The resource is being deleted, but its migration failed past its point of no return and
+    /// its status is the only record of what remains: it stays until retried or the loss is
+    /// accepted.
+    pub const DELETION_HELD: &str = "DeletionHeld";
 }
 
 /// A point in time, RFC 3339 in UTC, to the millisecond (steps often take less than a second).

@@ -315,6 +315,36 @@ pub struct InstanceMigrationStatus {
     /// The last error met, with the OpenStack request ID when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Set while the migration has failed (or is retrying) past its point of no return: the
+    /// source is deleted (or its addresses moved) and no verified replacement runs. Such a
+    /// migration can be retried in place, and its deletion waits until the loss is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
+}
+
+/// Annotation: a new value retries a migration that failed past its point of no return, from
+/// the step that failed, with what it kept (the snapshot, the ports).
+pub const RETRY_ANNOTATION: &str = "osmo.dev/retry";
+/// Annotation: set to the resource's `metadata.uid` to accept that a migration which failed
+/// past its point of no return is given up, so that deleting the resource lets it go. The
+/// UID (not `true`) makes sure it was said of this very migration, after it failed.
+pub const ACCEPT_LOSS_ANNOTATION: &str = "osmo.dev/accept-loss";
+
+/// What a migration that failed past its point of no return needs to be retried.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recovery {
+    /// The phase that failed: a retry enters it again.
+    pub phase: MigrationPhase,
+    /// The replacement that failed (e.g. in `ERROR`): a retry deletes it before booting anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_target: Option<String>,
+    /// The `osmo.dev/retry` annotation when the migration failed: a retry needs another value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_annotation: Option<String>,
+    /// How many retries were made.
+    #[serde(default)]
+    pub retries: u32,
 }
 
 /// The step log: one record per phase entered, the last one running until the phase ends.

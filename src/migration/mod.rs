@@ -22,7 +22,8 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 
 use crate::api::{
-    Condition, InstanceMigration, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, StepResult,
+    ACCEPT_LOSS_ANNOTATION, Condition, InstanceMigration, InstanceMigrationSpec, InstanceMigrationStatus,
+    MigrationPhase, RETRY_ANNOTATION, StepResult,
 };
 use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
@@ -81,7 +82,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
         if !im.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
         }
-        if terminal {
+        if planner::releasable(&current, loss_accepted(&im)) {
             release(&api, &im, &ctx).await?;
             return Ok(Action::await_change());
         }
@@ -89,7 +90,10 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
         finalizers::ensure(&api, im.as_ref(), FINALIZER).await?;
         ctx.shared.metrics.kubernetes_write("InstanceMigration");
     }
-    if terminal && current.observed_generation == im.metadata.generation {
+    // A failed migration whose deletion is held, or that is asked to retry, is decided on;
+    // any other that has ended only when its spec changed (to report the change).
+    let retry = planner::retry_requested(&current, im.annotations().get(RETRY_ANNOTATION).map(String::as_str));
+    if terminal && current.observed_generation == im.metadata.generation && !retry && !deleting {
         return Ok(Action::await_change());
     }
 
@@ -171,7 +175,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
         Exit::OutOfTurns
     };
     match exit {
-        Exit::Decided { phase, requeue, decided_at } => done(&api, &im, phase, requeue, decided_at, &ctx).await,
+        Exit::Decided { requeue, decided_at } => done(&api, &now_written, requeue, decided_at, &ctx).await,
         Exit::ChangeFailed { requeue: after } => Ok(requeue(after)),
         Exit::OutOfTurns => Ok(Action::requeue(Duration::ZERO)),
     }
@@ -180,7 +184,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
 /// How a reconcile's turns end.
 enum Exit {
     /// The last decision stands: it says when to look again.
-    Decided { phase: MigrationPhase, requeue: Option<Duration>, decided_at: Instant },
+    Decided { requeue: Option<Duration>, decided_at: Instant },
     /// OpenStack refused a change for good, and the planner's verdict on it is written.
     ChangeFailed { requeue: Option<Duration> },
     /// The planner kept deciding: the next reconcile goes on at once.
@@ -189,7 +193,7 @@ enum Exit {
 
 impl Exit {
     fn decided(decision: &planner::Decision, decided_at: Instant) -> Exit {
-        Exit::Decided { phase: decision.status.phase, requeue: decision.requeue, decided_at }
+        Exit::Decided { requeue: decision.requeue, decided_at }
     }
 }
 
@@ -224,7 +228,14 @@ fn input<'a>(
         seen_at,
         usual_steps,
         acting_since,
+        retry: im.annotations().get(RETRY_ANNOTATION).map(String::as_str),
+        loss_accepted: loss_accepted(im),
     }
+}
+
+/// Whether the `osmo.dev/accept-loss` annotation names this very resource.
+fn loss_accepted(im: &InstanceMigration) -> bool {
+    im.uid().is_some_and(|uid| im.annotations().get(ACCEPT_LOSS_ANNOTATION) == Some(&uid))
 }
 
 /// What the controller keeps between reconciles: when each step is usually done (so that the
@@ -332,17 +343,17 @@ async fn look(
     })
 }
 
-/// Ends a reconcile: releases a deleted resource once its migration has ended, and says when
-/// to look again.
+/// Ends a reconcile: releases a deleted resource once its migration has ended (and any loss
+/// was accepted), and says when to look again. `im` holds the status written last.
 async fn done(
     api: &Api<InstanceMigration>,
     im: &InstanceMigration,
-    phase: MigrationPhase,
     requeue_after: Option<Duration>,
     decided_at: Instant,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
-    if im.metadata.deletion_timestamp.is_some() && matches!(phase, MigrationPhase::Succeeded | MigrationPhase::Failed) {
+    let status = im.status.clone().unwrap_or_default();
+    if im.metadata.deletion_timestamp.is_some() && planner::releasable(&status, loss_accepted(im)) {
         release(api, im, ctx).await?;
     }
     // The planner timed the next look from its decision: writing and changing since count.

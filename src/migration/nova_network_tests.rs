@@ -154,6 +154,8 @@ async fn reconcile_through(
             seen_at: jiff::Timestamp::now(),
             usual_steps: &usual_steps,
             acting_since: jiff::Timestamp::UNIX_EPOCH,
+            retry: None,
+            loss_accepted: false,
         };
         let decision = plan(&input, &observed);
         if let Some(action) = decision.action {

@@ -60,7 +60,8 @@ pub async fn publish<K: HasConditions>(
 fn event_for(condition: &Condition) -> Event {
     // A failure, or a drain that needs help, is a warning.
     let is_failure = (condition.status == ConditionStatus::True
-        && [condition_type::FAILED, condition_type::SPEC_CHANGE_IGNORED].contains(&condition.type_.as_str()))
+        && [condition_type::FAILED, condition_type::SPEC_CHANGE_IGNORED, condition_type::DELETION_HELD]
+            .contains(&condition.type_.as_str()))
         || condition.reason == "Blocked";
     Event {
         type_: if is_failure { EventType::Warning } else { EventType::Normal },

@@ -39,6 +39,14 @@ impl Planner<'_> {
         if self.input.deleting && self.strategy() == Strategy::Redeploy {
             return self.abort();
         }
+        let failed = self.status.recovery.as_ref().and_then(|r| r.failed_target.as_deref());
+        if let Some(target) = observed.target.as_ref().filter(|t| Some(t.id.as_str()) == failed) {
+            // A retry: the replacement that failed goes before another is booted.
+            if target.status != ServerStatus::Deleted && !target.is_deleting() {
+                self.action = Some(Action::DeleteTarget { server_id: target.id.clone() });
+            }
+            return self.poll();
+        }
         if let Some(target) = &observed.target {
             self.record_target(target);
             return match &target.status {

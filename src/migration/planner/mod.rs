@@ -24,6 +24,7 @@ mod deleting_source;
 mod nova_network;
 mod observed;
 mod recording;
+mod recovery;
 mod rollback;
 mod snapshot;
 mod stopping;
@@ -38,10 +39,11 @@ use std::time::Duration;
 pub use boot::{Nic, Replacement};
 pub use nova_network::{AllocatedAddress, NovaNetworkState, NovaNetworkStep, PoolAddress, nova_network_step};
 pub use observed::{ImageState, Observed, ServerState, TargetView, Twin};
+pub use recovery::{releasable, retry_requested};
 
 use crate::api::{
-    ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, SnapshotStatus, StepRecord,
-    StepResult, Strategy, TargetServerStatus, condition_type, timestamp,
+    ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, PortOrigin, SnapshotStatus,
+    StepRecord, StepResult, Strategy, TargetServerStatus, condition_type, timestamp,
 };
 use crate::migration::states::{ImageStatus, ServerStatus};
 use crate::runtime::conditions::{self, Setter, Validated};
@@ -82,6 +84,11 @@ pub struct Input<'a> {
     /// Since when this operator has been acting: a step's timeout counts from then at the
     /// earliest, so that time no operator watched (a restart, a failover) fails no step.
     pub acting_since: jiff::Timestamp,
+    /// The `osmo.dev/retry` annotation: a new value retries a migration that failed past its
+    /// point of no return.
+    pub retry: Option<&'a str>,
+    /// The `osmo.dev/accept-loss` annotation names this resource's UID.
+    pub loss_accepted: bool,
 }
 
 /// One change in OpenStack, done after the status is written.
@@ -344,7 +351,8 @@ impl Planner<'_> {
     fn phase_step(&mut self, observed: &Observed) {
         use MigrationPhase::*;
         match self.status.phase {
-            Succeeded | Failed => {}
+            Succeeded => {}
+            Failed => self.failed(),
             Pending if self.input.deleting => self.finish_failed(
                 "Deleted",
                 "The resource was deleted before the migration started; nothing was changed.",
@@ -505,7 +513,8 @@ impl Planner<'_> {
             self.requeue = Some(Duration::ZERO);
         } else {
             let remains = self.what_remains();
-            self.finish_failed(reason, &format!("{message}. {remains}"));
+            let how_to_go_on = self.record_recovery().map(|hint| format!(" {hint}")).unwrap_or_default();
+            self.finish_failed(reason, &format!("{message}. {remains}{how_to_go_on}"));
         }
     }
 
@@ -539,6 +548,12 @@ impl Planner<'_> {
             .unwrap_or_default();
         let message = format!("The server runs as {target}, with its addresses.");
         self.conditions().report(&mut self.status.conditions, [false, true, false], "Succeeded", &message);
+        if self.status.recovery.take().is_some()
+            && conditions::get(&self.status.conditions, condition_type::DELETION_HELD).is_some()
+        {
+            let held = (condition_type::DELETION_HELD, ConditionStatus::False);
+            self.conditions().set(&mut self.status.conditions, held.0, held.1, "Succeeded", &message);
+        }
         self.requeue = None;
     }
 
@@ -555,6 +570,11 @@ impl Planner<'_> {
         }
         if let Some(target) = &s.target {
             parts.push(format!("replacement {} is {}", target.server_id, target.status));
+        }
+        let kept_ports: Vec<_> =
+            s.target_ports.iter().filter(|p| p.origin != PortOrigin::New).map(|p| p.port_id.as_str()).collect();
+        if !kept_ports.is_empty() {
+            parts.push(format!("ports {} (with the source's addresses) are kept", kept_ports.join(", ")));
         }
         let neutron = s.source.iter().flat_map(|r| &r.ports).flat_map(|p| &p.floating_ips).map(|f| f.address.as_str());
         let nova_network = s.source.iter().flat_map(|r| &r.nova_network_floating_ips).map(|f| f.address.as_str());

@@ -15,6 +15,7 @@ mod cleanup;
 mod flow;
 mod nova_network;
 mod recording;
+mod recovery;
 mod rollback;
 mod snapshot;
 
@@ -181,6 +182,8 @@ struct Cloud {
     target_becomes: &'static str,
     /// What creates sent before the last ones made, landing late.
     twins: Vec<Twin>,
+    /// How many replacements were booted: the first is [`TARGET_ID`], the next `tgt-2`...
+    booted: usize,
 }
 
 impl Cloud {
@@ -214,6 +217,7 @@ impl Cloud {
             snapshot_becomes: "active",
             target_becomes: "ACTIVE",
             twins: Vec::new(),
+            booted: 0,
             recording: Ok(record),
             acting_project: None,
         }
@@ -273,11 +277,13 @@ impl Cloud {
             }
             Action::Boot(plan) => {
                 let failed = self.target_becomes == "ERROR";
+                self.booted += 1;
+                let id = if self.booted == 1 { TARGET_ID.to_string() } else { format!("tgt-{}", self.booted) };
                 self.target = Some(ServerState {
                     host: Some(TARGET_HOST.into()),
                     availability_zone: Some("icehouse".into()),
                     fault: if failed { Some(NO_VALID_HOST.into()) } else { None },
-                    ..server_state(TARGET_ID, self.target_becomes)
+                    ..server_state(&id, self.target_becomes)
                 });
                 self.target_ports = plan
                     .nics
@@ -376,6 +382,10 @@ struct Run {
     usual_steps: BTreeMap<MigrationPhase, Duration>,
     /// Seconds since [`T0`] when the operator started acting.
     acting_since: i64,
+    /// The `osmo.dev/retry` annotation.
+    retry: Option<String>,
+    /// The `osmo.dev/accept-loss` annotation names the resource.
+    loss_accepted: bool,
 }
 
 impl Run {
@@ -391,6 +401,8 @@ impl Run {
             log: vec![],
             usual_steps: BTreeMap::new(),
             acting_since: 0,
+            retry: None,
+            loss_accepted: false,
         }
     }
 
@@ -407,6 +419,8 @@ impl Run {
             seen_at: at(self.now),
             usual_steps: &self.usual_steps,
             acting_since: at(self.acting_since),
+            retry: self.retry.as_deref(),
+            loss_accepted: self.loss_accepted,
         }
     }
 
@@ -671,4 +685,20 @@ fn snapshotting_run() -> Run {
     run.step();
     assert_eq!(run.status().accepted_spec.as_ref(), Some(&snapshot_spec()));
     run
+}
+
+/// Failed past the point of no return in `phase`: the message says what remains (`remains`),
+/// then how to retry or give up; the status keeps what a retry needs.
+fn assert_past_no_return(status: &InstanceMigrationStatus, remains: &str, phase: MigrationPhase) {
+    let message = failure_message(status);
+    assert!(message.starts_with(remains), "{message}");
+    assert!(
+        message.ends_with(&format!(
+            "retry from {phase:?} by giving the annotation osmo.dev/retry a new value; to give the server up, set \
+             the annotation osmo.dev/accept-loss to this resource's metadata.uid (deleting the resource waits for \
+             one of the two)."
+        )),
+        "{message}"
+    );
+    assert_eq!(status.recovery.as_ref().map(|r| r.phase), Some(phase));
 }
