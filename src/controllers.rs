@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use kube::ResourceExt;
 use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ComputeNodeDrain, InstanceMigration};
+use crate::api::{ACCEPT_LOSS_ANNOTATION, ComputeNodeDrain, InstanceMigration, RETRY_ANNOTATION};
 use crate::runtime::{self, RunConfig, Shared};
 use crate::{drain, migration};
 
@@ -27,13 +28,14 @@ async fn run_controllers(shared: Arc<Shared>, watch: Watch, stop: CancellationTo
     let client = &shared.client;
     let namespace = watch.namespace.as_deref();
     let migrations_api = runtime::scoped::<InstanceMigration>(client, namespace);
-    // Both kinds wake on spec changes and deletion (both bump the generation) and on their own
-    // polling timers, not on the operator's own status writes: each wake costs OpenStack reads.
+    // Both kinds wake on spec changes and deletion (both bump the generation), a migration also
+    // on the annotations that retry it or accept its loss, and on their own polling timers; not
+    // on the operator's own status writes: each wake costs OpenStack reads.
     let (migrations, writer) = reflector::store();
     let events = watcher(migrations_api.clone(), watcher::Config::default()).default_backoff().reflect(writer);
     // After a restart, the migrations that progressed longest ago are taken up first.
     let triggers = runtime::fairness::applied_least_recently_served_first(events, migrations.clone(), last_progress)
-        .predicate_filter(predicates::generation, Default::default());
+        .predicate_filter(migration_wake, Default::default());
     let migration_controller = Controller::for_stream(triggers, migrations.clone());
 
     let (drains, writer) = reflector::store();
@@ -76,6 +78,18 @@ async fn run_controllers(shared: Arc<Shared>, watch: Watch, stop: CancellationTo
 fn last_progress(im: &InstanceMigration) -> Option<jiff::Timestamp> {
     let steps = im.status.as_ref()?.steps.iter();
     steps.flat_map(|s| [Some(&s.started_at), s.finished_at.as_ref()]).flatten().filter_map(|t| t.parse().ok()).max()
+}
+
+/// A predicate that changes with a migration's generation and the annotations a user acts on
+/// a failed migration with.
+fn migration_wake(im: &InstanceMigration) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    im.metadata.generation.hash(&mut hasher);
+    for annotation in [RETRY_ANNOTATION, ACCEPT_LOSS_ANNOTATION] {
+        im.annotations().get(annotation).hash(&mut hasher);
+    }
+    Some(hasher.finish())
 }
 
 /// A predicate that changes with a migration's phase and deletion.

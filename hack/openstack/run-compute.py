@@ -5,7 +5,9 @@
   own Glance client so that the snapshot becomes 'active' and can be booted from.
 - Test hooks, by server metadata: `osmo_test_snapshot_fails` makes the snapshot fail (as a
   broken hypervisor would), `osmo_test_snapshot_delay` (seconds) makes it slow, so that
-  tests can fail or interrupt a migration at that step deterministically.
+  tests can fail or interrupt a migration at that step deterministically;
+  `osmo_test_spawn_fails_while` (a file path) makes a boot fail while that file exists, so
+  that a replacement (which carries its source's metadata) fails to boot until a test says.
 - get_host_uptime(): GET /os-hypervisors at microversion 2.88+ asks every compute for
   its uptime; the stock FakeDriver raises NotImplementedError there.
 
@@ -39,11 +41,23 @@ def snapshot(self, context, instance, image_id, update_task_state):
                data=io.BytesIO(b'fake snapshot of ' + instance.uuid.encode()))
 
 
+_stock_spawn = fake.FakeDriver.spawn
+
+
+def spawn(self, context, instance, image_meta, *args, **kwargs):
+    import os
+    flag = (instance.metadata or {}).get('osmo_test_spawn_fails_while')
+    if flag and os.path.exists(flag):
+        raise RuntimeError('osmo test hook: this boot fails while %s exists' % flag)
+    return _stock_spawn(self, context, instance, image_meta, *args, **kwargs)
+
+
 def get_host_uptime(self):
     return ' 00:00:00 up 1 day,  0 users,  load average: 0.00, 0.00, 0.00'
 
 
 fake.FakeDriver.snapshot = snapshot
+fake.FakeDriver.spawn = spawn
 fake.FakeDriver.get_host_uptime = get_host_uptime
 
 from nova.cmd.compute import main  # noqa: E402

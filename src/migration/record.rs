@@ -42,6 +42,16 @@ pub fn record(
             message: format!("server {} is {}; only ACTIVE or SHUTOFF servers are migrated", server.id, server.status),
         });
     }
+    if server.locked == Some(true) {
+        let why = server.locked_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+        return Err(Refusal {
+            reason: "SourceLocked",
+            message: format!(
+                "server {} is locked{why}: whoever locked it asked that it not be changed. Unlock it to migrate it",
+                server.id
+            ),
+        });
+    }
     if server.task_state.is_some() {
         return Err(Refusal {
             reason: "SourceBusy",
@@ -202,6 +212,15 @@ mod tests {
         let e = record(&server(json!({"image": ""})), &[], &[], &[]).unwrap_err();
         assert_eq!(e.reason, "VolumesAttached");
         assert!(e.message.contains("boots from a volume"));
+    }
+
+    #[test]
+    fn a_locked_server_is_refused_saying_why_it_was_locked() {
+        let locked = server(json!({"locked": true, "locked_reason": "payroll run"}));
+        let e = record(&locked, &[], &[], &[]).unwrap_err();
+        assert_eq!(e.reason, "SourceLocked");
+        assert!(e.message.contains("s1 is locked (payroll run)"), "{}", e.message);
+        assert!(record(&server(json!({"locked": false})), &[], &[], &[]).is_ok());
     }
 
     #[test]

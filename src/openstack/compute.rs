@@ -71,6 +71,12 @@ pub struct Server {
     pub security_groups: Vec<NamedRef>,
     #[serde(default)]
     pub fault: Option<Fault>,
+    /// Locked against changes by non-admins (microversion 2.9 or newer).
+    #[serde(default)]
+    pub locked: Option<bool>,
+    /// Why, as whoever locked it said (microversion 2.73 or newer).
+    #[serde(default)]
+    pub locked_reason: Option<String>,
 }
 
 /// The server's flavor: an id before microversion 2.47; after, the flavor's name and sizes

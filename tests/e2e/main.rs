@@ -16,6 +16,7 @@ mod migration;
 mod openstack;
 mod openstack_faults;
 mod rbac;
+mod recovery;
 mod schema;
 mod secrets;
 mod status;

@@ -250,7 +250,13 @@ pub fn fail(input: &Input<'_>, reason: &'static str, message: String) -> Decisio
     let mut status = input.status.cloned().unwrap_or_default();
     status.observed_generation = input.generation;
     let mut p = Planner { input, status, action: None, requeue: None };
-    p.fail(reason, message);
+    if p.status.phase == MigrationPhase::DeletingSource && p.strategy() == Strategy::Snapshot {
+        // Nova refused to delete the source (e.g. 409, locked by its owner): it still exists,
+        // stopped, and is given back as it was.
+        p.fail_knowing(reason, message, true);
+    } else {
+        p.fail(reason, message);
+    }
     p.accept_or_report_spec();
     Decision { status: p.status, action: p.action, requeue: p.requeue }
 }

@@ -252,3 +252,20 @@ fn a_rollback_unprotects_the_snapshot_before_deleting_it() {
     assert_failed(run.finish(), "Deleted");
     assert!(run.actions().ends_with(&[protect_snapshot(false), delete_snapshot(SNAPSHOT_ID), start_source()]));
 }
+
+#[test]
+fn a_source_deletion_refused_by_nova_is_rolled_back() {
+    // E.g. 409: the owner locked the server after it was recorded.
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.crash_entering(DeletingSource);
+    assert_eq!(run.status().phase, DeletingSource);
+    let refused = fail(&run.input(), "OpenStackError", "Nova answered 409: Instance src-1 is locked".into());
+    assert_rolling_back(&refused.status, "OpenStackError");
+    run.status = Some(refused.status);
+    let done = run.finish().clone();
+    assert_failed(&done, "OpenStackError");
+    assert_eq!(done.recovery, None);
+    assert!(run.cloud.snapshot.is_none(), "the snapshot is deleted: the source is the copy");
+    assert_eq!(run.cloud.source.as_ref().map(|s| s.status.clone()), Some("ACTIVE".into()));
+    assert!(run.actions().contains(&protect_snapshot(false)) && run.actions().contains(&start_source()));
+}
