@@ -28,6 +28,7 @@ pub async fn observe(
     let servers: Vec<HostServer> = compute
         .servers_on_host(host)
         .await?
+        .servers
         .into_iter()
         .map(|s| HostServer { id: s.id, name: s.name, project_id: s.tenant_id, metadata: s.metadata })
         .collect();

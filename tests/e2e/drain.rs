@@ -126,7 +126,7 @@ async fn a_host_is_drained_two_at_a_time_and_its_service_retired() {
     assert_eq!(jsonpath(env, &ns, "cnd/old-node", "{.status.counts.succeeded}"), "5");
     let described = kubectl_ok(env, &["-n", &ns, "describe", "cnd", "old-node"]);
     assert!(described.contains("is empty and ready to be redeployed"), "no Ready event in:\n{described}");
-    assert!(admin.compute().servers_on_host(&host).await.unwrap().is_empty());
+    assert!(admin.compute().servers_on_host(&host).await.unwrap().servers.is_empty());
 
     // One InstanceMigration per server, owned by the drain, never more than two at once.
     let owners =
