@@ -378,12 +378,6 @@ impl InstanceMigrationStatus {
         }
     }
 
-    /// Whether the step that deletes the source succeeded: from then on, unless the migration
-    /// succeeds, the server exists only as what the status lists (snapshot, replacement).
-    pub fn source_deleted(&self) -> bool {
-        self.steps.iter().any(|s| s.name == MigrationPhase::DeletingSource && s.result == StepResult::Succeeded)
-    }
-
     /// The step under way failed at `at`, for this reason.
     pub fn fail_running_step(&mut self, at: jiff::Timestamp, message: &str) {
         if let Some(running) = self.running_step_mut() {

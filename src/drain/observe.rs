@@ -60,7 +60,7 @@ async fn migrations(
         name: im.name_any(),
         server: im.spec.server.clone(),
         phase: im.status.as_ref().map(|s| s.phase),
-        source_deleted: im.status.as_ref().is_some_and(|s| s.source_deleted()),
+        past_point_of_no_return: im.status.as_ref().is_some_and(|s| s.recovery.is_some()),
         owned,
     };
     let owned = api.list(&ListParams::default().labels(&format!("{DRAIN_UID_LABEL}={uid}"))).await?;

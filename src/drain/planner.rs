@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::api::{
     AfterDrain, ComputeNodeDrainSpec, ComputeNodeDrainStatus, ConditionStatus, DrainCounts, DrainMode, DrainPhase,
-    DrainServerEntry, DrainServerState, MigrationPhase, ServerSelector, ServiceStatus, condition_type, timestamp,
+    DrainServerEntry, DrainServerState, MigrationPhase, RETRY_ANNOTATION, ServerSelector, ServiceStatus,
+    condition_type, timestamp,
 };
 use crate::runtime::conditions::{self, Refusal, Setter, Validated};
 use crate::validation::{self, FieldError};
@@ -112,8 +113,9 @@ pub struct KnownMigration {
     /// The server it moves, as its spec names it.
     pub server: String,
     pub phase: Option<MigrationPhase>,
-    /// Its status says the source was deleted.
-    pub source_deleted: bool,
+    /// It failed (or retries) past its point of no return: the source is deleted (or its
+    /// addresses moved) and no verified replacement runs (`status.recovery`).
+    pub past_point_of_no_return: bool,
     /// Created by this drain (owned by it).
     pub owned: bool,
 }
@@ -431,8 +433,9 @@ impl Planner<'_> {
             self.status.phase = DrainPhase::Blocked;
             let message = format!(
                 "Lost: {}. No new migration starts, and host {host} is never reported empty nor its service \
-                 retired while a server is lost: once the cause is fixed, retry that InstanceMigration in place (its \
-                 status lists what remains); the entry clears when a migration of the server succeeds. Remaining {remains}.",
+                 retired while a server is lost: once the cause is fixed, retry that InstanceMigration in place (a \
+                 new value of its annotation {RETRY_ANNOTATION}); the entry clears when a migration of the server \
+                 succeeds. Remaining {remains}.",
                 lost.join("; ")
             );
             self.progressing(false, "ServerLost", &message);
@@ -652,7 +655,7 @@ fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]
 }
 
 /// Marks the entry `Lost` when the server may exist only as what its migration left (a
-/// snapshot): its migration failed after deleting the source, or failed or vanished unseen
+/// snapshot): its migration failed past its point of no return, or failed or vanished unseen
 /// while the server left the host. A loss is kept in the drain's own status, so that it
 /// outlives the InstanceMigration; only a migration of the server that succeeds clears it.
 fn mark_lost(
@@ -666,9 +669,11 @@ fn mark_lost(
     let earlier_migration = earlier.and_then(|e| e.migration.as_deref()).unwrap_or("(unnamed)");
     let problem = match (migration, earlier.map(|e| e.state)) {
         (Some(m), _) if m.phase == Some(MigrationPhase::Succeeded) => None,
-        _ if failed.is_some_and(|m| m.source_deleted) => {
-            failed.map(|m| format!("InstanceMigration {} failed after deleting the source", m.name))
-        }
+        (Some(m), _) if m.past_point_of_no_return => Some(format!(
+            "InstanceMigration {} failed past its point of no return: the source is deleted and no verified \
+             replacement runs",
+            m.name
+        )),
         _ if failed.is_some() && !on_host => {
             failed.map(|m| format!("InstanceMigration {} failed and the server is no longer on the host", m.name))
         }

@@ -56,7 +56,7 @@ fn ours(server: &str, phase: Option<MigrationPhase>) -> KnownMigration {
         name: migration_name("drain", server),
         server: server.into(),
         phase,
-        source_deleted: false,
+        past_point_of_no_return: false,
         owned: true,
     }
 }
@@ -319,8 +319,13 @@ fn a_failed_migration_blocks_the_drain_until_it_is_deleted_then_it_is_retried() 
 #[test]
 fn a_server_another_migration_moves_is_not_migrated_twice() {
     let s = spec(json!({}));
-    let theirs =
-        KnownMigration { name: "by-hand".into(), server: "a".into(), phase: None, source_deleted: false, owned: false };
+    let theirs = KnownMigration {
+        name: "by-hand".into(),
+        server: "a".into(),
+        phase: None,
+        past_point_of_no_return: false,
+        owned: false,
+    };
     let d = run(&s, None, &host(&[("a", "web-a")], vec![theirs]), 0);
     assert!(created(&d).is_empty());
     assert_eq!(d.status.servers[0].migration.as_deref(), Some("by-hand"));
@@ -649,7 +654,7 @@ fn a_server_listed_without_its_host_makes_the_drain_wait() {
 // --- lost servers ---
 
 fn lost_child(server: &str) -> KnownMigration {
-    KnownMigration { source_deleted: true, ..ours(server, Some(MigrationPhase::Failed)) }
+    KnownMigration { past_point_of_no_return: true, ..ours(server, Some(MigrationPhase::Failed)) }
 }
 
 /// Asserts the drain is Blocked on the lost server `name`, starting nothing.
@@ -673,7 +678,7 @@ fn a_server_lost_by_its_migration_blocks_the_drain_even_once_that_migration_is_d
     assert_blocked_on_loss(&d, "web-c");
     let entry = d.status.servers.iter().find(|e| e.id == "c").unwrap();
     assert_eq!(entry.state, DrainServerState::Lost);
-    assert!(entry.problem.as_deref().unwrap().contains("failed after deleting the source"));
+    assert!(entry.problem.as_deref().unwrap().contains("failed past its point of no return"));
 
     // Its InstanceMigration is deleted and `b` goes: the host looks empty, yet the loss stays.
     let only_a = vec![ours("a", Some(MigrationPhase::Succeeded))];
@@ -691,10 +696,12 @@ fn a_loss_clears_only_when_a_migration_of_the_server_succeeds() {
     let lost = run(&s, Some(&status), &host(&[("b", "web-b")], vec![lost_child("c")]), 60);
     assert_blocked_on_loss(&lost, "web-c");
 
-    // Retried in place: running again is not enough.
-    let retrying = vec![ours("c", Some(MigrationPhase::Booting))];
-    let d = run(&s, Some(&lost.status), &host(&[("b", "web-b")], retrying), 90);
+    // Retried in place (its status still says it is past its point of no return): running
+    // again is not enough, even for a drain that never saw it failed.
+    let retrying = vec![KnownMigration { phase: Some(MigrationPhase::Booting), ..lost_child("c") }];
+    let d = run(&s, Some(&lost.status), &host(&[("b", "web-b")], retrying.clone()), 90);
     assert_blocked_on_loss(&d, "web-c");
+    assert_blocked_on_loss(&run(&s, Some(&status), &host(&[("b", "web-b")], retrying), 90), "web-c");
 
     let succeeded = vec![ours("c", Some(MigrationPhase::Succeeded))];
     let d = run(&s, Some(&d.status), &host(&[("b", "web-b")], succeeded), 120);

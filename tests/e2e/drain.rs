@@ -7,7 +7,7 @@ use std::time::Duration;
 use osmo::openstack::Session;
 use osmo::openstack::compute::{ComputeService, NetworkAttachment};
 
-use crate::harness::{Env, eventually, jsonpath, kubectl, kubectl_ok, kubectl_stdin_ok, wait_for};
+use crate::harness::{Env, eventually, jsonpath, kubectl_ok, kubectl_stdin_ok, wait_for};
 use crate::migration::{add_floating_ip, assert_moved, clean_up, setup};
 use crate::openstack::{
     Fixtures, KeystoneAdmin, admin_in_project, extra_compute, fixtures, server_spec, session, unique, until, wait_gone,
@@ -274,10 +274,11 @@ async fn a_server_lost_by_its_migration_keeps_the_drain_blocked_once_the_migrati
     wait_for(env, &ns, "cnd/lossy", "jsonpath={.status.phase}=Blocked", 120);
     assert_blocked_on_loss("with the failed migration");
 
-    // The migration is deleted, whatever its finalizer would hold.
-    kubectl_ok(env, &["-n", &ns, "delete", "im", &im, "--wait=false"]);
-    kubectl(env, &["-n", &ns, "patch", "im", &im, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
-    eventually(Duration::from_secs(60), "the InstanceMigration to be gone", || (!exists(&im)).then_some(()));
+    // Its loss is accepted and the migration deleted: the drain still remembers the server.
+    let uid = jsonpath(env, &ns, &format!("im/{im}"), "{.metadata.uid}");
+    kubectl_ok(env, &["-n", &ns, "annotate", "im", &im, &format!("osmo.dev/accept-loss={uid}")]);
+    kubectl_ok(env, &["-n", &ns, "delete", "im", &im, "--timeout=60s"]);
+    assert!(!exists(&im));
     // A spec change makes the drain look again, after the migration is gone.
     kubectl_ok(env, &["-n", &ns, "patch", "cnd", "lossy", "--type=merge", "-p", r#"{"spec":{"maxConcurrent":2}}"#]);
     wait_for(env, &ns, "cnd/lossy", "jsonpath={.status.observedGeneration}=2", 60);
