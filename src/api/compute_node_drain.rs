@@ -215,6 +215,9 @@ pub struct DrainCounts {
     pub succeeded: u32,
     pub failed: u32,
     pub excluded: u32,
+    /// Servers whose migration failed after their source was deleted (state `Lost`).
+    #[serde(default)]
+    pub lost: u32,
 }
 
 /// The host's nova-compute service as last seen.
@@ -256,6 +259,9 @@ pub struct DrainServerEntry {
     /// Where the migration takes the server, e.g. `zone icehouse`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Why the drain cannot count the server, when it is `Lost` or `ListedElsewhere`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// Where one server of the host stands in its drain.
@@ -275,4 +281,13 @@ pub enum DrainServerState {
     Failed,
     /// Left alone by the selector.
     Excluded,
+    /// Its InstanceMigration failed after deleting the source (or was deleted before the
+    /// drain saw it end): the server may exist only as a snapshot. The drain is Blocked,
+    /// starts no new migration and never reports the host empty; the entry stays (even once
+    /// that InstanceMigration is deleted) until a migration of the server succeeds, e.g. that
+    /// one retried in place.
+    Lost,
+    /// Nova listed it for the host, but its record names another host: never migrated, not
+    /// counted as the host's.
+    ListedElsewhere,
 }

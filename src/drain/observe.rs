@@ -24,21 +24,24 @@ pub async fn observe(
 ) -> Result<Observation, ReconcileError> {
     let host = &drain.spec.host;
     let compute = session.compute();
+    let listing = compute.servers_on_host(host).await?;
+    // Read after the listing: a cell that did not answer it is then seen still down (Nova
+    // waits for a cell up to its timeout before it skips it).
     let service = compute.compute_services(Some(host)).await?.into_iter().find(|s| s.host == *host);
-    let servers: Vec<HostServer> = compute
-        .servers_on_host(host)
-        .await?
+    let servers: Vec<HostServer> = listing
+        .servers
         .into_iter()
-        .map(|s| HostServer { id: s.id, name: s.name, project_id: s.tenant_id, metadata: s.metadata })
+        .map(|s| HostServer { id: s.id, name: s.name, project_id: s.tenant_id, host: s.host, metadata: s.metadata })
         .collect();
     Ok(Observation {
         planner: Observed {
             service: service.as_ref().map(service_status),
             migrations: migrations(ctx, drain, &servers).await?,
             servers,
+            partial: listing.partial,
             rival: rival(ctx, drain),
         },
-        service,
+        service: service.filter(|s| !s.cell_down()),
     })
 }
 
@@ -57,6 +60,7 @@ async fn migrations(
         name: im.name_any(),
         server: im.spec.server.clone(),
         phase: im.status.as_ref().map(|s| s.phase),
+        past_point_of_no_return: im.status.as_ref().is_some_and(|s| s.recovery.is_some()),
         owned,
     };
     let owned = api.list(&ListParams::default().labels(&format!("{DRAIN_UID_LABEL}={uid}"))).await?;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::api::{
     AfterDrain, ComputeNodeDrainSpec, ComputeNodeDrainStatus, ConditionStatus, DrainCounts, DrainMode, DrainPhase,
-    DrainServerEntry, DrainServerState, MigrationPhase, ServerSelector, ServiceStatus, condition_type, timestamp,
+    DrainServerEntry, DrainServerState, MigrationPhase, RETRY_ANNOTATION, ServerSelector, ServiceStatus,
+    condition_type, timestamp,
 };
 use crate::runtime::conditions::{self, Refusal, Setter, Validated};
 use crate::validation::{self, FieldError};
@@ -85,8 +86,11 @@ pub struct Input<'a> {
 pub struct Observed {
     /// The host's nova-compute service; `None` when the host has none.
     pub service: Option<ServiceStatus>,
-    /// The servers on the host, of all projects.
+    /// The servers Nova lists for the host, of all projects (each one's own `host` is checked
+    /// before it counts as the host's).
     pub servers: Vec<HostServer>,
+    /// Servers Nova listed only partly (status `UNKNOWN`): their cell did not answer.
+    pub partial: Vec<String>,
     /// The drain's own InstanceMigrations, and others that name a server of the host.
     pub migrations: Vec<KnownMigration>,
     /// An older drain of the same host with the same credentials, still at work on it.
@@ -98,6 +102,8 @@ pub struct HostServer {
     pub id: String,
     pub name: String,
     pub project_id: Option<String>,
+    /// The host Nova's record names (`OS-EXT-SRV-ATTR:host`); `None` when absent.
+    pub host: Option<String>,
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -107,6 +113,9 @@ pub struct KnownMigration {
     /// The server it moves, as its spec names it.
     pub server: String,
     pub phase: Option<MigrationPhase>,
+    /// It failed (or retries) past its point of no return: the source is deleted (or its
+    /// addresses moved) and no verified replacement runs (`status.recovery`).
+    pub past_point_of_no_return: bool,
     /// Created by this drain (owned by it).
     pub owned: bool,
 }
@@ -166,6 +175,11 @@ impl ServiceStatus {
     fn is_disabled_for(&self, reason: &str) -> bool {
         self.status == "disabled" && self.disabled_reason.as_deref() == Some(reason)
     }
+
+    /// Listed with status `UNKNOWN` (microversion 2.69+): the host's cell does not answer.
+    fn cell_down(&self) -> bool {
+        self.status == "UNKNOWN"
+    }
 }
 
 /// The status the drain should have now and the changes that get it there.
@@ -192,6 +206,9 @@ pub fn plan(input: &Input<'_>, observed: Result<&Observed, &Refusal>) -> Decisio
         return planner.decide(vec![], None);
     }
     planner.status.service = observed.service.clone();
+    if let Some(cause) = incompleteness(input.spec, observed) {
+        return planner.listing_incomplete(&cause);
+    }
     let Some(service) = observed.service.clone() else {
         if planner.status.phase == DrainPhase::Retiring {
             return planner.retired();
@@ -290,12 +307,13 @@ impl Planner<'_> {
         let servers = &self.status.servers;
         let of = |state| servers.iter().filter(|e| e.state == state).count() as u32;
         let counts = DrainCounts {
-            total: servers.len() as u32,
-            remaining: of(DrainServerState::Waiting) + of(DrainServerState::Failed),
+            total: servers.len() as u32 - of(DrainServerState::ListedElsewhere),
+            remaining: of(DrainServerState::Waiting) + of(DrainServerState::Failed) + of(DrainServerState::Lost),
             migrating: of(DrainServerState::Migrating),
             succeeded: of(DrainServerState::Migrated) + of(DrainServerState::Gone),
             failed: of(DrainServerState::Failed),
             excluded: of(DrainServerState::Excluded),
+            lost: of(DrainServerState::Lost),
         };
         let mut progress = format!("{}/{}", counts.succeeded, counts.total - counts.excluded);
         if counts.excluded > 0 {
@@ -333,11 +351,32 @@ impl Planner<'_> {
         self.decide(vec![], None)
     }
 
+    /// Nova's listing may lack servers of the host: nothing is concluded from it.
+    fn listing_incomplete(mut self, cause: &str) -> Decision {
+        self.status.phase = DrainPhase::Blocked;
+        let message = format!(
+            "Waiting for a complete listing of host {}: {cause}. Until then no migration starts, no server counts \
+             as gone, and the host is never reported empty nor its service changed.",
+            self.spec().host
+        );
+        self.progressing(true, "ListingIncomplete", &message);
+        self.decide(vec![], Some(Duration::from_secs(30)))
+    }
+
     /// The host is cordoned: move or wait for its servers, then report it drained.
     fn drain(mut self) -> Decision {
         let mut actions = Vec::new();
         let spec = self.input.spec;
-        if spec.mode == DrainMode::Migrate && !spec.paused {
+        let lost: Vec<String> = self
+            .status
+            .servers
+            .iter()
+            .filter(|e| e.state == DrainServerState::Lost)
+            .map(|e| format!("{} ({}): {}", e.name, e.id, e.problem.as_deref().unwrap_or("lost")))
+            .collect();
+        // A lost server says something went wrong past the point of no return: no other
+        // server is put at the same risk until it is dealt with.
+        if spec.mode == DrainMode::Migrate && !spec.paused && lost.is_empty() {
             let in_flight = self.observed.migrations.iter().filter(|m| m.owned && !m.ended()).count();
             let room = (spec.max_concurrent as usize).saturating_sub(in_flight);
             let target = spec.migration_template.as_ref().map(|t| t.target.describe());
@@ -356,9 +395,12 @@ impl Planner<'_> {
             .servers
             .iter()
             .filter(|e| match e.state {
-                DrainServerState::Waiting | DrainServerState::Migrating | DrainServerState::Failed => true,
+                DrainServerState::Waiting
+                | DrainServerState::Migrating
+                | DrainServerState::Failed
+                | DrainServerState::Lost => true,
                 DrainServerState::Excluded => !may_remain,
-                DrainServerState::Migrated | DrainServerState::Gone => false,
+                DrainServerState::Migrated | DrainServerState::Gone | DrainServerState::ListedElsewhere => false,
             })
             .collect();
         if blocking.is_empty() {
@@ -375,6 +417,7 @@ impl Planner<'_> {
         );
         let mut remains = Vec::new();
         for (what, list) in [
+            ("lost", &names(DrainServerState::Lost)),
             ("waiting", &waiting),
             ("migrating", &migrating),
             ("failed (delete their InstanceMigration to retry)", &failed),
@@ -386,6 +429,18 @@ impl Planner<'_> {
         }
         let remains = remains.join("; ");
         let host = &spec.host;
+        if !lost.is_empty() {
+            self.status.phase = DrainPhase::Blocked;
+            let message = format!(
+                "Lost: {}. No new migration starts, and host {host} is never reported empty nor its service \
+                 retired while a server is lost: once the cause is fixed, retry that InstanceMigration in place (a \
+                 new value of its annotation {RETRY_ANNOTATION}); the entry clears when a migration of the server \
+                 succeeds. Remaining {remains}.",
+                lost.join("; ")
+            );
+            self.progressing(false, "ServerLost", &message);
+            return self.decide(actions, Some(Duration::from_secs(30)));
+        }
         let deadline_passed = self.wait_deadline().filter(|d| self.input.now >= *d).is_some();
         let stuck = migrating.is_empty()
             && (spec.mode == DrainMode::Wait && deadline_passed
@@ -444,8 +499,8 @@ impl Planner<'_> {
         if !self.observed.servers.is_empty() {
             self.status.phase = DrainPhase::Blocked;
             let message = format!(
-                "Host {host} holds only excluded servers, which may remain, but its service is never retired while a \
-                 server remains ({}).",
+                "Host {host} has nothing left to drain (what Nova still lists for it may remain or names another \
+                 host), but its service is never retired while a server remains ({}).",
                 self.observed.servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
             );
             self.progressing(false, "Blocked", &message);
@@ -514,9 +569,36 @@ impl Planner<'_> {
     }
 }
 
-/// One entry per server the drain knows: those on the host now, and those that were and
-/// left, in the order the drain handles them.
+/// Why Nova's listing of the host may lack some of its servers, if it may.
+fn incompleteness(spec: &ComputeNodeDrainSpec, observed: &Observed) -> Option<String> {
+    let host = &spec.host;
+    let mut causes = Vec::new();
+    if observed.service.as_ref().is_some_and(ServiceStatus::cell_down) {
+        causes.push(format!(
+            "Nova lists the nova-compute service of {host} with status UNKNOWN: its cell does not answer"
+        ));
+    }
+    if !observed.partial.is_empty() {
+        causes.push(format!(
+            "Nova lists server(s) {} only partly (status UNKNOWN): their cell does not answer",
+            observed.partial.join(", ")
+        ));
+    }
+    let hostless: Vec<&str> = observed.servers.iter().filter(|s| s.host.is_none()).map(|s| s.id.as_str()).collect();
+    if !hostless.is_empty() {
+        causes.push(format!(
+            "Nova lists server(s) {} without their host (OS-EXT-SRV-ATTR:host, shown to admins only), so whether they \
+             are on {host} cannot be checked",
+            hostless.join(", ")
+        ));
+    }
+    (!causes.is_empty()).then(|| causes.join("; "))
+}
+
+/// One entry per server the drain knows: those Nova lists for the host now, and those that
+/// were and left, in the order the drain handles them.
 fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]) -> Vec<DrainServerEntry> {
+    let host = input.spec.host.as_str();
     let selection = &input.spec.selector;
     let ours = |id: &str| observed.migrations.iter().find(|m| m.owned && m.server == id);
     let other = |id: &str| observed.migrations.iter().find(|m| !m.owned && !m.ended() && m.server == id);
@@ -528,6 +610,7 @@ fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]
     let mut entries: Vec<(usize, DrainServerEntry)> = Vec::new();
     for server in &observed.servers {
         let earlier = previous.iter().find(|e| e.id == server.id);
+        let on_host = server.host.as_deref() == Some(host);
         let mut entry = DrainServerEntry {
             id: server.id.clone(),
             name: server.name.clone(),
@@ -539,10 +622,15 @@ fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]
             entry.state = by_migration(m);
             entry.migration = Some(m.name.clone());
             entry.phase = m.phase;
+        } else if !on_host {
+            entry.state = DrainServerState::ListedElsewhere;
+            let elsewhere = server.host.as_deref().unwrap_or("not given");
+            entry.problem = Some(format!("Nova lists it for host {host}, but its host is {elsewhere}"));
         } else if let Some(why) = exclusion(selection, server) {
             entry.state = DrainServerState::Excluded;
             entry.excluded = Some(why);
         }
+        mark_lost(&mut entry, earlier, ours(&server.id), on_host);
         entries.push((priority(selection, server), entry));
     }
     for earlier in previous.iter().filter(|e| !observed.servers.iter().any(|s| s.id == e.id)) {
@@ -550,16 +638,63 @@ fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]
         match ours(&earlier.id) {
             Some(m) => {
                 entry.state = by_migration(m);
+                entry.migration = Some(m.name.clone());
                 entry.phase = m.phase;
             }
-            None if earlier.state != DrainServerState::Migrated => entry.state = DrainServerState::Gone,
+            None if !matches!(earlier.state, DrainServerState::Migrated | DrainServerState::Lost) => {
+                entry.state = DrainServerState::Gone
+            }
             None => {}
         }
+        mark_lost(&mut entry, Some(earlier), ours(&earlier.id), false);
         let as_server = HostServer { id: entry.id.clone(), name: entry.name.clone(), ..Default::default() };
         entries.push((priority(selection, &as_server), entry));
     }
     entries.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.name.cmp(&y.name)).then_with(|| x.id.cmp(&y.id)));
     entries.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Marks the entry `Lost` when the server may exist only as what its migration left (a
+/// snapshot): its migration failed past its point of no return, or failed or vanished unseen
+/// while the server left the host. A loss is kept in the drain's own status, so that it
+/// outlives the InstanceMigration; only a migration of the server that succeeds clears it.
+fn mark_lost(
+    entry: &mut DrainServerEntry,
+    earlier: Option<&DrainServerEntry>,
+    migration: Option<&KnownMigration>,
+    on_host: bool,
+) {
+    use DrainServerState::{Failed, ListedElsewhere, Lost, Migrating};
+    let failed = migration.filter(|m| m.phase == Some(MigrationPhase::Failed));
+    let earlier_migration = earlier.and_then(|e| e.migration.as_deref()).unwrap_or("(unnamed)");
+    let problem = match (migration, earlier.map(|e| e.state)) {
+        (Some(m), _) if m.phase == Some(MigrationPhase::Succeeded) => None,
+        (Some(m), _) if m.past_point_of_no_return => Some(format!(
+            "InstanceMigration {} failed past its point of no return: the source is deleted and no verified \
+             replacement runs",
+            m.name
+        )),
+        _ if failed.is_some() && !on_host => {
+            failed.map(|m| format!("InstanceMigration {} failed and the server is no longer on the host", m.name))
+        }
+        (_, Some(Lost)) => earlier.and_then(|e| e.problem.clone()),
+        (None, Some(Failed)) if !on_host => Some(format!(
+            "InstanceMigration {earlier_migration} failed and was deleted, and the server is no longer on the host"
+        )),
+        (None, Some(Migrating)) if !on_host => Some(format!(
+            "InstanceMigration {earlier_migration} was deleted before the drain saw it end, and the server is no \
+             longer on the host"
+        )),
+        _ => None,
+    };
+    match problem {
+        Some(problem) => {
+            entry.state = Lost;
+            entry.problem = Some(problem);
+        }
+        None if entry.state != ListedElsewhere => entry.problem = None,
+        None => {}
+    }
 }
 
 /// Why the selector leaves a server alone, if it does.

@@ -42,11 +42,23 @@ fn service(status: &str, state: &str) -> ServiceStatus {
 }
 
 fn server(id: &str, name: &str) -> HostServer {
-    HostServer { id: id.into(), name: name.into(), project_id: Some("p1".into()), ..Default::default() }
+    HostServer {
+        id: id.into(),
+        name: name.into(),
+        project_id: Some("p1".into()),
+        host: Some("havana-1".into()),
+        ..Default::default()
+    }
 }
 
 fn ours(server: &str, phase: Option<MigrationPhase>) -> KnownMigration {
-    KnownMigration { name: migration_name("drain", server), server: server.into(), phase, owned: true }
+    KnownMigration {
+        name: migration_name("drain", server),
+        server: server.into(),
+        phase,
+        past_point_of_no_return: false,
+        owned: true,
+    }
 }
 
 /// The host cordoned, holding `servers`, with the drain's `migrations`.
@@ -55,7 +67,7 @@ fn host(servers: &[(&str, &str)], migrations: Vec<KnownMigration>) -> Observed {
         service: Some(service("disabled", "up")),
         servers: servers.iter().map(|(id, name)| server(id, name)).collect(),
         migrations,
-        rival: None,
+        ..Default::default()
     }
 }
 
@@ -307,7 +319,13 @@ fn a_failed_migration_blocks_the_drain_until_it_is_deleted_then_it_is_retried() 
 #[test]
 fn a_server_another_migration_moves_is_not_migrated_twice() {
     let s = spec(json!({}));
-    let theirs = KnownMigration { name: "by-hand".into(), server: "a".into(), phase: None, owned: false };
+    let theirs = KnownMigration {
+        name: "by-hand".into(),
+        server: "a".into(),
+        phase: None,
+        past_point_of_no_return: false,
+        owned: false,
+    };
     let d = run(&s, None, &host(&[("a", "web-a")], vec![theirs]), 0);
     assert!(created(&d).is_empty());
     assert_eq!(d.status.servers[0].migration.as_deref(), Some("by-hand"));
@@ -530,4 +548,186 @@ fn glob_patterns() {
     };
     assert!(m("web-*", "web-1") && m("*", "") && m("w?b-*-z", "web-a-b-z") && m("*-1", "a-b-1"));
     assert!(!m("web-*", "db-1") && !m("w?b", "web-") && !m("a*b", "a-c"));
+}
+
+// --- what Nova lists ---
+
+fn listed_on(id: &str, name: &str, host: Option<&str>) -> HostServer {
+    HostServer { host: host.map(str::to_string), ..server(id, name) }
+}
+
+#[test]
+fn a_server_nova_lists_on_another_host_is_never_migrated_nor_counted() {
+    let s = spec(json!({"maxConcurrent": 3}));
+    let mut observed = host(&[("a", "web-a")], vec![]);
+    observed.servers.push(listed_on("b", "web-b", Some("icehouse-1")));
+    let d = run(&s, None, &observed, 0);
+    assert_eq!(created(&d), ["a"]);
+    assert_eq!(
+        states(&d.status),
+        [("web-a", DrainServerState::Migrating), ("web-b", DrainServerState::ListedElsewhere)]
+    );
+    let problem = d.status.servers[1].problem.as_deref().unwrap();
+    assert!(problem.contains("havana-1") && problem.contains("icehouse-1"), "{problem}");
+    assert_eq!(d.status.counts.as_ref().unwrap().total, 1);
+
+    // Once the host's own server has moved, the host is drained; the other never counted.
+    observed.servers.remove(0);
+    observed.migrations = vec![ours("a", Some(MigrationPhase::Succeeded))];
+    let drained = run(&s, Some(&d.status), &observed, 30);
+    assert_eq!(drained.status.phase, DrainPhase::Drained);
+    assert_eq!(drained.status.progress.as_deref(), Some("1/1"));
+    assert!(created(&drained).is_empty());
+
+    // Its service is never retired while Nova lists a server for the host, wherever it is.
+    let mut down = observed.clone();
+    down.service = Some(service("disabled", "down"));
+    let kept = run(&retire_spec(false), Some(&d.status), &down, 30);
+    assert_eq!(kept.status.phase, DrainPhase::Blocked);
+    assert!(kept.actions.is_empty());
+}
+
+/// The drain half-way: `a` migrated, `c` migrating (its source deleted), `b` still on the host.
+fn half_way(s: &ComputeNodeDrainSpec) -> (ComputeNodeDrainStatus, Vec<KnownMigration>) {
+    let first = run(s, None, &host(&[("a", "web-a"), ("b", "web-b"), ("c", "web-c")], vec![]), 0);
+    let migrations = vec![ours("a", Some(MigrationPhase::Succeeded)), ours("c", Some(MigrationPhase::Booting))];
+    let d = run(s, Some(&first.status), &host(&[("b", "web-b")], migrations.clone()), 30);
+    let state = |id| d.status.servers.iter().find(|e| e.id == id).unwrap().state;
+    assert_eq!([state("a"), state("c")], [DrainServerState::Migrated, DrainServerState::Migrating]);
+    (d.status, migrations)
+}
+
+/// Asserts that the drain waits for a complete listing, naming `cause`, and concludes nothing.
+fn assert_waits_for_listing(d: &Decision, before: &ComputeNodeDrainStatus, cause: &str) {
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_eq!(d.status.phase, DrainPhase::Blocked);
+    assert_eq!(condition(&d.status, "Progressing"), (ConditionStatus::True, "ListingIncomplete".into()));
+    let message = d.status.message.as_deref().unwrap();
+    assert!(message.contains(cause), "{message}");
+    assert_eq!(d.status.servers, before.servers, "nothing is concluded from the listing");
+    assert!(d.requeue.is_some());
+}
+
+#[test]
+fn partial_records_of_a_cell_that_does_not_answer_make_the_drain_wait() {
+    let s = spec(json!({"maxConcurrent": 2, "afterDrain": "RetireService"}));
+    let (status, migrations) = half_way(&s);
+    // `b` and `c` are not in the listing: their cell gave only partial records.
+    let mut observed = host(&[], migrations);
+    observed.partial = vec!["b".into(), "c".into()];
+    observed.service = Some(service("disabled", "down"));
+    let d = run(&s, Some(&status), &observed, 60);
+    assert_waits_for_listing(&d, &status, "server(s) b, c only partly (status UNKNOWN)");
+
+    // The cell answers again: the drain goes on from where it was.
+    observed.partial.clear();
+    observed.servers = vec![server("b", "web-b")];
+    let on = run(&s, Some(&d.status), &observed, 90);
+    assert_eq!(on.status.phase, DrainPhase::Draining);
+}
+
+#[test]
+fn a_service_of_a_cell_that_does_not_answer_makes_the_drain_wait_even_when_nothing_is_listed() {
+    let s = spec(json!({"afterDrain": "RetireService", "forceDown": true}));
+    let (status, _) = half_way(&s);
+    // The host's cell is down: Nova skips its servers in a filtered listing, so the host looks
+    // empty; only the service record tells.
+    let unknown =
+        ServiceStatus { id: String::new(), status: "UNKNOWN".into(), state: String::new(), ..Default::default() };
+    let observed = Observed { service: Some(unknown), ..Default::default() };
+    let d = run(&s, Some(&status), &observed, 60);
+    assert_waits_for_listing(&d, &status, "nova-compute service of havana-1 with status UNKNOWN");
+    assert!(!d.status.servers.iter().any(|e| e.state == DrainServerState::Gone));
+}
+
+#[test]
+fn a_server_listed_without_its_host_makes_the_drain_wait() {
+    let s = spec(json!({}));
+    let (status, migrations) = half_way(&s);
+    let mut observed = host(&[], migrations);
+    observed.servers.push(listed_on("x", "web-x", None));
+    let d = run(&s, Some(&status), &observed, 60);
+    assert_waits_for_listing(&d, &status, "server(s) x without their host");
+    assert!(created(&d).is_empty());
+}
+
+// --- lost servers ---
+
+fn lost_child(server: &str) -> KnownMigration {
+    KnownMigration { past_point_of_no_return: true, ..ours(server, Some(MigrationPhase::Failed)) }
+}
+
+/// Asserts the drain is Blocked on the lost server `name`, starting nothing.
+fn assert_blocked_on_loss(d: &Decision, name: &str) {
+    assert_eq!(d.status.phase, DrainPhase::Blocked);
+    assert_eq!(condition(&d.status, "Progressing").1, "ServerLost");
+    let message = d.status.message.as_deref().unwrap();
+    let migration = migration_name("drain", &name[4..]);
+    assert!(message.contains(name) && message.contains(&migration), "{message}");
+    assert!(created(d).is_empty() && d.actions.is_empty(), "{:?}", d.actions);
+    assert_eq!(d.status.counts.as_ref().unwrap().lost, 1);
+}
+
+#[test]
+fn a_server_lost_by_its_migration_blocks_the_drain_even_once_that_migration_is_deleted() {
+    let s = spec(json!({"afterDrain": "RetireService", "forceDown": true}));
+    let (status, _) = half_way(&s);
+    // `c`'s migration failed after deleting the source: no new migration starts for `b`.
+    let failed = vec![ours("a", Some(MigrationPhase::Succeeded)), lost_child("c")];
+    let d = run(&s, Some(&status), &host(&[("b", "web-b")], failed), 60);
+    assert_blocked_on_loss(&d, "web-c");
+    let entry = d.status.servers.iter().find(|e| e.id == "c").unwrap();
+    assert_eq!(entry.state, DrainServerState::Lost);
+    assert!(entry.problem.as_deref().unwrap().contains("failed past its point of no return"));
+
+    // Its InstanceMigration is deleted and `b` goes: the host looks empty, yet the loss stays.
+    let only_a = vec![ours("a", Some(MigrationPhase::Succeeded))];
+    let after = run(&s, Some(&d.status), &host(&[], only_a.clone()), 90);
+    assert_blocked_on_loss(&after, "web-c");
+    let again = run(&s, Some(&after.status), &host(&[], only_a), 120);
+    assert_blocked_on_loss(&again, "web-c");
+    assert!(!matches!(again.status.phase, DrainPhase::Drained | DrainPhase::Retiring | DrainPhase::Retired));
+}
+
+#[test]
+fn a_loss_clears_only_when_a_migration_of_the_server_succeeds() {
+    let s = spec(json!({}));
+    let (status, _) = half_way(&s);
+    let lost = run(&s, Some(&status), &host(&[("b", "web-b")], vec![lost_child("c")]), 60);
+    assert_blocked_on_loss(&lost, "web-c");
+
+    // Retried in place (its status still says it is past its point of no return): running
+    // again is not enough, even for a drain that never saw it failed.
+    let retrying = vec![KnownMigration { phase: Some(MigrationPhase::Booting), ..lost_child("c") }];
+    let d = run(&s, Some(&lost.status), &host(&[("b", "web-b")], retrying.clone()), 90);
+    assert_blocked_on_loss(&d, "web-c");
+    assert_blocked_on_loss(&run(&s, Some(&status), &host(&[("b", "web-b")], retrying), 90), "web-c");
+
+    let succeeded = vec![ours("c", Some(MigrationPhase::Succeeded))];
+    let d = run(&s, Some(&d.status), &host(&[("b", "web-b")], succeeded), 120);
+    let entry = d.status.servers.iter().find(|e| e.id == "c").unwrap();
+    assert_eq!((entry.state, entry.problem.as_deref()), (DrainServerState::Migrated, None));
+    assert_eq!(created(&d), ["b"]);
+    assert_eq!(d.status.phase, DrainPhase::Draining);
+}
+
+#[test]
+fn a_server_that_left_the_host_while_its_migration_failed_or_vanished_is_lost_not_gone() {
+    let s = spec(json!({}));
+    let (status, _) = half_way(&s);
+    // Failed, the status not saying the source was deleted (a delete that timed out and went
+    // through later), and the server is no longer on the host.
+    let failed = run(&s, Some(&status), &host(&[("b", "web-b")], vec![ours("c", Some(MigrationPhase::Failed))]), 60);
+    assert_blocked_on_loss(&failed, "web-c");
+
+    // Running, then deleted before the drain saw it end, and the server is gone.
+    let vanished = run(&s, Some(&status), &host(&[("b", "web-b")], vec![]), 60);
+    assert_blocked_on_loss(&vanished, "web-c");
+    let problem = vanished.status.servers.iter().find(|e| e.id == "c").unwrap().problem.clone().unwrap();
+    assert!(problem.contains("deleted before the drain saw it end"), "{problem}");
+
+    // A failed migration whose server is still on the host is retried as before.
+    let on_host = host(&[("b", "web-b"), ("c", "web-c")], vec![ours("c", Some(MigrationPhase::Failed))]);
+    let d = run(&s, Some(&status), &on_host, 60);
+    assert_eq!(d.status.servers.iter().find(|e| e.id == "c").unwrap().state, DrainServerState::Failed);
 }

@@ -26,21 +26,44 @@ const NETWORKS_REQUIRED: Microversion = Microversion(2, 37);
 /// A nova-compute (or other Nova) service record.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 pub struct ComputeService {
-    /// An integer before microversion 2.53, a UUID after.
-    #[serde(deserialize_with = "string_or_number")]
+    /// An integer before microversion 2.53, a UUID after. Empty in the record of a cell that
+    /// does not answer (see [`cell_down`](Self::cell_down)).
+    #[serde(default, deserialize_with = "string_or_number")]
     pub id: String,
     pub binary: String,
     pub host: String,
     #[serde(default)]
     pub zone: Option<String>,
-    /// `enabled` or `disabled`.
+    /// `enabled` or `disabled`; `UNKNOWN` when the host's cell does not answer.
     pub status: String,
-    /// `up` or `down`.
+    /// `up` or `down`; empty when the host's cell does not answer.
+    #[serde(default)]
     pub state: String,
     #[serde(default)]
     pub disabled_reason: Option<String>,
     #[serde(default)]
     pub forced_down: Option<bool>,
+}
+
+impl ComputeService {
+    /// From microversion 2.69, a service of a cell that does not answer is listed with only
+    /// its host, binary and status `UNKNOWN`: nothing else about the host can be known then.
+    pub fn cell_down(&self) -> bool {
+        self.status == UNKNOWN
+    }
+}
+
+/// The status Nova gives a record it cannot read from its cell (microversion 2.69+).
+const UNKNOWN: &str = "UNKNOWN";
+
+/// Servers as a listing returned them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerListing {
+    pub servers: Vec<Server>,
+    /// The IDs of servers Nova listed only partly, with status `UNKNOWN` and few fields: from
+    /// microversion 2.69, a cell that does not answer gives such records (for listings without
+    /// filters or paging; others skip that cell's servers silently). Their host is not known.
+    pub partial: Vec<String>,
 }
 
 /// A server, with the admin attributes osmo records.
@@ -319,8 +342,9 @@ impl Compute<'_> {
         ignore_not_found(self.send(self.request(Method::DELETE, format!("/os-services/{}", service.id)).await?).await)
     }
 
-    /// Every server on a compute host, of all projects.
-    pub async fn servers_on_host(&self, host: &str) -> Result<Vec<Server>, Error> {
+    /// Every server Nova lists for a compute host, of all projects. The caller checks each
+    /// one's `host` and the partial records.
+    pub async fn servers_on_host(&self, host: &str) -> Result<ServerListing, Error> {
         self.list_servers(&format!("all_tenants=1&host={}", query_value(host))).await
     }
 
@@ -332,35 +356,63 @@ impl Compute<'_> {
         }
         // A name is looked up in the credentials' own project only: names are not unique across
         // projects, and another project's server that happens to be visible must be named by ID.
-        let pattern = query_value(&format!("^{}$", regex_escape(id_or_name)));
-        let servers = self.list_servers(&format!("name={pattern}")).await?;
-        Ok(servers.into_iter().filter(|s| s.name == id_or_name).collect())
+        self.servers_named(id_or_name).await
     }
 
     /// Servers of the session's project whose name is exactly `name`.
     pub async fn servers_named(&self, name: &str) -> Result<Vec<Server>, Error> {
-        let servers = self.list_servers(&format!("name={}", query_value(&format!("^{}$", regex_escape(name))))).await?;
-        Ok(servers.into_iter().filter(|s| s.name == name).collect())
+        let path = format!("name={}", query_value(&format!("^{}$", regex_escape(name))));
+        let listing = self.list_servers(&path).await?;
+        if let Some(id) = listing.partial.first() {
+            // A partial record has no name: it might be the one looked for.
+            let message = format!("server {id} is listed partly (status UNKNOWN): its cell does not answer");
+            return Err(Error::Decode { service: Service::Compute, path, message });
+        }
+        Ok(listing.servers.into_iter().filter(|s| s.name == name).collect())
     }
 
-    /// Lists servers page by page (Nova caps a page at its `max_limit`).
-    async fn list_servers(&self, filter: &str) -> Result<Vec<Server>, Error> {
+    /// Lists servers page by page, following Nova's `next` link: Nova caps a page at its
+    /// `max_limit`, which may be below the `limit` asked for, so a short page is not the last
+    /// one as long as Nova links a next one.
+    async fn list_servers(&self, filter: &str) -> Result<ServerListing, Error> {
         const PAGE: usize = 500;
         #[derive(Deserialize)]
         struct Body {
-            servers: Vec<Server>,
+            servers: Vec<serde_json::Value>,
+            #[serde(default)]
+            servers_links: Vec<Link>,
         }
-        let mut all: Vec<Server> = Vec::new();
+        #[derive(Deserialize)]
+        struct Link {
+            rel: String,
+        }
+        let mut listing = ServerListing::default();
+        let mut marker: Option<String> = None;
         loop {
             let mut path = format!("/servers/detail?{filter}&limit={PAGE}");
-            if let Some(last) = all.last() {
-                path.push_str(&format!("&marker={}", last.id));
+            if let Some(last) = &marker {
+                path.push_str(&format!("&marker={last}"));
             }
-            let page: Body = self.send(self.request(Method::GET, path).await?).await?.json()?;
-            let full = page.servers.len() >= PAGE;
-            all.extend(page.servers);
-            if !full {
-                return Ok(all);
+            let response = self.send(self.request(Method::GET, path).await?).await?;
+            let page: Body = response.json()?;
+            let linked = page.servers_links.iter().any(|l| l.rel == "next");
+            let more = !page.servers.is_empty() && (linked || page.servers.len() >= PAGE);
+            for record in page.servers {
+                let id = record.get("id").and_then(|id| id.as_str()).map(str::to_string);
+                marker = id.clone().or(marker);
+                match id {
+                    Some(id) if record.get("status").and_then(|s| s.as_str()) == Some(UNKNOWN) => {
+                        listing.partial.push(id)
+                    }
+                    _ => listing.servers.push(serde_json::from_value(record).map_err(|e| Error::Decode {
+                        service: Service::Compute,
+                        path: format!("/servers/detail?{filter}"),
+                        message: e.to_string(),
+                    })?),
+                }
+            }
+            if !more {
+                return Ok(listing);
             }
         }
     }

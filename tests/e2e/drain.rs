@@ -7,7 +7,7 @@ use std::time::Duration;
 use osmo::openstack::Session;
 use osmo::openstack::compute::{ComputeService, NetworkAttachment};
 
-use crate::harness::{Env, jsonpath, kubectl_ok, kubectl_stdin_ok, wait_for};
+use crate::harness::{Env, eventually, jsonpath, kubectl_ok, kubectl_stdin_ok, wait_for};
 use crate::migration::{add_floating_ip, assert_moved, clean_up, setup};
 use crate::openstack::{
     Fixtures, KeystoneAdmin, admin_in_project, extra_compute, fixtures, server_spec, session, unique, until, wait_gone,
@@ -32,7 +32,8 @@ async fn service(admin: &Session, host: &str) -> Option<ComputeService> {
 }
 
 /// A server booted on `host` (the scheduler maps a new host to the cell within seconds: the
-/// first boots may be refused until then), with a floating IP when asked.
+/// first boots may be refused, or end in ERROR with no valid host, until then), with a
+/// floating IP when asked.
 pub(crate) async fn server_on(
     admin: &Session,
     f: &Fixtures,
@@ -43,8 +44,19 @@ pub(crate) async fn server_on(
     let mut spec =
         server_spec(name, f, "nova", vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: None }]);
     spec.host = Some(host.to_string());
-    let id = until(Duration::from_secs(60), &format!("Nova to accept a server on {host}"), || async {
-        admin.compute().create_server(&spec).await.ok()
+    let id = until(Duration::from_secs(120), &format!("Nova to boot a server on {host}"), || async {
+        let id = admin.compute().create_server(&spec).await.ok()?;
+        let booted = until(Duration::from_secs(120), &format!("server {id} to be ACTIVE or ERROR"), || async {
+            let server = admin.compute().server(&id).await.unwrap()?;
+            let ended = server.status == "ERROR" || server.status == "ACTIVE" && server.task_state.is_none();
+            ended.then_some(server.status == "ACTIVE")
+        })
+        .await;
+        if !booted {
+            admin.compute().delete_server(&id).await.unwrap();
+            wait_gone(admin, &id).await;
+        }
+        booted.then_some(id)
     })
     .await;
     let server = wait_status(admin, &id, "ACTIVE").await;
@@ -126,7 +138,7 @@ async fn a_host_is_drained_two_at_a_time_and_its_service_retired() {
     assert_eq!(jsonpath(env, &ns, "cnd/old-node", "{.status.counts.succeeded}"), "5");
     let described = kubectl_ok(env, &["-n", &ns, "describe", "cnd", "old-node"]);
     assert!(described.contains("is empty and ready to be redeployed"), "no Ready event in:\n{described}");
-    assert!(admin.compute().servers_on_host(&host).await.unwrap().is_empty());
+    assert!(admin.compute().servers_on_host(&host).await.unwrap().servers.is_empty());
 
     // One InstanceMigration per server, owned by the drain, never more than two at once.
     let owners =
@@ -221,4 +233,63 @@ async fn dry_run_wait_deadline_abort_and_wait_until_empty() {
     assert_eq!(jsonpath(env, &ns, "cnd/owners", "{.status.conditions[?(@.type==\"Ready\")].status}"), "True");
     assert_eq!(jsonpath(env, &ns, "cnd/owners", "{.status.servers[*].state}"), "Gone Gone");
     extra_compute("stop", &host);
+}
+
+#[tokio::test]
+async fn a_server_lost_by_its_migration_keeps_the_drain_blocked_once_the_migration_is_deleted() {
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let host = spare_host(&admin, "lost").await;
+    // The target: a host of its own, known to the cell (a server booted there shows it), then
+    // disabled, so that the scheduler refuses the replacement: the boot fails after the source
+    // is deleted.
+    let target = spare_host(&admin, "lostto").await;
+    let (probe, _) = server_on(&admin, &f, &target, &format!("{target}-probe"), false).await;
+    clean_up(&admin, &[&probe], &[]).await;
+    let refusing = service(&admin, &target).await.unwrap();
+    admin.compute().disable_service(&refusing, "osmo e2e: takes no replacement").await.unwrap();
+    let name = format!("{host}-vm");
+    let (id, _) = server_on(&admin, &f, &host, &name, false).await;
+    let (env, ns, _op) = setup("drainlost");
+    let template = format!(", mode: Migrate, migrationTemplate: {{target: {{host: {target}}}}}");
+    apply_drain(env, &ns, "lossy", &host, &format!("{template}, afterDrain: RetireService, forceDown: true"));
+
+    let im = format!("lossy-{id}");
+    let exists = |im: &str| {
+        !kubectl_ok(env, &["-n", &ns, "get", "im", im, "--ignore-not-found", "-o", "name"]).trim().is_empty()
+    };
+    eventually(Duration::from_secs(120), "the drain to create its InstanceMigration", || exists(&im).then_some(()));
+    wait_for(env, &ns, &format!("im/{im}"), "jsonpath={.status.phase}=Failed", 300);
+    assert!(admin.compute().server(&id).await.unwrap().is_none(), "the source should be deleted");
+    let replacement = jsonpath(env, &ns, &format!("im/{im}"), "{.status.target.serverId}");
+    let snapshot = jsonpath(env, &ns, &format!("im/{im}"), "{.status.snapshot.imageId}");
+    let assert_blocked_on_loss = |when: &str| {
+        assert_eq!(jsonpath(env, &ns, "cnd/lossy", "{.status.phase}"), "Blocked", "{when}");
+        let reason = jsonpath(env, &ns, "cnd/lossy", "{.status.conditions[?(@.type==\"Progressing\")].reason}");
+        assert_eq!(reason, "ServerLost", "{when}");
+        let message = jsonpath(env, &ns, "cnd/lossy", "{.status.message}");
+        assert!(message.contains(&name) && message.contains(&im), "{when}: {message}");
+        assert_eq!(jsonpath(env, &ns, "cnd/lossy", "{.status.servers[0].state}"), "Lost", "{when}");
+    };
+    wait_for(env, &ns, "cnd/lossy", "jsonpath={.status.phase}=Blocked", 120);
+    assert_blocked_on_loss("with the failed migration");
+
+    // Its loss is accepted and the migration deleted: the drain still remembers the server.
+    let uid = jsonpath(env, &ns, &format!("im/{im}"), "{.metadata.uid}");
+    kubectl_ok(env, &["-n", &ns, "annotate", "im", &im, &format!("osmo.dev/accept-loss={uid}")]);
+    kubectl_ok(env, &["-n", &ns, "delete", "im", &im, "--timeout=60s"]);
+    assert!(!exists(&im));
+    // A spec change makes the drain look again, after the migration is gone.
+    kubectl_ok(env, &["-n", &ns, "patch", "cnd", "lossy", "--type=merge", "-p", r#"{"spec":{"maxConcurrent":2}}"#]);
+    wait_for(env, &ns, "cnd/lossy", "jsonpath={.status.observedGeneration}=2", 60);
+    assert_blocked_on_loss("once the migration is deleted");
+    let left = service(&admin, &host).await.expect("the service of a host with a lost server is never retired");
+    assert!(!left.forced_down.unwrap_or(false), "{left:?}");
+
+    kubectl_ok(env, &["-n", &ns, "delete", "cnd", "lossy", "--timeout=60s"]);
+    clean_up(&admin, &[&replacement], &[]).await;
+    admin.image().set_protected(&snapshot, false).await.unwrap();
+    admin.image().delete(&snapshot).await.unwrap();
+    extra_compute("stop", &host);
+    extra_compute("stop", &target);
 }

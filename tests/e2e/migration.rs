@@ -333,6 +333,7 @@ async fn deleting_a_migration_after_the_source_is_deleted_finishes_the_boot() {
         .servers_on_host("icehouse-1")
         .await
         .unwrap()
+        .servers
         .into_iter()
         .filter(|s| s.metadata.get(UID_KEY) == Some(&uid))
         .collect();

@@ -272,7 +272,7 @@ async fn the_migration_calls_work_end_to_end() {
     let server = wait_status(&admin, &id, "ACTIVE").await;
     assert_eq!(server.host.as_deref(), Some("havana-1"));
     assert_eq!(server.metadata.get(MARK), Some(&name));
-    assert!(admin.compute().servers_on_host("havana-1").await.unwrap().iter().any(|s| s.id == id));
+    assert!(admin.compute().servers_on_host("havana-1").await.unwrap().servers.iter().any(|s| s.id == id));
     assert_eq!(admin.compute().servers_named(&name).await.unwrap().len(), 1);
     assert!(admin.compute().volume_attachments(&id).await.unwrap().is_empty());
 
