@@ -285,6 +285,11 @@ pub struct InstanceMigrationStatus {
     /// the replacement (tagged with the migration's UID), and deletes it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub create_repeated: bool,
+    /// osmo locked the source in Nova once it was off, before its snapshot, so that nobody
+    /// starts it and writes data the snapshot does not hold. The lock is lifted just before
+    /// the source is deleted, or when a rollback gives it back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_locked: bool,
     /// The IDs of late twins (snapshots or servers) that osmo deleted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted_twins: Vec<String>,

@@ -19,6 +19,8 @@ pub enum Answer {
     Accepted,
     /// It made something that the status must hold at once.
     Made(Made),
+    /// Nova locked the source (its answer is final).
+    SourceLocked,
     /// Glance deleted the snapshot (its answer to a delete is final).
     SnapshotDeleted,
     /// Glance protected the snapshot, or lifted that: the image as it is now.
@@ -33,6 +35,11 @@ impl Answer {
     pub fn show(self, observed: &mut Observed) {
         match self {
             Answer::SnapshotDeleted => observed.snapshot = None,
+            Answer::SourceLocked => {
+                if let Some(source) = observed.source.as_mut() {
+                    source.locked = true;
+                }
+            }
             Answer::SnapshotProtection(image) => observed.snapshot = Some(image),
             Answer::FloatingIpMoved { floating_ip_id, port_id } => {
                 observed.floating_ips.insert(floating_ip_id, port_id);
@@ -53,6 +60,8 @@ pub async fn execute(
     let session = match &action {
         Action::StopSource { .. }
         | Action::StartSource { .. }
+        | Action::LockSource { .. }
+        | Action::UnlockSource { .. }
         | Action::CreateSnapshot { .. }
         | Action::DeleteSource { .. } => &s.source,
         Action::DeleteSnapshot { .. } | Action::ProtectSnapshot { .. } | Action::DeleteTwin(Twin::Image(_)) => {
@@ -70,6 +79,10 @@ pub async fn execute(
         Action::StartSource { server_id } => {
             accepted(ignore_conflict(session.compute().start_server(&server_id).await))
         }
+        Action::LockSource { server_id } => {
+            session.compute().lock_server(&server_id).await.map(|()| Answer::SourceLocked)
+        }
+        Action::UnlockSource { server_id } => accepted(session.compute().unlock_server(&server_id).await),
         Action::CreateSnapshot { server_id, name } => {
             let metadata = BTreeMap::from([(UID_KEY.to_string(), uid)]);
             session
@@ -78,9 +91,15 @@ pub async fn execute(
                 .await
                 .map(|id| Answer::Made(Made::Snapshot(id)))
         }
-        Action::DeleteSource { server_id } | Action::DeleteTarget { server_id } => {
+        Action::DeleteSource { server_id } => {
+            // Nova refuses to delete a locked server for all but admins: osmo's own lock goes
+            // first (both are idempotent, so a resent deletion does the same).
+            if status.source_locked {
+                session.compute().unlock_server(&server_id).await?;
+            }
             accepted(session.compute().delete_server(&server_id).await)
         }
+        Action::DeleteTarget { server_id } => accepted(session.compute().delete_server(&server_id).await),
         Action::ProtectSnapshot { image_id, protected } => session
             .image()
             .set_protected(&image_id, protected)

@@ -248,6 +248,7 @@ fn server_state(server: &crate::openstack::compute::Server) -> ServerState {
         host: server.host.clone(),
         availability_zone: server.availability_zone.clone(),
         fault: server.fault.as_ref().map(|f| f.message.clone()),
+        locked: server.locked == Some(true),
     }
 }
 

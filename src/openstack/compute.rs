@@ -440,6 +440,15 @@ impl Compute<'_> {
         self.action(id, json!({"os-start": null})).await
     }
 
+    /// Locks the server against changes by non-admins (Nova records the lock at once).
+    pub async fn lock_server(&self, id: &str) -> Result<(), Error> {
+        self.action(id, json!({"lock": null})).await
+    }
+
+    pub async fn unlock_server(&self, id: &str) -> Result<(), Error> {
+        self.action(id, json!({"unlock": null})).await
+    }
+
     async fn action(&self, id: &str, body: serde_json::Value) -> Result<(), Error> {
         let request =
             self.request(Method::POST, format!("/servers/{id}/action")).await?.json(body).retry(Retry::Idempotent);

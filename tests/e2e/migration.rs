@@ -263,6 +263,7 @@ async fn a_failed_snapshot_leaves_the_source_running() {
     // Rolled back: the source runs again on its host, with its floating IP; no snapshot is left.
     let server = wait_status(&admin, &id, "ACTIVE").await;
     assert_eq!(server.host.as_deref(), Some("havana-1"));
+    assert_eq!(server.locked, Some(false), "osmo's lock was not lifted");
     assert!(admin.network().floating_ip(&fip).await.unwrap().unwrap().port_id.is_some());
     let uid = jsonpath(env, &ns, "im/web", "{.metadata.uid}");
     let left = admin.image().images_with_property("osmo_migration_uid", &uid).await.unwrap();
@@ -278,10 +279,16 @@ async fn deleting_a_migration_before_the_source_is_deleted_stops_it_safely() {
     let (id, fip, _) = server_with_floating_ip(&admin, &f, &[("osmo_test_snapshot_delay", "6")]).await;
     apply_migration(env, &ns, "web", &id, "");
     kubectl_ok(env, &["-n", &ns, "wait", "--for=jsonpath={.status.phase}=Snapshotting", "im/web", "--timeout=120s"]);
+    // Off, the source is locked while its (slow) snapshot is made: nobody starts it meanwhile.
+    until(Duration::from_secs(60), "the source to be locked", || async {
+        admin.compute().server(&id).await.unwrap().and_then(|s| (s.locked == Some(true)).then_some(()))
+    })
+    .await;
     let uid = jsonpath(env, &ns, "im/web", "{.metadata.uid}");
     kubectl_ok(env, &["-n", &ns, "delete", "im", "web", "--timeout=180s"]);
     let server = wait_status(&admin, &id, "ACTIVE").await;
     assert_eq!(server.host.as_deref(), Some("havana-1"), "the source must be left running where it was");
+    assert_eq!(server.locked, Some(false), "osmo's lock was not lifted");
     until(Duration::from_secs(60), "the snapshot to be gone", || async {
         let left = admin.image().images_with_property("osmo_migration_uid", &uid).await.unwrap();
         left.iter().all(|i| i.status == "deleted").then_some(())

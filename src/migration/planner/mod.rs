@@ -100,6 +100,14 @@ pub enum Action {
     StartSource {
         server_id: String,
     },
+    /// Locks the source (off, before its snapshot) so that nobody starts it meanwhile.
+    LockSource {
+        server_id: String,
+    },
+    /// Lifts osmo's lock from a source given back by a rollback.
+    UnlockSource {
+        server_id: String,
+    },
     CreateSnapshot {
         server_id: String,
         name: String,

@@ -17,6 +17,8 @@ pub struct ServerState {
     pub host: Option<String>,
     pub availability_zone: Option<String>,
     pub fault: Option<String>,
+    /// Locked in Nova against changes by non-admins.
+    pub locked: bool,
 }
 
 impl ServerState {

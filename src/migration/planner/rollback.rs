@@ -59,6 +59,11 @@ impl Planner<'_> {
             self.action = Some(Action::DeleteSnapshot { image_id: image.id.clone() });
             return self.poll();
         }
+        if let Some(s) = observed.source.as_ref().filter(|s| s.locked && self.status.source_locked) {
+            // Given back as it was: without osmo's lock, before it is started again.
+            self.action = Some(Action::UnlockSource { server_id: s.id.clone() });
+            return self.poll();
+        }
         let was_running =
             self.status.source.as_ref().is_some_and(|s| ServerStatus::from(s.status.as_str()) == ServerStatus::Active);
         match &observed.source {

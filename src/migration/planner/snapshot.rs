@@ -28,6 +28,13 @@ impl Planner<'_> {
                 self.fail("SnapshotLost", "the snapshot disappeared from Glance before it was active".into())
             }
             (None, None) => self.fail("SourceVanished", source_vanished()),
+            (None, Some(source)) if !source.locked && source.task_state.is_none() && !self.create_in_flight() => {
+                // Off from now on: nobody starts it and writes what the snapshot would not hold.
+                // Nova's answer shows the lock, and the snapshot is made from this look.
+                self.status.source_locked = true;
+                self.action = Some(Action::LockSource { server_id: source.id.clone() });
+                self.requeue = Some(Duration::ZERO);
+            }
             (None, Some(source)) => {
                 if source.task_state.is_none() && !self.create_in_flight() {
                     let name =

@@ -116,6 +116,7 @@ fn assert_moved_as_accepted(run: &mut Run) {
         run.actions(),
         [
             stop_source(),
+            lock_source(),
             create_snapshot(),
             protect_snapshot(true),
             delete_source(),

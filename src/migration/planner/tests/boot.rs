@@ -110,6 +110,7 @@ fn a_premade_port_that_survives_the_source_is_reused() {
         run.log,
         [
             (Stopping, stop_source()),
+            (Snapshotting, lock_source()),
             (Snapshotting, create_snapshot()),
             (Snapshotting, protect_snapshot(true)),
             (DeletingSource, delete_source()),

@@ -14,6 +14,7 @@ fn a_snapshot_migration_walks_every_phase_to_success() {
         run.log,
         [
             (Stopping, stop_source()),
+            (Snapshotting, lock_source()),
             (Snapshotting, create_snapshot()),
             (Snapshotting, protect_snapshot(true)),
             (DeletingSource, delete_source()),
@@ -40,10 +41,10 @@ fn a_snapshot_migration_walks_every_phase_to_success() {
         })
     );
     assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", PortOrigin::New)]);
-    // Down from the stop (t=0s) until the replacement was verified with its address (t=30s; the
-    // snapshot's protection takes a step of its own here, one more change of the same reconcile
-    // in the controller).
-    assert_eq!(done.downtime.as_deref(), Some("30.0s"));
+    // Down from the stop (t=0s) until the replacement was verified with its address (t=35s; the
+    // source's lock and the snapshot's protection take a step of their own here, more changes of
+    // the same reconcile in the controller).
+    assert_eq!(done.downtime.as_deref(), Some("35.0s"));
     assert_eq!(done.last_error, None);
     assert_eq!(run.cloud.floating_ips["fip-1"].as_deref(), Some("tgt-port-0"));
     // Every decision asks to look again, except the last one.
@@ -154,7 +155,8 @@ fn a_create_sent_again_makes_every_later_look_delete_late_twins() {
 
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
     // The snapshot was decided and written, and the operator died: its create may be in flight.
-    run.crash_entering(Snapshotting);
+    assert_eq!(run.entering(Snapshotting).action, Some(lock_source()));
+    run.status = Some(run.decide().status);
     run.now += 31;
     let again = run.step();
     assert_eq!(again.action, Some(create_snapshot()));

@@ -251,7 +251,13 @@ impl Cloud {
         match action {
             Action::DeleteTwin(twin) => self.twins.retain(|t| t != twin),
             Action::StopSource { .. } => self.source_mut().status = "SHUTOFF".into(),
-            Action::StartSource { .. } => self.source_mut().status = "ACTIVE".into(),
+            Action::StartSource { .. } => {
+                // Nova starts a locked server for admins only: the planner unlocks it first.
+                assert!(!self.source_mut().locked, "the source is started while still locked");
+                self.source_mut().status = "ACTIVE".into()
+            }
+            Action::LockSource { .. } => self.source_mut().locked = true,
+            Action::UnlockSource { .. } => self.source_mut().locked = false,
             Action::CreateSnapshot { .. } => self.snapshot = Some(image(SNAPSHOT_ID, self.snapshot_becomes)),
             Action::DeleteSource { server_id } => {
                 // Nova deletes the ports it made; Neutron unbinds their floating IPs;
@@ -533,6 +539,14 @@ impl Run {
 
 fn stop_source() -> Action {
     Action::StopSource { server_id: SOURCE_ID.into() }
+}
+
+fn lock_source() -> Action {
+    Action::LockSource { server_id: SOURCE_ID.into() }
+}
+
+fn unlock_source() -> Action {
+    Action::UnlockSource { server_id: SOURCE_ID.into() }
 }
 
 fn start_source() -> Action {

@@ -51,7 +51,7 @@ fn stopping_is_skipped_when_the_source_is_off_or_must_not_be_stopped() {
         let first = run.step();
         assert_eq!(first.status.phase, expected_next, "{case}");
         assert!(
-            matches!(first.action, Some(Action::CreateSnapshot { .. } | Action::Boot(_))),
+            matches!(first.action, Some(Action::LockSource { .. } | Action::Boot(_))),
             "{case}: {:?}",
             first.action
         );

@@ -7,7 +7,8 @@ fn a_killed_snapshot_is_rolled_back_and_the_source_restarted() {
     let mut cloud = web_cloud("ACTIVE");
     cloud.snapshot_becomes = "killed";
     let mut run = Run::new(snapshot_spec(), cloud);
-    assert_eq!(run.entering(Snapshotting).action, Some(create_snapshot()));
+    assert_eq!(run.entering(Snapshotting).action, Some(lock_source()));
+    assert_eq!(run.step().action, Some(create_snapshot()));
 
     let failed = run.step();
     assert_eq!((&failed.action, failed.requeue), (&None, Some(Duration::ZERO)));
@@ -22,6 +23,8 @@ fn a_killed_snapshot_is_rolled_back_and_the_source_restarted() {
     let deleting = run.step();
     assert_eq!(deleting.action, Some(delete_snapshot(SNAPSHOT_ID)));
     assert_rolling_back(&deleting.status, "SnapshotFailed");
+    // Given back without osmo's lock, then started again.
+    assert_eq!(run.step().action, Some(unlock_source()));
     let starting = run.step();
     assert_eq!(starting.action, Some(start_source()));
     assert_rolling_back(&starting.status, "SnapshotFailed");
@@ -63,7 +66,7 @@ fn a_snapshot_that_vanishes_is_rolled_back() {
 
     assert_failed(run.finish(), "SnapshotLost");
     // Nothing left to delete: only the restart.
-    assert_eq!(run.actions(), [stop_source(), create_snapshot(), start_source()]);
+    assert_eq!(run.actions(), [stop_source(), lock_source(), create_snapshot(), unlock_source(), start_source()]);
 }
 
 #[test]
@@ -73,8 +76,10 @@ fn a_rollback_does_not_start_a_source_that_was_off() {
     let mut run = Run::new(snapshot_spec(), cloud);
 
     assert_failed(run.finish(), "SnapshotFailed");
-    assert_eq!(run.actions(), [create_snapshot(), delete_snapshot(SNAPSHOT_ID)]);
-    assert_eq!(run.cloud.source.as_ref().map(|s| s.status.as_str()), Some("SHUTOFF"));
+    // Given back as it was: off, and without osmo's lock.
+    assert_eq!(run.actions(), [lock_source(), create_snapshot(), delete_snapshot(SNAPSHOT_ID), unlock_source()]);
+    let source = run.cloud.source.as_ref().unwrap();
+    assert_eq!((source.status.as_str(), source.locked), ("SHUTOFF", false));
 }
 
 #[test]
@@ -145,6 +150,7 @@ fn deleting_while_snapshotting_deletes_the_snapshot_and_restarts_the_source() {
     assert_eq!(aborted.action, None);
     assert_rolling_back(&aborted.status, "Deleted");
     assert_eq!(run.step().action, Some(delete_snapshot(SNAPSHOT_ID)));
+    assert_eq!(run.step().action, Some(unlock_source()));
     assert_eq!(run.step().action, Some(start_source()));
     assert_failed(run.finish(), "Deleted");
     assert_eq!(run.cloud.source.as_ref().map(|s| s.status.as_str()), Some("ACTIVE"));
@@ -250,7 +256,8 @@ fn a_rollback_unprotects_the_snapshot_before_deleting_it() {
     run.deleting = true;
     assert_rolling_back(&run.step().status, "Deleted");
     assert_failed(run.finish(), "Deleted");
-    assert!(run.actions().ends_with(&[protect_snapshot(false), delete_snapshot(SNAPSHOT_ID), start_source()]));
+    let undo = [protect_snapshot(false), delete_snapshot(SNAPSHOT_ID), unlock_source(), start_source()];
+    assert!(run.actions().ends_with(&undo), "{:?}", run.actions());
 }
 
 #[test]
