@@ -243,6 +243,8 @@ async fn boot_needs(
 fn server_state(server: &crate::openstack::compute::Server) -> ServerState {
     ServerState {
         id: server.id.clone(),
+        name: server.name.clone(),
+        project_id: server.tenant_id.clone(),
         status: server.status.as_str().into(),
         task_state: server.task_state.clone(),
         host: server.host.clone(),

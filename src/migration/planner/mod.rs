@@ -328,7 +328,31 @@ impl Planner<'_> {
             self.requeue = Some(Duration::ZERO);
             return;
         }
+        if let Some(problem) = self.not_as_recorded(observed) {
+            // Nothing is done to it, not even a rollback: it may be another server.
+            let remains = self.what_remains();
+            return self.finish_failed("NotAsRecorded", &format!("{problem}: osmo acts on nothing else. {remains}"));
+        }
         self.phase_step(observed);
+    }
+
+    /// A server found by an ID from the status whose name or project is not the recorded
+    /// one: a stale or altered status must never point a change (least of all a deletion) at
+    /// another server.
+    fn not_as_recorded(&self, observed: &Observed) -> Option<String> {
+        let record = self.status.source.as_ref()?;
+        let project = record.project_id.as_ref();
+        // The replacement's project is the target credentials' (another cloud's may differ):
+        // its name says it is this server's.
+        let source_differs = |s: &ServerState| project.is_some_and(|p| s.project_id.as_ref() != Some(p));
+        let checks = [("source", &observed.source, true), ("replacement", &observed.target, false)];
+        checks.into_iter().find_map(|(what, server, with_project)| {
+            let server = server.as_ref().filter(|s| s.name != record.name || (with_project && source_differs(s)))?;
+            Some(format!(
+                "{what} {} is named {:?} in project {:?}, not {:?} as recorded (project {:?})",
+                server.id, server.name, server.project_id, record.name, project
+            ))
+        })
     }
 
     /// Validates the spec while it may still be corrected (until something has changed in

@@ -12,6 +12,8 @@ use crate::runtime::conditions::Refusal;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerState {
     pub id: String,
+    pub name: String,
+    pub project_id: Option<String>,
     pub status: ServerStatus,
     pub task_state: Option<String>,
     pub host: Option<String>,

@@ -148,8 +148,15 @@ fn image(id: &str, status: &str) -> ImageState {
     }
 }
 
+/// A server of `web-1`'s name and project (the source, or its replacement).
 fn server_state(id: &str, status: &str) -> ServerState {
-    ServerState { id: id.into(), status: status.into(), ..Default::default() }
+    ServerState {
+        id: id.into(),
+        name: "web-1".into(),
+        project_id: Some("project-1".into()),
+        status: status.into(),
+        ..Default::default()
+    }
 }
 
 // ---- the simulated cloud ----------------------------------------------------------------
@@ -182,6 +189,8 @@ struct Cloud {
     target_becomes: &'static str,
     /// What creates sent before the last ones made, landing late.
     twins: Vec<Twin>,
+    /// The source's project, where its replacement is made.
+    source_project: Option<String>,
     /// How many replacements were booted: the first is [`TARGET_ID`], the next `tgt-2`...
     booted: usize,
 }
@@ -189,6 +198,8 @@ struct Cloud {
 impl Cloud {
     fn new(record: RecordedServer) -> Cloud {
         let source = ServerState {
+            name: record.name.clone(),
+            project_id: record.project_id.clone(),
             host: record.host.clone(),
             availability_zone: record.availability_zone.clone(),
             ..server_state(&record.id, &record.status)
@@ -218,6 +229,7 @@ impl Cloud {
             target_becomes: "ACTIVE",
             twins: Vec::new(),
             booted: 0,
+            source_project: record.project_id.clone(),
             recording: Ok(record),
             acting_project: None,
         }
@@ -286,6 +298,8 @@ impl Cloud {
                 self.booted += 1;
                 let id = if self.booted == 1 { TARGET_ID.to_string() } else { format!("tgt-{}", self.booted) };
                 self.target = Some(ServerState {
+                    name: plan.name.clone(),
+                    project_id: self.source_project.clone(),
                     host: Some(TARGET_HOST.into()),
                     availability_zone: Some("icehouse".into()),
                     fault: if failed { Some(NO_VALID_HOST.into()) } else { None },

@@ -168,3 +168,22 @@ fn the_snapshot_is_protected_before_the_source_is_deleted_until_the_replacement_
     assert_succeeded(run.finish());
     assert_eq!(run.cloud.snapshot, None);
 }
+
+#[test]
+fn a_source_id_that_names_another_server_is_never_acted_on() {
+    // The status's ID now finds a server of another name (a stale or altered status): it is
+    // neither deleted nor given back by a rollback.
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.crash_entering(DeletingSource);
+    run.cloud.source_mut().name = "payroll-db".into();
+    let refused = run.step();
+    assert_eq!(refused.action, None);
+    assert_failed(&refused.status, "NotAsRecorded");
+    assert!(failure_message(&refused.status).contains("source src-1 is named \"payroll-db\""));
+    // Nor does one of another project.
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.crash_entering(Stopping);
+    run.cloud.source_mut().project_id = Some("project-2".into());
+    assert_eq!(run.step().action, None);
+    assert_failed(run.status(), "NotAsRecorded");
+}
