@@ -126,7 +126,7 @@ fn context() -> Context {
     let metrics = Arc::new(Metrics::default());
     let (events, _publisher) = crate::runtime::events::Events::start(recorder, metrics.clone());
     let clouds = Clouds::new(client.clone(), Arc::new(|_, _| {}), 8);
-    let claims = crate::runtime::claim::Claims::new(client.clone(), "osmo-system".into());
+    let claims = crate::runtime::claim::Claims::new(client.clone(), "osmo-system".into(), metrics.clone());
     let shared = Shared { clouds, claims, client, events, metrics };
     Context::new(Arc::new(shared), jiff::Timestamp::UNIX_EPOCH)
 }

@@ -10,12 +10,15 @@
 //! takers too only one wins.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams, Preconditions};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+
+use super::metrics::Metrics;
 
 /// Label of every claim: what kind of thing it holds (`server`, `host`).
 pub const CLAIM_LABEL: &str = "osmo.dev/claim";
@@ -153,11 +156,13 @@ pub enum Claim {
 pub struct Claims {
     client: Client,
     namespace: String,
+    /// Each claim made, taken over or released counts as a Kubernetes write.
+    metrics: Arc<Metrics>,
 }
 
 impl Claims {
-    pub fn new(client: Client, namespace: String) -> Self {
-        Claims { client, namespace }
+    pub fn new(client: Client, namespace: String, metrics: Arc<Metrics>) -> Self {
+        Claims { client, namespace, metrics }
     }
 
     /// The namespace the claims are kept in.
@@ -181,18 +186,23 @@ impl Claims {
         let holder = Holder::of(me);
         let mut conflict = None;
         for _ in 0..ATTEMPTS {
-            let existing = match api.get_opt(&name).await? {
-                None => match api.create(&PostParams::default(), &lease(&name, key, &holder)).await {
-                    Ok(_) => return Ok(Claim::Held(name)),
+            // Read first: a claimant that holds it already (a drain checks each time) writes nothing.
+            let Some(existing) = api.get_opt(&name).await? else {
+                match api.create(&PostParams::default(), &lease(&name, key, &holder)).await {
+                    Ok(_) => {
+                        self.metrics.kubernetes_write("Lease");
+                        return Ok(Claim::Held(name));
+                    }
                     // Another claimant created it since our read: read it again.
                     Err(kube::Error::Api(s)) if s.code == 409 => continue,
                     Err(e) => return Err(e),
-                },
-                Some(existing) => existing,
+                }
             };
             let theirs = match found(&existing, &holder) {
                 Found::Ours => return Ok(Claim::Held(name)),
-                Found::Unreadable => return Ok(Claim::Refused { lease: name, holder: "an unknown holder".into() }),
+                Found::Unreadable => {
+                    return Ok(Claim::Refused { lease: name, holder: "unknown (the claim names no holder)".into() });
+                }
                 Found::Theirs(theirs) => theirs,
             };
             if self.holds(&theirs, &still_holds).await? {
@@ -203,7 +213,10 @@ impl Claims {
             // The version read: if anyone changed the claim since, the replace fails.
             taken.metadata.resource_version = existing.metadata.resource_version.clone();
             match api.replace(&name, &PostParams::default(), &taken).await {
-                Ok(_) => return Ok(Claim::Held(name)),
+                Ok(_) => {
+                    self.metrics.kubernetes_write("Lease");
+                    return Ok(Claim::Held(name));
+                }
                 Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => conflict = Some(kube::Error::Api(s)),
                 Err(e) => return Err(e),
             }
@@ -240,6 +253,7 @@ impl Claims {
         let preconditions = Preconditions { resource_version: lease.metadata.resource_version.clone(), uid: None };
         match api.delete(name, &DeleteParams { preconditions: Some(preconditions), ..Default::default() }).await {
             Ok(_) => {
+                self.metrics.kubernetes_write("Lease");
                 tracing::info!(claim = %name, holder = %Holder::of(me).path(), "released claim");
                 Ok(())
             }

@@ -108,7 +108,7 @@ where
     let shared = Arc::new(Shared {
         events,
         clouds: clouds::Clouds::new(client.clone(), observer, config.openstack_changes_per_cloud),
-        claims: claim::Claims::new(client.clone(), config.claim_namespace.clone()),
+        claims: claim::Claims::new(client.clone(), config.claim_namespace.clone(), metrics.clone()),
         client: client.clone(),
         metrics: metrics.clone(),
     });
