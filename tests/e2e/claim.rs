@@ -1,10 +1,16 @@
 //! One migration per server and one drain per host, across the whole cluster: two resources of
-//! one thing in two namespaces, each watched by its own operator, and exactly one proceeds.
+//! one thing in two namespaces, each watched by its own operator, and exactly one proceeds; a
+//! claim left by a holder that is gone blocks nothing.
 
 use std::time::Duration;
 
+use osmo::runtime::claim::Key;
+
 use crate::drain::{REASON, apply_drain, service, spare_host, wait_phase};
-use crate::harness::{Env, OPERATOR_NAMESPACE, Operator, env, eventually, jsonpath, kubectl, kubectl_ok, namespace};
+use crate::harness::{
+    Env, OPERATOR_NAMESPACE, Operator, env, eventually, jsonpath, kubectl, kubectl_ok, kubectl_stdin_ok, namespace,
+    wait_for,
+};
 use crate::migration::{
     apply_migration, assert_moved, clean_up, namespace_with_clouds, server_with_floating_ip, setup,
 };
@@ -76,6 +82,31 @@ async fn one_server_in_two_namespaces_is_migrated_once() {
     // The winner's claim is released once it succeeded.
     let claim = jsonpath(env, winner, "im/web", "{.status.claim}");
     assert!(claim.starts_with("osmo-server-"), "{claim:?}");
+    eventually(Duration::from_secs(30), "the claim to be released", || (!lease_exists(env, &claim)).then_some(()));
+    clean_up(&admin, &[&new_id], &[&fip]).await;
+}
+
+#[tokio::test]
+async fn a_claim_left_by_a_holder_that_is_gone_is_taken_over() {
+    let (env, ns, _op) = setup("claimstale");
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let (id, fip, _) = server_with_floating_ip(&admin, &f, &[]).await;
+    // A claim on the server by a migration deleted while no operator ran (its Lease left).
+    let project = admin.compute().server(&id).await.unwrap().unwrap().tenant_id.unwrap();
+    let claim = Key::server(&admin.config().auth.auth_url, &project, &id).lease_name();
+    let stale = format!(
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: {claim}\n  namespace: {OPERATOR_NAMESPACE}\n\
+         \x20 labels: {{osmo.dev/claim: server, osmo.dev/holder-uid: 00000000-0000-0000-0000-000000000000}}\n\
+         \x20 annotations: {{osmo.dev/holder-kind: InstanceMigration, osmo.dev/holder-namespace: {ns}, osmo.dev/holder-name: gone}}\n\
+         spec: {{holderIdentity: InstanceMigration {ns}/gone}}\n"
+    );
+    kubectl_stdin_ok(env, &["apply", "-f", "-"], &stale);
+
+    apply_migration(env, &ns, "web", &id, "");
+    wait_for(env, &ns, "im/web", "condition=Ready", 240);
+    assert_eq!(jsonpath(env, &ns, "im/web", "{.status.claim}"), claim);
+    let new_id = assert_moved(&admin, env, &ns, "web", &id, &fip).await;
     eventually(Duration::from_secs(30), "the claim to be released", || (!lease_exists(env, &claim)).then_some(()));
     clean_up(&admin, &[&new_id], &[&fip]).await;
 }
