@@ -49,10 +49,10 @@ async fn run_controllers(shared: Arc<Shared>, watch: Watch, stop: CancellationTo
         .default_backoff()
         .touched_objects()
         .predicate_filter(migration_phase, Default::default());
-    let drain_controller = Controller::for_stream(triggers, drains.clone()).owns_stream(children);
+    let drain_controller = Controller::for_stream(triggers, drains).owns_stream(children);
 
-    let migration_ctx = Arc::new(migration::Context::new(shared.clone(), migrations.clone(), acting_since));
-    let drain_ctx = Arc::new(drain::Context { shared: shared.clone(), migrations, drains });
+    let migration_ctx = Arc::new(migration::Context::new(shared.clone(), acting_since));
+    let drain_ctx = Arc::new(drain::Context { shared: shared.clone(), migrations });
     let metrics = &shared.metrics;
     tokio::join!(
         runtime::run_controller(

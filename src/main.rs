@@ -45,7 +45,8 @@ struct RunArgs {
     /// Name of the Lease used for leader election.
     #[arg(long, env = "OSMO_LEASE_NAME", default_value = "osmo-leader")]
     lease_name: String,
-    /// Namespace of the Lease (default: the pod's namespace, else the kubeconfig's).
+    /// The operator's namespace: of the leader's Lease and of the claims on servers and hosts
+    /// (default: the pod's namespace, else the kubeconfig's).
     #[arg(long, env = "POD_NAMESPACE")]
     lease_namespace: Option<String>,
     /// This replica's identity in the Lease (default: the pod name, else host name and PID).
@@ -83,6 +84,8 @@ async fn main() -> anyhow::Result<()> {
                 .with_writer(std::io::stderr)
                 .init();
             let client = kube::Client::try_default().await?;
+            let operator_namespace =
+                args.lease_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
             let lease = if args.no_leader_election {
                 None
             } else {
@@ -91,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
                     "--renew-deadline-seconds plus twice --retry-period-seconds must be less than --lease-duration-seconds"
                 );
                 Some(LeaseConfig {
-                    namespace: args.lease_namespace.unwrap_or_else(|| client.default_namespace().to_string()),
+                    namespace: operator_namespace.clone(),
                     identity: args.identity.unwrap_or_else(default_identity),
                     name: args.lease_name,
                     lease_duration: Duration::from_secs(args.lease_duration_seconds),
@@ -103,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
                 listen: args.listen,
                 namespace: args.namespace,
                 lease,
+                claim_namespace: operator_namespace,
                 concurrency: args.concurrency,
                 openstack_changes_per_cloud: args.openstack_changes_per_cloud,
             };

@@ -197,6 +197,11 @@ pub struct ComputeNodeDrainStatus {
     /// When the host was cordoned: the start of `waitDeadlineSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cordoned_at: Option<String>,
+    /// The Lease, in the operator's namespace, by which this drain claimed its host
+    /// cluster-wide before the cordon: while it holds it, any other drain of the host is
+    /// refused (`Conflict`). Deleted once the drain is retired, failed or deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
     /// What the drain waits for or what blocks it, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -275,6 +275,11 @@ pub struct InstanceMigrationStatus {
     /// belong to the server's project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acting_project_id: Option<String>,
+    /// The Lease, in the operator's namespace, by which this migration claimed its server
+    /// cluster-wide before its first change: while it holds it, any other migration of the
+    /// server is refused (`Conflict`). Deleted once the migration no longer needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
     /// When osmo last sent a request that creates the snapshot or the replacement: until that
     /// request has had time to land, none is sent again (it may still be in flight from an
     /// operator that died), so that no twin is ever made.

@@ -15,6 +15,8 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 
 use crate::api::{ComputeNodeDrain, ComputeNodeDrainStatus, Condition, DrainPhase, InstanceMigration};
+use crate::openstack::Session;
+use crate::runtime::claim::{Claim, Key};
 use crate::runtime::conditions::{Refusal, Validated};
 use crate::runtime::status::{self, HasConditions};
 use crate::runtime::{ReconcileError, Shared, finalizers};
@@ -24,13 +26,11 @@ use self::planner::{Input, Observed};
 /// Held on every ComputeNodeDrain so that its deletion passes through the operator.
 pub const FINALIZER: &str = "osmo.dev/compute-node-drain";
 
-/// What the drain controller works with: the shared plumbing, and the migrations and drains as
-/// the watches see them (to find other migrations of the host's servers, and an older drain of
-/// the same host).
+/// What the drain controller works with: the shared plumbing, and the migrations as the watch
+/// sees them (to find other migrations of the host's servers).
 pub struct Context {
     pub shared: Arc<Shared>,
     pub migrations: Store<InstanceMigration>,
-    pub drains: Store<ComputeNodeDrain>,
 }
 
 impl HasConditions for ComputeNodeDrain {
@@ -72,7 +72,7 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
     let namespace = drain.namespace().unwrap_or_default();
     let mut session = None;
     let mut observation = None;
-    let observed: Result<Observed, Refusal> = if !needs_openstack {
+    let mut observed: Result<Observed, Refusal> = if !needs_openstack {
         Ok(Observed::default())
     } else {
         match ctx.shared.clouds.session(&namespace, &drain.spec.cloud).await {
@@ -90,7 +90,14 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
             },
         }
     };
-    let decision = planner::plan(&input, observed.as_ref());
+    let mut claimed = None;
+    if let (Some(session), Ok(observed)) = (&session, &mut observed) {
+        (claimed, observed.rival) = claim_host(&ctx, session, &drain, &current).await?;
+    }
+    let mut decision = planner::plan(&input, observed.as_ref());
+    if claimed.is_some() {
+        decision.status.claim = claimed;
+    }
     publish(&ctx, &drain, Some(&validated), &decision.status).await?;
 
     if let Some(session) = &session {
@@ -101,12 +108,46 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
             }
         }
     }
+    let ended = matches!(decision.status.phase, DrainPhase::Failed | DrainPhase::Retired);
+    if let Some(lease) = decision.status.claim.as_deref().filter(|_| decision.release || ended) {
+        ctx.shared.claims.release(lease, drain.as_ref()).await?;
+    }
     if decision.release {
         finalizers::remove(&api, drain.as_ref(), FINALIZER).await?;
         ctx.shared.metrics.kubernetes_write("ComputeNodeDrain");
         return Ok(Action::await_change());
     }
     Ok(decision.requeue.map(Action::requeue).unwrap_or_else(Action::await_change))
+}
+
+/// Whether a drain holds its claim on the host: until it is retired or failed (or its
+/// finalizer goes).
+fn holds_host(status: Option<&ComputeNodeDrainStatus>) -> bool {
+    status.is_none_or(|s| !matches!(s.phase, DrainPhase::Failed | DrainPhase::Retired))
+}
+
+/// Claims the host for this drain, cluster-wide, before the cordon, and keeps checking it holds
+/// it (a drain's claim is read each time: drains are few). Returns the claim, and the other
+/// drain that holds it instead (the planner refuses a drain that has not cordoned yet).
+async fn claim_host(
+    ctx: &Context,
+    session: &Session,
+    drain: &ComputeNodeDrain,
+    status: &ComputeNodeDrainStatus,
+) -> Result<(Option<String>, Option<String>), ReconcileError> {
+    if drain.spec.dry_run || drain.metadata.deletion_timestamp.is_some() || !holds_host(Some(status)) {
+        return Ok((None, None));
+    }
+    let key = Key::host(&session.config().auth.auth_url, &drain.spec.host);
+    match ctx.shared.claims.claim(&key, drain, |other: &ComputeNodeDrain| holds_host(other.status.as_ref())).await? {
+        Claim::Held(lease) => Ok((Some(lease), None)),
+        Claim::Refused { lease, holder } => {
+            if started(status) {
+                tracing::warn!(drain = %drain.name_any(), claim = %lease, %holder, "a drain under way holds no claim on its host");
+            }
+            Ok((None, Some(holder)))
+        }
+    }
 }
 
 /// Whether the drain has changed anything in OpenStack yet.

@@ -3,7 +3,7 @@
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
-use crate::api::{ComputeNodeDrain, DrainPhase, InstanceMigration, ServiceStatus};
+use crate::api::{ComputeNodeDrain, InstanceMigration, ServiceStatus};
 use crate::openstack::Session;
 use crate::openstack::compute::ComputeService;
 use crate::runtime::ReconcileError;
@@ -39,7 +39,7 @@ pub async fn observe(
             migrations: migrations(ctx, drain, &servers).await?,
             servers,
             partial: listing.partial,
-            rival: rival(ctx, drain),
+            rival: None,
         },
         service: service.filter(|s| !s.cell_down()),
     })
@@ -80,27 +80,6 @@ async fn migrations(
         }
     }
     Ok(found)
-}
-
-/// The oldest other drain of the same host, namespace and credentials that still holds it
-/// (not a dry run, not failed or retired, not being deleted): the one that goes first.
-fn rival(ctx: &Context, drain: &ComputeNodeDrain) -> Option<String> {
-    let key = |d: &ComputeNodeDrain| (d.metadata.creation_timestamp.clone().map(|t| t.0), d.name_any());
-    ctx.drains
-        .state()
-        .into_iter()
-        .filter(|other| {
-            other.namespace() == drain.namespace()
-                && other.name_any() != drain.name_any()
-                && other.spec.host == drain.spec.host
-                && other.spec.cloud == drain.spec.cloud
-                && !other.spec.dry_run
-                && other.metadata.deletion_timestamp.is_none()
-                && !other.status.as_ref().is_some_and(|s| matches!(s.phase, DrainPhase::Failed | DrainPhase::Retired))
-                && key(other) < key(drain)
-        })
-        .min_by_key(|other| key(other))
-        .map(|other| other.name_any())
 }
 
 fn service_status(service: &ComputeService) -> ServiceStatus {

@@ -93,7 +93,7 @@ pub struct Observed {
     pub partial: Vec<String>,
     /// The drain's own InstanceMigrations, and others that name a server of the host.
     pub migrations: Vec<KnownMigration>,
-    /// An older drain of the same host with the same credentials, still at work on it.
+    /// Another drain that holds the host's claim (`namespace/name`): this one must not start.
     pub rival: Option<String>,
 }
 

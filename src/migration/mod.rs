@@ -3,6 +3,7 @@
 //! followed at once in the same reconcile; a decision that needs another look ends the
 //! reconcile (at once requeued when the look is due now), so that others get their turn.
 
+mod claim;
 mod execute;
 #[cfg(test)]
 mod nova_network_tests;
@@ -19,12 +20,12 @@ use std::time::{Duration, Instant};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::Store;
 
 use crate::api::{
     ACCEPT_LOSS_ANNOTATION, Condition, InstanceMigration, InstanceMigrationSpec, InstanceMigrationStatus,
     MigrationPhase, RETRY_ANNOTATION, StepResult,
 };
+use crate::runtime::claim::Claim;
 use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
 use crate::runtime::status::{self, HasConditions};
@@ -36,21 +37,18 @@ use self::planner::{Input, Observed};
 /// Held on every InstanceMigration so that its deletion passes through the operator.
 pub const FINALIZER: &str = "osmo.dev/instance-migration";
 
-/// What the migration controller works with: the shared plumbing, the other migrations (to
-/// refuse a second migration of the same server), when it started acting, and what it keeps
-/// between reconciles.
+/// What the migration controller works with: the shared plumbing, when it started acting,
+/// and what it keeps between reconciles.
 pub struct Context {
     pub shared: Arc<Shared>,
-    /// Every InstanceMigration, as this controller's watch sees them.
-    pub migrations: Store<InstanceMigration>,
     /// When this process became the leader: a step's timeout counts from then at the earliest.
     pub acting_since: jiff::Timestamp,
     memory: Memory,
 }
 
 impl Context {
-    pub fn new(shared: Arc<Shared>, migrations: Store<InstanceMigration>, acting_since: jiff::Timestamp) -> Self {
-        Context { shared, migrations, acting_since, memory: Memory::default() }
+    pub fn new(shared: Arc<Shared>, acting_since: jiff::Timestamp) -> Self {
+        Context { shared, acting_since, memory: Memory::default() }
     }
 }
 
@@ -121,12 +119,20 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     // The resource as this reconcile has written it: a phase that ends, or a change whose answer
     // shows its outcome, is followed at once, without waiting for the watch to bring it back.
     let mut now_written = (*im).clone();
+    let mut claimed = match &sessions {
+        Some(Ok(s)) => claim_server(&ctx, s, &im, &current, &mut observed).await?,
+        _ => None,
+    };
     let exit = 'turns: {
         for _ in 0..MAX_TURNS {
-            let decision = planner::plan(
+            let mut decision = planner::plan(
                 &input(&im, &submitted, now_written.status.as_ref(), &uid, &usual_steps, acting_since, seen_at),
                 &observed,
             );
+            // A claim made in this reconcile is written with the first decision.
+            if let Some(lease) = claimed.take() {
+                decision.status.claim = Some(lease);
+            }
             let decided_at = Instant::now();
             publish(&ctx, &mut now_written, decision.status.clone()).await?;
             // Recording may have found a server of another project: from now on, act in it.
@@ -343,8 +349,9 @@ async fn look(
     })
 }
 
-/// Ends a reconcile: releases a deleted resource once its migration has ended (and any loss
-/// was accepted), and says when to look again. `im` holds the status written last.
+/// Ends a reconcile: gives up the claim on the server once the migration no longer needs it,
+/// releases a deleted resource once its migration has ended (and any loss was accepted), and
+/// says when to look again. `im` holds the status written last.
 async fn done(
     api: &Api<InstanceMigration>,
     im: &InstanceMigration,
@@ -355,17 +362,64 @@ async fn done(
     let status = im.status.clone().unwrap_or_default();
     if im.metadata.deletion_timestamp.is_some() && planner::releasable(&status, loss_accepted(im)) {
         release(api, im, ctx).await?;
+    } else if let Some(name) = status.claim.as_deref().filter(|_| !claim::needs_claim(&status)) {
+        ctx.shared.claims.release(name, im).await?;
     }
     // The planner timed the next look from its decision: writing and changing since count.
     Ok(requeue(requeue_after.map(|after| after.saturating_sub(decided_at.elapsed()))))
 }
 
-/// Lets a deleted resource go, and forgets it.
+/// Lets a deleted resource go, with its claim on the server, and forgets it.
 async fn release(api: &Api<InstanceMigration>, im: &InstanceMigration, ctx: &Context) -> Result<(), ReconcileError> {
+    if let Some(name) = im.status.as_ref().and_then(|s| s.claim.as_deref()) {
+        ctx.shared.claims.release(name, im).await?;
+    }
     finalizers::remove(api, im, FINALIZER).await?;
     ctx.shared.metrics.kubernetes_write("InstanceMigration");
     ctx.memory.forget(im);
     Ok(())
+}
+
+/// Claims the recorded server for this migration, cluster-wide, before its first change;
+/// returns the claim's name when it is new. Another migration's live claim refuses a migration
+/// that has changed nothing yet; one that has (started before claims existed) goes on, with a
+/// warning.
+async fn claim_server(
+    ctx: &Context,
+    s: &observe::Sessions,
+    im: &InstanceMigration,
+    status: &InstanceMigrationStatus,
+    observed: &mut Observed,
+) -> Result<Option<String>, ReconcileError> {
+    if status.claim.is_some() || im.metadata.deletion_timestamp.is_some() || !claim::needs_claim(status) {
+        return Ok(None);
+    }
+    let under_way = started(status);
+    let recorded = match (&observed.recording, &status.source) {
+        (Some(Ok(record)), _) => record,
+        (_, Some(record)) if under_way => record,
+        _ => return Ok(None),
+    };
+    let (key, server_id) = (claim::server_key(&s.source.config().auth.auth_url, recorded), recorded.id.clone());
+    let still_holds = |other: &InstanceMigration| other.status.as_ref().is_none_or(claim::needs_claim);
+    match ctx.shared.claims.claim(&key, im, still_holds).await? {
+        Claim::Held(lease) => {
+            tracing::info!(migration = %im.name_any(), claim = %lease, "claimed {}", key.words());
+            Ok(Some(lease))
+        }
+        Claim::Refused { lease, holder } => {
+            let message = format!(
+                "server {server_id} is already being migrated by InstanceMigration {holder} (claim {lease} in namespace {})",
+                ctx.shared.claims.namespace()
+            );
+            if under_way {
+                tracing::warn!(migration = %im.name_any(), %message, "a migration under way holds no claim on its server");
+            } else {
+                *observed = refused("Conflict", message);
+            }
+            Ok(None)
+        }
+    }
 }
 
 fn requeue(after: Option<Duration>) -> Action {

@@ -125,8 +125,10 @@ fn context() -> Context {
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "osmo-test".into());
     let metrics = Arc::new(Metrics::default());
     let (events, _publisher) = crate::runtime::events::Events::start(recorder, metrics.clone());
-    let shared = Shared { clouds: Clouds::new(client.clone(), Arc::new(|_, _| {}), 8), client, events, metrics };
-    Context::new(Arc::new(shared), kube::runtime::reflector::store().0, jiff::Timestamp::UNIX_EPOCH)
+    let clouds = Clouds::new(client.clone(), Arc::new(|_, _| {}), 8);
+    let claims = crate::runtime::claim::Claims::new(client.clone(), "osmo-system".into(), metrics.clone());
+    let shared = Shared { clouds, claims, client, events, metrics };
+    Context::new(Arc::new(shared), jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// Observes, plans and executes as the controller does, until the phase is not `from`.

@@ -385,8 +385,8 @@ async fn nova_network_or_refusal(session: &Session) -> Result<NovaNetworkListing
     })
 }
 
-/// Records the source, or says why it cannot be migrated: not found, ambiguous, taken by
-/// another migration, volumes, another project.
+/// Records the source, or says why it cannot be migrated: not found, ambiguous, volumes,
+/// another project. (Another migration's claim on it is checked by the controller.)
 async fn record_source(
     ctx: &Context,
     s: &Sessions,
@@ -411,13 +411,6 @@ async fn record_source(
             .into());
         }
     };
-    if let Some(other) = competing_migration(ctx, im, &server.id) {
-        return Err(Refusal {
-            reason: "Conflict",
-            message: format!("server {} is already being migrated by InstanceMigration {other}", server.id),
-        }
-        .into());
-    }
     let scoped = sessions_in_server_project(ctx, s, im, server).await?;
     // The rest is read as the server's project sees it.
     let s = scoped.as_ref().unwrap_or(s);
@@ -487,33 +480,6 @@ async fn sessions_in_server_project(
     // One session for one cloud: `boot_base` tells the clouds apart by it.
     let target = scoped.get(1).cloned().unwrap_or_else(|| source.clone());
     Ok(Some(Sessions { source, target, acting_project: Some(owner.to_string()) }))
-}
-
-/// Another InstanceMigration, older and not finished, that names the same server.
-fn competing_migration(ctx: &Context, im: &InstanceMigration, server_id: &str) -> Option<String> {
-    let ours = (im.creation_timestamp(), im.name_any());
-    ctx.migrations
-        .state()
-        .into_iter()
-        .filter(|other| {
-            other.uid() != im.uid()
-                && other.namespace() == im.namespace()
-                && other.spec.source.cloud == im.spec.source.cloud
-        })
-        .filter(|other| {
-            other
-                .status
-                .as_ref()
-                .is_none_or(|st| !matches!(st.phase, MigrationPhase::Succeeded | MigrationPhase::Failed))
-        })
-        .filter(|other| {
-            other.spec.server == im.spec.server
-                || other.spec.server == server_id
-                || other.status.as_ref().and_then(|st| st.source.as_ref()).is_some_and(|r| r.id == server_id)
-        })
-        .filter(|other| (other.creation_timestamp(), other.name_any()) < ours)
-        .map(|other| format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any()))
-        .next()
 }
 
 /// What else the boot needs, as the target shows it to the acting credentials: the key pair

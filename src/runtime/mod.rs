@@ -2,6 +2,7 @@
 //! conditions, events, metrics, probes and shutdown.
 
 pub mod backoff;
+pub mod claim;
 pub mod clouds;
 pub mod conditions;
 pub mod events;
@@ -30,13 +31,15 @@ use self::http::Health;
 use self::metrics::Metrics;
 use self::status::HasConditions;
 
-/// What every controller shares: the Kubernetes client, events, metrics and OpenStack sessions.
-/// Each controller keeps what only it needs in a context of its own.
+/// What every controller shares: the Kubernetes client, events, metrics, OpenStack sessions and
+/// the claims on what they act on. Each controller keeps what only it needs in a context of its
+/// own.
 pub struct Shared {
     pub client: Client,
     pub events: events::Events,
     pub metrics: Arc<Metrics>,
     pub clouds: clouds::Clouds,
+    pub claims: claim::Claims,
 }
 
 /// Why a reconciliation failed; it is retried.
@@ -69,6 +72,8 @@ pub struct RunConfig {
     pub namespace: Option<String>,
     /// Leader election; none when a single replica runs.
     pub lease: Option<leader::LeaseConfig>,
+    /// The operator's own namespace, where its claims on servers and hosts are kept.
+    pub claim_namespace: String,
     /// Reconciliations of one kind that may run at once.
     pub concurrency: u16,
     /// OpenStack-changing requests that may run at once against one cloud.
@@ -103,6 +108,7 @@ where
     let shared = Arc::new(Shared {
         events,
         clouds: clouds::Clouds::new(client.clone(), observer, config.openstack_changes_per_cloud),
+        claims: claim::Claims::new(client.clone(), config.claim_namespace.clone(), metrics.clone()),
         client: client.clone(),
         metrics: metrics.clone(),
     });

@@ -118,13 +118,27 @@ fn the_chart_renders_non_default_values() {
     let docs = render(&values).unwrap();
     let lint = Command::new("helm").args(["lint", "--strict", &chart(), "--set", &values.join(",")]).output().unwrap();
     assert!(lint.status.success(), "helm lint --strict: {}", String::from_utf8_lossy(&lint.stdout));
-    // Watching one namespace: a Role there instead of a ClusterRole; no Lease without election.
+    // Watching one namespace: a Role there instead of a ClusterRole; without election, the
+    // release's namespace still has its Leases: the claims on servers and hosts.
     assert_eq!(
         kinds(&docs),
-        ["Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"]
+        [
+            "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "Role",
+            "RoleBinding",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor"
+        ]
     );
     let role = find(&docs, "Role").unwrap();
     assert_eq!(role["metadata"]["namespace"], "team-a");
+    let leases = docs.iter().find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "osmo-leases").unwrap();
+    assert_eq!(leases["metadata"]["namespace"], "osmo-system");
+    assert_eq!(leases["rules"][0]["verbs"], serde_json::json!(["get", "create", "update", "delete"]));
     assert_eq!(find(&docs, "RoleBinding").unwrap()["subjects"][0]["namespace"], "osmo-system");
     assert_eq!(find(&docs, "Deployment").unwrap()["spec"]["replicas"], 1);
     assert_eq!(container(&docs)["image"], "registry.example/osmo:1.2.3");
@@ -204,13 +218,13 @@ fn the_chart_installs_upgrades_and_uninstalls() {
 
     let notes = helm_ok(env, &["install", &release, &chart, "-n", &ns, "--set", "podDisruptionBudget.enabled=true"]);
     assert!(notes.contains("kubectl -n YOUR-NAMESPACE create secret generic clouds"), "{notes}");
-    let leader_election = format!("{release}-leader-election");
+    let leases = format!("{release}-leases");
     let installed = [
         ("deployment", release.clone()),
         ("serviceaccount", release.clone()),
         ("service", format!("{release}-metrics")),
-        ("role", leader_election.clone()),
-        ("rolebinding", leader_election),
+        ("role", leases.clone()),
+        ("rolebinding", leases),
     ];
     for (object, name) in installed.iter().chain([&("poddisruptionbudget", release.clone())]) {
         assert!(exists(env, &["-n", &ns, object, name]), "{object} {name} was not installed");

@@ -14,7 +14,7 @@ use crate::openstack::{
     wait_status,
 };
 
-const REASON: &str = "osmo e2e: redeploying";
+pub(crate) const REASON: &str = "osmo e2e: redeploying";
 
 /// Starts an extra nova-compute and waits until it is up and takes servers.
 pub(crate) async fn spare_host(admin: &Session, prefix: &str) -> String {
@@ -27,7 +27,7 @@ pub(crate) async fn spare_host(admin: &Session, prefix: &str) -> String {
     host
 }
 
-async fn service(admin: &Session, host: &str) -> Option<ComputeService> {
+pub(crate) async fn service(admin: &Session, host: &str) -> Option<ComputeService> {
     admin.compute().compute_services(Some(host)).await.unwrap().into_iter().next()
 }
 
@@ -68,7 +68,7 @@ pub(crate) async fn server_on(
     (id, Some(fip.id))
 }
 
-fn apply_drain(env: &Env, ns: &str, name: &str, host: &str, extra: &str) {
+pub(crate) fn apply_drain(env: &Env, ns: &str, name: &str, host: &str, extra: &str) {
     let manifest = format!(
         "apiVersion: osmo.dev/v1alpha1\nkind: ComputeNodeDrain\nmetadata: {{name: {name}}}\n\
          spec: {{cloud: {{secretName: clouds, cloud: admin}}, host: {host}, disableReason: '{REASON}'{extra}}}\n"

@@ -6,6 +6,7 @@ mod argocd;
 mod argocd_customizations;
 mod chaos;
 mod chart;
+mod claim;
 mod crds;
 mod drain;
 mod fault_proxy;

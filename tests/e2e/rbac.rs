@@ -32,7 +32,10 @@ fn the_service_account_has_least_privilege() {
     ] {
         assert!(can(verb, resource, "default"), "cannot {verb} {resource}");
     }
-    assert!(can("update", "leases.coordination.k8s.io", OPERATOR_NAMESPACE));
+    // Its Leases: the leader's, and the claims on servers and hosts (deleted when released).
+    for verb in ["get", "create", "update", "delete"] {
+        assert!(can(verb, "leases.coordination.k8s.io", OPERATOR_NAMESPACE), "cannot {verb} leases");
+    }
     for (verb, resource, ns) in [
         ("update", "instancemigrations.osmo.dev", "default"),
         ("delete", "instancemigrations.osmo.dev", "default"),
@@ -43,6 +46,8 @@ fn the_service_account_has_least_privilege() {
         ("watch", "secrets", "default"),
         ("create", "pods", "default"),
         ("update", "leases.coordination.k8s.io", "default"),
+        ("delete", "leases.coordination.k8s.io", "default"),
+        ("list", "leases.coordination.k8s.io", OPERATOR_NAMESPACE),
         ("*", "*", "default"),
     ] {
         assert!(!can(verb, resource, ns), "may {verb} {resource} in {ns}, which it does not need");
