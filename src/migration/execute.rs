@@ -12,6 +12,7 @@ use crate::openstack::network::{FixedIp, PortCreate};
 use super::Context;
 use super::observe::{Sessions, image_state, port_marker};
 use super::planner::{Action, ImageState, Made, Nic, Observed, Replacement, Twin, UID_KEY};
+use super::record::OSMO_LOCK_REASON;
 
 /// What OpenStack's answer to a change tells.
 pub enum Answer {
@@ -80,7 +81,8 @@ pub async fn execute(
             accepted(ignore_conflict(session.compute().start_server(&server_id).await))
         }
         Action::LockSource { server_id } => {
-            session.compute().lock_server(&server_id).await.map(|()| Answer::SourceLocked)
+            let reason = format!("{OSMO_LOCK_REASON} {}/{}", im.namespace().unwrap_or_default(), im.name_any());
+            session.compute().lock_server(&server_id, &reason).await.map(|()| Answer::SourceLocked)
         }
         Action::UnlockSource { server_id } => accepted(session.compute().unlock_server(&server_id).await),
         Action::CreateSnapshot { server_id, name } => {

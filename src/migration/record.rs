@@ -12,6 +12,9 @@ use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 use super::states::ServerStatus;
 use crate::runtime::conditions::Refusal;
 
+/// The start of the reason osmo gives the locks it takes (then the migration's namespace/name).
+pub const OSMO_LOCK_REASON: &str = "osmo: migrated by InstanceMigration";
+
 /// The record of `server`, or why it cannot be migrated. `attachments` are its volume
 /// attachments as Nova's attachments API lists them: the server view's list of volumes is an
 /// extension that may be absent, and absent must not read as "no volumes".
@@ -42,7 +45,9 @@ pub fn record(
             message: format!("server {} is {}; only ACTIVE or SHUTOFF servers are migrated", server.id, server.status),
         });
     }
-    if server.locked == Some(true) {
+    // A lock of osmo's is another migration's: the claim on the server names it (`Conflict`).
+    let osmo_lock = server.locked_reason.as_deref().is_some_and(|r| r.starts_with(OSMO_LOCK_REASON));
+    if server.locked == Some(true) && !osmo_lock {
         let why = server.locked_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
         return Err(Refusal {
             reason: "SourceLocked",
@@ -221,6 +226,9 @@ mod tests {
         assert_eq!(e.reason, "SourceLocked");
         assert!(e.message.contains("s1 is locked (payroll run)"), "{}", e.message);
         assert!(record(&server(json!({"locked": false})), &[], &[], &[]).is_ok());
+        // osmo's own lock is another migration's: the claim on the server decides.
+        let by_osmo = json!({"locked": true, "locked_reason": format!("{OSMO_LOCK_REASON} ns/web")});
+        assert!(record(&server(by_osmo), &[], &[], &[]).is_ok());
     }
 
     #[test]

@@ -20,6 +20,8 @@ const CREATE_IMAGE_BODY: Microversion = Microversion(2, 45);
 const FORCE_DOWN: Microversion = Microversion(2, 11);
 /// From this microversion a server can be booted on a named host.
 const BOOT_ON_HOST: Microversion = Microversion(2, 74);
+/// From this microversion a lock carries a reason.
+const LOCK_REASON: Microversion = Microversion(2, 73);
 /// From this microversion `networks` must be given (`auto`/`none` or a list).
 const NETWORKS_REQUIRED: Microversion = Microversion(2, 37);
 
@@ -440,9 +442,14 @@ impl Compute<'_> {
         self.action(id, json!({"os-start": null})).await
     }
 
-    /// Locks the server against changes by non-admins (Nova records the lock at once).
-    pub async fn lock_server(&self, id: &str) -> Result<(), Error> {
-        self.action(id, json!({"lock": null})).await
+    /// Locks the server against changes by non-admins (Nova records the lock at once), saying
+    /// why where Nova keeps a reason (microversion 2.73 or newer).
+    pub async fn lock_server(&self, id: &str, reason: &str) -> Result<(), Error> {
+        let lock = match self.version().await? {
+            Some(v) if v >= LOCK_REASON => json!({"locked_reason": reason}),
+            _ => serde_json::Value::Null,
+        };
+        self.action(id, json!({ "lock": lock })).await
     }
 
     pub async fn unlock_server(&self, id: &str) -> Result<(), Error> {
