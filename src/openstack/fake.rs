@@ -195,6 +195,7 @@ async fn handle(
         let image = state.image_url.lock().unwrap().clone().unwrap_or_else(|| base.clone());
         let token = serde_json::json!({"token": {
         "issued_at": now.to_string(), "expires_at": expires.to_string(),
+        "roles": [{"id": "r-1", "name": "admin"}, {"id": "r-2", "name": "member"}],
         "catalog": [
             {"type": "compute", "endpoints": [{"interface": "public", "region": "RegionOne", "url": format!("{base}/v2.1")}]},
             {"type": "image", "endpoints": [{"interface": "public", "region": "RegionOne", "url": image}]},
