@@ -276,7 +276,8 @@ fn quota_exceeded(view: &TargetView) -> Option<Refusal> {
         reason: "QuotaExceeded",
         message: format!(
             "the acting project's quota of {name} in the target is {}{unit} with {}{unit} used, and the \
-             replacement needs {more}{unit} more: raise the quota, or free some.",
+             replacement needs {more}{unit} more (in one Nova, the source counts until it is deleted): raise the \
+             quota, or free some.",
             usage.max, usage.used
         ),
     })
