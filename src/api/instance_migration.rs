@@ -541,6 +541,10 @@ pub struct BootBase {
     /// Source network id -> target network id, for networks that are mapped or in another cloud.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub networks: BTreeMap<String, String>,
+    /// The source's security groups, resolved by name to one ID each in the target project: the
+    /// replacement boots with these IDs (two groups may share a name).
+    #[serde(default, rename = "securityGroupIDs", skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
 }
 
 /// The replacement server.

@@ -94,6 +94,10 @@ impl Legacy {
                 ok(json!({"flavors": [{"id": "1", "name": "m1.tiny"}]}))
             }
             (Method::GET, path) if path.starts_with("/v2/images/") => status(404, "no such image"),
+            // Recording's checks of the target: the zone's compute service and the quota.
+            (Method::GET, path) if path.starts_with("/v2.1/os-services") => ok(json!({"services": [{"id": 1,
+                "binary": "nova-compute", "host": "icehouse-1", "zone": "icehouse", "status": "enabled", "state": "up"}]})),
+            (Method::GET, "/v2.1/limits") => ok(json!({"limits": {"absolute": {"maxTotalInstances": -1}}})),
             _ => status(400, "not scripted"),
         }
     }
@@ -190,6 +194,8 @@ async fn addresses_are_recorded_with_their_pool_then_recreated_allocated_and_add
     let (s, t) = (source.clone(), target.clone());
     let old_cloud = FakeCloud::start("2.95", move |call: &Call| s.lock().unwrap().answer(call)).await;
     let new_cloud = FakeCloud::start("2.95", move |call: &Call| t.lock().unwrap().answer(call)).await;
+    // A new Nova beside the old, with the same Glance: the snapshot is made where both read it.
+    new_cloud.share_glance_of(&old_cloud);
     let sessions = Sessions {
         source: Arc::new(old_cloud.session("secret")),
         target: Arc::new(new_cloud.session("secret")),

@@ -7,18 +7,20 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use crate::api::{
-    AddressMode, BootBase, InstanceMigration, InstanceMigrationStatus, MigrationPhase, RecordedServer, Strategy,
+    AddressMode, BootBase, InstanceMigration, InstanceMigrationStatus, MigrationPhase, MigrationTarget, RecordedServer,
+    Strategy,
 };
 use crate::openstack::compute::Flavor;
 use crate::openstack::image::Image;
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
-use crate::openstack::{Error, Session};
+use crate::openstack::{Error, Service, Session};
 use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
 
 use super::Context;
 use super::planner::{
-    AllocatedAddress, ImageState, NovaNetworkState, Observed, PoolAddress, ServerState, TargetView, Twin, UID_KEY,
+    AllocatedAddress, ComputeServiceView, ImageReach, ImageState, NovaNetworkState, Observed, PoolAddress, Quota,
+    QuotaUse, ServerState, TargetServices, TargetView, Twin, UID_KEY,
 };
 use super::record::{nova_network_floating_ips, record};
 use super::states::{self, ImageStatus, ServerStatus};
@@ -110,7 +112,7 @@ pub async fn observe(
                 // will belong to, before anything changes.
                 match boot_base(acting, im, &record).await {
                     Ok((base, flavor)) => {
-                        o.target_view = Some(target_view(acting, &record, &flavor).await?);
+                        o.target_view = Some(target_view(acting, im, &record, &flavor).await?);
                         o.boot = Some(Ok(base));
                     }
                     Err(unanswered) => o.boot = Some(Err(unanswered.refusal()?)),
@@ -484,9 +486,15 @@ async fn sessions_in_server_project(
 
 /// What else the boot needs, as the target shows it to the acting credentials: the key pair
 /// is looked up as the acting user, since a key pair belongs to the user who made it.
-async fn target_view(s: &Sessions, record: &RecordedServer, flavor: &Flavor) -> Result<TargetView, Error> {
+async fn target_view(
+    s: &Sessions,
+    im: &InstanceMigration,
+    record: &RecordedServer,
+    flavor: &Flavor,
+) -> Result<TargetView, Error> {
+    let compute = s.target.compute();
     let key_pair_found = match &record.key_name {
-        Some(name) => Some(s.target.compute().key_pair(name).await?.is_some()),
+        Some(name) => Some(compute.key_pair(name).await?.is_some()),
         None => None,
     };
     // The source booted with its flavor's memory: the image's min_ram matters only below that.
@@ -495,7 +503,103 @@ async fn target_view(s: &Sessions, record: &RecordedServer, flavor: &Flavor) -> 
         Some(image) if less_memory => s.source.image().get(image).await?.and_then(|i| i.min_ram),
         _ => None,
     };
-    Ok(TargetView { key_pair_found, flavor_disk_gb: flavor.disk, flavor_ram_mb: flavor.ram, image_min_ram_mb })
+    let limits = compute.limits().await?;
+    let usage = |max, used| QuotaUse { max, used };
+    // nova-network has no Neutron: Nova resolves its groups' names, unique in a project.
+    let security_groups = if im.spec.options.addresses.mode == AddressMode::NovaNetwork {
+        None
+    } else {
+        Some(security_groups_by_name(&s.target, &record.security_groups).await?)
+    };
+    let snapshot = im.spec.options.strategy == Strategy::Snapshot;
+    Ok(TargetView {
+        key_pair_found,
+        flavor_disk_gb: flavor.disk,
+        flavor_ram_mb: flavor.ram,
+        flavor_vcpus: flavor.vcpus.into(),
+        image_min_ram_mb,
+        services: target_services(&s.target, &im.spec.options.target).await?,
+        roles: s.target.role_names().await?.iter().map(|role| role.to_lowercase()).collect(),
+        quota: Quota {
+            instances: usage(limits.max_total_instances, limits.total_instances_used),
+            cores: usage(limits.max_total_cores, limits.total_cores_used),
+            ram_mb: usage(limits.max_total_ram_size, limits.total_ram_used),
+        },
+        security_groups,
+        image_reach: match &record.image_id {
+            Some(image) if snapshot && !Arc::ptr_eq(&s.source, &s.target) => Some(image_reach(s, image).await?),
+            _ => None,
+        },
+    })
+}
+
+/// The target's nova-compute services on the named host (or all, for a named zone); listing
+/// them is admin-only by Nova's default policy, and a 403 says they cannot be checked.
+async fn target_services(session: &Session, target: &MigrationTarget) -> Result<TargetServices, Error> {
+    if target.availability_zone.is_none() && target.host.is_none() {
+        return Ok(TargetServices::NotNamed);
+    }
+    match session.compute().compute_services(target.host.as_deref()).await {
+        Ok(services) => Ok(TargetServices::Listed(
+            services
+                .into_iter()
+                .map(|s| ComputeServiceView {
+                    status: s.status.as_str().into(),
+                    state: s.state.as_str().into(),
+                    host: s.host,
+                    zone: s.zone,
+                })
+                .collect(),
+        )),
+        Err(e) if e.status() == Some(403) => {
+            tracing::info!(
+                target = %target.describe(),
+                "the acting credentials may not list the target's compute services: whether the target takes \
+                 servers is not checked"
+            );
+            Ok(TargetServices::NotListable)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The IDs of the target project's security groups of the source's groups' names, as Nova
+/// looks them up to boot: the project's own, and for a name it lacks, those shared with it.
+async fn security_groups_by_name(session: &Session, names: &[String]) -> Result<BTreeMap<String, Vec<String>>, Error> {
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if names.is_empty() {
+        return Ok(by_name);
+    }
+    let project = session.project_id().await?;
+    let own: Vec<(&str, &str)> = project.iter().map(|p| ("project_id", p.as_str())).collect();
+    let mut groups = session.network().security_groups(&own).await?;
+    if names.iter().any(|name| !groups.iter().any(|g| g.name == *name)) {
+        match session.network().security_groups(&[("shared", "True")]).await {
+            Ok(shared) => {
+                let new: Vec<_> = shared.into_iter().filter(|g| !groups.iter().any(|own| own.id == g.id)).collect();
+                groups.extend(new);
+            }
+            // A Neutron without the shared filter shares none this way.
+            Err(e) if e.status() == Some(400) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for group in groups.into_iter().filter(|g| names.contains(&g.name)) {
+        by_name.entry(group.name).or_default().push(group.id);
+    }
+    Ok(by_name)
+}
+
+/// Whether the target reads the Glance the snapshot would be made in: both clouds' image
+/// endpoints, and whether each shows the source's image.
+async fn image_reach(s: &Sessions, image_id: &str) -> Result<ImageReach, Error> {
+    Ok(ImageReach {
+        source_endpoint: s.source.endpoint(Service::Image).await?,
+        target_endpoint: s.target.endpoint(Service::Image).await?,
+        image_id: image_id.to_string(),
+        seen_from_source: s.source.image().get(image_id).await?.is_some(),
+        seen_from_target: s.target.image().get(image_id).await?.is_some(),
+    })
 }
 
 /// The flavor, networks and image of the replacement, resolved in the target cloud, with the
@@ -576,5 +680,6 @@ async fn boot_base(
         }
         _ => None,
     };
-    Ok((BootBase { flavor_id: flavor.id.clone(), image_id, networks }, flavor))
+    // The security groups' IDs are the planner's to decide, from the target view.
+    Ok((BootBase { flavor_id: flavor.id.clone(), image_id, networks, security_group_ids: Vec::new() }, flavor))
 }

@@ -71,6 +71,22 @@ openstack_states!(
     }
 );
 
+openstack_states!(
+    /// Whether a nova-compute service takes new servers (`os-services`' `status`).
+    ServiceStatus {
+        Enabled = "enabled",
+        Disabled = "disabled",
+    }
+);
+
+openstack_states!(
+    /// Whether a nova-compute service reports to Nova (`os-services`' `state`).
+    ServiceState {
+        Up = "up",
+        Down = "down",
+    }
+);
+
 impl ImageStatus {
     /// Deleted, or about to be.
     pub fn is_gone(&self) -> bool {
@@ -97,6 +113,12 @@ mod tests {
         }
         for status in ["queued", "saving", "active", "killed", "deleted", "pending_delete"] {
             assert_eq!(ImageStatus::from(status).to_string(), status);
+        }
+        for status in ["enabled", "disabled"] {
+            assert_eq!(ServiceStatus::from(status).to_string(), status);
+        }
+        for state in ["up", "down"] {
+            assert_eq!(ServiceState::from(state).to_string(), state);
         }
     }
 }

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use reqwest::Method;
 use serde_json::json;
 
-use super::compute::{ComputeService, ServerCreate};
-use super::error::Error;
+use super::compute::{AbsoluteLimits, ComputeService, ServerCreate};
+use super::error::{Error, Service};
 use super::fake::{self, Call, CannedServer, FakeCloud, ok, status};
+use super::network::SecurityGroup;
 
 fn server(id: &str, name: &str, uid: &str) -> serde_json::Value {
     json!({"id": id, "name": name, "status": "BUILD", "flavor": {"original_name": "m1.tiny"}, "image": {"id": "img"}, "metadata": {"osmo.dev/migration": uid}})
@@ -330,4 +331,35 @@ async fn partial_records_of_a_cell_that_does_not_answer_are_told_apart() {
 
     let service = compute.compute_services(Some("havana-1")).await.unwrap().pop().unwrap();
     assert!(service.cell_down());
+}
+
+#[tokio::test]
+async fn what_recording_checks_is_read_roles_endpoints_limits_and_security_groups() {
+    let cloud = FakeCloud::start("2.95", |call: &Call| match call.path.as_str() {
+        "/v2.1/limits" => ok(json!({"limits": {"rate": [], "absolute": {
+            "maxTotalInstances": 10, "totalInstancesUsed": 3, "maxTotalCores": -1, "totalCoresUsed": 4,
+            "totalRAMUsed": 2048}}})),
+        path if path.starts_with("/v2.0/security-groups?") => {
+            ok(json!({"security_groups": [{"id": "sg-1", "name": "default"}]}))
+        }
+        _ => status(404, "not scripted"),
+    })
+    .await;
+    let session = cloud.session("secret");
+    assert_eq!(session.role_names().await.unwrap(), ["admin", "member"]);
+    assert_eq!(session.endpoint(Service::Image).await.unwrap(), format!("http://{}", cloud.addr()));
+    // A maximum Nova does not show does not limit.
+    let limits = AbsoluteLimits {
+        max_total_instances: 10,
+        total_instances_used: 3,
+        max_total_cores: -1,
+        total_cores_used: 4,
+        max_total_ram_size: -1,
+        total_ram_used: 2048,
+    };
+    assert_eq!(session.compute().limits().await.unwrap(), limits);
+    let groups = session.network().security_groups(&[("project_id", "p-1")]).await.unwrap();
+    assert_eq!(groups, [SecurityGroup { id: "sg-1".into(), name: "default".into() }]);
+    let paths: Vec<_> = cloud.calls().into_iter().map(|c| c.path).collect();
+    assert!(paths.iter().any(|p| p == "/v2.0/security-groups?project_id=p-1&fields=id&fields=name"), "{paths:?}");
 }

@@ -157,6 +157,31 @@ pub struct KeyPair {
     pub fingerprint: Option<String>,
 }
 
+/// A project's absolute limits in Nova (`GET /limits`): each maximum is -1 when unlimited.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AbsoluteLimits {
+    #[serde(default = "unlimited")]
+    pub max_total_instances: i64,
+    #[serde(default)]
+    pub total_instances_used: i64,
+    #[serde(default = "unlimited")]
+    pub max_total_cores: i64,
+    #[serde(default)]
+    pub total_cores_used: i64,
+    /// MiB.
+    #[serde(default = "unlimited", rename = "maxTotalRAMSize")]
+    pub max_total_ram_size: i64,
+    /// MiB.
+    #[serde(default, rename = "totalRAMUsed")]
+    pub total_ram_used: i64,
+}
+
+/// A limit Nova does not show does not limit.
+fn unlimited() -> i64 {
+    -1
+}
+
 /// A volume attachment of a server.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 pub struct VolumeAttachment {
@@ -571,6 +596,20 @@ impl Compute<'_> {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The session's project's absolute limits and usage.
+    pub async fn limits(&self) -> Result<AbsoluteLimits, Error> {
+        #[derive(Deserialize)]
+        struct Body {
+            limits: Limits,
+        }
+        #[derive(Deserialize)]
+        struct Limits {
+            absolute: AbsoluteLimits,
+        }
+        let body: Body = self.send(self.request(Method::GET, "/limits").await?).await?.json()?;
+        Ok(body.limits.absolute)
     }
 
     /// The volumes attached to a server.

@@ -37,6 +37,8 @@ struct FakeState {
     issued: Mutex<u32>,
     calls: Mutex<Vec<Call>>,
     script: Mutex<Script>,
+    /// The image endpoint its catalog names, when another fake's (one Glance for two clouds).
+    image_url: Mutex<Option<String>>,
 }
 
 pub struct FakeCloud {
@@ -54,6 +56,7 @@ impl FakeCloud {
             issued: Mutex::new(0),
             calls: Mutex::new(Vec::new()),
             script: Mutex::new(Box::new(script)),
+            image_url: Mutex::new(None),
         });
         let app = Router::new().fallback(handle).with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -68,6 +71,12 @@ impl FakeCloud {
     /// The fake's address, e.g. to serve other APIs from its script.
     pub fn addr(&self) -> std::net::SocketAddr {
         self.state.addr
+    }
+
+    /// Names `other`'s image endpoint in the tokens' catalogs from now on: the two clouds
+    /// share one Glance.
+    pub fn share_glance_of(&self, other: &FakeCloud) {
+        *self.state.image_url.lock().unwrap() = Some(format!("http://{}", other.state.addr));
     }
 
     /// A session against the fake with password auth.
@@ -183,11 +192,13 @@ async fn handle(
         let now = jiff::Timestamp::now();
         let expires = now + jiff::SignedDuration::from_secs(state.token_lifetime_secs);
         let base = format!("http://{}", state.addr);
+        let image = state.image_url.lock().unwrap().clone().unwrap_or_else(|| base.clone());
         let token = serde_json::json!({"token": {
         "issued_at": now.to_string(), "expires_at": expires.to_string(),
+        "roles": [{"id": "r-1", "name": "admin"}, {"id": "r-2", "name": "member"}],
         "catalog": [
             {"type": "compute", "endpoints": [{"interface": "public", "region": "RegionOne", "url": format!("{base}/v2.1")}]},
-            {"type": "image", "endpoints": [{"interface": "public", "region": "RegionOne", "url": base.clone()}]},
+            {"type": "image", "endpoints": [{"interface": "public", "region": "RegionOne", "url": image}]},
             {"type": "network", "endpoints": [{"interface": "public", "region": "RegionOne", "url": base}]},
         ]}});
         return (StatusCode::CREATED, [("X-Subject-Token", format!("tok-{n}"))], token.to_string()).into_response();

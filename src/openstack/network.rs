@@ -69,6 +69,12 @@ pub struct Subnet {
     pub cidr: String,
 }
 
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub name: String,
+}
+
 /// A new port.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PortCreate {
@@ -108,7 +114,8 @@ impl Networking<'_> {
         let path = format!("/v2.0/{collection}{}", query(filters));
         let body: serde_json::Value =
             self.session.send(Request::new(Service::Network, Method::GET, path.clone())).await?.json()?;
-        serde_json::from_value(body[collection].clone()).map_err(|e| Error::Decode {
+        // The body names the collection with underscores (`security-groups` → `security_groups`).
+        serde_json::from_value(body[collection.replace('-', "_")].clone()).map_err(|e| Error::Decode {
             service: Service::Network,
             path,
             message: e.to_string(),
@@ -118,6 +125,15 @@ impl Networking<'_> {
     /// Ports matching the filters (e.g. `device_id`, `network_id`, `fixed_ips=ip_address=..`).
     pub async fn ports(&self, filters: &[(&str, &str)]) -> Result<Vec<Port>, Error> {
         self.list("ports", filters).await
+    }
+
+    /// Security groups matching the filters (e.g. `project_id`, or `shared=True` for those
+    /// shared with the session's project by RBAC).
+    pub async fn security_groups(&self, filters: &[(&str, &str)]) -> Result<Vec<SecurityGroup>, Error> {
+        let mut filters = filters.to_vec();
+        // Only these are needed: Neutron then leaves out every group's rules.
+        filters.extend([("fields", "id"), ("fields", "name")]);
+        self.list("security-groups", &filters).await
     }
 
     /// Creates a port; after a transient failure, looks for a port with the same description

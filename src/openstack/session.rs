@@ -135,6 +135,8 @@ struct Token {
     margin: jiff::SignedDuration,
     catalog: Vec<CatalogEntry>,
     project_id: Option<String>,
+    /// The names of the roles the token carries in its project.
+    roles: Vec<String>,
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -430,10 +432,16 @@ impl Session {
             catalog: Vec<CatalogEntry>,
             #[serde(default)]
             project: Option<Project>,
+            #[serde(default)]
+            roles: Vec<Role>,
         }
         #[derive(Deserialize)]
         struct Project {
             id: String,
+        }
+        #[derive(Deserialize)]
+        struct Role {
+            name: String,
         }
         let parsed: Body = serde_json::from_str(&text).map_err(|e| decode_error("/auth/tokens", &e.to_string()))?;
         let expires_at = parse_time(&parsed.token.expires_at)?;
@@ -446,12 +454,23 @@ impl Session {
             margin: renew_margin(issued_at, expires_at),
             catalog: parsed.token.catalog,
             project_id: parsed.token.project.map(|p| p.id),
+            roles: parsed.token.roles.into_iter().map(|r| r.name).collect(),
         })
     }
 
     /// The project the session's token is scoped to (none for a domain-scoped token).
     pub async fn project_id(&self) -> Result<Option<String>, Error> {
         Ok(self.token().await?.project_id.clone())
+    }
+
+    /// The names of the roles the session's token carries in its project, as Keystone issued it.
+    pub async fn role_names(&self) -> Result<Vec<String>, Error> {
+        Ok(self.token().await?.roles.clone())
+    }
+
+    /// The base URL the session sends a service's requests to, from its catalog.
+    pub async fn endpoint(&self, service: Service) -> Result<String, Error> {
+        endpoint_url(&self.token().await?.catalog, service, &self.config)
     }
 
     /// The compute API's microversion to use: the newest both Nova and osmo support; `None`

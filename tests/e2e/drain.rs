@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use osmo::openstack::Session;
 use osmo::openstack::compute::{ComputeService, NetworkAttachment};
+use osmo::openstack::session::Request;
+use osmo::openstack::{Service, Session};
+use reqwest::Method;
 
 use crate::harness::{Env, eventually, jsonpath, kubectl_ok, kubectl_stdin_ok, wait_for};
 use crate::migration::{add_floating_ip, assert_moved, clean_up, setup};
@@ -13,6 +15,7 @@ use crate::openstack::{
     Fixtures, KeystoneAdmin, admin_in_project, extra_compute, fixtures, server_spec, session, unique, until, wait_gone,
     wait_status,
 };
+use crate::recovery::SPAWN_FAILS_WHILE;
 
 pub(crate) const REASON: &str = "osmo e2e: redeploying";
 
@@ -240,16 +243,20 @@ async fn a_server_lost_by_its_migration_keeps_the_drain_blocked_once_the_migrati
     let admin = session("admin");
     let f = fixtures(&admin).await;
     let host = spare_host(&admin, "lost").await;
-    // The target: a host of its own, known to the cell (a server booted there shows it), then
-    // disabled, so that the scheduler refuses the replacement: the boot fails after the source
-    // is deleted.
+    // The target: a host of its own, known to the cell (a server booted there shows it), that
+    // takes servers (Recording refuses one that does not, before anything changes).
     let target = spare_host(&admin, "lostto").await;
     let (probe, _) = server_on(&admin, &f, &target, &format!("{target}-probe"), false).await;
     clean_up(&admin, &[&probe], &[]).await;
-    let refusing = service(&admin, &target).await.unwrap();
-    admin.compute().disable_service(&refusing, "osmo e2e: takes no replacement").await.unwrap();
     let name = format!("{host}-vm");
     let (id, _) = server_on(&admin, &f, &host, &name, false).await;
+    // The replacement carries the source's metadata: its boot fails, after the source is
+    // deleted, while the flag exists.
+    let flag = std::env::temp_dir().join(unique("osmo-e2e-drain-boot-fails"));
+    std::fs::write(&flag, b"").unwrap();
+    let metadata = serde_json::json!({"metadata": {SPAWN_FAILS_WHILE: flag.to_str().unwrap()}});
+    let path = format!("/servers/{id}/metadata");
+    admin.send(Request::new(Service::Compute, Method::POST, path).json(metadata)).await.unwrap();
     let (env, ns, _op) = setup("drainlost");
     let template = format!(", mode: Migrate, migrationTemplate: {{target: {{host: {target}}}}}");
     apply_drain(env, &ns, "lossy", &host, &format!("{template}, afterDrain: RetireService, forceDown: true"));
@@ -290,6 +297,7 @@ async fn a_server_lost_by_its_migration_keeps_the_drain_blocked_once_the_migrati
     clean_up(&admin, &[&replacement], &[]).await;
     admin.image().set_protected(&snapshot, false).await.unwrap();
     admin.image().delete(&snapshot).await.unwrap();
+    std::fs::remove_file(&flag).unwrap();
     extra_compute("stop", &host);
     extra_compute("stop", &target);
 }

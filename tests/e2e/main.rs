@@ -17,6 +17,7 @@ mod migration;
 mod openstack;
 mod openstack_faults;
 mod rbac;
+mod recording;
 mod recovery;
 mod schema;
 mod secrets;

@@ -36,9 +36,14 @@ pub fn namespace_with_clouds(test: &str) -> (&'static Env, String) {
 }
 
 pub(crate) fn apply_migration(env: &Env, ns: &str, name: &str, server: &str, extra: &str) {
+    apply_migration_to(env, ns, name, server, "{availabilityZone: icehouse}", extra);
+}
+
+/// A migration with the admin credentials to `target`, a YAML flow mapping.
+pub(crate) fn apply_migration_to(env: &Env, ns: &str, name: &str, server: &str, target: &str, extra: &str) {
     let manifest = format!(
         "apiVersion: osmo.dev/v1alpha1\nkind: InstanceMigration\nmetadata: {{name: {name}}}\n\
-         spec: {{server: {server}, source: {{secretName: clouds, cloud: admin}}, target: {{availabilityZone: icehouse}}{extra}}}\n"
+         spec: {{server: {server}, source: {{secretName: clouds, cloud: admin}}, target: {target}{extra}}}\n"
     );
     kubectl_stdin_ok(env, &["-n", ns, "apply", "-f", "-"], &manifest);
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use osmo::openstack::clouds;
-use osmo::openstack::compute::{NetworkAttachment, Server, ServerCreate};
+use osmo::openstack::compute::{ComputeService, NetworkAttachment, Server, ServerCreate};
 use osmo::openstack::error::TransportKind;
 use osmo::openstack::network::PortCreate;
 use osmo::openstack::{Error, Session};
@@ -517,16 +517,21 @@ pub fn extra_compute(action: &str, host: &str) {
     assert!(status.success(), "compute.sh {action} {host} failed");
 }
 
+/// Starts an extra nova-compute on `host` and waits for its service to report up.
+pub async fn extra_compute_up(admin: &Session, host: &str) -> ComputeService {
+    extra_compute("start", host);
+    until(Duration::from_secs(120), "the extra nova-compute to report up", || async {
+        admin.compute().compute_services(Some(host)).await.unwrap().into_iter().find(|s| s.state == "up")
+    })
+    .await
+}
+
 #[tokio::test]
 async fn compute_services_are_disabled_enabled_forced_down_and_retired() {
     let admin = session("admin");
     let host = unique("spare");
-    extra_compute("start", &host);
+    let service = extra_compute_up(&admin, &host).await;
     let compute = admin.compute();
-    let service = until(Duration::from_secs(120), "the extra nova-compute to report up", || async {
-        compute.compute_services(Some(&host)).await.unwrap().into_iter().find(|s| s.state == "up")
-    })
-    .await;
     assert_eq!((service.binary.as_str(), service.status.as_str()), ("nova-compute", "enabled"));
 
     let disabled = compute.disable_service(&service, "osmo contract test").await.unwrap();

@@ -11,7 +11,7 @@ use crate::openstack::{deleted, fixtures, session, unique};
 
 /// What Nova's boots of servers carrying this metadata do while the file it names exists:
 /// fail (a test hook of `hack/openstack/run-compute.py`).
-const SPAWN_FAILS_WHILE: &str = "osmo_test_spawn_fails_while";
+pub(crate) const SPAWN_FAILS_WHILE: &str = "osmo_test_spawn_fails_while";
 
 #[tokio::test]
 async fn a_boot_failure_after_deletion_holds_the_resource_and_a_retry_finishes_the_move() {

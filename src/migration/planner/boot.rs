@@ -121,14 +121,19 @@ impl Planner<'_> {
         }
         let target = &self.input.spec.options.target;
         // Existing ports carry their own security groups; Nova applies these to the ports it
-        // makes.
+        // makes: by the IDs resolved at Recording (names for a status recorded before them).
         let all_ports = !networks.is_empty() && networks.iter().all(|n| matches!(n, Nic::Port(_)));
+        let security_groups = match (all_ports, base.security_group_ids.is_empty()) {
+            (true, _) => Vec::new(),
+            (false, false) => base.security_group_ids.clone(),
+            (false, true) => record.security_groups.clone(),
+        };
         self.send_create(Action::Boot(Replacement {
             name: record.name.clone(),
             image_id,
             flavor_id: base.flavor_id,
             key_name: record.key_name.clone(),
-            security_groups: if all_ports { Vec::new() } else { record.security_groups.clone() },
+            security_groups,
             availability_zone: target.availability_zone.clone(),
             host: target.host.clone(),
             nics: networks,

@@ -38,7 +38,10 @@ use std::time::Duration;
 
 pub use boot::{Nic, Replacement};
 pub use nova_network::{AllocatedAddress, NovaNetworkState, NovaNetworkStep, PoolAddress, nova_network_step};
-pub use observed::{ImageState, Observed, ServerState, TargetView, Twin};
+pub use observed::{
+    ComputeServiceView, ImageReach, ImageState, Observed, Quota, QuotaUse, ServerState, TargetServices, TargetView,
+    Twin,
+};
 pub use recovery::{releasable, retry_requested};
 
 use crate::api::{

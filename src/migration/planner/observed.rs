@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::NovaNetworkState;
 use crate::api::{BootBase, RecordedServer};
-use crate::migration::states::{self, ImageStatus, ServerStatus};
+use crate::migration::states::{self, ImageStatus, ServerStatus, ServiceState, ServiceStatus};
 use crate::runtime::conditions::Refusal;
 
 /// A server as OpenStack shows it now.
@@ -116,6 +116,89 @@ pub struct TargetView {
     /// The `min_ram` (MiB) of the image the source was booted from, which its snapshot keeps,
     /// when Glance shows it.
     pub image_min_ram_mb: Option<u64>,
+    /// The replacement's flavor's virtual CPUs.
+    pub flavor_vcpus: u64,
+    /// The nova-compute services where `spec.target` places the replacement.
+    pub services: TargetServices,
+    /// The roles of the acting credentials in the target, in lower case (as policies compare
+    /// them).
+    pub roles: BTreeSet<String>,
+    /// The acting project's quota and usage in the target's Nova.
+    pub quota: Quota,
+    /// The IDs of the security groups of the source's groups' names that the target's Neutron
+    /// shows the acting project, as Nova looks them up to boot: the project's own and, for a
+    /// name it lacks, those shared with it. `None` for nova-network, where Nova resolves names,
+    /// unique in a project.
+    pub security_groups: Option<BTreeMap<String, Vec<String>>>,
+    /// Whether the target reads the source's Glance; `None` when both are one cloud.
+    pub image_reach: Option<ImageReach>,
+}
+
+/// The target's nova-compute services in the zone or on the host `spec.target` names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TargetServices {
+    /// `spec.target` names neither a zone nor a host: the scheduler picks any.
+    #[default]
+    NotNamed,
+    /// The acting credentials may not list them (Nova's default policy: admin only).
+    NotListable,
+    /// The services of the named host, or of every host when only a zone is named.
+    Listed(Vec<ComputeServiceView>),
+}
+
+/// A nova-compute service of the target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ComputeServiceView {
+    pub host: String,
+    pub zone: Option<String>,
+    pub status: ServiceStatus,
+    pub state: ServiceState,
+}
+
+impl ComputeServiceView {
+    /// Enabled and up: the scheduler places servers here.
+    pub fn accepts_servers(&self) -> bool {
+        self.status == ServiceStatus::Enabled && self.state == ServiceState::Up
+    }
+}
+
+/// One quota of a project: its maximum (-1: unlimited) and what is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaUse {
+    pub max: i64,
+    pub used: i64,
+}
+
+impl Default for QuotaUse {
+    fn default() -> Self {
+        QuotaUse { max: -1, used: 0 }
+    }
+}
+
+impl QuotaUse {
+    /// Whether `more` fits below the maximum.
+    pub fn holds(&self, more: u64) -> bool {
+        self.max < 0 || self.used.saturating_add(i64::try_from(more).unwrap_or(i64::MAX)) <= self.max
+    }
+}
+
+/// A project's quota in Nova, as far as one more server needs it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quota {
+    pub instances: QuotaUse,
+    pub cores: QuotaUse,
+    pub ram_mb: QuotaUse,
+}
+
+/// Where a snapshot of the source would live, against what the target reads: the image
+/// endpoints of both clouds' catalogs, and whether each shows the source's image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageReach {
+    pub source_endpoint: String,
+    pub target_endpoint: String,
+    pub image_id: String,
+    pub seen_from_source: bool,
+    pub seen_from_target: bool,
 }
 
 /// A second snapshot or replacement, made by a create that landed after it was sent again.

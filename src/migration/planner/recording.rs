@@ -1,7 +1,7 @@
 //! Recording: the source is read and recorded, and whatever would make the move fail once the
 //! source is deleted is refused here, before anything changes.
 
-use super::{Observed, Planner, ServerState, TargetView};
+use super::{ComputeServiceView, Observed, Planner, ServerState, TargetServices, TargetView};
 use crate::api::{MigrationPhase, RecordedServer, Strategy};
 use crate::migration::states::ServerStatus;
 use crate::runtime::conditions::Refusal;
@@ -23,7 +23,7 @@ impl Planner<'_> {
             let refusal = Refusal { reason: "AddressUnavailable", message: format!("{problem}.") };
             return self.refuse(&refusal);
         }
-        let base = match &observed.boot {
+        let mut base = match &observed.boot {
             None => return self.poll(),
             Some(Err(refusal)) => return self.refuse(refusal),
             Some(Ok(base)) => base.clone(),
@@ -32,6 +32,10 @@ impl Planner<'_> {
         if let Some(refusal) = self.boot_refusal(record, view) {
             return self.refuse(&refusal);
         }
+        base.security_group_ids = match security_group_ids(record, view) {
+            Ok(ids) => ids,
+            Err(refusal) => return self.refuse(&refusal),
+        };
         let loss = self.ephemeral_data_loss(record);
         if let Some((reason, loss)) = &loss
             && !self.input.spec.options.accept_ephemeral_data_loss
@@ -99,7 +103,129 @@ impl Planner<'_> {
                 ),
             });
         }
-        None
+        self.not_allowed(record, view)
+            .or_else(|| self.unavailable_place(view))
+            .or_else(|| quota_exceeded(view))
+            .or_else(|| self.unreachable_image(view))
+    }
+
+    /// A call the boot needs that the acting credentials' role may not make, by OpenStack's
+    /// default policies (admin only): the check is by role, since the policy itself cannot be
+    /// read; a cloud whose policy lets another role make the call needs admin credentials here.
+    fn not_allowed(&self, record: &RecordedServer, view: &TargetView) -> Option<Refusal> {
+        let options = &self.input.spec.options;
+        let recreates_ports =
+            self.strategy() == Strategy::Snapshot && options.addresses.preserve_fixed_ips && !record.ports.is_empty();
+        let call = match (&options.target.host, recreates_ports) {
+            (Some(host), _) => format!("booting on a named host (spec.target.host {host:?}, Nova's policy)"),
+            (None, true) => "creating a port with the source's MAC address (spec.addresses.preserveFixedIPs, \
+                             Neutron's policy create_port:mac_address)"
+                .to_string(),
+            (None, false) => return None,
+        };
+        if view.roles.contains(ADMIN_ROLE) {
+            return None;
+        }
+        let roles = view.roles.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
+        Some(Refusal {
+            reason: "NotAllowed",
+            message: format!(
+                "the move needs {call}, which OpenStack allows the admin role only by default, and the acting \
+                 credentials have roles [{roles}] in the target (checked by role, not by the cloud's policy \
+                 files): migrate with admin credentials, or without that option."
+            ),
+        })
+    }
+
+    /// The named zone or host, when no nova-compute service there takes servers (enabled and
+    /// up): the boot would end in ERROR with the source deleted.
+    fn unavailable_place(&self, view: &TargetView) -> Option<Refusal> {
+        let target = &self.input.spec.options.target;
+        let services = match &view.services {
+            TargetServices::NotNamed => return None,
+            TargetServices::Listed(services) => services,
+            // Booting on a named host needs admin anyway, and it cannot be checked: refused.
+            TargetServices::NotListable if target.host.is_some() => {
+                return Some(Refusal {
+                    reason: "NotAllowed",
+                    message: format!(
+                        "the acting credentials may not list the target's compute services, so whether host {:?} \
+                         takes servers cannot be checked: migrate with admin credentials.",
+                        target.host.as_deref().unwrap_or_default()
+                    ),
+                });
+            }
+            // A zone takes any user's servers: not being able to check it (observe logs it) is
+            // no reason to refuse.
+            TargetServices::NotListable => return None,
+        };
+        let zone = target.availability_zone.as_deref();
+        let there: Vec<&ComputeServiceView> = services
+            .iter()
+            .filter(|s| target.host.as_ref().is_none_or(|host| s.host == *host))
+            .filter(|s| zone.is_none_or(|zone| s.zone.as_deref() == Some(zone)))
+            .collect();
+        if there.iter().any(|s| s.accepts_servers()) {
+            return None;
+        }
+        // What is there: the host in whatever zone, or the zone's hosts.
+        let seen = match &target.host {
+            Some(host) => services.iter().filter(|s| s.host == *host).collect(),
+            None => there,
+        };
+        let found: Vec<String> = seen
+            .iter()
+            .map(|s| {
+                format!("{} in zone {:?}: {}, {}", s.host, s.zone.as_deref().unwrap_or_default(), s.status, s.state)
+            })
+            .collect();
+        let found = if found.is_empty() { "no nova-compute service".to_string() } else { found.join("; ") };
+        let (reason, field, place, fix) = match (&target.host, zone) {
+            (Some(host), Some(zone)) => {
+                ("TargetHostUnavailable", "spec.target.host", format!("host {host:?} in zone {zone:?}"), "host")
+            }
+            (Some(host), None) => ("TargetHostUnavailable", "spec.target.host", format!("host {host:?}"), "host"),
+            (None, zone) => (
+                "TargetZoneUnavailable",
+                "spec.target.availabilityZone",
+                format!("zone {:?}", zone.unwrap_or_default()),
+                "zone",
+            ),
+        };
+        Some(Refusal {
+            reason,
+            message: format!(
+                "{field}: no nova-compute service of {place} takes servers (enabled and up; found {found}): Nova \
+                 would not boot the replacement there. Enable its nova-compute service, or name another {fix}."
+            ),
+        })
+    }
+
+    /// A snapshot made in a Glance the target does not read (another cloud or region): Nova
+    /// would not find it once the source is deleted.
+    fn unreachable_image(&self, view: &TargetView) -> Option<Refusal> {
+        let reach = view.image_reach.as_ref()?;
+        let hidden = reach.seen_from_source && !reach.seen_from_target;
+        let another_glance = reach.source_endpoint != reach.target_endpoint;
+        if self.strategy() != Strategy::Snapshot || !(hidden || another_glance) {
+            return None;
+        }
+        let why = if another_glance {
+            format!(
+                "the target's image endpoint is {}, the source's {}: the snapshot, made in the source's Glance, \
+                 would not be found by the target's Nova",
+                reach.target_endpoint, reach.source_endpoint
+            )
+        } else {
+            format!("the source's image {} is not visible through the target's credentials", reach.image_id)
+        };
+        Some(Refusal {
+            reason: "ImageNotReachable",
+            message: format!(
+                "{why}. Migrate between clouds that share one Glance, or use strategy Redeploy with an image of \
+                 the target."
+            ),
+        })
     }
 
     /// What the replacement would lack, with the reason to refuse it: the data on the flavor's
@@ -130,4 +256,62 @@ impl Planner<'_> {
             )),
         }
     }
+}
+
+/// The role OpenStack's default policies reserve the calls above to.
+const ADMIN_ROLE: &str = "admin";
+
+/// Which quota of the acting project in the target cannot hold one more server of the
+/// replacement's flavor. In one Nova, the source counts until it is deleted: the quota must
+/// hold both for a moment (a redeploy boots before it deletes anyway).
+fn quota_exceeded(view: &TargetView) -> Option<Refusal> {
+    let quota = &view.quota;
+    let needs = [
+        ("instances (maxTotalInstances)", quota.instances, 1, ""),
+        ("cores (maxTotalCores)", quota.cores, view.flavor_vcpus, ""),
+        ("RAM (maxTotalRAMSize)", quota.ram_mb, view.flavor_ram_mb, " MiB"),
+    ];
+    let (name, usage, more, unit) = needs.into_iter().find(|(_, usage, more, _)| !usage.holds(*more))?;
+    Some(Refusal {
+        reason: "QuotaExceeded",
+        message: format!(
+            "the acting project's quota of {name} in the target is {}{unit} with {}{unit} used, and the \
+             replacement needs {more}{unit} more (in one Nova, the source counts until it is deleted): raise the \
+             quota, or free some.",
+            usage.max, usage.used
+        ),
+    })
+}
+
+/// The ID of each of the source's security groups in the target, as Nova would resolve its
+/// name to boot; or the refusal of a name that names no group, or more than one.
+fn security_group_ids(record: &RecordedServer, view: &TargetView) -> Result<Vec<String>, Refusal> {
+    let Some(groups) = &view.security_groups else { return Ok(Vec::new()) };
+    let mut ids = Vec::new();
+    for name in &record.security_groups {
+        match groups.get(name).map(Vec::as_slice).unwrap_or_default() {
+            [id] => ids.push(id.clone()),
+            [] => {
+                return Err(Refusal {
+                    reason: "SecurityGroupNotFound",
+                    message: format!(
+                        "the source's security group {name:?} does not exist in the target project (nor shared \
+                         with it): create it there first."
+                    ),
+                });
+            }
+            many => {
+                return Err(Refusal {
+                    reason: "SecurityGroupAmbiguous",
+                    message: format!(
+                        "{} security groups of the target project are named {name:?} ({}): rename all but one, \
+                         so that the replacement gets the source's.",
+                        many.len(),
+                        many.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    Ok(ids)
 }

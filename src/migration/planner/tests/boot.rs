@@ -9,7 +9,10 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
         flavor_id: FLAVOR_ID.into(),
         image_id: None,
         networks: BTreeMap::from([("net-1".into(), "net-9".into())]),
+        ..Default::default()
     });
+    cloud.target_view.services =
+        TargetServices::Listed(vec![compute_service("icehouse-3", "icehouse", "enabled", "up")]);
     let target = json!({"availabilityZone": "icehouse", "host": "icehouse-3"});
     let mut run = Run::new(spec(json!({"target": target, "mappings": {"networks": {"net-1": "net-9"}}})), cloud);
 
@@ -21,7 +24,7 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
             image_id: SNAPSHOT_ID.into(),
             flavor_id: FLAVOR_ID.into(),
             key_name: Some("deploy".into()),
-            security_groups: vec!["default".into()],
+            security_groups: vec![SECURITY_GROUP_ID.into()],
             availability_zone: Some("icehouse".into()),
             host: Some("icehouse-3".into()),
             nics: vec![network("net-9")],
@@ -43,7 +46,10 @@ fn a_status_without_a_boot_base_resolves_it_when_booting() {
     assert_failed(&unresolved.step().status, "FlavorNotFound");
 
     let booting = run.step();
-    assert_eq!(booting.action, Some(boot(SNAPSHOT_ID, &[network("net-1")])));
+    // Without security groups resolved at Recording, Nova resolves the recorded names.
+    let Action::Boot(by_names) = boot(SNAPSHOT_ID, &[network("net-1")]) else { unreachable!() };
+    let by_names = Replacement { security_groups: vec!["default".into()], ..by_names };
+    assert_eq!(booting.action, Some(Action::Boot(by_names)));
     assert_eq!(booting.status.boot_base.map(|b| b.flavor_id), Some(FLAVOR_ID.to_string()));
 }
 
@@ -198,6 +204,7 @@ fn new_ports_on_a_mapped_network_do_not_take_another_networks_port() {
         flavor_id: FLAVOR_ID.into(),
         image_id: None,
         networks: BTreeMap::from([("net-1".into(), "net-x".into())]),
+        ..Default::default()
     });
     let mut run = Run::new(spec(json!({"mappings": {"networks": {"net-1": "net-x"}}})), cloud);
     assert_eq!(run.entering(Booting).action, Some(boot(SNAPSHOT_ID, &[network("net-x"), network("net-2")])));

@@ -60,7 +60,10 @@ fn while_in_progress_the_conditions_name_the_phase() {
         "availabilityZone": "icehouse",
         "host": "icehouse-3",
     });
-    let mut run = Run::new(spec(json!({"target": target})), web_cloud("ACTIVE"));
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.target_view.services =
+        TargetServices::Listed(vec![compute_service("icehouse-3", "icehouse", "enabled", "up")]);
+    let mut run = Run::new(spec(json!({"target": target})), cloud);
     run.until(Snapshotting);
     let status = run.status();
 

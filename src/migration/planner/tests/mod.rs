@@ -25,8 +25,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{
-    Action, AllocatedAddress, Decision, ImageState, Input, Made, Nic, NovaNetworkState, Observed, PoolAddress,
-    Replacement, ServerState, TargetView, Twin, acknowledge, acting_spec, fail, hold, plan, validate,
+    Action, AllocatedAddress, ComputeServiceView, Decision, ImageReach, ImageState, Input, Made, Nic, NovaNetworkState,
+    Observed, PoolAddress, Quota, QuotaUse, Replacement, ServerState, TargetServices, TargetView, Twin, acknowledge,
+    acting_spec, fail, hold, plan, validate,
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, FlavorSize, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
@@ -54,6 +55,8 @@ const SNAPSHOT_SIZE: i64 = 2 << 30;
 const TARGET_ID: &str = "tgt-1";
 const TARGET_HOST: &str = "icehouse-1";
 const FLAVOR_ID: &str = "flavor-9";
+/// The target project's security group `default`.
+const SECURITY_GROUP_ID: &str = "sg-default";
 const REDEPLOY_IMAGE_ID: &str = "cirros-7";
 const NO_VALID_HOST: &str = "No valid host was found";
 
@@ -148,6 +151,11 @@ fn image(id: &str, status: &str) -> ImageState {
     }
 }
 
+/// A nova-compute service of the target.
+fn compute_service(host: &str, zone: &str, status: &str, state: &str) -> ComputeServiceView {
+    ComputeServiceView { host: host.into(), zone: Some(zone.into()), status: status.into(), state: state.into() }
+}
+
 /// A server of `web-1`'s name and project (the source, or its replacement).
 fn server_state(id: &str, status: &str) -> ServerState {
     ServerState {
@@ -218,12 +226,16 @@ impl Cloud {
                 .collect(),
             port_networks: ports().map(|p| (p.id.clone(), p.network_id.clone())).collect(),
             nova_network: NovaNetworkState::default(),
-            boot: Ok(BootBase { flavor_id: FLAVOR_ID.into(), image_id: None, networks: BTreeMap::new() }),
+            boot: Ok(BootBase { flavor_id: FLAVOR_ID.into(), ..Default::default() }),
             target_view: TargetView {
                 key_pair_found: record.key_name.as_ref().map(|_| true),
                 flavor_disk_gb: 1,
                 flavor_ram_mb: 512,
-                image_min_ram_mb: None,
+                flavor_vcpus: 1,
+                services: TargetServices::Listed(vec![compute_service(TARGET_HOST, "icehouse", "enabled", "up")]),
+                roles: BTreeSet::from(["admin".into()]),
+                security_groups: Some(BTreeMap::from([("default".into(), vec![SECURITY_GROUP_ID.into()])])),
+                ..TargetView::default()
             },
             snapshot_becomes: "active",
             target_becomes: "ACTIVE",
@@ -606,7 +618,7 @@ fn on_port(id: &str) -> Nic {
 /// The security groups of a boot: none when every network is an existing port (ports carry
 /// their own).
 fn groups_for(networks: &[Nic]) -> Vec<String> {
-    if networks.iter().all(|n| matches!(n, Nic::Port(_))) { Vec::new() } else { vec!["default".into()] }
+    if networks.iter().all(|n| matches!(n, Nic::Port(_))) { Vec::new() } else { vec![SECURITY_GROUP_ID.into()] }
 }
 
 /// The boot of `web-1` into the `icehouse` zone.

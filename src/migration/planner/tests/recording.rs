@@ -26,7 +26,11 @@ fn a_new_migration_is_acknowledged_before_openstack_is_asked_and_goes_on_from_th
 fn what_the_replacement_is_made_of_is_resolved_once_when_recording() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
     let recorded = run.step();
-    let base = BootBase { flavor_id: FLAVOR_ID.into(), image_id: None, networks: BTreeMap::new() };
+    let base = BootBase {
+        flavor_id: FLAVOR_ID.into(),
+        security_group_ids: vec![SECURITY_GROUP_ID.into()],
+        ..Default::default()
+    };
     assert_eq!(recorded.status.boot_base, Some(base));
 
     // Booting uses the recorded base: it no longer needs the target cloud to resolve it.
@@ -243,4 +247,182 @@ fn a_corrected_spec_starts_afresh() {
     assert_eq!(fresh.status.observed_generation, Some(2));
     assert_eq!(steps(&fresh.status), [(Recording, StepResult::Succeeded), (Stopping, StepResult::Running)]);
     assert_succeeded(run.finish());
+}
+
+/// Refused at Recording with `reason`, before anything changed; the message it ends with.
+fn refused_before_anything_changes(spec: InstanceMigrationSpec, cloud: Cloud, reason: &str) -> String {
+    let refused = Run::new(spec, cloud).step();
+    assert_eq!((&refused.action, refused.requeue), (&None, None), "{reason}");
+    assert_failed(&refused.status, reason);
+    assert_eq!((&refused.status.source, &refused.status.steps), (&None, &vec![]), "{reason}");
+    let message = failure_message(&refused.status).to_string();
+    assert!(message.ends_with("Nothing was changed."), "{message}");
+    message
+}
+
+#[test]
+fn a_target_zone_where_no_compute_service_takes_servers_is_refused_before_anything_changes() {
+    let cases = [
+        ("disabled", vec![compute_service(TARGET_HOST, "icehouse", "disabled", "up")]),
+        ("down", vec![compute_service(TARGET_HOST, "icehouse", "enabled", "down")]),
+        ("in another zone", vec![compute_service("havana-1", "havana", "enabled", "up")]),
+        ("none at all", vec![]),
+    ];
+    for (case, services) in cases {
+        let mut cloud = web_cloud("ACTIVE");
+        cloud.target_view.services = TargetServices::Listed(services);
+        let message = refused_before_anything_changes(snapshot_spec(), cloud, "TargetZoneUnavailable");
+        assert!(message.starts_with(r#"spec.target.availabilityZone: no nova-compute service of zone "icehouse""#));
+        assert!(message.contains("Enable"), "{case}: {message}");
+    }
+    let mut disabled = web_cloud("ACTIVE");
+    disabled.target_view.services =
+        TargetServices::Listed(vec![compute_service(TARGET_HOST, "icehouse", "disabled", "up")]);
+    let message = refused_before_anything_changes(snapshot_spec(), disabled, "TargetZoneUnavailable");
+    assert!(message.contains("icehouse-1 in zone \"icehouse\": disabled, up"), "{message}");
+
+    // One host of the zone that takes servers is enough.
+    let mut one_of_two = web_cloud("ACTIVE");
+    one_of_two.target_view.services = TargetServices::Listed(vec![
+        compute_service("icehouse-2", "icehouse", "disabled", "up"),
+        compute_service(TARGET_HOST, "icehouse", "enabled", "up"),
+    ]);
+    assert_succeeded(Run::new(snapshot_spec(), one_of_two).finish());
+
+    // Credentials that may not list services boot in a zone all the same: not checked, not refused.
+    let mut unlisted = web_cloud("ACTIVE");
+    unlisted.target_view.services = TargetServices::NotListable;
+    unlisted.target_view.roles = BTreeSet::from(["member".into()]);
+    assert_succeeded(Run::new(snapshot_spec(), unlisted).finish());
+}
+
+#[test]
+fn a_target_host_that_takes_no_servers_is_refused_before_anything_changes() {
+    let on_host = || spec(json!({"target": {"availabilityZone": "icehouse", "host": TARGET_HOST}}));
+    let cases = [
+        ("disabled", compute_service(TARGET_HOST, "icehouse", "disabled", "up")),
+        ("down", compute_service(TARGET_HOST, "icehouse", "enabled", "down")),
+        ("in another zone", compute_service(TARGET_HOST, "havana", "enabled", "up")),
+    ];
+    for (case, service) in cases {
+        let mut cloud = web_cloud("ACTIVE");
+        cloud.target_view.services = TargetServices::Listed(vec![service]);
+        let message = refused_before_anything_changes(on_host(), cloud, "TargetHostUnavailable");
+        assert!(message.starts_with(r#"spec.target.host: no nova-compute service of host "icehouse-1""#), "{case}");
+    }
+    // Admin credentials that may still not list services (another policy): not checkable, refused.
+    let mut unlisted = web_cloud("ACTIVE");
+    unlisted.target_view.services = TargetServices::NotListable;
+    let message = refused_before_anything_changes(on_host(), unlisted, "NotAllowed");
+    assert!(message.contains("may not list the target's compute services"), "{message}");
+
+    assert_succeeded(Run::new(on_host(), web_cloud("ACTIVE")).finish());
+}
+
+#[test]
+fn a_call_the_acting_role_may_not_make_is_refused_before_anything_changes() {
+    let member = || {
+        let mut cloud = web_cloud("ACTIVE");
+        cloud.target_view.roles = BTreeSet::from(["member".into(), "reader".into()]);
+        cloud
+    };
+    let on_host = spec(json!({"target": {"availabilityZone": "icehouse", "host": TARGET_HOST}}));
+    let message = refused_before_anything_changes(on_host, member(), "NotAllowed");
+    assert!(message.contains(r#"spec.target.host "icehouse-1""#) && message.contains("[member, reader]"), "{message}");
+    assert!(message.contains("checked by role"), "{message}");
+
+    let fixed_ips = spec(json!({"addresses": {"preserveFixedIPs": true}}));
+    let message = refused_before_anything_changes(fixed_ips, member(), "NotAllowed");
+    assert!(message.contains("MAC address (spec.addresses.preserveFixedIPs"), "{message}");
+
+    // Neither option: the member's role does.
+    assert_succeeded(Run::new(snapshot_spec(), member()).finish());
+    // A redeploy makes no port with a MAC.
+    let mut redeploy = redeploy_cloud("ACTIVE");
+    redeploy.target_view.roles = BTreeSet::from(["member".into()]);
+    let redeploy_fixed_ips = spec(json!({"strategy": "Redeploy", "redeploy": {"image": "cirros"},
+        "addresses": {"preserveFixedIPs": true}}));
+    assert_succeeded(Run::new(redeploy_fixed_ips, redeploy).finish());
+}
+
+#[test]
+fn a_target_quota_that_cannot_hold_the_replacement_is_refused_before_anything_changes() {
+    let full = |quota: Quota, named: &str| {
+        let mut cloud = web_cloud("ACTIVE");
+        cloud.target_view.flavor_vcpus = 2;
+        cloud.target_view.quota = quota;
+        let message = refused_before_anything_changes(snapshot_spec(), cloud, "QuotaExceeded");
+        assert!(message.contains(named), "{message}");
+        message
+    };
+    let used = |max, used| QuotaUse { max, used };
+    let message = full(Quota { instances: used(10, 10), ..Quota::default() }, "instances (maxTotalInstances)");
+    assert!(message.contains("is 10 with 10 used") && message.contains("needs 1 more"), "{message}");
+    full(Quota { cores: used(20, 19), ..Quota::default() }, "cores (maxTotalCores)");
+    let message = full(Quota { ram_mb: used(1024, 1000), ..Quota::default() }, "RAM (maxTotalRAMSize)");
+    assert!(message.contains("needs 512 MiB more"), "{message}");
+
+    // Exactly enough, and unlimited (-1) however much is used.
+    let mut fits = web_cloud("ACTIVE");
+    fits.target_view.flavor_vcpus = 2;
+    fits.target_view.quota = Quota { instances: used(10, 9), cores: used(20, 18), ram_mb: used(-1, 1_000_000) };
+    assert_succeeded(Run::new(snapshot_spec(), fits).finish());
+}
+
+#[test]
+fn security_groups_are_resolved_to_one_id_each_before_anything_changes_and_booted_by_id() {
+    let mut ambiguous = web_cloud("ACTIVE");
+    ambiguous.target_view.security_groups =
+        Some(BTreeMap::from([("default".into(), vec!["sg-a".into(), "sg-b".into()])]));
+    let message = refused_before_anything_changes(snapshot_spec(), ambiguous, "SecurityGroupAmbiguous");
+    assert!(message.contains(r#"2 security groups of the target project are named "default" (sg-a, sg-b)"#));
+
+    let mut missing = web_cloud("ACTIVE");
+    missing.target_view.security_groups = Some(BTreeMap::new());
+    let message = refused_before_anything_changes(snapshot_spec(), missing, "SecurityGroupNotFound");
+    assert!(message.contains(r#"security group "default""#), "{message}");
+
+    // Resolved: recorded, and the boot names the group by its ID.
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    assert_eq!(run.step().status.boot_base.unwrap().security_group_ids, [SECURITY_GROUP_ID]);
+    assert_succeeded(run.finish());
+    let booted = run.actions().into_iter().find(is_boot);
+    assert!(matches!(&booted, Some(Action::Boot(r)) if r.security_groups == [SECURITY_GROUP_ID]), "{booted:?}");
+
+    // nova-network: Nova resolves the names, unique in a project.
+    let mut nova_network = web_cloud("ACTIVE");
+    nova_network.target_view.security_groups = None;
+    let mut run = Run::new(snapshot_spec(), nova_network);
+    assert_succeeded(run.finish());
+    let booted = run.actions().into_iter().find(is_boot);
+    assert!(matches!(&booted, Some(Action::Boot(r)) if r.security_groups == ["default"]), "{booted:?}");
+}
+
+#[test]
+fn a_snapshot_the_target_cannot_read_is_refused_before_anything_changes() {
+    let reach = |target_endpoint: &str, seen_from_target| ImageReach {
+        source_endpoint: "http://glance-old:9292".into(),
+        target_endpoint: target_endpoint.into(),
+        image_id: "cirros-0.3".into(),
+        seen_from_source: true,
+        seen_from_target,
+    };
+    let with = |reach| {
+        let mut cloud = web_cloud("ACTIVE");
+        cloud.target_view.image_reach = Some(reach);
+        cloud
+    };
+    let another_glance = with(reach("http://glance-new:9292", true));
+    let message = refused_before_anything_changes(snapshot_spec(), another_glance, "ImageNotReachable");
+    assert!(message.contains("http://glance-new:9292") && message.contains("http://glance-old:9292"), "{message}");
+    let hidden = with(reach("http://glance-old:9292", false));
+    let message = refused_before_anything_changes(snapshot_spec(), hidden, "ImageNotReachable");
+    assert!(message.contains("image cirros-0.3 is not visible through the target's credentials"), "{message}");
+
+    // One Glance that shows the image to both.
+    assert_succeeded(Run::new(snapshot_spec(), with(reach("http://glance-old:9292", true))).finish());
+    // A redeploy boots an image resolved in the target: the source's Glance does not matter.
+    let mut redeploy = redeploy_cloud("ACTIVE");
+    redeploy.target_view.image_reach = Some(reach("http://glance-new:9292", false));
+    assert_succeeded(Run::new(redeploy_spec(), redeploy).finish());
 }
