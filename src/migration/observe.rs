@@ -625,6 +625,8 @@ async fn boot_base(
         }
         .into());
     };
+    // Names are resolved as the server's project sees them: never another project's.
+    let project = record.project_id.as_deref();
     let mut networks = BTreeMap::new();
     for port in &record.ports {
         let mapped = match mappings.networks.get(&port.network_id) {
@@ -642,16 +644,33 @@ async fn boot_base(
             None if same_cloud => continue,
             None => port.network_id.clone(),
         };
-        match s.target.network().find_network(&wanted).await? {
-            Some(net) => {
+        let by_id = s.target.network().networks(&[("id", &wanted)]).await?.into_iter().next();
+        let found = match by_id {
+            Some(net) => Named::One(net),
+            None => in_project_view(s.target.network().networks(&[("name", &wanted)]).await?, |n| {
+                project.is_none_or(|p| n.usable_by(p))
+            }),
+        };
+        match found {
+            Named::One(net) => {
                 networks.insert(port.network_id.clone(), net.id);
             }
-            None => {
+            Named::None => {
                 return Err(Refusal {
                     reason: "NetworkNotFound",
                     message: format!(
-                        "spec.mappings.networks: network {wanted:?} (for the source's network {}) does not exist in the target cloud",
+                        "spec.mappings.networks: network {wanted:?} (for the source's network {}) does not exist in the target cloud, among the networks the server's project may use",
                         port.network_id
+                    ),
+                }
+                .into());
+            }
+            Named::Several(ids) => {
+                return Err(Refusal {
+                    reason: "NetworkAmbiguous",
+                    message: format!(
+                        "spec.mappings.networks: several networks the server's project may use are named {wanted:?} in the target ({}): map to one by its ID",
+                        ids.join(", ")
                     ),
                 }
                 .into());
@@ -661,11 +680,24 @@ async fn boot_base(
     let image_id = match (&im.spec.options.strategy, &im.spec.options.redeploy) {
         (Strategy::Redeploy, Some(redeploy)) => {
             let image = match s.target.image().get(&redeploy.image).await? {
-                Some(i) => Some(i),
-                None => s.target.image().images_named(&redeploy.image).await?.into_iter().next(),
+                Some(i) => Named::One(i),
+                None => in_project_view(s.target.image().images_named(&redeploy.image).await?, |i| {
+                    project.is_none_or(|p| i.visible_to(p))
+                }),
             };
             match image {
-                Some(i) if ImageStatus::from(i.status.as_str()) == ImageStatus::Active => Some(i.id),
+                Named::One(i) if ImageStatus::from(i.status.as_str()) == ImageStatus::Active => Some(i.id),
+                Named::Several(ids) => {
+                    return Err(Refusal {
+                        reason: "ImageAmbiguous",
+                        message: format!(
+                            "spec.redeploy.image: several images the server's project sees are named {:?} in the target ({}): name one by its ID",
+                            redeploy.image,
+                            ids.join(", ")
+                        ),
+                    }
+                    .into());
+                }
                 _ => {
                     return Err(Refusal {
                         reason: "ImageNotFound",
@@ -682,4 +714,78 @@ async fn boot_base(
     };
     // The security groups' IDs are the planner's to decide, from the target view.
     Ok((BootBase { flavor_id: flavor.id.clone(), image_id, networks, security_group_ids: Vec::new() }, flavor))
+}
+
+/// What a name resolves to among what a project may use.
+#[derive(Debug, PartialEq)]
+enum Named<T> {
+    None,
+    One(T),
+    /// Several: their IDs.
+    Several(Vec<String>),
+}
+
+/// The one of `candidates` (all of one name, as an admin may see them) that `usable` keeps.
+fn in_project_view<T: HasId>(candidates: Vec<T>, usable: impl Fn(&T) -> bool) -> Named<T> {
+    let mut usable: Vec<T> = candidates.into_iter().filter(|c| usable(c)).collect();
+    match usable.len() {
+        0 => Named::None,
+        1 => Named::One(usable.remove(0)),
+        _ => Named::Several(usable.iter().map(|c| c.id().to_string()).collect()),
+    }
+}
+
+trait HasId {
+    fn id(&self) -> &str;
+}
+
+impl HasId for crate::openstack::network::Network {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl HasId for Image {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openstack::network::Network;
+
+    fn network(id: &str, project: &str, shared: bool) -> Network {
+        serde_json::from_value(
+            serde_json::json!({"id": id, "name": "private", "project_id": project, "shared": shared}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_name_resolves_among_what_the_servers_project_may_use_and_refuses_ambiguity() {
+        let usable_by_p1 = |n: &Network| n.usable_by("p1");
+        // Another project's network of that name is not this server's to use.
+        let found = in_project_view(vec![network("other", "p2", false), network("own", "p1", false)], usable_by_p1);
+        assert_eq!(found, Named::One(network("own", "p1", false)));
+        assert_eq!(in_project_view(vec![network("other", "p2", false)], usable_by_p1), Named::None);
+        // Its own and a shared one of the same name: which one is not guessed.
+        let both = vec![network("own", "p1", false), network("shared", "p2", true)];
+        assert_eq!(in_project_view(both, usable_by_p1), Named::Several(vec!["own".into(), "shared".into()]));
+    }
+
+    #[test]
+    fn an_image_is_seen_by_its_owner_and_everyone_when_public_or_community() {
+        let image = |owner: &str, visibility: &str| -> Image {
+            serde_json::from_value(
+                serde_json::json!({"id": "i", "status": "active", "owner": owner, "visibility": visibility}),
+            )
+            .unwrap()
+        };
+        assert!(image("p1", "private").visible_to("p1"));
+        assert!(!image("p2", "private").visible_to("p1"));
+        assert!(!image("p2", "shared").visible_to("p1"));
+        assert!(image("p2", "public").visible_to("p1") && image("p2", "community").visible_to("p1"));
+    }
 }

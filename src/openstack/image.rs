@@ -36,6 +36,11 @@ pub struct Image {
 }
 
 impl Image {
+    /// Whether `project` sees it without being made a member: its own, public or community.
+    pub fn visible_to(&self, project: &str) -> bool {
+        self.owner.as_deref() == Some(project) || matches!(self.property("visibility"), Some("public" | "community"))
+    }
+
     /// A custom property as text.
     pub fn property(&self, key: &str) -> Option<&str> {
         self.properties.get(key).and_then(|v| v.as_str())

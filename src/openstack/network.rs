@@ -59,6 +59,18 @@ pub struct Network {
     pub subnets: Vec<String>,
     #[serde(default, rename = "router:external")]
     pub external: bool,
+    #[serde(default)]
+    pub shared: bool,
+    /// The owning project.
+    #[serde(default)]
+    pub project_id: Option<String>,
+}
+
+impl Network {
+    /// Whether a server of `project` may use it: the project's own, shared or external.
+    pub fn usable_by(&self, project: &str) -> bool {
+        self.shared || self.external || self.project_id.as_deref() == Some(project)
+    }
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq)]
