@@ -9,6 +9,7 @@ use crate::api::{
     DrainServerEntry, DrainServerState, MigrationPhase, RETRY_ANNOTATION, ServerSelector, ServiceStatus,
     condition_type, timestamp,
 };
+use crate::openstack::states::{ServiceState, ServiceStatus as NovaServiceStatus};
 use crate::runtime::conditions::{self, Refusal, Setter, Validated};
 use crate::validation::{self, FieldError};
 
@@ -163,22 +164,26 @@ pub fn migration_name(drain: &str, server_id: &str) -> String {
 impl ServiceStatus {
     /// Still reporting.
     fn is_up(&self) -> bool {
-        self.state == "up" && !self.forced_down
+        ServiceState::from(self.state.as_str()) == ServiceState::Up && !self.forced_down
     }
 
     /// The scheduler may place servers on the host.
     fn is_enabled(&self) -> bool {
-        self.status == "enabled"
+        self.service_status() == NovaServiceStatus::Enabled
     }
 
     /// Disabled, with this reason.
     fn is_disabled_for(&self, reason: &str) -> bool {
-        self.status == "disabled" && self.disabled_reason.as_deref() == Some(reason)
+        self.service_status() == NovaServiceStatus::Disabled && self.disabled_reason.as_deref() == Some(reason)
     }
 
     /// Listed with status `UNKNOWN` (microversion 2.69+): the host's cell does not answer.
     fn cell_down(&self) -> bool {
-        self.status == "UNKNOWN"
+        self.service_status() == NovaServiceStatus::Unknown
+    }
+
+    fn service_status(&self) -> NovaServiceStatus {
+        self.status.as_str().into()
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::api::{InstanceMigrationStatus, MigrationPhase, RecordedServer};
 use crate::runtime::claim::Key;
 
-use super::states::ImageStatus;
+use crate::openstack::states::ImageStatus;
 
 /// The claim on a recorded server, made with credentials of the Keystone at `auth_url`.
 pub fn server_key(auth_url: &str, server: &RecordedServer) -> Key {

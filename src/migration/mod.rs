@@ -11,7 +11,6 @@ mod observe;
 mod phase;
 pub mod planner;
 pub mod record;
-mod states;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -23,7 +23,7 @@ use super::planner::{
     QuotaUse, ServerState, TargetServices, TargetView, Twin, UID_KEY,
 };
 use super::record::{nova_network_floating_ips, record};
-use super::states::{self, ImageStatus, ServerStatus};
+use crate::openstack::states::{self, ImageStatus, ServerStatus};
 
 /// The sessions of the source and target clouds (the same one unless `target.cloud` is set),
 /// scoped to the server's project when the migration acts in it.

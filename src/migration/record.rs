@@ -9,7 +9,7 @@ use crate::openstack::compute::{Server, VolumeAttachment};
 use crate::openstack::network::{FloatingIp, Port};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 
-use super::states::ServerStatus;
+use crate::openstack::states::ServerStatus;
 use crate::runtime::conditions::Refusal;
 
 /// The start of the reason osmo gives the locks it takes (then the migration's namespace/name).

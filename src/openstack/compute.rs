@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::error::{Error, Service};
 use super::session::{Microversion, Request, Response, Retry, Session};
+use super::states::{ServerStatus, ServiceStatus};
 
 /// The newest Nova microversion osmo has been tested against.
 pub const NEWEST_SUPPORTED: Microversion = Microversion(2, 95);
@@ -51,12 +52,9 @@ impl ComputeService {
     /// From microversion 2.69, a service of a cell that does not answer is listed with only
     /// its host, binary and status `UNKNOWN`: nothing else about the host can be known then.
     pub fn cell_down(&self) -> bool {
-        self.status == UNKNOWN
+        ServiceStatus::from(self.status.as_str()) == ServiceStatus::Unknown
     }
 }
-
-/// The status Nova gives a record it cannot read from its cell (microversion 2.69+).
-const UNKNOWN: &str = "UNKNOWN";
 
 /// Servers as a listing returned them.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -428,7 +426,10 @@ impl Compute<'_> {
                 let id = record.get("id").and_then(|id| id.as_str()).map(str::to_string);
                 marker = id.clone().or(marker);
                 match id {
-                    Some(id) if record.get("status").and_then(|s| s.as_str()) == Some(UNKNOWN) => {
+                    Some(id)
+                        if record.get("status").and_then(|s| s.as_str()).map(ServerStatus::from)
+                            == Some(ServerStatus::Unknown) =>
+                    {
                         listing.partial.push(id)
                     }
                     _ => listing.servers.push(serde_json::from_value(record).map_err(|e| Error::Decode {

@@ -10,6 +10,7 @@ pub mod image;
 pub mod network;
 pub mod nova_network;
 pub mod session;
+pub mod states;
 
 pub use error::{Error, Service};
 pub use session::Session;

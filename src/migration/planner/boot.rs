@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Action, Observed, Planner, ServerState};
 use crate::api::{MigrationPhase, PortOrigin, Strategy, TargetPort, TargetServerStatus};
-use crate::migration::states::ServerStatus;
+use crate::openstack::states::ServerStatus;
 
 /// The replacement to create: the source as recorded, on the target's flavor, image and
 /// networks. The executor adds the source's metadata and the migration's UID.

@@ -3,7 +3,7 @@
 
 use super::{Action, Observed, Planner};
 use crate::api::{MigrationPhase, SnapshotCleanup};
-use crate::migration::states::ImageStatus;
+use crate::openstack::states::ImageStatus;
 
 impl Planner<'_> {
     pub(super) fn cleaning_up(&mut self, observed: &Observed) {

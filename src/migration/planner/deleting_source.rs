@@ -3,7 +3,7 @@
 
 use super::{Action, Observed, Planner};
 use crate::api::{MigrationPhase, Strategy};
-use crate::migration::states::{ImageStatus, ServerStatus};
+use crate::openstack::states::{ImageStatus, ServerStatus};
 
 impl Planner<'_> {
     pub(super) fn deleting_source(&mut self, observed: &Observed) {

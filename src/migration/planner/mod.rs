@@ -48,7 +48,7 @@ use crate::api::{
     ConditionStatus, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase, PortOrigin, SnapshotStatus,
     StepRecord, StepResult, Strategy, TargetServerStatus, condition_type, timestamp,
 };
-use crate::migration::states::{ImageStatus, ServerStatus};
+use crate::openstack::states::{ImageStatus, ServerStatus};
 use crate::runtime::conditions::{self, Setter, Validated};
 use crate::validation::{self, FieldError};
 

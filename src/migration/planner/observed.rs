@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::NovaNetworkState;
 use crate::api::{BootBase, RecordedServer};
-use crate::migration::states::{self, ImageStatus, ServerStatus, ServiceState, ServiceStatus};
+use crate::openstack::states::{self, ImageStatus, ServerStatus, ServiceState, ServiceStatus};
 use crate::runtime::conditions::Refusal;
 
 /// A server as OpenStack shows it now.

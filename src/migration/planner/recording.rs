@@ -3,7 +3,7 @@
 
 use super::{ComputeServiceView, Observed, Planner, ServerState, TargetServices, TargetView};
 use crate::api::{MigrationPhase, RecordedServer, Strategy};
-use crate::migration::states::ServerStatus;
+use crate::openstack::states::ServerStatus;
 use crate::runtime::conditions::Refusal;
 
 impl Planner<'_> {

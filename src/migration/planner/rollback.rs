@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Action, Observed, Planner};
 use crate::api::{ConditionStatus, MigrationPhase, Strategy, condition_type};
-use crate::migration::states::{ImageStatus, ServerStatus};
+use crate::openstack::states::{ImageStatus, ServerStatus};
 
 impl Planner<'_> {
     /// The resource is deleted while the source still exists: undo and stop.

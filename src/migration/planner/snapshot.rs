@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Action, Observed, Planner};
 use crate::api::{MigrationPhase, SnapshotStatus};
-use crate::migration::states::ImageStatus;
+use crate::openstack::states::ImageStatus;
 
 impl Planner<'_> {
     pub(super) fn snapshotting(&mut self, observed: &Observed) {

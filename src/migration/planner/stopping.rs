@@ -2,7 +2,7 @@
 
 use super::{Action, Observed, Planner};
 use crate::api::MigrationPhase;
-use crate::migration::states::ServerStatus;
+use crate::openstack::states::ServerStatus;
 
 impl Planner<'_> {
     pub(super) fn stopping(&mut self, observed: &Observed) {

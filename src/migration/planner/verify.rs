@@ -3,7 +3,7 @@
 
 use super::{Action, Observed, Planner};
 use crate::api::{MigrationPhase, SnapshotCleanup, StepRecord, StepResult, Strategy};
-use crate::migration::states::ServerStatus;
+use crate::openstack::states::ServerStatus;
 
 impl Planner<'_> {
     pub(super) fn verifying(&mut self, observed: &Observed) {

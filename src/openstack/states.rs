@@ -1,4 +1,4 @@
-//! Nova's and Glance's states, as a migration tells them apart: parsed once from OpenStack's
+//! Nova's and Glance's states, as osmo tells them apart: parsed once from OpenStack's
 //! strings, and written back as OpenStack spelled them.
 
 use std::fmt;
@@ -57,6 +57,8 @@ openstack_states!(
         Error = "ERROR",
         /// Deleted, though still listed for a moment.
         Deleted = "DELETED",
+        /// Listed partly, from a cell that does not answer (microversion 2.69 or newer).
+        Unknown = "UNKNOWN",
     }
 );
 
@@ -76,6 +78,8 @@ openstack_states!(
     ServiceStatus {
         Enabled = "enabled",
         Disabled = "disabled",
+        /// Listed from a cell that does not answer (microversion 2.69 or newer).
+        Unknown = "UNKNOWN",
     }
 );
 
@@ -108,13 +112,13 @@ mod tests {
 
     #[test]
     fn states_are_written_back_as_openstack_spelled_them() {
-        for status in ["ACTIVE", "SHUTOFF", "BUILD", "ERROR", "DELETED", "REBOOT"] {
+        for status in ["ACTIVE", "SHUTOFF", "BUILD", "ERROR", "DELETED", "UNKNOWN", "REBOOT"] {
             assert_eq!(ServerStatus::from(status).to_string(), status);
         }
         for status in ["queued", "saving", "active", "killed", "deleted", "pending_delete"] {
             assert_eq!(ImageStatus::from(status).to_string(), status);
         }
-        for status in ["enabled", "disabled"] {
+        for status in ["enabled", "disabled", "UNKNOWN"] {
             assert_eq!(ServiceStatus::from(status).to_string(), status);
         }
         for state in ["up", "down"] {
