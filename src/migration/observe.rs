@@ -20,7 +20,7 @@ use crate::runtime::conditions::Refusal;
 use super::Context;
 use super::planner::{
     AllocatedAddress, ComputeServiceView, ImageReach, ImageState, NovaNetworkState, Observed, PoolAddress, Quota,
-    QuotaUse, ServerState, TargetServices, TargetView, Twin, UID_KEY,
+    QuotaUse, ServerState, TargetServices, TargetView, Twin, UID_KEY, late_twins_possible,
 };
 use super::record::{nova_network_floating_ips, record};
 use crate::openstack::states::{self, ImageStatus, ServerStatus};
@@ -186,38 +186,40 @@ pub async fn observe(
         }
         Succeeded | Failed => {}
     }
-    if status.create_repeated && !matches!(status.phase, Succeeded | Failed) {
-        o.twins = twins(s, status, &uid).await?;
+    if late_twins_possible(status) {
+        o.twins = twins(s, status, &uid, &o).await?;
     }
     Ok(o)
 }
 
 /// What a create sent before the last one made, landing late: tagged with the migration's
-/// UID, but not the recorded snapshot or replacement (nor one already being deleted).
-async fn twins(s: &Sessions, status: &InstanceMigrationStatus, uid: &str) -> Result<Vec<Twin>, Error> {
+/// UID, but neither the snapshot or replacement recorded or just found (nor one already being
+/// deleted).
+async fn twins(s: &Sessions, status: &InstanceMigrationStatus, uid: &str, o: &Observed) -> Result<Vec<Twin>, Error> {
     let mut twins = Vec::new();
-    if let (Some(target), Some(record)) = (&status.target, &status.source) {
+    let known = |id: &str, recorded: Option<&str>, found: Option<&str>| Some(id) == recorded || Some(id) == found;
+    if let Some(record) = &status.source {
+        let target = status.target.as_ref().map(|t| t.server_id.as_str());
         let servers = s.target.compute().servers_named(&record.name).await?;
         twins.extend(
             servers
                 .into_iter()
                 .filter(|srv| srv.metadata.get(UID_KEY).map(String::as_str) == Some(uid))
-                .filter(|srv| srv.id != target.server_id)
+                .filter(|srv| !known(&srv.id, target, o.target.as_ref().map(|t| t.id.as_str())))
                 .map(|srv| server_state(&srv))
                 .filter(|srv| srv.status != ServerStatus::Deleted && !states::is_deleting(srv.task_state.as_deref()))
                 .map(|srv| Twin::Server(srv.id)),
         );
     }
-    if let Some(snapshot) = &status.snapshot {
-        let images = s.source.image().images_with_property(UID_KEY, uid).await?;
-        twins.extend(
-            images
-                .into_iter()
-                .filter(|image| image.id != snapshot.image_id)
-                .filter(|image| !ImageStatus::from(image.status.as_str()).is_gone())
-                .map(|image| Twin::Image(image.id)),
-        );
-    }
+    let snapshot = status.snapshot.as_ref().map(|i| i.image_id.as_str());
+    let images = s.source.image().images_with_property(UID_KEY, uid).await?;
+    twins.extend(
+        images
+            .into_iter()
+            .filter(|image| !known(&image.id, snapshot, o.snapshot.as_ref().map(|i| i.id.as_str())))
+            .filter(|image| !ImageStatus::from(image.status.as_str()).is_gone())
+            .map(|image| Twin::Image(image.id)),
+    );
     Ok(twins)
 }
 

@@ -38,13 +38,18 @@ impl RetryPolicy {
     }
 }
 
+/// How long a request may take before its sender gives up on it. The service may still carry
+/// out a request given up on: whoever sends a create again waits longer than this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Whether a request may be sent again after a transient failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retry {
     /// Repeating it cannot do harm (GET, PUT, DELETE, and actions whose repetition fails
     /// harmlessly).
     Idempotent,
-    /// Repeating it could create a twin: the caller looks for what the first attempt made.
+    /// Repeating it could create a twin: it is sent once, and whoever decides to send it again
+    /// knows it may meet what the first attempt made.
     Never,
 }
 
@@ -179,7 +184,7 @@ impl Session {
         install_tls_provider();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("osmo/", env!("CARGO_PKG_VERSION")))
             // A redirect would carry the token, and on 307 or 308 Keystone's password body, to
             // whatever address it names: none is followed.
@@ -272,9 +277,10 @@ impl Session {
         }
     }
 
-    /// Sends a creating request, never blindly twice: after a transient failure it asks
-    /// `find_existing` whether the attempt created something anyway, and sends again only if
-    /// not. `created` reads the answer of a successful attempt.
+    /// Sends a creating request once. After a transient failure the request may have made
+    /// something all the same (the answer was lost): `find_existing` looks for it, and the error
+    /// is returned when nothing is found. Sending again is the caller's decision, so that every
+    /// resend is recorded where late twins are looked for. `created` reads a successful answer.
     pub async fn create_once<T, F, Fut>(
         &self,
         request: &Request,
@@ -285,20 +291,14 @@ impl Session {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>, Error>>,
     {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.send_once_authenticated(request).await {
-                Ok(response) => return created(&response),
-                Err(e) if e.is_transient() && attempt < self.retry.max_attempts => {
-                    tracing::debug!(error = %e, attempt, "create request failed transiently; looking for what it may have made");
-                    tokio::time::sleep(self.retry.delay(attempt, jitter())).await;
-                    if let Some(existing) = find_existing().await? {
-                        return Ok(existing);
-                    }
-                }
-                Err(e) => return Err(e),
+        match self.send_once_authenticated(request).await {
+            Ok(response) => created(&response),
+            Err(e) if e.is_transient() => {
+                tracing::debug!(error = %e, "create request failed transiently; looking for what it may have made");
+                tokio::time::sleep(self.retry.delay(1, jitter())).await;
+                find_existing().await?.ok_or(e)
             }
+            Err(e) => Err(e),
         }
     }
 

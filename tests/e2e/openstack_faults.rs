@@ -1,5 +1,6 @@
 //! The client through a fault-injecting proxy in front of the real services: reads survive
-//! 5xx, cut connections and delays; creates whose answer is lost are never repeated blindly.
+//! 5xx, cut connections and delays; a create whose answer is lost finds what it made, and one
+//! that made nothing is left to its caller to send again.
 
 use std::time::Duration;
 
@@ -47,6 +48,19 @@ async fn reads_succeed_through_errors_resets_and_delays() {
     assert!(counts.unavailable > 0 && counts.reset > 0 && counts.delayed > 0, "no faults were injected: {counts:?}");
 }
 
+/// Sends a create again after each transient failure, as a migration does (each resend its own
+/// decision): the client itself never sends a create twice.
+async fn sent_until_answered<T>(mut create: impl AsyncFnMut() -> Result<T, osmo::openstack::Error>) -> T {
+    for _ in 0..20 {
+        match create().await {
+            Ok(made) => return made,
+            Err(e) if e.is_transient() => continue,
+            Err(e) => panic!("create failed for good: {e}"),
+        }
+    }
+    panic!("create failed 20 times in a row")
+}
+
 #[tokio::test]
 async fn creates_whose_answer_is_lost_make_no_twins() {
     let (proxy, s) = through_proxy(11);
@@ -61,13 +75,16 @@ async fn creates_whose_answer_is_lost_make_no_twins() {
             "havana",
             vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: None }],
         );
-        made.push((name, s.compute().create_server(&spec).await.unwrap()));
+        made.push((name, sent_until_answered(async || s.compute().create_server(&spec).await).await));
     }
     let mut images = Vec::new();
     for (name, id) in &made[..2] {
         wait_status(&s, id, "ACTIVE").await;
         let meta = [(MARK.to_string(), name.clone())].into();
-        images.push((name.clone(), s.compute().create_image(id, name, &meta, MARK).await.unwrap()));
+        images.push((
+            name.clone(),
+            sent_until_answered(async || s.compute().create_image(id, name, &meta, MARK).await).await,
+        ));
     }
     let lost = proxy.counts().lost_answer;
     proxy.set_rates(FaultRates::default());

@@ -56,9 +56,11 @@ use crate::validation::{self, FieldError};
 /// operator created is found again instead of made twice.
 pub const UID_KEY: &str = "osmo_migration_uid";
 
-/// How long a create request may take to land in Nova after it was sent (its sender may have
-/// died meanwhile); none is sent again before.
-const CREATE_FENCE: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+/// How long a create request may take to land after it was sent (its sender may have died or
+/// given up meanwhile); none is sent again before, and no migration ends before. It outlasts
+/// the client's request timeout: a request given up on may still be carried out.
+const CREATE_FENCE: jiff::SignedDuration =
+    jiff::SignedDuration::from_secs(crate::openstack::session::REQUEST_TIMEOUT.as_secs() as i64 + 30);
 /// The shortest and longest wait between two looks at OpenStack.
 const LOOK_INTERVAL_MIN: Duration = Duration::from_millis(50);
 const LOOK_INTERVAL_MAX: Duration = Duration::from_secs(10);
@@ -229,6 +231,15 @@ pub fn acknowledge(input: &Input<'_>) -> InstanceMigrationStatus {
     }
     p.accept_or_report_spec();
     p.status
+}
+
+/// Whether a create may land that is not the recorded snapshot or replacement: once one was
+/// sent again, and while a rollback waits out the last one. Such late twins are looked for (and
+/// deleted) on every look until the migration ends.
+pub fn late_twins_possible(status: &InstanceMigrationStatus) -> bool {
+    let ended = matches!(status.phase, MigrationPhase::Succeeded | MigrationPhase::Failed);
+    let rolling_back_with_create_sent = status.phase == MigrationPhase::RollingBack && status.create_sent_at.is_some();
+    !ended && (status.create_repeated || rolling_back_with_create_sent)
 }
 
 /// The status `status` becomes with what its change made (the create it sent has landed).

@@ -79,7 +79,6 @@ impl Planner<'_> {
         self.status.recovery =
             Some(Recovery { retry_annotation: Some(retry.clone()), retries: recovery.retries + 1, ..recovery });
         self.status.last_error = None;
-        self.status.create_sent_at = None;
         let message = format!("Retrying from {phase:?} ({RETRY_ANNOTATION}={retry}).");
         let setter = self.conditions();
         setter.set(&mut self.status.conditions, condition_type::FAILED, ConditionStatus::False, "Retrying", &message);

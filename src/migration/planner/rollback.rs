@@ -73,6 +73,8 @@ impl Planner<'_> {
             }
             Some(s) if was_running && s.status != ServerStatus::Active => self.poll(),
             Some(s) if s.task_state.is_some() => self.poll(),
+            // A create sent may still land: it is looked for (and deleted) until its fence ends.
+            _ if self.create_in_flight() => self.poll(),
             _ => {
                 if let Some(snapshot) = self.status.snapshot.as_mut() {
                     snapshot.status = ImageStatus::Deleted.to_string();

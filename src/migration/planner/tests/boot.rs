@@ -40,7 +40,7 @@ fn a_status_without_a_boot_base_resolves_it_when_booting() {
     run.crash_entering(Booting);
     run.status.as_mut().unwrap().boot_base = None;
     // The boot decided before the crash may have been sent: none goes before it could land.
-    run.now += 31;
+    run.now += CREATE_FENCE.as_secs() + 1;
     let mut unresolved = run.clone();
     unresolved.cloud.boot = Err(Refusal { reason: "FlavorNotFound", message: "flavor gone".into() });
     assert_failed(&unresolved.step().status, "FlavorNotFound");

@@ -160,7 +160,7 @@ fn a_create_sent_again_makes_every_later_look_delete_late_twins() {
     // The snapshot was decided and written, and the operator died: its create may be in flight.
     assert_eq!(run.entering(Snapshotting).action, Some(lock_source()));
     run.status = Some(run.decide().status);
-    run.now += 31;
+    run.now += CREATE_FENCE.as_secs() + 1;
     let again = run.step();
     assert_eq!(again.action, Some(create_snapshot()));
     assert!(again.status.create_repeated);
@@ -360,9 +360,10 @@ fn assert_replanning_repeats(mut run: Run) {
     assert!(first.action.is_some(), "{:?} asks for nothing", first.status.phase);
     run.status = Some(first.status.clone());
     if matches!(first.action, Some(Action::CreateSnapshot { .. } | Action::Boot(_))) {
-        run.now += 10;
-        assert_eq!(run.decide().action, None, "a create sent 10 s ago may still land");
-        run.now += 21;
+        // Longer than the client waits for an answer: a request given up on may still land.
+        run.now += crate::openstack::session::REQUEST_TIMEOUT.as_secs() as i64 + 1;
+        assert_eq!(run.decide().action, None, "a create sent after the request timeout may still land");
+        run.now += CREATE_FENCE.as_secs();
         assert_eq!(run.decide().action, first.action);
         return;
     }

@@ -25,9 +25,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{
-    Action, AllocatedAddress, ComputeServiceView, Decision, ImageReach, ImageState, Input, Made, Nic, NovaNetworkState,
-    Observed, PoolAddress, Quota, QuotaUse, Replacement, ServerState, TargetServices, TargetView, Twin, acknowledge,
-    acting_spec, fail, hold, plan, validate,
+    Action, AllocatedAddress, CREATE_FENCE, ComputeServiceView, Decision, ImageReach, ImageState, Input, Made, Nic,
+    NovaNetworkState, Observed, PoolAddress, Quota, QuotaUse, Replacement, ServerState, TargetServices, TargetView,
+    Twin, acknowledge, acting_spec, fail, hold, late_twins_possible, plan, validate,
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, FlavorSize, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
@@ -459,8 +459,8 @@ impl Run {
     /// What the planner decides now, without acting on it.
     fn decide(&self) -> Decision {
         let mut observed = self.cloud.observed();
-        // As the controller does: twins are looked for only once a create was repeated.
-        if !self.status.as_ref().is_some_and(|s| s.create_repeated) {
+        // As the controller does: twins are looked for only when one may come.
+        if !self.status.as_ref().is_some_and(late_twins_possible) {
             observed.twins.clear();
         }
         plan(&self.input(), &observed)

@@ -157,6 +157,33 @@ fn deleting_while_snapshotting_deletes_the_snapshot_and_restarts_the_source() {
 }
 
 #[test]
+fn a_rollback_ends_only_once_a_create_in_flight_can_no_longer_land() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    assert_eq!(run.entering(Snapshotting).action, Some(lock_source()));
+    // The snapshot's create is written as sent, and its answer never comes.
+    let sent = run.decide();
+    assert_eq!(sent.action, Some(create_snapshot()));
+    run.status = Some(sent.status);
+    run.deleting = true;
+    let sent_at = run.now;
+
+    let aborted = run.step();
+    assert_rolling_back(&aborted.status, "Deleted");
+    assert_eq!(run.step().action, Some(unlock_source()));
+    assert_eq!(run.step().action, Some(start_source()));
+    // The source runs again, but the create may still land: the rollback waits it out.
+    while run.now < sent_at + CREATE_FENCE.as_secs() - SECONDS_PER_STEP {
+        assert_eq!((run.step().action, run.phase()), (None, RollingBack), "at {}s", run.now - sent_at);
+    }
+    // It lands late, and is deleted before the migration ends.
+    run.cloud.snapshot = Some(image("img-late", "active"));
+    assert_eq!(run.step().action, Some(delete_snapshot("img-late")));
+    assert_failed(run.finish(), "Deleted");
+    assert!(run.now >= sent_at + CREATE_FENCE.as_secs());
+    assert_eq!(run.cloud.snapshot, None);
+}
+
+#[test]
 fn deleting_a_snapshot_migration_after_the_source_is_gone_finishes_it() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
     run.before(Booting);
