@@ -44,7 +44,7 @@ impl HasConditions for ComputeNodeDrain {
 }
 
 #[tracing::instrument(skip_all, fields(namespace = drain.metadata.namespace.as_deref(), name = drain.metadata.name.as_deref(), uid = drain.metadata.uid.as_deref()))]
-pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile(mut drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.shared.metrics.reconcile_started("ComputeNodeDrain");
     let api: Api<ComputeNodeDrain> = Api::namespaced(ctx.shared.client.clone(), &drain.namespace().unwrap_or_default());
     let deleting = drain.metadata.deletion_timestamp.is_some();
@@ -53,7 +53,7 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
         return Ok(Action::await_change());
     }
     if !held {
-        finalizers::ensure(&api, drain.as_ref(), FINALIZER).await?;
+        finalizers::ensure(&api, Arc::make_mut(&mut drain), FINALIZER).await?;
         ctx.shared.metrics.kubernetes_write("ComputeNodeDrain");
     }
     let current = drain.status.clone().unwrap_or_default();
@@ -67,7 +67,9 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
     };
     // A new spec is acknowledged (accepted or refused) at once, before OpenStack is asked.
     let (validated, verdict) = planner::validated(&input);
-    publish(&ctx, &drain, drain.status.as_ref(), &validated).await?;
+    // The drain as this reconcile has written it: each write is made on the version before.
+    let mut written = (*drain).clone();
+    publish(&ctx, &mut written, drain.status.as_ref(), &validated).await?;
     let needs_openstack = !matches!(verdict, Validated::Invalid(_)) && current.phase != DrainPhase::Retired;
     let namespace = drain.namespace().unwrap_or_default();
     let mut session = None;
@@ -86,7 +88,7 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
                 Err(ReconcileError::OpenStack(e)) if !started(&current) && !e.is_transient() => {
                     Err(Refusal { reason: "OpenStackError", message: e.to_string() })
                 }
-                Err(e) => return Err(record_error(&ctx, &drain, &validated, e).await),
+                Err(e) => return Err(record_error(&ctx, &mut written, &validated, e).await),
             },
         }
     };
@@ -98,13 +100,13 @@ pub async fn reconcile(drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> Resul
     if claimed.is_some() {
         decision.status.claim = claimed;
     }
-    publish(&ctx, &drain, Some(&validated), &decision.status).await?;
+    publish(&ctx, &mut written, Some(&validated), &decision.status).await?;
 
     if let Some(session) = &session {
         let service = observation.as_ref().and_then(|o| o.service.as_ref());
         for action in decision.actions {
             if let Err(e) = execute::execute(&ctx, session, &drain, service, action).await {
-                return Err(record_error(&ctx, &drain, &decision.status, e).await);
+                return Err(record_error(&ctx, &mut written, &decision.status, e).await);
             }
         }
     }
@@ -159,7 +161,7 @@ fn started(status: &ComputeNodeDrainStatus) -> bool {
 /// the drain does not move.
 async fn record_error(
     ctx: &Context,
-    drain: &ComputeNodeDrain,
+    drain: &mut ComputeNodeDrain,
     status: &ComputeNodeDrainStatus,
     error: ReconcileError,
 ) -> ReconcileError {
@@ -177,7 +179,7 @@ async fn record_error(
 /// Writes the status and counts drains that reached an end.
 async fn publish(
     ctx: &Context,
-    drain: &ComputeNodeDrain,
+    drain: &mut ComputeNodeDrain,
     old: Option<&ComputeNodeDrainStatus>,
     new: &ComputeNodeDrainStatus,
 ) -> Result<(), ReconcileError> {

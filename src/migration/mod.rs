@@ -70,7 +70,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     // A migration acts on the spec it was accepted with; the spec submitted since is only
     // compared with it (and the difference reported).
     let submitted = im.spec.clone();
-    let im = acting(im);
+    let mut im = acting(im);
     let api: Api<InstanceMigration> = Api::namespaced(ctx.shared.client.clone(), &im.namespace().unwrap_or_default());
     let deleting = im.metadata.deletion_timestamp.is_some();
     let current = im.status.clone().unwrap_or_default();
@@ -84,7 +84,7 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
             return Ok(Action::await_change());
         }
     } else if !im.finalizers().iter().any(|f| f == FINALIZER) {
-        finalizers::ensure(&api, im.as_ref(), FINALIZER).await?;
+        finalizers::ensure(&api, Arc::make_mut(&mut im), FINALIZER).await?;
         ctx.shared.metrics.kubernetes_write("InstanceMigration");
     }
     // A failed migration whose deletion is held, or that is asked to retry, is decided on;
@@ -249,7 +249,13 @@ fn loss_accepted(im: &InstanceMigration) -> bool {
 #[derive(Default)]
 struct Memory {
     usual: Mutex<BTreeMap<MigrationPhase, Usual>>,
-    written: Mutex<HashMap<String, InstanceMigrationStatus>>,
+    written: Mutex<HashMap<String, Written>>,
+}
+
+/// A status this operator wrote, and the resourceVersion the write gave the object.
+struct Written {
+    status: InstanceMigrationStatus,
+    resource_version: Option<String>,
 }
 
 /// When a step is usually done, as learned from the steps before.
@@ -278,23 +284,30 @@ impl Memory {
     /// a few migrations.
     const LATER: f64 = 1.15;
 
-    /// `im` with the status this operator wrote last, when the watch has not brought it yet.
+    /// `im` with the status this operator wrote last (and the version it wrote it at), when the
+    /// watch has not brought it yet.
     fn newest(&self, im: Arc<InstanceMigration>) -> Arc<InstanceMigration> {
         let uid = im.uid().unwrap_or_default();
         let mut written = self.written.lock().expect("never poisoned");
         match written.get(&uid) {
-            Some(status) if im.status.as_ref() == Some(status) => {
+            Some(w) if im.status.as_ref() == Some(&w.status) => {
                 written.remove(&uid);
                 im
             }
-            Some(status) => Arc::new(InstanceMigration { status: Some(status.clone()), ..(*im).clone() }),
+            Some(w) => {
+                let mut newest = (*im).clone();
+                newest.status = Some(w.status.clone());
+                newest.metadata.resource_version = w.resource_version.clone();
+                Arc::new(newest)
+            }
             None => im,
         }
     }
 
     fn wrote(&self, im: &InstanceMigration) {
         if let Some(status) = &im.status {
-            self.written.lock().expect("never poisoned").insert(im.uid().unwrap_or_default(), status.clone());
+            let written = Written { status: status.clone(), resource_version: im.resource_version() };
+            self.written.lock().expect("never poisoned").insert(im.uid().unwrap_or_default(), written);
         }
     }
 
@@ -460,8 +473,18 @@ async fn publish(
     new: InstanceMigrationStatus,
 ) -> Result<(), ReconcileError> {
     // The old status is what this reconcile wrote last: each transition makes one event.
-    if status::publish(&ctx.shared, im, im.status.as_ref(), &new).await? {
-        tracing::debug!(migration = %im.name_any(), phase = ?new.phase, "status written");
+    let old = im.status.clone();
+    match status::publish(&ctx.shared, im, old.as_ref(), &new).await {
+        Ok(true) => tracing::debug!(migration = %im.name_any(), phase = ?new.phase, "status written"),
+        Ok(false) => {}
+        Err(e) => {
+            if status::is_conflict(&e) {
+                // Changed meanwhile (by a user, or another replica): what this replica wrote
+                // before is no longer the newest.
+                ctx.memory.forget(im);
+            }
+            return Err(e.into());
+        }
     }
     let old = im.status.replace(new).unwrap_or_default();
     ctx.memory.wrote(im);
@@ -545,13 +568,17 @@ mod tests {
     }
 
     #[test]
-    fn a_status_written_but_not_yet_watched_is_decided_from() {
+    fn a_status_written_but_not_yet_watched_is_decided_from_at_the_version_written() {
         let memory = Memory::default();
-        memory.wrote(&migration(MigrationPhase::Snapshotting));
+        let mut written = (*migration(MigrationPhase::Snapshotting)).clone();
+        written.metadata.resource_version = Some("12".into());
+        memory.wrote(&written);
 
-        // The watch still shows the status before: the written one counts.
+        // The watch still shows the status before: the written one counts, and the next write
+        // is made on the version this one gave the object.
         let lagging = memory.newest(migration(MigrationPhase::Stopping));
         assert_eq!(lagging.status.as_ref().map(|s| s.phase), Some(MigrationPhase::Snapshotting));
+        assert_eq!(lagging.metadata.resource_version.as_deref(), Some("12"));
         // Once the watch has brought it, the watched object is used again.
         memory.newest(migration(MigrationPhase::Snapshotting));
         let later = memory.newest(migration(MigrationPhase::Booting));

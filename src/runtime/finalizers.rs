@@ -6,8 +6,9 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-/// Adds `name` to the object's finalizers, if missing.
-pub async fn ensure<K>(api: &Api<K>, obj: &K, name: &str) -> Result<(), kube::Error>
+/// Adds `name` to the object's finalizers, if missing; `obj` takes the written resourceVersion
+/// (status writes are made on it).
+pub async fn ensure<K>(api: &Api<K>, obj: &mut K, name: &str) -> Result<(), kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -19,12 +20,14 @@ where
     } else {
         json!([{"op": "test", "path": "/metadata/finalizers", "value": obj.finalizers()}, {"op": "add", "path": "/metadata/finalizers/-", "value": name}])
     };
-    api.patch(
-        &obj.name_any(),
-        &PatchParams::default(),
-        &Patch::Json::<()>(serde_json::from_value(patch).expect("a JSON patch")),
-    )
-    .await?;
+    let written = api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(patch).expect("a JSON patch")),
+        )
+        .await?;
+    *obj.meta_mut() = written.meta().clone();
     Ok(())
 }
 

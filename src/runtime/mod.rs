@@ -57,6 +57,7 @@ impl ReconcileError {
     /// A short label for the errors metric.
     pub fn label(&self) -> &'static str {
         match self {
+            ReconcileError::Kube(e) if status::is_conflict(e) => "conflict",
             ReconcileError::Kube(_) => "kube",
             ReconcileError::OpenStack(_) => "openstack",
             ReconcileError::Cloud(_) => "cloud",
@@ -150,14 +151,15 @@ where
         tracing::info!(identity = %lease.identity, "became leader; starting controllers");
         shared.metrics.set_leader(true);
         let stop_controllers = shutdown.child_token();
-        let leadership_lost = async {
-            tokio::select! {
-                _ = leading.wait_for(|l| !*l) => { stop_controllers.cancel(); true }
-                _ = stop_controllers.cancelled() => false,
-            }
+        let running = controllers(shared.clone(), stop_controllers.clone());
+        // Asked to stop, the controllers finish their in-flight reconciliations. Deposed, they
+        // are dropped at once: a reconciliation cut off at its next await writes nothing more,
+        // and the lease is lost only `renew_deadline` after the last renewal, well before
+        // another replica may take it.
+        lost = tokio::select! {
+            () = running => false,
+            _ = leading.wait_for(|l| !*l) => true,
         };
-        // Controllers stop gracefully either way: in-flight reconciliations finish.
-        (_, lost) = tokio::join!(controllers(shared.clone(), stop_controllers.clone()), leadership_lost);
         shared.metrics.set_leader(false);
     }
     stop_election.cancel();
@@ -236,7 +238,13 @@ fn backoff_key<K: HasConditions>(obj: &K) -> String {
 fn error_policy<K: HasConditions, C>(obj: Arc<K>, error: &ReconcileError, retries: Arc<Retries<C>>) -> Action {
     let kind = K::kind(&());
     let after = retries.backoff.failed(&backoff_key(obj.as_ref()));
-    tracing::warn!(%error, kind = %kind, name = %obj.name_any(), retry_in = ?after, "reconcile failed; retrying");
+    if matches!(error, ReconcileError::Kube(e) if status::is_conflict(e)) {
+        // Someone changed the object since it was read (a user's edit, or another replica):
+        // decided again from the newer one.
+        tracing::info!(kind = %kind, name = %obj.name_any(), retry_in = ?after, "object changed meanwhile; deciding again");
+    } else {
+        tracing::warn!(%error, kind = %kind, name = %obj.name_any(), retry_in = ?after, "reconcile failed; retrying");
+    }
     retries.metrics.reconcile_failed(kind.to_string(), error.label());
     Action::requeue(after)
 }

@@ -1,5 +1,6 @@
 //! Writing status: one server-side apply of the whole status under the operator's field
-//! manager, and one Kubernetes event per condition transition.
+//! manager, on the object's version as this replica last knew it, and one Kubernetes event per
+//! condition transition.
 
 use std::fmt::Debug;
 
@@ -27,9 +28,13 @@ pub trait HasConditions:
 /// Applies `new` as the object's status when it differs from `old` (what the object has, or
 /// what this reconciliation last wrote), then publishes an event for each condition
 /// transition. Returns whether anything was written.
+///
+/// The write carries `obj`'s resourceVersion as a precondition, and `obj` takes the written
+/// one: a status decided on an object someone has changed since (a deposed leader's, say) is
+/// refused with 409 Conflict, never written over a newer one.
 pub async fn publish<K: HasConditions>(
     ctx: &super::Shared,
-    obj: &K,
+    obj: &mut K,
     old: Option<&K::Status>,
     new: &K::Status,
 ) -> Result<bool, kube::Error> {
@@ -40,13 +45,18 @@ pub async fn publish<K: HasConditions>(
     }
     let old = old.unwrap_or(&empty);
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": new,
     });
-    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    if let Some(version) = obj.resource_version() {
+        body["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
+    let written =
+        api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
     ctx.metrics.kubernetes_write(&kind);
+    obj.meta_mut().resource_version = written.meta().resource_version.clone();
 
     let reference = obj.object_ref(&());
     // An event is a courtesy (the status already says it all): it goes out in the background.
@@ -54,6 +64,11 @@ pub async fn publish<K: HasConditions>(
         ctx.events.publish(event, reference.clone()).await;
     }
     Ok(true)
+}
+
+/// Whether a write was refused because the object changed since it was read.
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
 /// The event that announces a condition's new state.

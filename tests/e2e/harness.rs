@@ -256,6 +256,11 @@ impl Operator {
         eventually(deadline, "the operator to exit after SIGTERM", || self.child.try_wait().unwrap())
     }
 
+    /// Waits for the operator to exit on its own; returns the exit status.
+    pub fn wait_for_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        eventually(deadline, "the operator to exit", || self.child.try_wait().unwrap())
+    }
+
     /// GET a path of the operator's HTTP server; returns (status code, body).
     pub fn get(&self, path: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(self.listen).unwrap();

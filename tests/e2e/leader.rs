@@ -56,3 +56,25 @@ fn a_standby_takes_over_within_20s_of_the_leaders_death() {
         (holder(&lease) == "replica-c").then_some(())
     });
 }
+
+#[test]
+fn a_deposed_leader_stops_at_once_though_a_reconcile_is_in_flight() {
+    // The reconcile in flight waits on a Keystone that takes the connection and never answers
+    // (for the client's 60-second request timeout).
+    let (env, ns, keystone) = crate::status::namespace_with_a_silent_keystone("deposed");
+    let lease = format!("osmo-{ns}");
+    let mut a = Operator::start(env, &ns, "replica-a", &lease);
+    a.wait_for_log("became leader", Duration::from_secs(30));
+    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &migration("web-1"));
+    keystone.set_nonblocking(true).unwrap();
+    let _in_flight = eventually(Duration::from_secs(60), "the operator to call Keystone", || keystone.accept().ok());
+
+    // Another replica holds the lease now (as once this one's renewals stop reaching the API).
+    let usurp = r#"{"spec":{"holderIdentity":"replica-b"}}"#;
+    kubectl_ok(env, &["-n", OPERATOR_NAMESPACE, "patch", "lease", &lease, "--type=merge", "-p", usurp]);
+    // It stops within a few renewal periods, without waiting for the reconcile to finish.
+    let status = a.wait_for_exit(Duration::from_secs(30));
+    assert!(!status.success(), "a deposed leader exits with an error, got {status}");
+    assert!(a.logs().contains("lost the leader lease"), "{}", a.logs());
+    assert_eq!(holder(&lease), "replica-b", "the deposed leader wrote the lease again");
+}

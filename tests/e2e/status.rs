@@ -1,7 +1,15 @@
 //! The operator's status, conditions, events, finalizers, metrics and probes.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter};
+use osmo::api::{InstanceMigration, InstanceMigrationStatus};
+use osmo::runtime::metrics::Metrics;
+use osmo::runtime::{Shared, claim, clouds, events, status};
 
 use crate::harness::{Operator, env, jsonpath, kubectl, kubectl_ok, kubectl_stdin_ok, namespace};
 
@@ -21,7 +29,7 @@ fn drain(name: &str, extra: &str) -> String {
 
 /// A namespace whose cloud `old` names as Keystone a listener that takes connections and never
 /// answers.
-fn namespace_with_a_silent_keystone(test: &str) -> (&'static crate::harness::Env, String, TcpListener) {
+pub fn namespace_with_a_silent_keystone(test: &str) -> (&'static crate::harness::Env, String, TcpListener) {
     let env = env();
     let ns = namespace(env, test);
     let keystone = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -167,4 +175,49 @@ fn probes_and_metrics_are_served() {
     ] {
         assert!(metrics.contains(expected), "{expected} missing from:\n{metrics}");
     }
+}
+
+/// What the operator's status writes need, as the admin.
+async fn shared(env: &crate::harness::Env) -> Shared {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&env.admin_kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let reporter = Reporter { controller: "osmo-e2e".into(), instance: None };
+    let (events, _publisher) = events::Events::start(Recorder::new(client.clone(), reporter), metrics.clone());
+    Shared {
+        events,
+        clouds: clouds::Clouds::new(client.clone(), Arc::new(|_, _| {}), 1),
+        claims: claim::Claims::new(client.clone(), crate::harness::OPERATOR_NAMESPACE.into(), metrics.clone()),
+        client,
+        metrics,
+    }
+}
+
+#[tokio::test]
+async fn a_status_decided_on_an_older_version_is_refused() {
+    // No operator runs here: the test writes as two replicas would.
+    let env = env();
+    let ns = namespace(env, "stale");
+    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &migration("web-1", ""));
+    let shared = shared(env).await;
+    let read = Api::<InstanceMigration>::namespaced(shared.client.clone(), &ns).get("web-1").await.unwrap();
+    let with_error = |error: &str| InstanceMigrationStatus { last_error: Some(error.into()), ..Default::default() };
+
+    // The leader writes on the version it read, and goes on from the version it wrote.
+    let mut leader = read.clone();
+    let first = with_error("written by the leader");
+    assert!(status::publish(&shared, &mut leader, None, &first).await.unwrap());
+    assert_ne!(leader.resource_version(), read.resource_version());
+
+    // A deposed replica, deciding on the version read before, is refused: nothing it decided
+    // is written over the newer status.
+    let mut deposed = read.clone();
+    let error = status::publish(&shared, &mut deposed, None, &with_error("written by a deposed leader")).await;
+    assert!(error.as_ref().is_err_and(status::is_conflict), "{error:?}");
+    assert_eq!(jsonpath(env, &ns, "im/web-1", "{.status.lastError}"), "written by the leader");
+
+    let second = with_error("written by the leader again");
+    assert!(status::publish(&shared, &mut leader, Some(&first), &second).await.unwrap());
+    assert_eq!(jsonpath(env, &ns, "im/web-1", "{.status.lastError}"), "written by the leader again");
 }
