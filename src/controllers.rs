@@ -32,7 +32,10 @@ async fn run_controllers(shared: Arc<Shared>, watch: Watch, stop: CancellationTo
     // on the annotations that retry it or accept its loss, and on their own polling timers; not
     // on the operator's own status writes: each wake costs OpenStack reads.
     let (migrations, writer) = reflector::store();
-    let events = watcher(migrations_api.clone(), watcher::Config::default()).default_backoff().reflect(writer);
+    let events = watcher(migrations_api.clone(), watcher::Config::default())
+        .default_backoff()
+        .modify(runtime::cached)
+        .reflect(writer);
     // After a restart, the migrations that progressed longest ago are taken up first.
     let triggers = runtime::fairness::applied_least_recently_served_first(events, migrations.clone(), last_progress)
         .predicate_filter(migration_wake, Default::default());
@@ -41,6 +44,7 @@ async fn run_controllers(shared: Arc<Shared>, watch: Watch, stop: CancellationTo
     let (drains, writer) = reflector::store();
     let triggers = watcher(runtime::scoped::<ComputeNodeDrain>(client, namespace), watcher::Config::default())
         .default_backoff()
+        .modify(runtime::cached)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
