@@ -50,6 +50,14 @@ pub fn check_migration_options(options: &MigrationOptions, source: &CloudRef, at
     if options.addresses.preserve_fixed_ips && options.addresses.mode != AddressMode::Neutron {
         error(errors, format!("{at}.addresses.preserveFixedIPs"), "only supported with addresses.mode Neutron");
     }
+    if options.addresses.preserve_fixed_ips && options.strategy == Strategy::Redeploy {
+        // Redeploy boots the replacement while the source still holds its addresses.
+        error(
+            errors,
+            format!("{at}.addresses.preserveFixedIPs"),
+            "not possible with strategy Redeploy, whose replacement boots while the source still holds its fixed IPs and MACs",
+        );
+    }
     for (kind, map) in [("flavors", &options.mappings.flavors), ("networks", &options.mappings.networks)] {
         for (from, to) in map {
             if from.trim().is_empty() || to.trim().is_empty() {
@@ -109,9 +117,13 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn fixed_ips_are_kept_only_with_neutron() {
+    fn fixed_ips_are_kept_only_with_neutron_and_a_snapshot() {
         let mut options = options_to_zone("icehouse");
         options.addresses = AddressSpec { mode: AddressMode::NovaNetwork, preserve_fixed_ips: true };
+        assert_eq!(check(&options), ["spec.addresses.preserveFixedIPs"]);
+        options.addresses = AddressSpec { mode: AddressMode::Neutron, preserve_fixed_ips: true };
+        options.strategy = Strategy::Redeploy;
+        options.redeploy = Some(RedeploySpec { image: "cirros".into() });
         assert_eq!(check(&options), ["spec.addresses.preserveFixedIPs"]);
     }
 

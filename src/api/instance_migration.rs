@@ -469,7 +469,8 @@ pub struct RecordedNovaNetworkFloatingIp {
     pub fixed_ip_address: Option<String>,
 }
 
-/// One port of the source server.
+/// One port of the source server, with what its user set on it: the replacement's port is
+/// made from this.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordedPort {
@@ -483,6 +484,50 @@ pub struct RecordedPort {
     pub security_groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub floating_ips: Vec<RecordedFloatingIp>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Further addresses the port may send from (e.g. a keepalived/VRRP address).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_address_pairs: Vec<RecordedAddressPair>,
+    /// `false` when the port's anti-spoofing and security groups are off (absent: Neutron's
+    /// default, on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_security_enabled: Option<bool>,
+    #[serde(default, rename = "qosPolicyID", skip_serializing_if = "Option::is_none")]
+    pub qos_policy_id: Option<String>,
+    /// `binding:vnic_type` when not `normal` (e.g. `direct` for SR-IOV).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vnic_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_dhcp_opts: Vec<RecordedDhcpOption>,
+    /// The DNS name (Neutron's `dns-integration` extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// An allowed address pair of a port.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedAddressPair {
+    /// An address or CIDR.
+    pub ip_address: String,
+    /// The MAC it may be sent from; absent when it is the port's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+}
+
+/// A DHCP option Neutron gives a port.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedDhcpOption {
+    pub opt_name: String,
+    pub opt_value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_version: Option<u8>,
 }
 
 /// A fixed IP of a port.
@@ -574,11 +619,28 @@ pub struct TargetPort {
 pub enum PortOrigin {
     /// The source's own port, which survived it.
     Reused,
-    /// Made anew with the source port's fixed IPs and MAC (`preserveFixedIPs`).
+    /// Made by osmo before the boot, like the source's, with its fixed IPs and MAC
+    /// (`preserveFixedIPs`).
     Recreated,
-    /// Made by Nova on the same (or the mapped) network, with a new address.
+    /// Made by osmo before the boot, like the source's, on the same (or the mapped) network
+    /// with a new address.
+    Created,
+    /// Made by Nova on the same (or the mapped) network, with a new address (a replacement
+    /// booted by an earlier osmo, which let Nova make the ports).
     #[default]
     New,
+}
+
+impl PortOrigin {
+    /// Whether osmo made the port for the replacement (Nova does not delete it with a server).
+    pub fn made_by_osmo(self) -> bool {
+        matches!(self, PortOrigin::Recreated | PortOrigin::Created)
+    }
+
+    /// Whether the port has the source port's fixed IPs.
+    pub fn keeps_addresses(self) -> bool {
+        matches!(self, PortOrigin::Reused | PortOrigin::Recreated)
+    }
 }
 
 /// One step of a migration.

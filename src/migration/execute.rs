@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 
-use crate::api::{InstanceMigration, InstanceMigrationStatus};
+use crate::api::{InstanceMigration, InstanceMigrationStatus, RecordedPort};
 use crate::openstack::Error;
 use crate::openstack::compute::{NetworkAttachment, ServerCreate};
-use crate::openstack::network::{FixedIp, PortCreate};
+use crate::openstack::network::{AddressPair, DhcpOption, FixedIp, PortCreate};
 
 use super::Context;
 use super::observe::{Sessions, image_state, port_marker};
-use super::planner::{Action, ImageState, Made, Nic, Observed, Replacement, Twin, UID_KEY};
+use super::planner::{Action, ImageState, Made, MadePort, Nic, Observed, Replacement, Twin, UID_KEY};
 use super::record::OSMO_LOCK_REASON;
 
 /// What OpenStack's answer to a change tells.
@@ -26,6 +26,10 @@ pub enum Answer {
     SnapshotDeleted,
     /// Glance protected the snapshot, or lifted that: the image as it is now.
     SnapshotProtection(ImageState),
+    /// Neutron made a port for the replacement, or gave it the source port's description.
+    PortMade { source_port_id: String, port: MadePort },
+    /// Neutron deleted a port osmo made (its answer to a delete is final).
+    PortDeleted { port_id: String },
     /// Neutron moved the floating IP; its answer says where it points now.
     FloatingIpMoved { floating_ip_id: String, port_id: Option<String> },
 }
@@ -45,6 +49,10 @@ impl Answer {
             Answer::FloatingIpMoved { floating_ip_id, port_id } => {
                 observed.floating_ips.insert(floating_ip_id, port_id);
             }
+            Answer::PortMade { source_port_id, port } => {
+                observed.created_ports.insert(source_port_id, port);
+            }
+            Answer::PortDeleted { port_id } => observed.created_ports.retain(|_, made| made.id != port_id),
             Answer::Accepted | Answer::Made(_) => {}
         }
     }
@@ -113,22 +121,26 @@ pub async fn execute(
         // The next look shows the twin gone (or going).
         Action::DeleteTwin(Twin::Server(id)) => accepted(session.compute().delete_server(&id).await),
         Action::DeleteTwin(Twin::Image(id)) => accepted(session.image().delete(&id).await),
-        Action::RecreatePort { source_port_id, network_id } => {
+        Action::CreatePort { source_port_id, network_id, keep_addresses } => {
             let recorded = status.source.iter().flat_map(|r| &r.ports).find(|p| p.id == source_port_id);
             let Some(recorded) = recorded else { return Ok(Answer::Accepted) };
-            let spec = PortCreate {
-                network_id,
-                name: String::new(),
-                description: port_marker(&uid, &source_port_id),
-                fixed_ips: recorded
-                    .fixed_ips
-                    .iter()
-                    .map(|f| FixedIp { subnet_id: f.subnet_id.clone(), ip_address: f.ip_address.clone() })
-                    .collect(),
-                mac_address: Some(recorded.mac_address.clone()),
-                security_groups: Some(recorded.security_groups.clone()),
-            };
-            accepted(session.network().create_port(&spec).await.map(|_| ()))
+            let spec = port_create(recorded, network_id, port_marker(&uid, &source_port_id), keep_addresses);
+            let made = session.network().create_port(&spec).await?;
+            Ok(Answer::PortMade { source_port_id, port: MadePort { id: made.id, marked: true } })
+        }
+        Action::FinishPort { source_port_id, port_id } => {
+            let recorded = status.source.iter().flat_map(|r| &r.ports).find(|p| p.id == source_port_id);
+            let Some(recorded) = recorded else { return Ok(Answer::Accepted) };
+            // The description goes last: while the marker stays, the next look does this again.
+            if !recorded.tags.is_empty() {
+                session.network().set_port_tags(&port_id, &recorded.tags).await?;
+            }
+            session.network().set_port_description(&port_id, &recorded.description).await?;
+            Ok(Answer::PortMade { source_port_id, port: MadePort { id: port_id, marked: false } })
+        }
+        Action::DeletePort { port_id } => {
+            session.network().delete_port(&port_id).await?;
+            Ok(Answer::PortDeleted { port_id })
         }
         Action::Boot(replacement) => {
             let metadata = status.source.as_ref().map(|r| r.metadata.clone()).unwrap_or_default();
@@ -159,6 +171,46 @@ fn ignore_conflict(result: Result<(), Error>) -> Result<(), Error> {
     }
 }
 
+/// The port standing for `recorded` on `network_id`, with what its user set on it, described
+/// by osmo's `marker` until the status holds its ID; with its fixed IPs and MAC when
+/// `keep_addresses`.
+fn port_create(recorded: &RecordedPort, network_id: String, marker: String, keep_addresses: bool) -> PortCreate {
+    PortCreate {
+        network_id,
+        name: recorded.name.clone(),
+        description: marker,
+        fixed_ips: if keep_addresses {
+            recorded
+                .fixed_ips
+                .iter()
+                .map(|f| FixedIp { subnet_id: f.subnet_id.clone(), ip_address: f.ip_address.clone() })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        mac_address: Some(recorded.mac_address.clone()).filter(|_| keep_addresses),
+        security_groups: Some(recorded.security_groups.clone()),
+        allowed_address_pairs: recorded
+            .allowed_address_pairs
+            .iter()
+            .map(|p| AddressPair { ip_address: p.ip_address.clone(), mac_address: p.mac_address.clone() })
+            .collect(),
+        port_security_enabled: recorded.port_security_enabled,
+        qos_policy_id: recorded.qos_policy_id.clone(),
+        vnic_type: recorded.vnic_type.clone(),
+        extra_dhcp_opts: recorded
+            .extra_dhcp_opts
+            .iter()
+            .map(|o| DhcpOption {
+                opt_name: o.opt_name.clone(),
+                opt_value: o.opt_value.clone(),
+                ip_version: o.ip_version,
+            })
+            .collect(),
+        dns_name: recorded.dns_name.clone(),
+    }
+}
+
 /// Nova's create request for the replacement: with the source's metadata, tagged with the
 /// migration's UID so that a create that lands late is found.
 fn server_create(replacement: Replacement, mut metadata: BTreeMap<String, String>, uid: String) -> ServerCreate {
@@ -168,7 +220,6 @@ fn server_create(replacement: Replacement, mut metadata: BTreeMap<String, String
         .into_iter()
         .map(|nic| match nic {
             Nic::Port(id) => NetworkAttachment::Port(id),
-            Nic::Network(id) => NetworkAttachment::Network { id, fixed_ip: None },
             Nic::Auto => NetworkAttachment::Auto,
         })
         .collect();
@@ -200,20 +251,13 @@ mod tests {
             security_groups: vec!["default".into()],
             availability_zone: Some("icehouse".into()),
             host: None,
-            nics: vec![Nic::Port("port-1".into()), Nic::Network("net-9".into()), Nic::Auto],
+            nics: vec![Nic::Port("port-1".into()), Nic::Auto],
         };
         let metadata = BTreeMap::from([("role".to_string(), "web".to_string())]);
         let create = server_create(replacement, metadata, "uid-1".into());
         let tagged = BTreeMap::from([("role".into(), "web".into()), (UID_KEY.into(), "uid-1".into())]);
         assert_eq!(create.metadata, tagged);
         assert_eq!(create.idempotency_key, UID_KEY);
-        assert_eq!(
-            create.networks,
-            [
-                NetworkAttachment::Port("port-1".into()),
-                NetworkAttachment::Network { id: "net-9".into(), fixed_ip: None },
-                NetworkAttachment::Auto,
-            ]
-        );
+        assert_eq!(create.networks, [NetworkAttachment::Port("port-1".into()), NetworkAttachment::Auto,]);
     }
 }

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 
 use crate::api::{
     AddressMode, BootBase, InstanceMigration, InstanceMigrationStatus, MigrationPhase, MigrationTarget, RecordedServer,
-    Strategy,
+    Strategy, TargetPort,
 };
 use crate::openstack::compute::Flavor;
 use crate::openstack::image::Image;
@@ -18,9 +18,10 @@ use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
 
 use super::Context;
+use super::planner::needed_extensions;
 use super::planner::{
-    AllocatedAddress, ComputeServiceView, ImageReach, ImageState, NovaNetworkState, Observed, PoolAddress, Quota,
-    QuotaUse, ServerState, TargetServices, TargetView, Twin, UID_KEY, late_twins_possible,
+    AllocatedAddress, ComputeServiceView, ImageReach, ImageState, MadePort, NovaNetworkState, Observed, PoolAddress,
+    PortSupport, Quota, QuotaUse, ServerState, TargetServices, TargetView, Twin, UID_KEY, late_twins_possible,
 };
 use super::record::{nova_network_floating_ips, record};
 use crate::openstack::states::{self, ImageStatus, ServerStatus};
@@ -83,7 +84,8 @@ impl Unanswered {
     }
 }
 
-/// The description that marks a port osmo recreated for a source port.
+/// The description that marks a port osmo made for a source port, until the status holds its
+/// ID (then it gets the source port's description).
 pub fn port_marker(uid: &str, source_port_id: &str) -> String {
     format!("osmo:{uid}:{source_port_id}")
 }
@@ -111,8 +113,9 @@ pub async fn observe(
                 // Everything the replacement needs must exist in the target, for the project it
                 // will belong to, before anything changes.
                 match boot_base(acting, im, &record).await {
-                    Ok((base, flavor)) => {
-                        o.target_view = Some(target_view(acting, im, &record, &flavor).await?);
+                    Ok((base, flavor, network_subnets)) => {
+                        let view = target_view(acting, im, &record, &flavor).await?;
+                        o.target_view = Some(TargetView { network_subnets, ..view });
                         o.boot = Some(Ok(base));
                     }
                     Err(unanswered) => o.boot = Some(Err(unanswered.refusal()?)),
@@ -180,8 +183,12 @@ pub async fn observe(
         RollingBack => {
             o.source = source(s, status).await?;
             o.snapshot = snapshot(s, status, &uid).await?;
+            // Only a redeploy makes its replacement (and its ports) while the source exists.
             if strategy == Strategy::Redeploy {
                 o.target = target(s, status, &uid).await?;
+                if let Some(record) = &status.source {
+                    o.created_ports = made_ports(s, record, status, &uid).await?;
+                }
             }
         }
         Succeeded | Failed => {}
@@ -224,7 +231,8 @@ async fn twins(s: &Sessions, status: &InstanceMigrationStatus, uid: &str, o: &Ob
 }
 
 /// What a boot needs that only OpenStack knows now: the recorded ports that survive, those
-/// osmo recreated, and the boot base when the status holds none (written by an older osmo).
+/// osmo made for the replacement, and the boot base when the status holds none (written by an
+/// older osmo).
 async fn boot_needs(
     s: &Sessions,
     im: &InstanceMigration,
@@ -235,13 +243,20 @@ async fn boot_needs(
     let Some(record) = &status.source else { return Ok(()) };
     if status.boot_base.is_none() {
         o.boot = Some(match boot_base(s, im, record).await {
-            Ok((base, _)) => Ok(base),
+            Ok((base, ..)) => Ok(base),
             Err(unanswered) => Err(unanswered.refusal()?),
         });
     }
-    let options = &im.spec.options;
-    let recreates = options.strategy == Strategy::Snapshot && options.addresses.preserve_fixed_ips;
-    observe_ports(s, record, uid, recreates, o).await
+    if record.ports.is_empty() {
+        return Ok(());
+    }
+    // A redeployed source still has its ports: they are not the replacement's.
+    if im.spec.options.strategy == Strategy::Snapshot {
+        let ids: Vec<(&str, &str)> = record.ports.iter().map(|p| ("id", p.id.as_str())).collect();
+        o.surviving_ports = s.target.network().ports(&ids).await?.into_iter().map(|p| p.id).collect();
+    }
+    o.created_ports = made_ports(s, record, status, uid).await?;
+    Ok(())
 }
 
 fn server_state(server: &crate::openstack::compute::Server) -> ServerState {
@@ -309,30 +324,41 @@ async fn target_ports(s: &Sessions, server_id: &str) -> Result<Vec<(String, Stri
     Ok(s.target.network().ports(&[("device_id", server_id)]).await?.into_iter().map(|p| (p.id, p.network_id)).collect())
 }
 
-/// Which recorded ports survived the source, and (when it `recreates` ports) which osmo
-/// already recreated.
-async fn observe_ports(
+/// The ports osmo made for the replacement, by the source port each stands for: those the
+/// status holds, by ID, and those made since its last write, by their marker.
+async fn made_ports(
     s: &Sessions,
     record: &RecordedServer,
+    status: &InstanceMigrationStatus,
     uid: &str,
-    recreates: bool,
-    o: &mut Observed,
-) -> Result<(), Error> {
-    if record.ports.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<(&str, &str)> = record.ports.iter().map(|p| ("id", p.id.as_str())).collect();
-    o.surviving_ports = s.target.network().ports(&ids).await?.into_iter().map(|p| p.id).collect();
-    if !recreates {
-        return Ok(());
-    }
-    for port in record.ports.iter().filter(|p| !o.surviving_ports.contains(&p.id)) {
-        let marker = port_marker(uid, &port.id);
-        if let Some(made) = s.target.network().ports(&[("description", &marker)]).await?.into_iter().next() {
-            o.created_ports.insert(port.id.clone(), made.id);
+) -> Result<BTreeMap<String, MadePort>, Error> {
+    let network = s.target.network();
+    let mut made = BTreeMap::new();
+    let known: Vec<&TargetPort> = status.target_ports.iter().filter(|p| p.origin.made_by_osmo()).collect();
+    if !known.is_empty() {
+        let ids: Vec<(&str, &str)> = known.iter().map(|p| ("id", p.port_id.as_str())).collect();
+        for port in network.ports(&ids).await? {
+            let Some(source) = known.iter().find(|k| k.port_id == port.id) else { continue };
+            let marked = port.description == port_marker(uid, &source.source_port_id);
+            made.insert(source.source_port_id.clone(), MadePort { id: port.id, marked });
         }
     }
-    Ok(())
+    // A port made since the last write, or again after one in the status vanished.
+    let markers: Vec<(String, String)> = record
+        .ports
+        .iter()
+        .filter(|p| !made.contains_key(&p.id))
+        .map(|p| (p.id.clone(), port_marker(uid, &p.id)))
+        .collect();
+    if !markers.is_empty() {
+        let filters: Vec<(&str, &str)> = markers.iter().map(|(_, m)| ("description", m.as_str())).collect();
+        for port in network.ports(&filters).await? {
+            if let Some((source, _)) = markers.iter().find(|(_, m)| *m == port.description) {
+                made.insert(source.clone(), MadePort { id: port.id, marked: true });
+            }
+        }
+    }
+    Ok(made)
 }
 
 async fn floating_ips(
@@ -532,7 +558,34 @@ async fn target_view(
             Some(image) if snapshot && !Arc::ptr_eq(&s.source, &s.target) => Some(image_reach(s, image).await?),
             _ => None,
         },
+        port_support: if Arc::ptr_eq(&s.source, &s.target) {
+            None
+        } else {
+            Some(port_support(&s.target, record).await?)
+        },
+        network_subnets: BTreeMap::new(),
     })
+}
+
+/// What the target's Neutron has of what the source's ports carry, each read only when a port
+/// carries it: the extensions their attributes need, their QoS policies and security groups.
+async fn port_support(session: &Session, record: &RecordedServer) -> Result<PortSupport, Error> {
+    let network = session.network();
+    let mut support = PortSupport::default();
+    if record.ports.iter().any(|p| !needed_extensions(p).is_empty()) {
+        support.extensions = network.extensions().await?.into_iter().map(|e| e.alias).collect();
+    }
+    let policies: Vec<(&str, &str)> =
+        record.ports.iter().filter_map(|p| p.qos_policy_id.as_deref()).map(|id| ("id", id)).collect();
+    if !policies.is_empty() {
+        support.qos_policies = network.qos_policies(&policies).await?.into_iter().map(|p| p.id).collect();
+    }
+    let groups: Vec<(&str, &str)> =
+        record.ports.iter().flat_map(|p| &p.security_groups).map(|id| ("id", id.as_str())).collect();
+    if !groups.is_empty() {
+        support.security_groups = network.security_groups(&groups).await?.into_iter().map(|g| g.id).collect();
+    }
+    Ok(support)
 }
 
 /// The target's nova-compute services on the named host (or all, for a named zone); listing
@@ -605,12 +658,12 @@ async fn image_reach(s: &Sessions, image_id: &str) -> Result<ImageReach, Error> 
 }
 
 /// The flavor, networks and image of the replacement, resolved in the target cloud, with the
-/// flavor's sizes.
+/// flavor's sizes and, by the source's network, the subnets of the network it moves to.
 async fn boot_base(
     s: &Sessions,
     im: &InstanceMigration,
     record: &RecordedServer,
-) -> Result<(BootBase, Flavor), Unanswered> {
+) -> Result<(BootBase, Flavor, BTreeMap<String, Vec<String>>), Unanswered> {
     let mappings = &im.spec.options.mappings;
     let source_flavor = record.flavor_name.clone().or_else(|| record.flavor_id.clone()).unwrap_or_default();
     let by_id = record.flavor_id.as_ref().and_then(|id| mappings.flavors.get(id));
@@ -629,7 +682,7 @@ async fn boot_base(
     };
     // Names are resolved as the server's project sees them: never another project's.
     let project = record.project_id.as_deref();
-    let mut networks = BTreeMap::new();
+    let (mut networks, mut subnets) = (BTreeMap::new(), BTreeMap::new());
     for port in &record.ports {
         let mapped = match mappings.networks.get(&port.network_id) {
             Some(m) => Some(m.clone()),
@@ -655,7 +708,8 @@ async fn boot_base(
         };
         match found {
             Named::One(net) => {
-                networks.insert(port.network_id.clone(), net.id);
+                networks.insert(port.network_id.clone(), net.id.clone());
+                subnets.insert(port.network_id.clone(), net.subnets);
             }
             Named::None => {
                 return Err(Refusal {
@@ -715,7 +769,7 @@ async fn boot_base(
         _ => None,
     };
     // The security groups' IDs are the planner's to decide, from the target view.
-    Ok((BootBase { flavor_id: flavor.id.clone(), image_id, networks, security_group_ids: Vec::new() }, flavor))
+    Ok((BootBase { flavor_id: flavor.id.clone(), image_id, networks, security_group_ids: Vec::new() }, flavor, subnets))
 }
 
 /// What a name resolves to among what a project may use.

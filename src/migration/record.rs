@@ -2,8 +2,8 @@
 //! anything changes. Pure: built from what OpenStack answered.
 
 use crate::api::{
-    FlavorSize, RecordedFixedIp, RecordedFloatingIp, RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer,
-    RecordedVolume,
+    FlavorSize, RecordedAddressPair, RecordedDhcpOption, RecordedFixedIp, RecordedFloatingIp,
+    RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, RecordedVolume,
 };
 use crate::openstack::compute::{Server, VolumeAttachment};
 use crate::openstack::network::{FloatingIp, Port};
@@ -84,6 +84,31 @@ pub fn record(
                     fixed_ip_address: f.fixed_ip_address.clone(),
                 })
                 .collect(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            allowed_address_pairs: p
+                .allowed_address_pairs
+                .iter()
+                .map(|pair| RecordedAddressPair {
+                    ip_address: pair.ip_address.clone(),
+                    // The port's own MAC is the one its replacement port has, not the source's.
+                    mac_address: pair.mac_address.clone().filter(|mac| *mac != p.mac_address),
+                })
+                .collect(),
+            port_security_enabled: p.port_security_enabled.filter(|enabled| !enabled),
+            qos_policy_id: p.qos_policy_id.clone(),
+            vnic_type: p.vnic_type.clone().filter(|t| t != "normal"),
+            extra_dhcp_opts: p
+                .extra_dhcp_opts
+                .iter()
+                .map(|o| RecordedDhcpOption {
+                    opt_name: o.opt_name.clone(),
+                    opt_value: o.opt_value.clone(),
+                    ip_version: o.ip_version,
+                })
+                .collect(),
+            dns_name: p.dns_name.clone().filter(|n| !n.is_empty()),
+            tags: p.tags.clone(),
         })
         .collect();
     Ok(RecordedServer {
@@ -161,6 +186,47 @@ mod tests {
         serde_json::from_value(json!({"id": "p-1", "network_id": "n1", "mac_address": "fa:16:3e:00:00:01",
             "fixed_ips": [{"subnet_id": "sub", "ip_address": "198.51.100.7"}], "security_groups": ["sg-1"]}))
         .unwrap()
+    }
+
+    #[test]
+    fn what_users_set_on_a_port_is_recorded_and_defaults_are_not() {
+        let set: Port =
+            serde_json::from_value(json!({"id": "p-2", "network_id": "n1", "mac_address": "fa:16:3e:00:00:02",
+            "name": "vrrp", "description": "keepalived peer", "tags": ["ha"],
+            "allowed_address_pairs": [{"ip_address": "10.0.0.100", "mac_address": "fa:16:3e:00:00:02"},
+                                      {"ip_address": "10.0.0.101", "mac_address": "fa:16:3e:aa:aa:aa"}],
+            "port_security_enabled": false, "qos_policy_id": "qos-1", "binding:vnic_type": "direct",
+            "extra_dhcp_opts": [{"opt_name": "mtu", "opt_value": "1400", "ip_version": 4}], "dns_name": "web"}))
+            .unwrap();
+        let r = record(&server(json!({})), &[], &[set, port()], &[]).unwrap();
+        let (set, plain) = (&r.ports[0], &r.ports[1]);
+        assert_eq!(
+            (set.name.as_str(), set.description.as_str(), set.tags.as_slice()),
+            ("vrrp", "keepalived peer", &["ha".to_string()][..])
+        );
+        // The port's own MAC is not written into a pair: the replacement port has its own.
+        assert_eq!(
+            set.allowed_address_pairs,
+            [
+                RecordedAddressPair { ip_address: "10.0.0.100".into(), mac_address: None },
+                RecordedAddressPair { ip_address: "10.0.0.101".into(), mac_address: Some("fa:16:3e:aa:aa:aa".into()) },
+            ]
+        );
+        assert_eq!(set.port_security_enabled, Some(false));
+        assert_eq!(
+            (set.qos_policy_id.as_deref(), set.vnic_type.as_deref(), set.dns_name.as_deref()),
+            (Some("qos-1"), Some("direct"), Some("web"))
+        );
+        assert_eq!(set.extra_dhcp_opts[0].opt_value, "1400");
+        let defaults: Port = serde_json::from_value(json!({"id": "p-3", "network_id": "n1", "mac_address": "m",
+            "port_security_enabled": true, "binding:vnic_type": "normal", "dns_name": ""}))
+        .unwrap();
+        let r = record(&server(json!({})), &[], &[defaults], &[]).unwrap();
+        assert_eq!(
+            (r.ports[0].port_security_enabled, &r.ports[0].vnic_type, &r.ports[0].dns_name),
+            (None, &None, &None)
+        );
+        assert!(plain.allowed_address_pairs.is_empty());
     }
 
     fn fip(port: Option<&str>) -> FloatingIp {

@@ -30,6 +30,37 @@ pub struct Port {
     pub status: String,
     #[serde(default, rename = "binding:host_id")]
     pub host: Option<String>,
+    #[serde(default)]
+    pub allowed_address_pairs: Vec<AddressPair>,
+    /// Absent without the `port-security` extension.
+    #[serde(default)]
+    pub port_security_enabled: Option<bool>,
+    #[serde(default)]
+    pub qos_policy_id: Option<String>,
+    #[serde(default, rename = "binding:vnic_type")]
+    pub vnic_type: Option<String>,
+    #[serde(default)]
+    pub extra_dhcp_opts: Vec<DhcpOption>,
+    /// Absent without the `dns-integration` extension.
+    #[serde(default)]
+    pub dns_name: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AddressPair {
+    pub ip_address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DhcpOption {
+    pub opt_name: String,
+    pub opt_value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_version: Option<u8>,
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq, serde::Serialize)]
@@ -87,7 +118,8 @@ pub struct SecurityGroup {
     pub name: String,
 }
 
-/// A new port.
+/// A new port. Attributes left at Neutron's default are not sent, so that a Neutron without
+/// their extension (or a policy that reserves them) is not asked for them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PortCreate {
     pub network_id: String,
@@ -98,6 +130,58 @@ pub struct PortCreate {
     /// Setting the MAC address needs an admin.
     pub mac_address: Option<String>,
     pub security_groups: Option<Vec<String>>,
+    pub allowed_address_pairs: Vec<AddressPair>,
+    pub port_security_enabled: Option<bool>,
+    pub qos_policy_id: Option<String>,
+    pub vnic_type: Option<String>,
+    pub extra_dhcp_opts: Vec<DhcpOption>,
+    pub dns_name: Option<String>,
+}
+
+impl PortCreate {
+    /// The body of `POST /v2.0/ports`.
+    fn body(&self) -> serde_json::Value {
+        let mut port = json!({"network_id": self.network_id, "name": self.name, "description": self.description});
+        // An empty list would make a port without any address; leave the choice to Neutron.
+        if !self.fixed_ips.is_empty() {
+            port["fixed_ips"] = json!(self.fixed_ips);
+        }
+        if let Some(mac) = &self.mac_address {
+            port["mac_address"] = json!(mac);
+        }
+        if let Some(groups) = &self.security_groups {
+            port["security_groups"] = json!(groups);
+        }
+        if !self.allowed_address_pairs.is_empty() {
+            port["allowed_address_pairs"] = json!(self.allowed_address_pairs);
+        }
+        if let Some(enabled) = self.port_security_enabled {
+            port["port_security_enabled"] = json!(enabled);
+        }
+        if let Some(policy) = &self.qos_policy_id {
+            port["qos_policy_id"] = json!(policy);
+        }
+        if let Some(vnic_type) = &self.vnic_type {
+            port["binding:vnic_type"] = json!(vnic_type);
+        }
+        if !self.extra_dhcp_opts.is_empty() {
+            port["extra_dhcp_opts"] = json!(self.extra_dhcp_opts);
+        }
+        if let Some(dns_name) = &self.dns_name {
+            port["dns_name"] = json!(dns_name);
+        }
+        json!({"port": port})
+    }
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct QosPolicy {
+    pub id: String,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct Extension {
+    pub alias: String,
 }
 
 /// Neutron, through a session.
@@ -126,8 +210,10 @@ impl Networking<'_> {
         let path = format!("/v2.0/{collection}{}", query(filters));
         let body: serde_json::Value =
             self.session.send(Request::new(Service::Network, Method::GET, path.clone())).await?.json()?;
-        // The body names the collection with underscores (`security-groups` → `security_groups`).
-        serde_json::from_value(body[collection.replace('-', "_")].clone()).map_err(|e| Error::Decode {
+        // The body names the collection by its last segment, with underscores
+        // (`security-groups` → `security_groups`, `qos/policies` → `policies`).
+        let key = collection.rsplit('/').next().unwrap_or(collection).replace('-', "_");
+        serde_json::from_value(body[key].clone()).map_err(|e| Error::Decode {
             service: Service::Network,
             path,
             message: e.to_string(),
@@ -151,18 +237,7 @@ impl Networking<'_> {
     /// Creates a port; after a transient failure, looks for a port with the same description
     /// on the network before trying again, so no twin is made.
     pub async fn create_port(&self, spec: &PortCreate) -> Result<Port, Error> {
-        let mut port = json!({"network_id": spec.network_id, "name": spec.name, "description": spec.description});
-        // An empty list would make a port without any address; leave the choice to Neutron.
-        if !spec.fixed_ips.is_empty() {
-            port["fixed_ips"] = json!(spec.fixed_ips);
-        }
-        if let Some(mac) = &spec.mac_address {
-            port["mac_address"] = json!(mac);
-        }
-        if let Some(groups) = &spec.security_groups {
-            port["security_groups"] = json!(groups);
-        }
-        let request = Request::new(Service::Network, Method::POST, "/v2.0/ports").json(json!({"port": port}));
+        let request = Request::new(Service::Network, Method::POST, "/v2.0/ports").json(spec.body());
         #[derive(Deserialize)]
         struct Body {
             port: Port,
@@ -178,6 +253,30 @@ impl Networking<'_> {
                 |response| Ok(response.json::<Body>()?.port),
             )
             .await
+    }
+
+    /// Sets a port's description (idempotent).
+    pub async fn set_port_description(&self, id: &str, description: &str) -> Result<(), Error> {
+        let request = Request::new(Service::Network, Method::PUT, format!("/v2.0/ports/{id}"))
+            .json(json!({"port": {"description": description}}));
+        self.session.send(request).await.map(|_| ())
+    }
+
+    /// Replaces a port's tags (`standard-attr-tag`; idempotent).
+    pub async fn set_port_tags(&self, id: &str, tags: &[String]) -> Result<(), Error> {
+        let request =
+            Request::new(Service::Network, Method::PUT, format!("/v2.0/ports/{id}/tags")).json(json!({"tags": tags}));
+        self.session.send(request).await.map(|_| ())
+    }
+
+    /// The aliases of the extensions this Neutron loaded (`allowed-address-pairs`, `qos`...).
+    pub async fn extensions(&self) -> Result<Vec<Extension>, Error> {
+        self.list("extensions", &[]).await
+    }
+
+    /// QoS policies matching the filters (e.g. `id`), as the session's project sees them.
+    pub async fn qos_policies(&self, filters: &[(&str, &str)]) -> Result<Vec<QosPolicy>, Error> {
+        self.list("qos/policies", filters).await
     }
 
     /// Deletes a port; one already gone is not an error.

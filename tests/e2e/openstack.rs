@@ -424,6 +424,7 @@ async fn a_fixed_ip_is_kept_by_recreating_its_port() {
             fixed_ips: nova_port.fixed_ips.clone(),
             mac_address: Some(nova_port.mac_address.clone()),
             security_groups: Some(nova_port.security_groups.clone()),
+            ..Default::default()
         })
         .await
         .unwrap();

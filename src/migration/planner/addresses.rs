@@ -2,7 +2,7 @@
 //! port it was on.
 
 use super::{Action, NovaNetworkStep, Observed, Planner, nova_network_step};
-use crate::api::{AddressMode, MigrationPhase, PortOrigin};
+use crate::api::{AddressMode, MigrationPhase};
 
 impl Planner<'_> {
     /// Each recorded floating IP and the port (and fixed IP) it must end on.
@@ -12,7 +12,7 @@ impl Planner<'_> {
         for port in &record.ports {
             let Some(target) = self.status.target_ports.iter().find(|p| p.source_port_id == port.id) else { continue };
             for fip in &port.floating_ips {
-                let fixed = if target.origin == PortOrigin::New { None } else { fip.fixed_ip_address.clone() };
+                let fixed = fip.fixed_ip_address.clone().filter(|_| target.origin.keeps_addresses());
                 out.push((fip.id.clone(), target.port_id.clone(), fixed));
             }
         }

@@ -1,11 +1,11 @@
-//! Booting: the replacement is created (once: a create may still land after its sender died) on
-//! the source's ports or networks, and its ports are matched to the source's.
+//! Booting: the replacement's ports are made, one for each of the source's, then the
+//! replacement is created on them (once: a create may still land after its sender died).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::{Action, Observed, Planner, ServerState};
-use crate::api::{MigrationPhase, PortOrigin, Strategy, TargetPort, TargetServerStatus};
+use crate::api::{BootBase, MigrationPhase, PortOrigin, Strategy, TargetPort, TargetServerStatus};
 use crate::openstack::states::ServerStatus;
 
 /// The replacement to create: the source as recorded, on the target's flavor, image and
@@ -26,10 +26,8 @@ pub struct Replacement {
 /// How the replacement joins a network.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Nic {
-    /// On an existing port (reused or recreated), with its fixed IPs, MAC and security groups.
+    /// On an existing port (reused, or made by osmo), with its addresses and security groups.
     Port(String),
-    /// On a network, where Neutron makes a new port.
-    Network(String),
     /// On the network Nova gives the project (nova-network has no ports).
     Auto,
 }
@@ -88,32 +86,7 @@ impl Planner<'_> {
         let Some(image_id) = image_id else {
             return self.fail("NoImage", "no image to boot the replacement from".into());
         };
-        let mut networks = Vec::new();
-        for port in &record.ports {
-            let target_network =
-                base.networks.get(&port.network_id).cloned().unwrap_or_else(|| port.network_id.clone());
-            let reuse = self.strategy() == Strategy::Snapshot && observed.surviving_ports.contains(&port.id);
-            if reuse {
-                self.remember_port(&port.id, &port.id, PortOrigin::Reused);
-                networks.push(Nic::Port(port.id.clone()));
-            } else if self.strategy() == Strategy::Snapshot && self.input.spec.options.addresses.preserve_fixed_ips {
-                match observed.created_ports.get(&port.id) {
-                    Some(created) => {
-                        self.remember_port(&port.id, created, PortOrigin::Recreated);
-                        networks.push(Nic::Port(created.clone()));
-                    }
-                    None => {
-                        // One port at a time; the boot comes once every port exists.
-                        self.action =
-                            Some(Action::RecreatePort { source_port_id: port.id.clone(), network_id: target_network });
-                        self.requeue = Some(Duration::ZERO);
-                        return;
-                    }
-                }
-            } else {
-                networks.push(Nic::Network(target_network));
-            }
-        }
+        let Some(mut networks) = self.replacement_ports(observed, &base) else { return };
         if networks.is_empty() && self.nova_network() {
             // nova-network has no ports: the project's network gives the fixed IP that the
             // floating IPs map to.
@@ -151,17 +124,56 @@ impl Planner<'_> {
         });
     }
 
+    /// The replacement's port for each of the source's, in the source's order, so that each
+    /// stands for the one it was made from: a port that survived the source (`Snapshot`), or one
+    /// osmo makes from the recorded port on the same (or mapped) network, with the source's
+    /// fixed IPs and MAC when `preserveFixedIPs` says so. `None` while a port is being made
+    /// (one change at a time; the boot comes once every port exists).
+    fn replacement_ports(&mut self, observed: &Observed, base: &BootBase) -> Option<Vec<Nic>> {
+        let record = self.status.source.clone()?;
+        let snapshot = self.strategy() == Strategy::Snapshot;
+        // Redeploy boots before the source is deleted: its addresses are still taken (and the
+        // spec's validation refuses preserveFixedIPs with it).
+        let keep_addresses = snapshot && self.input.spec.options.addresses.preserve_fixed_ips;
+        let origin = if keep_addresses { PortOrigin::Recreated } else { PortOrigin::Created };
+        let mut nics = Vec::new();
+        for port in &record.ports {
+            if snapshot && observed.surviving_ports.contains(&port.id) {
+                self.remember_port(&port.id, &port.id, PortOrigin::Reused);
+                nics.push(Nic::Port(port.id.clone()));
+                continue;
+            }
+            let Some(made) = observed.created_ports.get(&port.id) else {
+                let network_id = base.networks.get(&port.network_id).unwrap_or(&port.network_id).clone();
+                self.action = Some(Action::CreatePort { source_port_id: port.id.clone(), network_id, keep_addresses });
+                self.requeue = Some(Duration::ZERO);
+                return None;
+            };
+            // Written to the status before its marker goes: a crash until then finds it by the
+            // marker, never makes a second one.
+            self.remember_port(&port.id, &made.id, origin);
+            if made.marked {
+                self.action = Some(Action::FinishPort { source_port_id: port.id.clone(), port_id: made.id.clone() });
+                self.requeue = Some(Duration::ZERO);
+                return None;
+            }
+            nics.push(Nic::Port(made.id.clone()));
+        }
+        Some(nics)
+    }
+
     fn remember_port(&mut self, source_port_id: &str, port_id: &str, origin: PortOrigin) {
-        if !self.status.target_ports.iter().any(|p| p.source_port_id == source_port_id) {
-            self.status.target_ports.push(TargetPort {
-                source_port_id: source_port_id.into(),
-                port_id: port_id.into(),
-                origin,
-            });
+        let port = TargetPort { source_port_id: source_port_id.into(), port_id: port_id.into(), origin };
+        match self.status.target_ports.iter_mut().find(|p| p.source_port_id == source_port_id) {
+            // A made port that vanished before the boot was made again.
+            Some(known) => *known = port,
+            None => self.status.target_ports.push(port),
         }
     }
 
-    /// Matches the replacement's new ports to the source's ports, network by network.
+    /// Matches the ports Nova made for a replacement booted by an earlier osmo (on networks, not
+    /// on ports) to the source's ports, network by network. A replacement booted on osmo's own
+    /// ports has each one in the status already.
     fn assign_new_ports(&mut self, observed: &Observed) {
         let Some(record) = self.status.source.clone() else { return };
         let taken: BTreeSet<String> = self.status.target_ports.iter().map(|p| p.port_id.clone()).collect();

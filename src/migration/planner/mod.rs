@@ -23,6 +23,7 @@ mod cleanup;
 mod deleting_source;
 mod nova_network;
 mod observed;
+mod ports;
 mod recording;
 mod recovery;
 mod rollback;
@@ -39,9 +40,10 @@ use std::time::Duration;
 pub use boot::{Nic, Replacement};
 pub use nova_network::{AllocatedAddress, NovaNetworkState, NovaNetworkStep, PoolAddress, nova_network_step};
 pub use observed::{
-    ComputeServiceView, ImageReach, ImageState, Observed, Quota, QuotaUse, ServerState, TargetServices, TargetView,
-    Twin,
+    ComputeServiceView, ImageReach, ImageState, MadePort, Observed, PortSupport, Quota, QuotaUse, ServerState,
+    TargetServices, TargetView, Twin,
 };
+pub use ports::needed_extensions;
 pub use recovery::{releasable, retry_requested};
 
 use crate::api::{
@@ -120,10 +122,22 @@ pub enum Action {
     DeleteSource {
         server_id: String,
     },
-    /// A port with the source port's fixed IPs and MAC (`preserveFixedIPs`).
-    RecreatePort {
+    /// A port for the replacement, made like the source's port (its fixed IPs and MAC too when
+    /// `keep_addresses`), marked so that it is found again until the status holds its ID.
+    CreatePort {
         source_port_id: String,
         network_id: String,
+        keep_addresses: bool,
+    },
+    /// The made port, now in the status, gets the source port's description and tags in place
+    /// of osmo's marker.
+    FinishPort {
+        source_port_id: String,
+        port_id: String,
+    },
+    /// A port osmo made for a replacement that a rollback undoes.
+    DeletePort {
+        port_id: String,
     },
     Boot(Replacement),
     AssociateFloatingIp {
@@ -623,10 +637,15 @@ impl Planner<'_> {
         if let Some(target) = &s.target {
             parts.push(format!("replacement {} is {}", target.server_id, target.status));
         }
-        let kept_ports: Vec<_> =
-            s.target_ports.iter().filter(|p| p.origin != PortOrigin::New).map(|p| p.port_id.as_str()).collect();
-        if !kept_ports.is_empty() {
-            parts.push(format!("ports {} (with the source's addresses) are kept", kept_ports.join(", ")));
+        let kept_ports = |keeps_addresses: bool| -> Vec<&str> {
+            let kept = s.target_ports.iter().filter(|p| p.origin != PortOrigin::New);
+            kept.filter(|p| p.origin.keeps_addresses() == keeps_addresses).map(|p| p.port_id.as_str()).collect()
+        };
+        for (keeps_addresses, what) in [(true, "with the source's addresses"), (false, "made for the replacement")] {
+            let ports = kept_ports(keeps_addresses);
+            if !ports.is_empty() {
+                parts.push(format!("ports {} ({what}) are kept", ports.join(", ")));
+            }
         }
         let neutron = s.source.iter().flat_map(|r| &r.ports).flat_map(|p| &p.floating_ips).map(|f| f.address.as_str());
         let nova_network = s.source.iter().flat_map(|r| &r.nova_network_floating_ips).map(|f| f.address.as_str());

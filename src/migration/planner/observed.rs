@@ -91,8 +91,8 @@ pub struct Observed {
     pub target_view: Option<TargetView>,
     /// Recorded ports that still exist.
     pub surviving_ports: BTreeSet<String>,
-    /// Ports osmo created for this migration, by the source port they stand for.
-    pub created_ports: BTreeMap<String, String>,
+    /// Ports osmo made for the replacement, by the source port they stand for.
+    pub created_ports: BTreeMap<String, MadePort>,
     /// The replacement's ports as (port id, network id), in Neutron's order.
     pub target_ports: Vec<(String, String)>,
     /// Where each recorded floating IP points now (its port), by floating IP id.
@@ -101,6 +101,26 @@ pub struct Observed {
     pub nova_network: Option<NovaNetworkState>,
     /// Late twins of the snapshot or the replacement (looked for once a create was repeated).
     pub twins: Vec<Twin>,
+}
+
+/// A port osmo made for the replacement, as Neutron shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MadePort {
+    pub id: String,
+    /// Its description is still osmo's marker, by which it is found until the status holds its
+    /// ID; then it gets the source port's description (and tags).
+    pub marked: bool,
+}
+
+/// What the target's Neutron shows the acting credentials of what the source's ports carry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortSupport {
+    /// The aliases of the loaded extensions (read only when a port needs one).
+    pub extensions: BTreeSet<String>,
+    /// The ports' QoS policies that the target shows.
+    pub qos_policies: BTreeSet<String>,
+    /// The ports' security groups (by ID) that the target shows.
+    pub security_groups: BTreeSet<String>,
 }
 
 /// What the target shows the acting credentials of what the boot needs beyond the boot base,
@@ -132,6 +152,12 @@ pub struct TargetView {
     pub security_groups: Option<BTreeMap<String, Vec<String>>>,
     /// Whether the target reads the source's Glance; `None` when both are one cloud.
     pub image_reach: Option<ImageReach>,
+    /// What the target's Neutron has of what the source's ports carry; `None` when both are
+    /// one cloud (its Neutron made the source's ports).
+    pub port_support: Option<PortSupport>,
+    /// The subnets of each target network that stands for a source's network (mapped, or in
+    /// another cloud), by the source's network ID.
+    pub network_subnets: BTreeMap<String, Vec<String>>,
 }
 
 /// The target's nova-compute services in the zone or on the host `spec.target` names.

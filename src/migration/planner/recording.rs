@@ -107,6 +107,7 @@ impl Planner<'_> {
             .or_else(|| self.unavailable_place(view))
             .or_else(|| quota_exceeded(view))
             .or_else(|| self.unreachable_image(view))
+            .or_else(|| self.unreproducible_port(record, view))
     }
 
     /// A call the boot needs that the acting credentials' role may not make, by OpenStack's

@@ -1,5 +1,5 @@
-//! RollingBack: a failure while the source exists is undone (the replacement or snapshot
-//! deleted, the source started again if it was running). Without the source, the snapshot is
+//! RollingBack: a failure while the source exists is undone (the replacement and the ports
+//! osmo made for it, or the snapshot, deleted; the source started again if it was running). Without the source, the snapshot is
 //! kept: it may be the server's only copy.
 
 use std::time::Duration;
@@ -38,6 +38,12 @@ impl Planner<'_> {
             self.action = Some(Action::DeleteTarget { server_id: target.id.clone() });
             return self.poll();
         }
+        // Nova deletes only the ports it made: those osmo made for the replacement go after it.
+        if let Some(made) = observed.created_ports.values().next() {
+            self.action = Some(Action::DeletePort { port_id: made.id.clone() });
+            return self.poll();
+        }
+        self.status.target_ports.retain(|p| !p.origin.made_by_osmo());
         if let Some(image) = &observed.snapshot
             && !image.status.is_gone()
         {

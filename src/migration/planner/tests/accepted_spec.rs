@@ -120,8 +120,10 @@ fn assert_moved_as_accepted(run: &mut Run) {
             create_snapshot(),
             protect_snapshot(true),
             delete_source(),
-            boot(SNAPSHOT_ID, &[network("net-1")]),
-            associate("fip-1", "tgt-port-0", None),
+            create_port("p-1", "net-1", false),
+            finish_port("p-1", false),
+            boot(SNAPSHOT_ID, &[made_port("p-1")]),
+            associate("fip-1", "p-1-made", None),
             protect_snapshot(false),
             delete_snapshot(SNAPSHOT_ID),
         ]

@@ -16,7 +16,10 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
     let target = json!({"availabilityZone": "icehouse", "host": "icehouse-3"});
     let mut run = Run::new(spec(json!({"target": target, "mappings": {"networks": {"net-1": "net-9"}}})), cloud);
 
-    let booting = run.entering(Booting);
+    // The replacement's port is made on the mapped network first.
+    assert_eq!(run.entering(Booting).action, Some(create_port("p-1", "net-9", false)));
+    assert_eq!(run.step().action, Some(finish_port("p-1", false)));
+    let booting = run.step();
     assert_eq!(
         booting.action,
         Some(Action::Boot(Replacement {
@@ -24,10 +27,11 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
             image_id: SNAPSHOT_ID.into(),
             flavor_id: FLAVOR_ID.into(),
             key_name: Some("deploy".into()),
-            security_groups: vec![SECURITY_GROUP_ID.into()],
+            // The port carries the source port's security groups.
+            security_groups: Vec::new(),
             availability_zone: Some("icehouse".into()),
             host: Some("icehouse-3".into()),
-            nics: vec![network("net-9")],
+            nics: vec![made_port("p-1")],
         }))
     );
     assert_progressing(&booting.status, Booting);
@@ -46,10 +50,7 @@ fn a_status_without_a_boot_base_resolves_it_when_booting() {
     assert_failed(&unresolved.step().status, "FlavorNotFound");
 
     let booting = run.step();
-    // Without security groups resolved at Recording, Nova resolves the recorded names.
-    let Action::Boot(by_names) = boot(SNAPSHOT_ID, &[network("net-1")]) else { unreachable!() };
-    let by_names = Replacement { security_groups: vec!["default".into()], ..by_names };
-    assert_eq!(booting.action, Some(Action::Boot(by_names)));
+    assert_eq!(booting.action, Some(create_port("p-1", "net-1", false)));
     assert_eq!(booting.status.boot_base.map(|b| b.flavor_id), Some(FLAVOR_ID.to_string()));
 }
 
@@ -63,9 +64,11 @@ fn a_redeploy_boots_from_the_given_image_and_deletes_the_source_last() {
         run.log,
         [
             (Stopping, stop_source()),
-            (Booting, boot(REDEPLOY_IMAGE_ID, &[network("net-1")])),
+            (Booting, create_port("p-1", "net-1", false)),
+            (Booting, finish_port("p-1", false)),
+            (Booting, boot(REDEPLOY_IMAGE_ID, &[made_port("p-1")])),
             // Straight from the stopped source's port to the replacement's.
-            (MovingAddresses, associate("fip-1", "tgt-port-0", None)),
+            (MovingAddresses, associate("fip-1", "p-1-made", None)),
             (DeletingSource, delete_source()),
         ]
     );
@@ -75,9 +78,9 @@ fn a_redeploy_boots_from_the_given_image_and_deletes_the_source_last() {
         all_succeeded(&[Recording, Stopping, Booting, MovingAddresses, Verifying, DeletingSource])
     );
     assert_eq!(done.snapshot, None);
-    assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", PortOrigin::New)]);
-    // Stopped at t=0s, verified at t=15s; deleting the stopped source afterwards is no downtime.
-    assert_eq!(done.downtime.as_deref(), Some("15.0s"));
+    assert_eq!(done.target_ports, [target_port("p-1", "p-1-made", PortOrigin::Created)]);
+    // Stopped at t=0s, verified at t=25s; deleting the stopped source afterwards is no downtime.
+    assert_eq!(done.downtime.as_deref(), Some("25.0s"));
     assert!(run.cloud.source.is_none());
 }
 
@@ -86,12 +89,10 @@ fn preserved_fixed_ips_recreate_the_port_and_boot_on_it() {
     let mut run = Run::new(spec(json!({"addresses": {"preserveFixedIPs": true}})), web_cloud("ACTIVE"));
 
     let recreating = run.entering(Booting);
-    assert_eq!(
-        recreating.action,
-        Some(Action::RecreatePort { source_port_id: "p-1".into(), network_id: "net-1".into() })
-    );
+    assert_eq!(recreating.action, Some(create_port("p-1", "net-1", true)));
     assert_eq!(recreating.status.phase, Booting);
     assert_eq!(recreating.requeue, Some(Duration::ZERO));
+    assert_eq!(run.step().action, Some(finish_port("p-1", true)));
 
     let booting = run.step();
     assert_eq!(booting.action, Some(boot(SNAPSHOT_ID, &[on_port("p-1-recreated")])));
@@ -100,7 +101,7 @@ fn preserved_fixed_ips_recreate_the_port_and_boot_on_it() {
     assert_succeeded(run.finish());
     // The floating IP keeps its fixed IP, which the recreated port carries.
     assert!(run.actions().contains(&associate("fip-1", "p-1-recreated", Some("10.0.0.5"))), "{:?}", run.log);
-    assert_eq!(run.actions().iter().filter(|a| matches!(a, Action::RecreatePort { .. })).count(), 1);
+    assert_eq!(run.actions().iter().filter(|a| matches!(a, Action::CreatePort { .. })).count(), 1);
 }
 
 #[test]
@@ -129,30 +130,13 @@ fn a_premade_port_that_survives_the_source_is_reused() {
 }
 
 #[test]
-fn new_ports_are_matched_to_the_source_ports_by_network() {
-    let mut run = Run::new(snapshot_spec(), Cloud::new(two_port_server()));
-    assert_eq!(run.entering(Booting).action, Some(boot(SNAPSHOT_ID, &[network("net-1"), network("net-2")])));
-    // Neutron lists the replacement's ports in an order of its own.
-    run.cloud.target_ports = vec![("tp-b".into(), "net-2".into()), ("tp-a".into(), "net-1".into())];
-
-    let booted = run.step();
-    assert_progressing(&booted.status, MovingAddresses);
-    assert_eq!(
-        booted.status.target_ports,
-        [target_port("p-1", "tp-a", PortOrigin::New), target_port("p-2", "tp-b", PortOrigin::New)]
-    );
-    // One floating IP per step, each to the port on its network, with no fixed IP forced.
-    assert_eq!(booted.action, Some(associate("fip-1", "tp-a", None)));
-    assert_eq!(run.step().action, Some(associate("fip-2", "tp-b", None)));
-    assert_succeeded(run.finish());
-}
-
-#[test]
 fn a_boot_error_after_the_source_is_deleted_fails_saying_what_remains() {
     let mut cloud = web_cloud("ACTIVE");
     cloud.target_becomes = "ERROR";
     let mut run = Run::new(snapshot_spec(), cloud);
-    assert!(is_boot(&run.entering(Booting).action.unwrap()));
+    assert_eq!(run.entering(Booting).action, Some(create_port("p-1", "net-1", false)));
+    run.step();
+    assert!(is_boot(&run.step().action.unwrap()));
 
     let failed = run.step();
     assert_eq!((&failed.action, failed.requeue), (&None, None));
@@ -164,7 +148,8 @@ fn a_boot_error_after_the_source_is_deleted_fails_saying_what_remains() {
         &failed.status,
         &format!(
             "{error}. What remains: source server web-1 (src-1) is deleted; snapshot img-1 is kept; \
-             replacement tgt-1 is ERROR; floating IPs 203.0.113.9 stay allocated to the project."
+             replacement tgt-1 is ERROR; ports p-1-made (made for the replacement) are kept; floating IPs \
+             203.0.113.9 stay allocated to the project."
         ),
         Booting,
     );
@@ -172,47 +157,115 @@ fn a_boot_error_after_the_source_is_deleted_fails_saying_what_remains() {
     assert!(run.cloud.snapshot.is_some(), "the snapshot is kept to boot from again");
 }
 
+/// `web-1` with two ports on `net-1` and one on `net-2`; the floating IP is on the second
+/// port of `net-1`, and the port on `net-2` has one too.
+fn three_port_server() -> RecordedServer {
+    server(
+        "ACTIVE",
+        vec![
+            port("p-a", "net-1", "10.0.0.5", None),
+            port("p-b", "net-1", "10.0.0.6", Some(("fip-b", "203.0.113.9"))),
+            port("p-c", "net-2", "10.1.0.5", Some(("fip-c", "203.0.113.10"))),
+        ],
+    )
+}
+
 #[test]
-fn a_replacement_made_before_a_crash_is_adopted_not_booted_again() {
+fn each_port_is_made_from_its_source_port_in_order_and_keeps_its_floating_ip() {
+    // Two ports on one network and the other network mapped: pairing by network or by
+    // Neutron's listing order could swap them; each port is made for its source port instead.
+    let mut cloud = Cloud::new(three_port_server());
+    cloud.boot = Ok(BootBase {
+        flavor_id: FLAVOR_ID.into(),
+        networks: BTreeMap::from([("net-1".into(), "net-x".into()), ("net-2".into(), "net-y".into())]),
+        ..Default::default()
+    });
+    let mut run = Run::new(spec(json!({"mappings": {"networks": {"net-1": "net-x", "net-2": "net-y"}}})), cloud);
+    run.until(MovingAddresses);
+    let booting: Vec<Action> =
+        run.log.iter().filter(|(phase, _)| *phase == Booting).map(|(_, action)| action.clone()).collect();
+    assert_eq!(
+        booting,
+        [
+            create_port("p-a", "net-x", false),
+            finish_port("p-a", false),
+            create_port("p-b", "net-x", false),
+            finish_port("p-b", false),
+            create_port("p-c", "net-y", false),
+            finish_port("p-c", false),
+            boot(SNAPSHOT_ID, &[made_port("p-a"), made_port("p-b"), made_port("p-c")]),
+        ]
+    );
+    assert_eq!(
+        run.status().target_ports,
+        [
+            target_port("p-a", "p-a-made", PortOrigin::Created),
+            target_port("p-b", "p-b-made", PortOrigin::Created),
+            target_port("p-c", "p-c-made", PortOrigin::Created),
+        ]
+    );
+    // Neutron lists the replacement's ports in an order of its own: it does not matter.
+    run.cloud.target_ports.reverse();
+    assert_succeeded(run.finish());
+    assert_eq!(run.cloud.floating_ips["fip-b"].as_deref(), Some("p-b-made"));
+    assert_eq!(run.cloud.floating_ips["fip-c"].as_deref(), Some("p-c-made"));
+}
+
+#[test]
+fn a_port_made_before_a_crash_is_found_by_its_marker_not_made_again() {
+    let mut run = Run::new(snapshot_spec(), Cloud::new(three_port_server()));
+    // The port for p-a is made; the operator dies before the status holds its ID.
+    assert_eq!(run.entering(Booting).action, Some(create_port("p-a", "net-1", false)));
+    assert!(run.status().target_ports.is_empty());
+
+    let found = run.step();
+    assert_eq!(found.action, Some(finish_port("p-a", false)));
+    // Its ID is written with the decision that takes its marker away.
+    assert_eq!(found.status.target_ports, [target_port("p-a", "p-a-made", PortOrigin::Created)]);
+    assert_succeeded(run.finish());
+    let creates = run.actions().into_iter().filter(|a| matches!(a, Action::CreatePort { .. })).count();
+    assert_eq!(creates, 3, "{:?}", run.log);
+}
+
+#[test]
+fn a_made_port_that_vanished_before_the_boot_is_made_again() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.entering(Booting);
+    run.step();
+    // Someone deleted it after osmo recorded it.
+    run.cloud.created_ports.clear();
+
+    assert_eq!(run.step().action, Some(create_port("p-1", "net-1", false)));
+    assert_succeeded(run.finish());
+    assert_eq!(run.status().target_ports, [target_port("p-1", "p-1-made", PortOrigin::Created)]);
+}
+
+#[test]
+fn a_replacement_an_earlier_osmo_booted_on_networks_gets_its_ports_paired() {
+    // Written by an osmo that let Nova make the ports: the replacement is found by its UID,
+    // booted on networks, with no port in the status.
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
     run.crash_entering(Booting);
-    // Booted by a crashed operator, found by name and UID.
     run.cloud.target = Some(server_state("tgt-7", "BUILD"));
     run.cloud.target_ports = vec![("tp-7".into(), "net-1".into())];
 
     let adopted = run.step();
     assert_eq!(adopted.action, None);
-    assert_eq!(adopted.status.phase, Booting);
-    assert_eq!(
-        adopted.status.target.as_ref().map(|t| (t.server_id.as_str(), t.status.as_str())),
-        Some(("tgt-7", "BUILD"))
-    );
+    assert_eq!(adopted.status.target.as_ref().map(|t| t.server_id.as_str()), Some("tgt-7"));
 
     run.cloud.target.as_mut().unwrap().status = "ACTIVE".into();
     let booted = run.step();
     assert_eq!(booted.status.phase, MovingAddresses);
     assert_eq!(booted.status.target_ports, [target_port("p-1", "tp-7", PortOrigin::New)]);
     run.finish();
-    assert!(!run.actions().iter().any(is_boot), "{:?}", run.log);
+    assert!(!run.actions().iter().any(|a| is_boot(a) || matches!(a, Action::CreatePort { .. })), "{:?}", run.log);
     assert!(run.actions().contains(&associate("fip-1", "tp-7", None)));
 }
 
 #[test]
-fn new_ports_on_a_mapped_network_do_not_take_another_networks_port() {
-    let mut cloud = Cloud::new(two_port_server());
-    cloud.boot = Ok(BootBase {
-        flavor_id: FLAVOR_ID.into(),
-        image_id: None,
-        networks: BTreeMap::from([("net-1".into(), "net-x".into())]),
-        ..Default::default()
-    });
-    let mut run = Run::new(spec(json!({"mappings": {"networks": {"net-1": "net-x"}}})), cloud);
-    assert_eq!(run.entering(Booting).action, Some(boot(SNAPSHOT_ID, &[network("net-x"), network("net-2")])));
-    run.cloud.target_ports = vec![("tp-b".into(), "net-2".into()), ("tp-a".into(), "net-x".into())];
-
-    let booted = run.step();
-    assert_eq!(
-        booted.status.target_ports,
-        [target_port("p-1", "tp-a", PortOrigin::New), target_port("p-2", "tp-b", PortOrigin::New)]
-    );
+fn a_status_with_ports_of_origin_new_still_parses() {
+    let old: TargetPort =
+        serde_json::from_value(json!({"sourcePortId": "p-1", "portId": "tp-7", "origin": "New"})).unwrap();
+    assert_eq!(old, target_port("p-1", "tp-7", PortOrigin::New));
+    assert!(!old.origin.made_by_osmo() && !old.origin.keeps_addresses());
 }

@@ -18,8 +18,10 @@ fn a_snapshot_migration_walks_every_phase_to_success() {
             (Snapshotting, create_snapshot()),
             (Snapshotting, protect_snapshot(true)),
             (DeletingSource, delete_source()),
-            (Booting, boot(SNAPSHOT_ID, &[network("net-1")])),
-            (MovingAddresses, associate("fip-1", "tgt-port-0", None)),
+            (Booting, create_port("p-1", "net-1", false)),
+            (Booting, finish_port("p-1", false)),
+            (Booting, boot(SNAPSHOT_ID, &[made_port("p-1")])),
+            (MovingAddresses, associate("fip-1", "p-1-made", None)),
             (CleaningUp, protect_snapshot(false)),
             (CleaningUp, delete_snapshot(SNAPSHOT_ID)),
         ]
@@ -40,13 +42,13 @@ fn a_snapshot_migration_walks_every_phase_to_success() {
             availability_zone: Some("icehouse".into()),
         })
     );
-    assert_eq!(done.target_ports, [target_port("p-1", "tgt-port-0", PortOrigin::New)]);
-    // Down from the stop (t=0s) until the replacement was verified with its address (t=35s; the
-    // source's lock and the snapshot's protection take a step of their own here, more changes of
-    // the same reconcile in the controller).
-    assert_eq!(done.downtime.as_deref(), Some("35.0s"));
+    assert_eq!(done.target_ports, [target_port("p-1", "p-1-made", PortOrigin::Created)]);
+    // Down from the stop (t=0s) until the replacement was verified with its address (t=45s; the
+    // source's lock, the snapshot's protection and making the port take steps of their own here,
+    // more changes of the same reconcile in the controller).
+    assert_eq!(done.downtime.as_deref(), Some("45.0s"));
     assert_eq!(done.last_error, None);
-    assert_eq!(run.cloud.floating_ips["fip-1"].as_deref(), Some("tgt-port-0"));
+    assert_eq!(run.cloud.floating_ips["fip-1"].as_deref(), Some("p-1-made"));
     // Every decision asks to look again, except the last one.
     let (last, before) = run.decisions.split_last().unwrap();
     assert!(before.iter().all(|d| d.requeue.is_some()));

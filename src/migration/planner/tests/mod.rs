@@ -25,9 +25,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{
-    Action, AllocatedAddress, CREATE_FENCE, ComputeServiceView, Decision, ImageReach, ImageState, Input, Made, Nic,
-    NovaNetworkState, Observed, PoolAddress, Quota, QuotaUse, Replacement, ServerState, TargetServices, TargetView,
-    Twin, acknowledge, acting_spec, fail, hold, late_twins_possible, plan, validate,
+    Action, AllocatedAddress, CREATE_FENCE, ComputeServiceView, Decision, ImageReach, ImageState, Input, Made,
+    MadePort, Nic, NovaNetworkState, Observed, PoolAddress, PortSupport, Quota, QuotaUse, Replacement, ServerState,
+    TargetServices, TargetView, Twin, acknowledge, acting_spec, fail, hold, late_twins_possible, plan, validate,
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, FlavorSize, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
@@ -100,6 +100,7 @@ fn port(id: &str, network: &str, ip: &str, floating: Option<(&str, &str)>) -> Re
                 fixed_ip_address: Some(ip.into()),
             })
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -125,17 +126,6 @@ fn server(status: &str, ports: Vec<RecordedPort>) -> RecordedServer {
 /// `web-1`: one port on `net-1` (10.0.0.5) with the floating IP `fip-1` (203.0.113.9).
 fn web_server(status: &str) -> RecordedServer {
     server(status, vec![port("p-1", "net-1", "10.0.0.5", Some(("fip-1", "203.0.113.9")))])
-}
-
-/// `web-1` with a second port on `net-2` (10.1.0.5) and the floating IP `fip-2`.
-fn two_port_server() -> RecordedServer {
-    server(
-        "ACTIVE",
-        vec![
-            port("p-1", "net-1", "10.0.0.5", Some(("fip-1", "203.0.113.9"))),
-            port("p-2", "net-2", "10.1.0.5", Some(("fip-2", "203.0.113.10"))),
-        ],
-    )
 }
 
 /// A snapshot of the source, made in its project.
@@ -185,7 +175,8 @@ struct Cloud {
     source_ports: BTreeSet<String>,
     /// Ports made before the source was booted, so that they survive its deletion.
     premade_ports: BTreeSet<String>,
-    created_ports: BTreeMap<String, String>,
+    /// Ports osmo made for the replacement, by the source port they stand for.
+    created_ports: BTreeMap<String, MadePort>,
     target_ports: Vec<(String, String)>,
     floating_ips: BTreeMap<String, Option<String>>,
     /// nova-network in the target: empty, as in a new cloud, unless a test says otherwise.
@@ -300,11 +291,15 @@ impl Cloud {
                     }
                 }
             }
-            Action::RecreatePort { source_port_id, network_id } => {
-                let id = format!("{source_port_id}-recreated");
+            Action::CreatePort { source_port_id, network_id, keep_addresses } => {
+                let id = made_port_id(source_port_id, *keep_addresses);
                 self.port_networks.insert(id.clone(), network_id.clone());
-                self.created_ports.insert(source_port_id.clone(), id);
+                self.created_ports.insert(source_port_id.clone(), MadePort { id, marked: true });
             }
+            Action::FinishPort { source_port_id, .. } => {
+                self.created_ports.get_mut(source_port_id).expect("the port was made").marked = false;
+            }
+            Action::DeletePort { port_id } => self.created_ports.retain(|_, made| made.id != *port_id),
             Action::Boot(plan) => {
                 let failed = self.target_becomes == "ERROR";
                 self.booted += 1;
@@ -323,7 +318,6 @@ impl Cloud {
                     .enumerate()
                     .map(|(i, n)| match n {
                         Nic::Port(id) => (id.clone(), self.port_networks[id.as_str()].clone()),
-                        Nic::Network(net) => (format!("tgt-port-{i}"), net.clone()),
                         Nic::Auto => (format!("tgt-port-{i}"), "auto".into()),
                     })
                     .collect();
@@ -607,12 +601,26 @@ fn associate(floating_ip: &str, port: &str, fixed_ip: Option<&str>) -> Action {
     }
 }
 
-fn network(id: &str) -> Nic {
-    Nic::Network(id.into())
-}
-
 fn on_port(id: &str) -> Nic {
     Nic::Port(id.into())
+}
+
+/// The ID the simulated Neutron gives the port osmo makes for `source_port`.
+fn made_port_id(source_port: &str, keep_addresses: bool) -> String {
+    format!("{source_port}-{}", if keep_addresses { "recreated" } else { "made" })
+}
+
+/// The port osmo made (with a new address) for `source_port`.
+fn made_port(source_port: &str) -> Nic {
+    on_port(&made_port_id(source_port, false))
+}
+
+fn create_port(source_port: &str, network: &str, keep_addresses: bool) -> Action {
+    Action::CreatePort { source_port_id: source_port.into(), network_id: network.into(), keep_addresses }
+}
+
+fn finish_port(source_port: &str, keep_addresses: bool) -> Action {
+    Action::FinishPort { source_port_id: source_port.into(), port_id: made_port_id(source_port, keep_addresses) }
 }
 
 /// The security groups of a boot: none when every network is an existing port (ports carry

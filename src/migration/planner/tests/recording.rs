@@ -36,7 +36,7 @@ fn what_the_replacement_is_made_of_is_resolved_once_when_recording() {
     // Booting uses the recorded base: it no longer needs the target cloud to resolve it.
     run.cloud.boot = Err(Refusal { reason: "FlavorNotFound", message: "gone".into() });
     assert_succeeded(run.finish());
-    assert!(run.actions().contains(&boot(SNAPSHOT_ID, &[network("net-1")])));
+    assert!(run.actions().contains(&boot(SNAPSHOT_ID, &[made_port("p-1")])));
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn stopping_is_skipped_when_the_source_is_off_or_must_not_be_stopped() {
         let first = run.step();
         assert_eq!(first.status.phase, expected_next, "{case}");
         assert!(
-            matches!(first.action, Some(Action::LockSource { .. } | Action::Boot(_))),
+            matches!(first.action, Some(Action::LockSource { .. } | Action::CreatePort { .. })),
             "{case}: {:?}",
             first.action
         );
@@ -337,12 +337,10 @@ fn a_call_the_acting_role_may_not_make_is_refused_before_anything_changes() {
 
     // Neither option: the member's role does.
     assert_succeeded(Run::new(snapshot_spec(), member()).finish());
-    // A redeploy makes no port with a MAC.
+    // A redeploy makes its ports with new addresses (preserveFixedIPs is refused with it).
     let mut redeploy = redeploy_cloud("ACTIVE");
     redeploy.target_view.roles = BTreeSet::from(["member".into()]);
-    let redeploy_fixed_ips = spec(json!({"strategy": "Redeploy", "redeploy": {"image": "cirros"},
-        "addresses": {"preserveFixedIPs": true}}));
-    assert_succeeded(Run::new(redeploy_fixed_ips, redeploy).finish());
+    assert_succeeded(Run::new(redeploy_spec(), redeploy).finish());
 }
 
 #[test]
@@ -382,15 +380,15 @@ fn security_groups_are_resolved_to_one_id_each_before_anything_changes_and_boote
     let message = refused_before_anything_changes(snapshot_spec(), missing, "SecurityGroupNotFound");
     assert!(message.contains(r#"security group "default""#), "{message}");
 
-    // Resolved: recorded, and the boot names the group by its ID.
+    // Resolved and recorded; the boot names none, since its port carries the source port's.
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
     assert_eq!(run.step().status.boot_base.unwrap().security_group_ids, [SECURITY_GROUP_ID]);
     assert_succeeded(run.finish());
     let booted = run.actions().into_iter().find(is_boot);
-    assert!(matches!(&booted, Some(Action::Boot(r)) if r.security_groups == [SECURITY_GROUP_ID]), "{booted:?}");
+    assert!(matches!(&booted, Some(Action::Boot(r)) if r.security_groups.is_empty()), "{booted:?}");
 
-    // nova-network: Nova resolves the names, unique in a project.
-    let mut nova_network = web_cloud("ACTIVE");
+    // nova-network (no ports): Nova resolves the names, unique in a project.
+    let mut nova_network = Cloud::new(server("ACTIVE", Vec::new()));
     nova_network.target_view.security_groups = None;
     let mut run = Run::new(snapshot_spec(), nova_network);
     assert_succeeded(run.finish());
@@ -425,4 +423,36 @@ fn a_snapshot_the_target_cannot_read_is_refused_before_anything_changes() {
     let mut redeploy = redeploy_cloud("ACTIVE");
     redeploy.target_view.image_reach = Some(reach("http://glance-new:9292", false));
     assert_succeeded(Run::new(redeploy_spec(), redeploy).finish());
+}
+
+#[test]
+fn a_port_the_target_cannot_make_like_the_sources_is_refused_before_anything_changes() {
+    // Another cloud's Neutron, which shows the port's security group but lacks an extension.
+    let vrrp = |cloud: &mut Cloud| {
+        let Ok(record) = cloud.recording.as_mut() else { unreachable!() };
+        record.ports[0].allowed_address_pairs =
+            vec![crate::api::RecordedAddressPair { ip_address: "10.0.0.100".into(), mac_address: None }];
+        cloud.target_view.port_support =
+            Some(PortSupport { security_groups: BTreeSet::from(["sg-1".into()]), ..Default::default() });
+    };
+    let mut lacking = web_cloud("ACTIVE");
+    vrrp(&mut lacking);
+    let message = refused_before_anything_changes(snapshot_spec(), lacking, "PortAttributeUnsupported");
+    assert!(message.contains("source port p-1 needs the Neutron extensions allowed-address-pairs"), "{message}");
+
+    let mut supported = web_cloud("ACTIVE");
+    vrrp(&mut supported);
+    supported.target_view.port_support.as_mut().unwrap().extensions = BTreeSet::from(["allowed-address-pairs".into()]);
+    assert_succeeded(Run::new(snapshot_spec(), supported.clone()).finish());
+
+    let mut hidden_group = supported;
+    hidden_group.target_view.port_support.as_mut().unwrap().security_groups.clear();
+    refused_before_anything_changes(snapshot_spec(), hidden_group, "SecurityGroupNotFound");
+
+    // A preserved fixed IP needs its subnet on the network the port moves to.
+    let mut mapped = web_cloud("ACTIVE");
+    mapped.target_view.network_subnets = BTreeMap::from([("net-1".into(), vec!["other-subnet".into()])]);
+    let fixed_ips = spec(json!({"addresses": {"preserveFixedIPs": true}}));
+    let message = refused_before_anything_changes(fixed_ips, mapped, "SubnetNotFound");
+    assert!(message.contains("fixed IP 10.0.0.5 on subnet net-1-subnet"), "{message}");
 }

@@ -88,10 +88,14 @@ fn a_redeploy_boot_error_deletes_the_replacement_and_restarts_the_source() {
     cloud.target_becomes = "ERROR";
     let mut run = Run::new(redeploy_spec(), cloud);
     run.entering(Booting);
+    run.step();
+    assert!(is_boot(&run.step().action.unwrap()));
 
     let failed = run.step();
     assert_rolling_back(&failed.status, "BootFailed");
     assert_eq!(run.step().action, Some(delete_target()));
+    // Nova leaves the ports osmo made: they go with the replacement.
+    assert_eq!(run.step().action, Some(Action::DeletePort { port_id: "p-1-made".into() }));
     assert_eq!(run.step().action, Some(start_source()));
 
     let ended = run.finish();
@@ -102,6 +106,7 @@ fn a_redeploy_boot_error_deletes_the_replacement_and_restarts_the_source() {
     );
     assert!(!run.actions().contains(&delete_source()));
     assert!(run.cloud.target.is_none());
+    assert!(run.cloud.created_ports.is_empty() && run.status().target_ports.is_empty());
 }
 
 #[test]
@@ -190,7 +195,7 @@ fn deleting_a_snapshot_migration_after_the_source_is_gone_finishes_it() {
     run.deleting = true;
 
     let booting = run.step();
-    assert_eq!(booting.action, Some(boot(SNAPSHOT_ID, &[network("net-1")])));
+    assert_eq!(booting.action, Some(create_port("p-1", "net-1", false)));
     assert_progressing(&booting.status, Booting);
     assert_succeeded(run.finish());
 }
@@ -200,16 +205,18 @@ fn deleting_a_redeploy_while_booting_rolls_back() {
     let mut cloud = redeploy_cloud("ACTIVE");
     cloud.target_becomes = "BUILD";
     let mut run = Run::new(redeploy_spec(), cloud);
-    assert!(is_boot(&run.entering(Booting).action.unwrap()));
+    assert_eq!(run.entering(Booting).action, Some(create_port("p-1", "net-1", false)));
+    // The port is made; the operator dies before the status holds its ID, and the resource is
+    // deleted meanwhile: the port is found by its marker and deleted too.
     run.deleting = true;
 
     let aborted = run.step();
     assert_eq!(aborted.action, None);
     assert_rolling_back(&aborted.status, "Deleted");
-    assert_eq!(run.step().action, Some(delete_target()));
+    assert_eq!(run.step().action, Some(Action::DeletePort { port_id: "p-1-made".into() }));
     assert_eq!(run.step().action, Some(start_source()));
     assert_failed(run.finish(), "Deleted");
-    assert!(run.cloud.target.is_none());
+    assert!(run.cloud.target.is_none() && run.cloud.created_ports.is_empty());
     assert!(!run.actions().contains(&delete_source()));
 }
 

@@ -105,7 +105,7 @@ fn a_snapshot_made_before_a_crash_is_adopted_not_made_again() {
     run.cloud.snapshot = Some(image("img-7", "active"));
     assert_succeeded(run.finish());
     assert!(!run.actions().contains(&create_snapshot()), "{:?}", run.log);
-    assert!(run.actions().contains(&boot("img-7", &[network("net-1")])));
+    assert!(run.actions().contains(&boot("img-7", &[made_port("p-1")])));
     assert!(run.actions().contains(&delete_snapshot("img-7")));
 }
 
