@@ -239,9 +239,15 @@ async fn main() {
     let (mut op, addr) = start_operator(&kubeconfig, &ns);
     settle(&addr, op.id(), n);
     let (stored, stored_peak) = rss(op.id());
+    // The operator holds a finalizer on each: it lets them go as the namespace is deleted.
+    kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+    let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 10);
+    while !api.list(&Default::default()).await.unwrap().items.is_empty() {
+        assert!(Instant::now() < deadline, "the stored resources are not let go");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     op.kill().unwrap();
     op.wait().unwrap();
-    kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 
     let per = (stored - idle) / n as f64;
     println!("operator resident memory, {n} finished InstanceMigrations stored:");

@@ -1,14 +1,14 @@
 //! When a migration needs its cluster-wide claim on the server (see `runtime::claim`). Pure:
 //! the controller claims and releases.
 
-use crate::api::{InstanceMigrationStatus, MigrationPhase, RecordedServer};
+use crate::api::{InstanceMigrationStatus, MigrationPhase};
 use crate::runtime::claim::Key;
 
 use crate::openstack::states::ImageStatus;
 
-/// The claim on a recorded server, made with credentials of the Keystone at `auth_url`.
-pub fn server_key(auth_url: &str, server: &RecordedServer) -> Key {
-    Key::server(auth_url, server.project_id.as_deref().unwrap_or_default(), &server.id)
+/// The claim on a server of `project_id`, made with credentials of the Keystone at `auth_url`.
+pub fn server_key(auth_url: &str, project_id: Option<&str>, server_id: &str) -> Key {
+    Key::server(auth_url, project_id.unwrap_or_default(), server_id)
 }
 
 /// Whether a migration still needs its claim on the server: until it ends, and after it failed
@@ -80,7 +80,6 @@ mod tests {
 
     #[test]
     fn the_server_key_names_the_server_its_project_and_keystone() {
-        let server = RecordedServer { id: "s1".into(), project_id: Some("p1".into()), ..Default::default() };
-        assert_eq!(server_key("http://k:5000/v3/", &server), Key::server("http://k:5000", "p1", "s1"));
+        assert_eq!(server_key("http://k:5000/v3/", Some("p1"), "s1"), Key::server("http://k:5000", "p1", "s1"));
     }
 }

@@ -407,12 +407,14 @@ async fn claim_server(
         return Ok(None);
     }
     let under_way = started(status);
-    let recorded = match (&observed.recording, &status.source) {
-        (Some(Ok(record)), _) => record,
-        (_, Some(record)) if under_way => record,
+    // Claimed as soon as it is found, before its state is judged: another migration's stop,
+    // lock or snapshot must not hide that migration behind a refusal of its own.
+    let (project_id, server_id) = match (&observed.found, &status.source) {
+        (Some(found), _) => (found.project_id.as_deref(), found.id.clone()),
+        (_, Some(record)) if under_way => (record.project_id.as_deref(), record.id.clone()),
         _ => return Ok(None),
     };
-    let (key, server_id) = (claim::server_key(&s.source.config().auth.auth_url, recorded), recorded.id.clone());
+    let key = claim::server_key(&s.source.config().auth.auth_url, project_id, &server_id);
     let still_holds = |other: &InstanceMigration| other.status.as_ref().is_none_or(claim::needs_claim);
     match ctx.shared.claims.claim(&key, im, still_holds).await? {
         Claim::Held(lease) => {

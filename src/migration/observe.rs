@@ -20,8 +20,9 @@ use crate::runtime::conditions::Refusal;
 use super::Context;
 use super::planner::needed_extensions;
 use super::planner::{
-    AllocatedAddress, ComputeServiceView, ImageReach, ImageState, MadePort, NovaNetworkState, Observed, PoolAddress,
-    PortSupport, Quota, QuotaUse, ServerState, TargetServices, TargetView, Twin, UID_KEY, late_twins_possible,
+    AllocatedAddress, ComputeServiceView, FoundServer, ImageReach, ImageState, MadePort, NovaNetworkState, Observed,
+    PoolAddress, PortSupport, Quota, QuotaUse, ServerState, TargetServices, TargetView, Twin, UID_KEY,
+    late_twins_possible,
 };
 use super::record::{nova_network_floating_ips, record};
 use crate::openstack::states::{self, ImageStatus, ServerStatus};
@@ -102,7 +103,7 @@ pub async fn observe(
     let nova_network = im.spec.options.addresses.mode == AddressMode::NovaNetwork;
     let mut o = Observed::default();
     match status.phase {
-        Pending | Recording => match record_source(ctx, s, im).await {
+        Pending | Recording => match record_source(ctx, s, im, &mut o.found).await {
             Err(unanswered) => {
                 o.acting_project = s.acting_project.clone();
                 o.recording = Some(Err(unanswered.refusal()?));
@@ -421,6 +422,7 @@ async fn record_source(
     ctx: &Context,
     s: &Sessions,
     im: &InstanceMigration,
+    found_server: &mut Option<FoundServer>,
 ) -> Result<(RecordedServer, Option<Sessions>), Unanswered> {
     let wanted = &im.spec.server;
     let found = s.source.compute().find_server(wanted).await?;
@@ -441,6 +443,7 @@ async fn record_source(
             .into());
         }
     };
+    *found_server = Some(FoundServer { id: server.id.clone(), project_id: server.tenant_id.clone() });
     let scoped = sessions_in_server_project(ctx, s, im, server).await?;
     // The rest is read as the server's project sees it.
     let s = scoped.as_ref().unwrap_or(s);

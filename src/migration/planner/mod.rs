@@ -40,8 +40,8 @@ use std::time::Duration;
 pub use boot::{Nic, Replacement};
 pub use nova_network::{AllocatedAddress, NovaNetworkState, NovaNetworkStep, PoolAddress, nova_network_step};
 pub use observed::{
-    ComputeServiceView, ImageReach, ImageState, MadePort, Observed, PortSupport, Quota, QuotaUse, ServerState,
-    TargetServices, TargetView, Twin,
+    ComputeServiceView, FoundServer, ImageReach, ImageState, MadePort, Observed, PortSupport, Quota, QuotaUse,
+    ServerState, TargetServices, TargetView, Twin,
 };
 pub use ports::needed_extensions;
 pub use recovery::{releasable, retry_requested};

@@ -70,9 +70,20 @@ impl ImageState {
     }
 }
 
+/// A server as found by its name or ID, before it is recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FoundServer {
+    pub id: String,
+    pub project_id: Option<String>,
+}
+
 /// What OpenStack shows now, as far as the current phase needs it.
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
+    /// Recording: the server `spec.server` names, once found (even if it is then refused): the
+    /// controller claims it before anything else is decided, so that a server another migration
+    /// is moving meets that migration's claim whatever state the move has put it in.
+    pub found: Option<FoundServer>,
     /// Recording: the source, fully recorded, or why it cannot be migrated.
     pub recording: Option<Result<RecordedServer, Refusal>>,
     /// Recording: the server's project, when osmo must act in it with its credentials scoped

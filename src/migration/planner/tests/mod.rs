@@ -246,6 +246,8 @@ impl Cloud {
     /// reads only that.
     fn observed(&self) -> Observed {
         Observed {
+            // The controller's to claim; the planner never reads it.
+            found: None,
             recording: Some(self.recording.clone()),
             acting_project: self.acting_project.clone(),
             source: self.source.clone(),
