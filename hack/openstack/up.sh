@@ -173,11 +173,13 @@ EOF
   # or computes ever take the other's messages. Definitions given at boot replace the
   # default user, which is therefore defined here too (guest/guest, sha256-hashed).
   echo "load_definitions = $r/definitions.json" >> "$r/rabbitmq.conf"
-  "$PY3" - "$r/definitions.json" $NOVAS <<'EOF'
+  local vhosts=() nova
+  for nova in $NOVAS; do vhosts+=("${NOVA_VHOST[$nova]:-/}"); done
+  "$PY3" - "$r/definitions.json" "${vhosts[@]}" <<'EOF'
 import base64, hashlib, json, os, sys
 salt = os.urandom(4)
 hashed = base64.b64encode(salt + hashlib.sha256(salt + b'guest').digest()).decode()
-vhosts = ['/'] + [n for n in sys.argv[2:] if n != 'nova']
+vhosts = sys.argv[2:]
 all_rights = {'configure': '.*', 'write': '.*', 'read': '.*'}
 json.dump({
     'users': [{'name': 'guest', 'password_hash': hashed,
