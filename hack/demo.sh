@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# A local demonstration: a real control plane and real OpenStack services, the CRDs, the
-# chart's RBAC, the operator under its ServiceAccount; one server migrated from havana-1 to
-# icehouse-1 with its floating IP; then an extra compute host with three servers drained two
-# at a time to icehouse-1 and its service retired once its nova-compute stops; all watched
-# with kubectl.
+# A local demonstration of a parallel-Nova upgrade: a real control plane and real OpenStack
+# services (an old Nova in RegionOne and a new, separate one in RegionTwo, sharing Keystone,
+# Glance, Neutron and Placement), the CRDs, the chart's RBAC, the operator under its
+# ServiceAccount; one server migrated from the old Nova's havana-1 to the new Nova's juno-1
+# with its floating IP; then an extra compute host of the old Nova with three servers drained
+# two at a time into the new Nova and its service retired once its nova-compute stops; all
+# watched with kubectl.
 source "$(dirname "$0")/lib.sh"
 cd "$OSMO_ROOT"
 export KUBECONFIG OSMO_ROOT
@@ -39,7 +41,7 @@ metadata: {name: web-1}
 spec:
   server: $SERVER
   source: {secretName: clouds, cloud: admin}
-  target: {availabilityZone: icehouse}
+  target: {cloud: {secretName: clouds, cloud: admin-nova2}, availabilityZone: juno}
 YAML
 step kubectl -n "$NS" apply -f "$OSMO_STATE/demo-migration.yaml"
 step kubectl -n "$NS" get im -o wide
@@ -73,7 +75,7 @@ spec:
   mode: Migrate
   maxConcurrent: 2
   migrationTemplate:
-    target: {availabilityZone: icehouse}
+    target: {cloud: {secretName: clouds, cloud: admin-nova2}, availabilityZone: juno}
   selector:
     priority: [{namePattern: "*-db"}]
   afterDrain: RetireService

@@ -22,6 +22,8 @@ export OSMO_KEYSTONE_PORT=${OSMO_KEYSTONE_PORT:-5000}
 # A second Keystone on the same database that issues 20-second tokens, for token-renewal tests.
 export OSMO_KEYSTONE_SHORT_PORT=${OSMO_KEYSTONE_SHORT_PORT:-5001}
 export OSMO_NOVA_PORT=${OSMO_NOVA_PORT:-8774}
+# The second, separate Nova (region RegionTwo): its API only; the rest of it listens nowhere.
+export OSMO_NOVA2_PORT=${OSMO_NOVA2_PORT:-8764}
 export OSMO_PLACEMENT_PORT=${OSMO_PLACEMENT_PORT:-8778}
 export OSMO_GLANCE_PORT=${OSMO_GLANCE_PORT:-9292}
 export OSMO_NEUTRON_PORT=${OSMO_NEUTRON_PORT:-9696}
@@ -38,8 +40,16 @@ DB_PASSWORD=secret        # MariaDB user 'os'@'127.0.0.1'
 
 KEYSTONE_URL=http://127.0.0.1:$OSMO_KEYSTONE_PORT
 TRANSPORT_URL=rabbit://guest:guest@127.0.0.1:$OSMO_RABBIT_PORT/
-COMPUTE_HOSTS="havana-1 icehouse-1"
-API_SERVICES="keystone keystone-short placement glance nova-api neutron"
+# Two separate Novas, each named by its config directory ($ETC/NOVA), database prefix
+# (NOVA_api, NOVA_cell0, NOVA_cell1), process names (NOVA-api, NOVA-conductor, ...) and
+# RabbitMQ virtual host: 'nova' (RegionOne, the old one) and 'nova2' (RegionTwo, the new one).
+NOVAS="nova nova2"
+declare -A NOVA_REGION=([nova]=RegionOne [nova2]=RegionTwo)
+declare -A NOVA_PORT=([nova]=$OSMO_NOVA_PORT [nova2]=$OSMO_NOVA2_PORT)
+declare -A NOVA_VHOST=([nova]="" [nova2]=nova2)
+# compute hosts (fake driver) of each; host names are unique across both (they share Placement)
+declare -A NOVA_HOSTS=([nova]="havana-1 icehouse-1" [nova2]="juno-1")
+API_SERVICES="keystone keystone-short placement glance nova-api nova2-api neutron"
 
 # A PID file is only trusted while its process still has the start time recorded beside
 # it (NAME.stime): a PID file left stale by a reboot or a crash can then never make us
@@ -114,6 +124,18 @@ memory_report() {
   ps -o rss=,pid=,args= -p "$pids" | sort -rn | awk '
     { t += $1; n += 1; printf "  %6.0f MB  %-7s %s\n", $1/1024, $2, substr($3 " " $4 " " $5, 1, 70) }
     END { printf "  total RSS %.0f MB in %d processes\n", t/1024, n }' >&2
+}
+
+# nova_args NOVA: the config files of every process of that Nova but its computes.
+nova_args() { echo --config-file "$ETC/$1/nova.conf" --config-file "$ETC/$1/nova-db.conf"; }
+
+# start_compute NOVA HOST: a nova-compute (fake driver) of that Nova, process NOVA-compute-HOST.
+start_compute() {
+  local nova=$1 host=$2
+  mkdir -p "$DATA/$nova-$host"
+  printf '[DEFAULT]\nhost = %s\nstate_path = %s\n' "$host" "$DATA/$nova-$host" > "$ETC/$nova/compute-$host.conf"
+  start "$nova-compute-$host" "$VENV/bin/python" "$OS_HACK/run-compute.py" \
+    --config-file "$ETC/$nova/nova.conf" --config-file "$ETC/$nova/compute-$host.conf"
 }
 
 # os_py ARGS...: runs the stdlib-only helper ostack.py (any python3 will do).

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Starts or stops an extra nova-compute (fake driver) beside the running stack, for tests
-# that disable, force down or retire a compute service without disturbing havana-1 and
-# icehouse-1. Its service lands in the default zone and takes no servers (it is not mapped
-# to the cell). down.sh stops it with the rest.
-#   compute.sh start HOST | compute.sh stop HOST
+# that disable, force down or retire a compute service without disturbing the seeded hosts.
+# It belongs to NOVA ('nova', the default, in RegionOne; or 'nova2', in RegionTwo); its
+# service lands in the default zone and takes servers once that Nova's scheduler maps it to
+# the cell (within 5 s). down.sh stops it with the rest.
+#   compute.sh start HOST [NOVA] | compute.sh stop HOST [NOVA]
 source "$(dirname "$0")/common.sh"
-action=${1:?usage: compute.sh start|stop HOST}; host=${2:?usage: compute.sh start|stop HOST}
+usage="usage: compute.sh start|stop HOST [nova|nova2]"
+action=${1:?$usage}; host=${2:?$usage}; nova=${3:-nova}
+[[ " $NOVAS " == *" $nova "* ]] || { echo "$usage" >&2; exit 2; }
 case $action in
   start)
-    mkdir -p "$DATA/nova-$host"
-    printf '[DEFAULT]\nhost = %s\nstate_path = %s\n' "$host" "$DATA/nova-$host" > "$ETC/nova/compute-$host.conf"
     unset PYTHONDONTWRITEBYTECODE
-    start "nova-compute-$host" "$VENV/bin/python" "$OS_HACK/run-compute.py" \
-      --config-file "$ETC/nova/nova.conf" --config-file "$ETC/nova/compute-$host.conf"
+    start_compute "$nova" "$host"
     ;;
-  stop) stop_names "nova-compute-$host" ;;
-  *) echo "usage: compute.sh start|stop HOST" >&2; exit 2 ;;
+  stop) stop_names "$nova-compute-$host" ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac

@@ -19,7 +19,7 @@ service_token_roles_required = true
 EOF
 }
 
-# a section with password auth for calls to another service: SECTION USER
+# a section with password auth for calls to another service: SECTION USER [REGION]
 auth_section() {
   cat <<EOF
 [$1]
@@ -30,13 +30,13 @@ user_domain_name = Default
 project_name = service
 username = $2
 password = $SERVICE_PASSWORD
-region_name = RegionOne
+region_name = ${3:-RegionOne}
 EOF
 }
 
 write_configs() {
-  mkdir -p "$ETC"/{keystone,placement,glance,nova,neutron/plugins/ml2} \
-    "$DATA"/{keystone,glance/images,glance/staging,glance/tasks,nova,neutron,locks}
+  mkdir -p "$ETC"/{keystone,placement,glance,neutron/plugins/ml2} \
+    "$DATA"/{keystone,glance/images,glance/staging,glance/tasks,neutron,locks}
 
   cat > "$ETC/keystone/keystone.conf" <<EOF
 [database]
@@ -87,61 +87,8 @@ EOF
     authtoken_section glance
   } > "$ETC/glance/glance-api.conf"
 
-  # nova.conf has no database: nova-compute reaches the databases only through the
-  # conductor. The other nova processes also read nova-db.conf.
-  { cat <<EOF
-[DEFAULT]
-transport_url = $TRANSPORT_URL
-my_ip = 127.0.0.1
-state_path = $DATA/nova
-compute_driver = fake.FakeDriver
-vif_plugging_is_fatal = false
-vif_plugging_timeout = 0
-# quick start-up and quick detection of a stopped compute
-periodic_fuzzy_delay = 0
-report_interval = 5
-service_down_time = 20
-graceful_shutdown_timeout = 5
-[api]
-auth_strategy = keystone
-[wsgi]
-api_paste_config = $ETC/nova/api-paste.ini
-[oslo_concurrency]
-lock_path = $DATA/locks
-[scheduler]
-discover_hosts_in_cells_interval = 5
-workers = 1
-[conductor]
-workers = 1
-[vnc]
-enabled = false
-[glance]
-region_name = RegionOne
-[cinder]
-os_region_name = RegionOne
-EOF
-    authtoken_section nova
-    auth_section placement placement
-    auth_section neutron neutron
-    auth_section service_user nova
-    echo "send_service_user_token = true"
-  } > "$ETC/nova/nova.conf"
-  cp "$VENV/etc/nova/api-paste.ini" "$ETC/nova/api-paste.ini"
-  cat > "$ETC/nova/nova-db.conf" <<EOF
-[api_database]
-connection = $(dburl nova_api)
-[database]
-connection = $(dburl nova_cell1)
-EOF
-  local h
-  for h in $COMPUTE_HOSTS; do
-    mkdir -p "$DATA/nova-$h"
-    cat > "$ETC/nova/compute-$h.conf" <<EOF
-[DEFAULT]
-host = $h
-state_path = $DATA/nova-$h
-EOF
-  done
+  local nova
+  for nova in $NOVAS; do write_nova_configs "$nova"; done
 
   { cat <<EOF
 [DEFAULT]
@@ -172,5 +119,61 @@ mechanism_drivers = fakebind
 extension_drivers = port_security
 [ml2_type_flat]
 flat_networks = public
+EOF
+}
+
+# write_nova_configs NOVA: the configuration of one of the two Novas, in $ETC/NOVA. Each has
+# its own databases, RabbitMQ virtual host (its conductor, scheduler and computes talk only
+# among themselves) and state; both use the same Keystone, Glance, Neutron and Placement,
+# found in the Nova's own region of the catalog (seed.py registers them in both).
+write_nova_configs() {
+  local nova=$1 region=${NOVA_REGION[$1]}
+  mkdir -p "$ETC/$nova" "$DATA/$nova" "$DATA/locks/$nova"
+  # nova.conf has no database: nova-compute reaches the databases only through the
+  # conductor. The other nova processes also read nova-db.conf.
+  { cat <<EOF
+[DEFAULT]
+transport_url = $TRANSPORT_URL${NOVA_VHOST[$nova]}
+my_ip = 127.0.0.1
+state_path = $DATA/$nova
+compute_driver = fake.FakeDriver
+# Neutron notifies only RegionOne's Nova of port events: no Nova waits for them.
+vif_plugging_is_fatal = false
+vif_plugging_timeout = 0
+# quick start-up and quick detection of a stopped compute
+periodic_fuzzy_delay = 0
+report_interval = 5
+service_down_time = 20
+graceful_shutdown_timeout = 5
+[api]
+auth_strategy = keystone
+[wsgi]
+api_paste_config = $ETC/$nova/api-paste.ini
+[oslo_concurrency]
+lock_path = $DATA/locks/$nova
+[scheduler]
+discover_hosts_in_cells_interval = 5
+workers = 1
+[conductor]
+workers = 1
+[vnc]
+enabled = false
+[glance]
+region_name = $region
+[cinder]
+os_region_name = $region
+EOF
+    authtoken_section nova
+    auth_section placement placement "$region"
+    auth_section neutron neutron "$region"
+    auth_section service_user nova "$region"
+    echo "send_service_user_token = true"
+  } > "$ETC/$nova/nova.conf"
+  cp "$VENV/etc/nova/api-paste.ini" "$ETC/$nova/api-paste.ini"
+  cat > "$ETC/$nova/nova-db.conf" <<EOF
+[api_database]
+connection = $(dburl "${nova}_api")
+[database]
+connection = $(dburl "${nova}_cell1")
 EOF
 }

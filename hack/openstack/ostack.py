@@ -3,8 +3,8 @@
 Used as a module by seed.py and smoke.py, and as a command by up.sh:
 
     ostack.py health                  exit 0 when the stack is up and seeded (quick)
-    ostack.py wait-computes SECS      wait until both nova-compute services are up
-    ostack.py wait-hypervisors SECS   wait until both hypervisors are listed and up
+    ostack.py wait-computes SECS      wait until every seeded nova-compute service is up
+    ostack.py wait-hypervisors SECS   wait until every seeded hypervisor is listed and up
 
 Every wait gives up early when a process named in OSMO_OS_WATCH (PID file paths,
 separated by spaces) has died, so a crash is reported at once, not after the deadline.
@@ -22,7 +22,14 @@ HOST = '127.0.0.1'
 AUTH_URL = 'http://%s:%s/v3' % (HOST, os.environ.get('OSMO_KEYSTONE_PORT', '5000'))
 ADMIN = ('admin', os.environ.get('OSMO_OS_ADMIN_PASSWORD', 'secret'), 'admin')
 DEMO = ('demo', os.environ.get('OSMO_OS_DEMO_PASSWORD', 'demo-secret'), 'demo')
-COMPUTE_HOSTS = {'havana-1': 'havana', 'icehouse-1': 'icehouse'}
+# The two separate Novas, by region: each one's seeded compute hosts and their zones (the
+# hosts of common.sh's NOVA_HOSTS).
+REGION_ONE = 'RegionOne'
+REGION_TWO = 'RegionTwo'
+NOVAS = {
+    REGION_ONE: {'havana-1': 'havana', 'icehouse-1': 'icehouse'},
+    REGION_TWO: {'juno-1': 'juno'},
+}
 NOVA_MICROVERSION = '2.95'
 
 
@@ -58,9 +65,9 @@ def http(method, url, body=None, headers=None, data=None, timeout=60):
 
 
 class Cloud:
-    """A token scoped to one project plus the public endpoints of its catalog."""
+    """A token scoped to one project plus the public endpoints of one region of its catalog."""
 
-    def __init__(self, user, password, project, auth_url=AUTH_URL):
+    def __init__(self, user, password, project, auth_url=AUTH_URL, region=REGION_ONE):
         body = {'auth': {
             'identity': {'methods': ['password'], 'password': {'user': {
                 'name': user, 'domain': {'id': 'default'}, 'password': password}}},
@@ -73,7 +80,7 @@ class Cloud:
         self.endpoints = {}
         for svc in tok['token'].get('catalog', []):
             for ep in svc['endpoints']:
-                if ep['interface'] == 'public':
+                if ep['interface'] == 'public' and ep['region_id'] == region:
                     self.endpoints[svc['type']] = ep['url'].rstrip('/')
         self.endpoints.setdefault('identity', auth_url)
 
@@ -117,12 +124,12 @@ class Cloud:
             return e.status
 
 
-def admin():
-    return Cloud(*ADMIN)
+def admin(region=REGION_ONE):
+    return Cloud(*ADMIN, region=region)
 
 
-def demo():
-    return Cloud(*DEMO)
+def demo(region=REGION_ONE):
+    return Cloud(*DEMO, region=region)
 
 
 def dead_watched():
@@ -162,23 +169,36 @@ def services_up(cloud, binary):
     return {s['host']: s['state'] == 'up' and s['status'] == 'enabled' for s in svcs}
 
 
-def computes_up(cloud):
-    up = services_up(cloud, 'nova-compute')
-    return all(up.get(h) for h in COMPUTE_HOSTS)
+def computes_up(clouds):
+    """Whether every Nova's seeded compute services are up; clouds: {region: Cloud}."""
+    for region, cloud in clouds.items():
+        up = services_up(cloud, 'nova-compute')
+        if not all(up.get(h) for h in NOVAS[region]):
+            return False
+    return True
 
 
-def hypervisors_up(cloud):
-    hvs = cloud.get('compute', '/os-hypervisors/detail')['hypervisors']
-    up = {h['service']['host'] for h in hvs if h['state'] == 'up' and h['status'] == 'enabled'}
-    return all(h in up for h in COMPUTE_HOSTS)
+def hypervisors_up(clouds):
+    for region, cloud in clouds.items():
+        hvs = cloud.get('compute', '/os-hypervisors/detail')['hypervisors']
+        up = {h['service']['host'] for h in hvs if h['state'] == 'up' and h['status'] == 'enabled'}
+        if not all(h in up for h in NOVAS[region]):
+            return False
+    return True
+
+
+def admins():
+    """An admin token for each Nova's region."""
+    return {region: admin(region) for region in NOVAS}
 
 
 def health():
     """Quick check that a running stack can be reused as it is."""
-    cloud = admin()
+    clouds = admins()
     demo()
-    if not hypervisors_up(cloud):
+    if not hypervisors_up(clouds):
         raise Error('hypervisors not up')
+    cloud = clouds[REGION_ONE]
     images = cloud.get('image', '/images?name=base')['images']
     if not images or images[0]['status'] != 'active':
         raise Error("image 'base' not active")
@@ -193,17 +213,17 @@ def main(argv):
     t0 = time.monotonic()
     clouds = []
 
-    def cloud():  # one token for the whole wait, taken once keystone answers
+    def cloud():  # one token per region for the whole wait, taken once keystone answers
         if not clouds:
-            clouds.append(admin())
+            clouds.append(admins())
         return clouds[0]
     try:
         if cmd == 'health':
             health()
         elif cmd == 'wait-computes':
-            wait('both nova-compute services', lambda: computes_up(cloud()), secs)
+            wait('the seeded nova-compute services', lambda: computes_up(cloud()), secs)
         elif cmd == 'wait-hypervisors':
-            wait('both hypervisors', lambda: hypervisors_up(cloud()), secs)
+            wait('the seeded hypervisors', lambda: hypervisors_up(cloud()), secs)
         else:
             print(__doc__, file=sys.stderr)
             return 2

@@ -1,10 +1,12 @@
 """Seeds osmo's OpenStack test stack over REST (Python standard library only).
 
-    seed.py keystone   service project and users, catalog, project 'demo' with user 'demo'
-    seed.py resources  flavor m1.tiny, image 'base', networks 'private' and 'public'
-                       (floating IP pool), router 'r1'
-    seed.py zones      availability zones havana and icehouse (one aggregate per compute
-                       host; needs both hosts mapped to the cell)
+    seed.py keystone   service project and users, catalog (RegionOne: every service;
+                       RegionTwo: the second Nova and the same Keystone, Glance, Neutron and
+                       Placement), project 'demo' with user 'demo'
+    seed.py resources  flavor m1.tiny in both Novas, image 'base', networks 'private' and
+                       'public' (floating IP pool), router 'r1'
+    seed.py zones      availability zones havana and icehouse in the first Nova, juno in the
+                       second (one aggregate per compute host; needs the hosts mapped to cells)
 
 Every step is idempotent: what exists already is left as it is.
 """
@@ -16,13 +18,18 @@ import ostack
 
 SERVICE_PASSWORD = 'secret'  # same as common.sh
 PORTS = {name: os.environ.get('OSMO_%s_PORT' % name.upper(), default) for name, default in
-         (('nova', '8774'), ('placement', '8778'), ('glance', '9292'), ('neutron', '9696'))}
-# (service user and name, type, public URL)
+         (('keystone', '5000'), ('nova', '8774'), ('nova2', '8764'), ('placement', '8778'),
+          ('glance', '9292'), ('neutron', '9696'))}
+# (service user and name, type, {region: public URL}): each region has its own Nova; the
+# other services are one, registered in both regions.
+SHARED = ostack.NOVAS.keys()
 SERVICES = [
-    ('nova', 'compute', 'http://127.0.0.1:%s/v2.1' % PORTS['nova']),
-    ('placement', 'placement', 'http://127.0.0.1:%s' % PORTS['placement']),
-    ('glance', 'image', 'http://127.0.0.1:%s' % PORTS['glance']),
-    ('neutron', 'network', 'http://127.0.0.1:%s' % PORTS['neutron']),
+    ('keystone', 'identity', dict.fromkeys(SHARED, 'http://127.0.0.1:%s/v3' % PORTS['keystone'])),
+    ('nova', 'compute', {ostack.REGION_ONE: 'http://127.0.0.1:%s/v2.1' % PORTS['nova'],
+                         ostack.REGION_TWO: 'http://127.0.0.1:%s/v2.1' % PORTS['nova2']}),
+    ('placement', 'placement', dict.fromkeys(SHARED, 'http://127.0.0.1:%s' % PORTS['placement'])),
+    ('glance', 'image', dict.fromkeys(SHARED, 'http://127.0.0.1:%s' % PORTS['glance'])),
+    ('neutron', 'network', dict.fromkeys(SHARED, 'http://127.0.0.1:%s' % PORTS['neutron'])),
 ]
 PRIVATE_CIDR = '198.51.100.0/24'   # documentation ranges: no packet is ever sent on them
 PUBLIC_CIDR = '203.0.113.0/24'
@@ -51,21 +58,27 @@ def keystone():
 
     roles = {r: ensure('/roles', 'role', r, {}) for r in ('admin', 'member', 'reader', 'service')}
     service = ensure('/projects', 'project', 'service', {'domain_id': 'default'})
+    regions = {r['id'] for r in c.get('identity', '/regions')['regions']}
+    for region in ostack.NOVAS:
+        if region not in regions:
+            c.post('identity', '/regions', {'region': {'id': region}})
     catalog = {s['type']: s for s in c.get('identity', '/services')['services']}
-    for user_name, stype, url in SERVICES:
-        user = ensure('/users', 'user', user_name,
-                      {'password': SERVICE_PASSWORD, 'domain_id': 'default'})
-        for role in ('admin', 'service'):
-            grant(service, user, roles[role])
+    for user_name, stype, urls in SERVICES:
+        if stype != 'identity':  # keystone's bootstrap made the admin user
+            user = ensure('/users', 'user', user_name,
+                          {'password': SERVICE_PASSWORD, 'domain_id': 'default'})
+            for role in ('admin', 'service'):
+                grant(service, user, roles[role])
         svc = catalog.get(stype) or c.post('identity', '/services', {'service': {
             'name': user_name, 'type': stype}})['service']
-        have = {e['interface'] for e in
+        have = {(e['region_id'], e['interface']) for e in
                 c.get('identity', '/endpoints?service_id=' + svc['id'])['endpoints']}
-        for iface in ('public', 'internal', 'admin'):
-            if iface not in have:
-                c.post('identity', '/endpoints', {'endpoint': {
-                    'service_id': svc['id'], 'interface': iface, 'url': url,
-                    'region_id': 'RegionOne'}})
+        for region, url in urls.items():
+            for iface in ('public', 'internal', 'admin'):
+                if (region, iface) not in have:
+                    c.post('identity', '/endpoints', {'endpoint': {
+                        'service_id': svc['id'], 'interface': iface, 'url': url,
+                        'region_id': region}})
     demo_project = ensure('/projects', 'project', 'demo', {'domain_id': 'default'})
     demo_name, demo_password, _ = ostack.DEMO
     demo_user = ensure('/users', 'user', demo_name,
@@ -77,11 +90,13 @@ def keystone():
 
 def resources():
     c = ostack.admin()
+    novas = [ostack.admin(region) for region in ostack.NOVAS]
 
-    # flavor
-    if not any(f['name'] == 'm1.tiny' for f in c.get('compute', '/flavors')['flavors']):
-        c.post('compute', '/flavors', {'flavor': {'name': 'm1.tiny', 'ram': 512, 'vcpus': 1, 'disk': 1}})
-        log('flavor m1.tiny')
+    # the same flavor in each Nova (by name: its ID differs)
+    for nova in novas:
+        if not any(f['name'] == 'm1.tiny' for f in nova.get('compute', '/flavors')['flavors']):
+            nova.post('compute', '/flavors', {'flavor': {'name': 'm1.tiny', 'ram': 512, 'vcpus': 1, 'disk': 1}})
+            log('flavor m1.tiny in %s' % nova.endpoints['compute'])
 
     # image 'base': 1 KiB of raw zeros
     image = one(c.get('image', '/images?name=base')['images'])
@@ -122,25 +137,26 @@ def resources():
     # quotas large enough for the tests that run side by side (the chaos test alone boots 20)
     projects = c.get('identity', '/projects')['projects']
     for project in (p for p in projects if p['name'] in ('admin', 'demo')):
-        c.put('compute', '/os-quota-sets/' + project['id'],
-              {'quota_set': {'instances': 500, 'cores': 1000, 'ram': 512000}})
+        for nova in novas:
+            nova.put('compute', '/os-quota-sets/' + project['id'],
+                     {'quota_set': {'instances': 500, 'cores': 1000, 'ram': 512000}})
         c.put('network', '/quotas/' + project['id'],
               {'quota': {'floatingip': 500, 'port': 2000, 'network': 100, 'subnet': 100}})
     log('quotas raised for projects admin and demo')
 
 
 def zones():
-    c = ostack.admin()
-
-    # one aggregate and availability zone per compute host
-    aggregates = {a['name']: a for a in c.get('compute', '/os-aggregates')['aggregates']}
-    for host, zone in ostack.COMPUTE_HOSTS.items():
-        name = 'agg-' + zone
-        agg = aggregates.get(name) or c.post('compute', '/os-aggregates', {'aggregate': {
-            'name': name, 'availability_zone': zone}})['aggregate']
-        if host not in (agg.get('hosts') or []):
-            c.post('compute', '/os-aggregates/%s/action' % agg['id'], {'add_host': {'host': host}})
-        log('availability zone %s: %s' % (zone, host))
+    # one aggregate and availability zone per compute host, in its Nova
+    for region, hosts in ostack.NOVAS.items():
+        c = ostack.admin(region)
+        aggregates = {a['name']: a for a in c.get('compute', '/os-aggregates')['aggregates']}
+        for host, zone in hosts.items():
+            name = 'agg-' + zone
+            agg = aggregates.get(name) or c.post('compute', '/os-aggregates', {'aggregate': {
+                'name': name, 'availability_zone': zone}})['aggregate']
+            if host not in (agg.get('hosts') or []):
+                c.post('compute', '/os-aggregates/%s/action' % agg['id'], {'add_host': {'host': host}})
+            log('availability zone %s: %s (%s)' % (zone, host, region))
 
 
 def main(argv):

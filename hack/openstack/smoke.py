@@ -67,7 +67,7 @@ def main():
     svcs = admin.get('compute', '/os-services?binary=nova-compute')['services']
     state = {s['host']: (s['zone'], s['status'], s['state']) for s in svcs}
     log('compute services:', state)
-    for host, zone in ostack.COMPUTE_HOSTS.items():
+    for host, zone in ostack.NOVAS[ostack.REGION_ONE].items():
         assert state.get(host) == (zone, 'enabled', 'up'), 'compute %s: %s' % (host, state.get(host))
 
     cleanup(admin, demo)

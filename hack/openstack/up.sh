@@ -4,8 +4,11 @@
 #   Keystone :5000, Nova API :8774, Placement :8778, Glance :9292, Neutron :9696 (uWSGI),
 #   nova-conductor, nova-scheduler, nova-compute x2 (fake driver; host havana-1 in zone
 #   havana, host icehouse-1 in zone icehouse), a private MariaDB :3306 and RabbitMQ :5672.
-#   Fixtures: flavor m1.tiny, image 'base', networks 'private' and 'public' (floating IP
-#   pool), router r1, project 'demo' with user 'demo'. Credentials: clouds.sh.
+#   A second, separate Nova in region RegionTwo sharing Keystone, Glance, Neutron and
+#   Placement: API :8764, its own conductor, scheduler, databases and cell, and
+#   nova-compute juno-1 in zone juno.
+#   Fixtures: flavor m1.tiny (in both Novas), image 'base', networks 'private' and 'public'
+#   (floating IP pool), router r1, project 'demo' with user 'demo'. Credentials: clouds.sh.
 #
 # Installs what is missing first (Debian's rabbitmq-server and mariadb-server, and a venv
 # pinned by constraints.txt in $OSMO_CACHE/openstack/venv). When the stack already runs and
@@ -27,9 +30,11 @@ flock -w "$TIMEOUT" 9 || { log "another up.sh holds $OS_STATE/up.lock"; exit 1; 
 # The machine sets PYTHONDONTWRITEBYTECODE; let the services cache their bytecode in the
 # venv instead, which makes every later start several seconds faster per process.
 unset PYTHONDONTWRITEBYTECODE
-NOVA_ARGS=(--config-file "$ETC/nova/nova.conf" --config-file "$ETC/nova/nova-db.conf")
-ALL_NAMES="epmd rabbit mariadb $API_SERVICES nova-conductor nova-scheduler"
-for h in $COMPUTE_HOSTS; do ALL_NAMES+=" nova-compute-$h"; done
+ALL_NAMES="epmd rabbit mariadb $API_SERVICES"
+for nova in $NOVAS; do
+  ALL_NAMES+=" $nova-conductor $nova-scheduler"
+  for h in ${NOVA_HOSTS[$nova]}; do ALL_NAMES+=" $nova-compute-$h"; done
+done
 
 # ---------------------------------------------------------------- timing and failure
 T0=$EPOCHREALTIME; T_PHASE=$T0; PHASE=""; TIMES=()
@@ -164,6 +169,25 @@ listeners.tcp.default = 127.0.0.1:$OSMO_RABBIT_PORT
 loopback_users = none
 EOF
   echo '[].' > "$r/enabled_plugins"
+  # One virtual host per Nova ('/' for the first), so that neither's conductor, scheduler
+  # or computes ever take the other's messages. Definitions given at boot replace the
+  # default user, which is therefore defined here too (guest/guest, sha256-hashed).
+  echo "load_definitions = $r/definitions.json" >> "$r/rabbitmq.conf"
+  local vhosts=() nova
+  for nova in $NOVAS; do vhosts+=("${NOVA_VHOST[$nova]:-/}"); done
+  "$PY3" - "$r/definitions.json" "${vhosts[@]}" <<'EOF'
+import base64, hashlib, json, os, sys
+salt = os.urandom(4)
+hashed = base64.b64encode(salt + hashlib.sha256(salt + b'guest').digest()).decode()
+vhosts = sys.argv[2:]
+all_rights = {'configure': '.*', 'write': '.*', 'read': '.*'}
+json.dump({
+    'users': [{'name': 'guest', 'password_hash': hashed,
+               'hashing_algorithm': 'rabbit_password_hashing_sha256', 'tags': 'administrator'}],
+    'vhosts': [{'name': v} for v in vhosts],
+    'permissions': [dict(all_rights, user='guest', vhost=v) for v in vhosts],
+}, open(sys.argv[1], 'w'))
+EOF
   export ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT=$OSMO_EPMD_PORT
   # Our own epmd, so that Erlang does not daemonize one we could not stop. One that
   # already listens on the port (another Erlang node's) is used as it is.
@@ -199,7 +223,7 @@ start_mariadb() {
 check_ports() {
   local p
   for p in "$OSMO_MYSQL_PORT" "$OSMO_RABBIT_PORT" "$OSMO_RABBIT_DIST_PORT" "$OSMO_KEYSTONE_PORT" "$OSMO_KEYSTONE_SHORT_PORT" \
-           "$OSMO_NOVA_PORT" "$OSMO_PLACEMENT_PORT" "$OSMO_GLANCE_PORT" "$OSMO_NEUTRON_PORT"; do
+           "$OSMO_NOVA_PORT" "$OSMO_NOVA2_PORT" "$OSMO_PLACEMENT_PORT" "$OSMO_GLANCE_PORT" "$OSMO_NEUTRON_PORT"; do
     if port_open "$p"; then fail "port $p on 127.0.0.1 is taken by a process that is not this stack's"; fi
   done
 }
@@ -213,8 +237,7 @@ CREATE USER IF NOT EXISTS 'os'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
 GRANT ALL ON *.* TO 'os'@'127.0.0.1';
 CREATE DATABASE IF NOT EXISTS keystone; CREATE DATABASE IF NOT EXISTS placement;
 CREATE DATABASE IF NOT EXISTS glance; CREATE DATABASE IF NOT EXISTS neutron;
-CREATE DATABASE IF NOT EXISTS nova_api; CREATE DATABASE IF NOT EXISTS nova_cell0;
-CREATE DATABASE IF NOT EXISTS nova_cell1;
+$(for nova in $NOVAS; do for db in api cell0 cell1; do echo "CREATE DATABASE IF NOT EXISTS ${nova}_$db;"; done; done)
 EOF
   log "mariadb ready on :$OSMO_MYSQL_PORT ($(elapsed "$T0")s)"
 }
@@ -239,7 +262,7 @@ start_uwsgi() {
 export OS_KEYSTONE_CONFIG_FILES=$ETC/keystone/keystone.conf
 export OS_PLACEMENT_CONFIG_DIR=$ETC/placement
 export OS_GLANCE_CONFIG_DIR=$ETC/glance
-export OS_NOVA_CONFIG_DIR=$ETC/nova OS_NOVA_CONFIG_FILES="api-paste.ini;nova.conf;nova-db.conf"
+export OS_NOVA_CONFIG_FILES="api-paste.ini;nova.conf;nova-db.conf"  # in OS_NOVA_CONFIG_DIR, per Nova
 export OS_NEUTRON_CONFIG_DIR=$ETC/neutron
 
 # Schema cache: the databases as the real migrations (and keystone's bootstrap) left them
@@ -310,16 +333,18 @@ setup_glance() {
     --http-chunked-input --http-raw-body --chunked-input-limit 4096000 --http-auto-chunked
 }
 
+# setup_nova NOVA: its databases and its API.
 setup_nova() {
-  local m=("$VENV/bin/nova-manage" "${NOVA_ARGS[@]}")
-  if cached nova; then restore nova; else
+  local nova=$1 m
+  read -ra m <<< "$VENV/bin/nova-manage $(nova_args "$nova")"
+  if cached "$nova"; then restore "$nova"; else
     "${m[@]}" api_db sync
-    "${m[@]}" cell_v2 map_cell0 --database_connection "$(dburl nova_cell0)"
+    "${m[@]}" cell_v2 map_cell0 --database_connection "$(dburl "${nova}_cell0")"
     "${m[@]}" cell_v2 create_cell --name cell1 --verbose
     "${m[@]}" db sync
-    save nova nova_api nova_cell0 nova_cell1
+    save "$nova" "${nova}_api" "${nova}_cell0" "${nova}_cell1"
   fi
-  start_uwsgi nova-api "$OSMO_NOVA_PORT" nova.wsgi.osapi_compute:application
+  OS_NOVA_CONFIG_DIR=$ETC/$nova start_uwsgi "$nova-api" "${NOVA_PORT[$nova]}" nova.wsgi.osapi_compute:application
 }
 
 setup_neutron() {
@@ -333,11 +358,16 @@ setup_neutron() {
 
 seed() { "$VENV/bin/python" -B "$OS_HACK/seed.py" "$1" >>"$LOGS/setup-seed.log" 2>&1 || fail "seed.py $1 failed" setup-seed; }
 
-# The conductor has registered its service record: computes started now find it answering
-# (started earlier, each loses 10 s or more per retry).
+# conductor_registered NOVA: its conductor has registered its service record: computes
+# started now find it answering (started earlier, each loses 10 s or more per retry).
 conductor_registered() {
-  [ "$(mysql_root -N -e "SELECT COUNT(*) FROM nova_cell1.services
+  [ "$(mysql_root -N -e "SELECT COUNT(*) FROM ${1}_cell1.services
         WHERE \`binary\` = 'nova-conductor' AND deleted = 0")" -gt 0 ]
+}
+
+# discover_hosts NOVA: maps that Nova's new compute hosts to its cell.
+discover_hosts() {
+  "$VENV/bin/nova-manage" $(nova_args "$1") cell_v2 discover_hosts --by-service --verbose
 }
 
 # ---------------------------------------------------------------- main
@@ -371,7 +401,7 @@ start_brokers
 
 phase "schemas, APIs, keystone"
 job placement setup_placement
-job nova setup_nova
+for nova in $NOVAS; do job "$nova" setup_nova "$nova"; done
 job neutron setup_neutron
 job glance setup_glance
 start_keystone >"$LOGS/setup-keystone.log" 2>&1 || fail "setting up keystone failed" setup-keystone
@@ -384,32 +414,40 @@ fi
 
 phase "conductor, scheduler"
 wait_rabbit
-wait_job nova
-start nova-conductor "$VENV/bin/nova-conductor" "${NOVA_ARGS[@]}"
-start nova-scheduler "$VENV/bin/nova-scheduler" "${NOVA_ARGS[@]}"
+for nova in $NOVAS; do
+  wait_job "$nova"
+  start "$nova-conductor" "$VENV/bin/nova-conductor" $(nova_args "$nova")
+  start "$nova-scheduler" "$VENV/bin/nova-scheduler" $(nova_args "$nova")
+done
 wait_job placement
 wait_http placement "$OSMO_PLACEMENT_PORT"   # computes report to placement at start
-wait_until nova-conductor "nova-conductor to register" conductor_registered
+for nova in $NOVAS; do
+  wait_until "$nova-conductor" "$nova-conductor to register" conductor_registered "$nova"
+done
 
 phase "computes, APIs, resources"
-COMPUTES=""
-for h in $COMPUTE_HOSTS; do
-  start "nova-compute-$h" "$VENV/bin/python" "$OS_HACK/run-compute.py" \
-    --config-file "$ETC/nova/nova.conf" --config-file "$ETC/nova/compute-$h.conf"
-  COMPUTES+=" nova-compute-$h"
+WATCHED=""
+for nova in $NOVAS; do
+  for h in ${NOVA_HOSTS[$nova]}; do
+    start_compute "$nova" "$h"
+    WATCHED+=" $nova-compute-$h"
+  done
+  WATCHED+=" $nova-api $nova-conductor $nova-scheduler"
 done
 wait_job glance
 wait_job neutron
-wait_http nova-api "$OSMO_NOVA_PORT"
+for nova in $NOVAS; do wait_http "$nova-api" "${NOVA_PORT[$nova]}"; done
 wait_http glance "$OSMO_GLANCE_PORT"
 wait_http neutron "$OSMO_NEUTRON_PORT"
 # flavor, image, networks while the computes register
 job resources seed resources
-os_wait computes nova-api nova-conductor $COMPUTES
-# map the new hosts to cell1 now instead of at the scheduler's next periodic discovery
-"$VENV/bin/nova-manage" "${NOVA_ARGS[@]}" cell_v2 discover_hosts --by-service --verbose \
-  >"$LOGS/setup-discover.log" 2>&1 || fail "nova-manage cell_v2 discover_hosts failed" setup-discover
-os_wait hypervisors nova-api nova-scheduler $COMPUTES
+os_wait computes $WATCHED
+# map the new hosts to each cell1 now instead of at the scheduler's next periodic discovery
+for nova in $NOVAS; do job "discover-$nova" discover_hosts "$nova"; done
+for nova in $NOVAS; do
+  wait "${JOBS[discover-$nova]}" || fail "nova-manage cell_v2 discover_hosts ($nova) failed" "setup-discover-$nova"
+done
+os_wait hypervisors $WATCHED
 wait "${JOBS[resources]}" || fail "seed.py resources failed" setup-seed
 
 phase "availability zones"
@@ -421,4 +459,4 @@ log "OpenStack is up after $(elapsed "$T0")s:"
 printf '%s\n' "${TIMES[@]}" >&2
 memory_report
 "$OS_HACK/clouds.sh" >/dev/null
-log "clouds.yaml: $OS_STATE/clouds.yaml (clouds 'admin' and 'demo'); stop with hack/openstack/down.sh"
+log "clouds.yaml: $OS_STATE/clouds.yaml (clouds 'admin' and 'demo', and 'admin-nova2' and 'demo-nova2' for RegionTwo); stop with hack/openstack/down.sh"

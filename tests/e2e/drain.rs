@@ -10,11 +10,12 @@ use osmo::openstack::{Service, Session};
 use reqwest::Method;
 
 use crate::harness::{Env, eventually, jsonpath, kubectl_ok, kubectl_stdin_ok, wait_for};
-use crate::migration::{add_floating_ip, assert_moved, clean_up, setup};
+use crate::migration::{add_floating_ip, clean_up, setup};
 use crate::openstack::{
     Fixtures, KeystoneAdmin, admin_in_project, extra_compute, fixtures, server_spec, session, unique, until, wait_gone,
     wait_status,
 };
+use crate::parallel_nova::{assert_moved_to_nova2, nova2};
 use crate::recovery::SPAWN_FAILS_WHILE;
 
 pub(crate) const REASON: &str = "osmo e2e: redeploying";
@@ -80,6 +81,8 @@ pub(crate) fn apply_drain(env: &Env, ns: &str, name: &str, host: &str, extra: &s
 }
 
 const MIGRATE: &str = ", mode: Migrate, migrationTemplate: {target: {availabilityZone: icehouse}}";
+/// Into the second Nova's zone, as a parallel-Nova upgrade drains the old Nova's hosts.
+const MIGRATE_INTO_NOVA2: &str = ", mode: Migrate, migrationTemplate: {target: {cloud: {secretName: clouds, cloud: admin-nova2}, availabilityZone: juno}}";
 
 /// Waits with `kubectl wait` for a phase; on time-out, shows the status.
 pub(crate) fn wait_phase(env: &Env, ns: &str, name: &str, phase: &str, seconds: u32) {
@@ -111,8 +114,8 @@ fn most_at_once(env: &Env, ns: &str) -> usize {
 }
 
 #[tokio::test]
-async fn a_host_is_drained_two_at_a_time_and_its_service_retired() {
-    let admin = session("admin");
+async fn a_host_is_drained_into_the_second_nova_two_at_a_time_and_its_service_retired() {
+    let (admin, nova2) = (session("admin"), nova2());
     let f = fixtures(&admin).await;
     let host = spare_host(&admin, "drain").await;
     let mut servers = Vec::new();
@@ -125,7 +128,8 @@ async fn a_host_is_drained_two_at_a_time_and_its_service_retired() {
     let other = format!("{host}-vm4");
     servers.push((other.clone(), server_on(&admin_in_project(&project), &f, &host, &other, false).await));
     let (env, ns, _op) = setup("drain");
-    apply_drain(env, &ns, "old-node", &host, &format!("{MIGRATE}, maxConcurrent: 2, afterDrain: RetireService"));
+    let spec = format!("{MIGRATE_INTO_NOVA2}, maxConcurrent: 2, afterDrain: RetireService");
+    apply_drain(env, &ns, "old-node", &host, &spec);
 
     // Cordoned with the reason, so that the scheduler places nothing new there.
     let cordoned = until(Duration::from_secs(60), "the service to be disabled", || async {
@@ -157,18 +161,11 @@ async fn a_host_is_drained_two_at_a_time_and_its_service_retired() {
             "Migrated",
             "{name}"
         );
-        let new_id = match fip {
-            Some(fip) => assert_moved(&admin, env, &ns, &im, id, fip).await,
-            None => {
-                let new_id = jsonpath(env, &ns, &format!("im/{im}"), "{.status.target.serverId}");
-                let new = admin.compute().server(&new_id).await.unwrap().expect("the replacement exists");
-                assert_eq!((new.status.as_str(), new.host.as_deref()), ("ACTIVE", Some("icehouse-1")), "{name}");
-                if *name == other {
-                    assert_eq!(new.tenant_id.as_deref(), Some(project.as_str()), "{name} left its project");
-                }
-                new_id
-            }
-        };
+        let new_id = assert_moved_to_nova2(&admin, &nova2, env, &ns, &im, id, fip.as_deref()).await;
+        if *name == other {
+            let new = nova2.compute().server(&new_id).await.unwrap().unwrap();
+            assert_eq!(new.tenant_id.as_deref(), Some(project.as_str()), "{name} left its project");
+        }
         moved.push(new_id);
     }
 
@@ -184,7 +181,7 @@ async fn a_host_is_drained_two_at_a_time_and_its_service_retired() {
     });
 
     let fips: Vec<&str> = servers.iter().filter_map(|(_, (_, fip))| fip.as_deref()).collect();
-    clean_up(&admin, &moved.iter().map(String::as_str).collect::<Vec<_>>(), &fips).await;
+    clean_up(&nova2, &moved.iter().map(String::as_str).collect::<Vec<_>>(), &fips).await;
     keystone.delete_project(&project).await;
 }
 

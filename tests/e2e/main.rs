@@ -16,6 +16,7 @@ mod leader;
 mod migration;
 mod openstack;
 mod openstack_faults;
+mod parallel_nova;
 mod ports;
 mod rbac;
 mod recording;
