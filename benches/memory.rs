@@ -10,13 +10,15 @@
 //!
 //! Run with `hack/bench.sh memory [N]` (it starts the kube-apiserver; no OpenStack is needed).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use osmo::api::InstanceMigration;
+use osmo::api::{InstanceMigration, MigrationPhase, Strategy};
+
+mod common;
+use common::{kube_client, scrape, start_operator};
 
 const MIB: f64 = 1024.0 * 1024.0;
 const IDLE_TARGET_MIB: f64 = 20.0;
@@ -31,14 +33,6 @@ fn rss(pid: u32) -> (f64, f64) {
         line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() * 1024.0
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn scrape(addr: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: osmo\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).unwrap();
-    out
 }
 
 fn reconciles(addr: &str) -> usize {
@@ -58,22 +52,14 @@ fn spec(i: usize) -> serde_json::Value {
 }
 
 /// The status of a snapshot move that succeeded: its record of the source (a port, a floating
-/// IP, metadata), the nine steps, the conditions and the replacement.
+/// IP, metadata), its steps, the conditions and the replacement.
 fn succeeded(i: usize) -> serde_json::Value {
     let at = "2026-11-30T10:00:00Z";
-    let steps: Vec<_> = [
-        "Recording",
-        "Stopping",
-        "Snapshotting",
-        "DeletingSource",
-        "Booting",
-        "MovingAddresses",
-        "Verifying",
-        "CleaningUp",
-    ]
-    .iter()
-    .map(|name| serde_json::json!({"name": name, "startedAt": at, "finishedAt": at, "result": "Succeeded"}))
-    .collect();
+    let phases =
+        std::iter::once(MigrationPhase::Recording).chain(MigrationPhase::order(Strategy::Snapshot).iter().copied());
+    let steps: Vec<_> = phases
+        .map(|name| serde_json::json!({"name": name, "startedAt": at, "finishedAt": at, "result": "Succeeded"}))
+        .collect();
     let condition = |type_: &str, status: &str, reason: &str, message: &str| {
         serde_json::json!({"type": type_, "status": status, "reason": reason, "message": message,
             "lastTransitionTime": at, "observedGeneration": 1})
@@ -158,26 +144,6 @@ async fn store(api: &Api<InstanceMigration>, n: usize) {
         .unwrap();
 }
 
-fn start_operator(kubeconfig: &str, ns: &str) -> (Child, String) {
-    let mut operator = Command::new(env!("CARGO_BIN_EXE_osmo"))
-        .args(["run", "--listen", "127.0.0.1:0", "--namespace", ns, "--no-leader-election"])
-        .env("KUBECONFIG", kubeconfig)
-        .env("RUST_LOG", "warn,osmo::runtime=info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(operator.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("operator exited").unwrap();
-        if line.contains("serving /healthz") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            break v["fields"]["bound"].as_str().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    (operator, addr)
-}
-
 /// Waits until the operator has taken up `n` resources and its memory has settled.
 fn settle(addr: &str, pid: u32, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60 + n as u64 / 20);
@@ -212,18 +178,10 @@ async fn main() {
     );
     kubectl(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/crds")]);
     kubectl(&["create", "namespace", &ns]);
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(
-            kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
-            &Default::default(),
-        )
-        .await
-        .unwrap(),
-    )
-    .unwrap();
+    let client = kube_client(&kubeconfig).await;
     let api: Api<InstanceMigration> = Api::namespaced(client, &ns);
 
-    let (mut idle_op, addr) = start_operator(&kubeconfig, &ns);
+    let (mut idle_op, addr) = start_operator(&kubeconfig, &ns, "warn,osmo::runtime=info", None);
     settle(&addr, idle_op.id(), 0);
     let (idle, idle_peak) = rss(idle_op.id());
     idle_op.kill().unwrap();
@@ -236,7 +194,7 @@ async fn main() {
 
     // Started on the stored resources, as after a restart in the middle of an upgrade: the
     // initial list is where the peak comes.
-    let (mut op, addr) = start_operator(&kubeconfig, &ns);
+    let (mut op, addr) = start_operator(&kubeconfig, &ns, "warn,osmo::runtime=info", None);
     settle(&addr, op.id(), n);
     let (stored, stored_peak) = rss(op.id());
     // The operator holds a finalizer on each: it lets them go as the namespace is deleted.

@@ -14,8 +14,7 @@
 //! learned times settle. All N count in the medians.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -26,16 +25,11 @@ use osmo::api::{InstanceMigration, MigrationPhase};
 use osmo::openstack::compute::{NetworkAttachment, Server, ServerCreate};
 use osmo::openstack::{Session, clouds};
 
+mod common;
+use common::{kube_client, scrape, start_operator};
+
 fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-}
-
-fn scrape(addr: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: osmo\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// How often the direct client looks at OpenStack.
@@ -109,30 +103,10 @@ async fn main() {
     kubectl(&["create", "namespace", &ns]);
     kubectl(&["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-file=clouds.yaml={clouds_file}")]);
 
-    let mut operator = Command::new(env!("CARGO_BIN_EXE_osmo"))
-        .args(["run", "--listen", "127.0.0.1:0", "--namespace", &ns, "--no-leader-election"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", if log_file.is_some() { "info,osmo::openstack::session=debug" } else { "info" })
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(operator.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("operator exited").unwrap();
-        if line.contains("serving /healthz") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            break v["fields"]["bound"].as_str().unwrap().to_string();
-        }
-    };
     // OSMO_BENCH_LOG=FILE keeps the operator's log there, with one line per OpenStack request.
-    let mut log = log_file.map(|path| std::fs::File::create(path).unwrap());
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if let Some(log) = log.as_mut() {
-                writeln!(log, "{line}").unwrap();
-            }
-        }
-    });
+    let rust_log = if log_file.is_some() { "info,osmo::openstack::session=debug" } else { "info" };
+    let log = log_file.map(|path| std::fs::File::create(path).unwrap());
+    let (mut operator, addr) = start_operator(&kubeconfig, &ns, rust_log, log);
 
     // Untimed preparation: the servers, each with a floating IP, on havana-1.
     let admin =
@@ -170,15 +144,7 @@ async fn main() {
         fips.push(fip.id);
     }
 
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(
-            kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
-            &Default::default(),
-        )
-        .await
-        .unwrap(),
-    )
-    .unwrap();
+    let client = kube_client(&kubeconfig).await;
     let api: Api<InstanceMigration> = Api::namespaced(client, &ns);
     let direct_requests = Arc::new(AtomicUsize::new(0));
     let counter = direct_requests.clone();
