@@ -306,6 +306,11 @@ pub struct InstanceMigrationStatus {
     /// (`acceptEphemeralDataLoss`), said when the source was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_data_loss: Option<String>,
+    /// What of the source the replacement will not have, decided when the source was recorded:
+    /// only what is harmless and documented (see the README's table); anything else that
+    /// cannot be kept refuses the migration before anything changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_kept: Vec<NotKept>,
     /// The snapshot the replacement boots from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotStatus>,
@@ -438,6 +443,46 @@ pub struct RecordedServer {
     pub nova_network_floating_ips: Vec<RecordedNovaNetworkFloatingIp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<RecordedVolume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_drive: bool,
+    /// The hostname Nova gave it (shown to admins), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The Secret, in the migration's namespace and owned by it, that holds the source's user
+    /// data (key `userData`, base64 as Nova takes it): user data may hold secrets, and the
+    /// status is readable by whoever may read the migration. The replacement boots with it
+    /// after the source is deleted, so it must outlive a restart of the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data_secret: Option<String>,
+    /// The server group it is a member of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_group: Option<RecordedServerGroup>,
+}
+
+/// An attribute of the source the replacement does not keep, and why.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotKept {
+    /// The attribute as Nova names it, e.g. `hostname`.
+    pub attribute: String,
+    pub reason: String,
+}
+
+/// The server group the source is a member of.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedServerGroup {
+    pub id: String,
+    pub name: String,
+    /// `affinity`, `anti-affinity`, `soft-affinity` or `soft-anti-affinity`.
+    pub policy: String,
+    /// The other members, when recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_members: Vec<String>,
 }
 
 /// The sizes of a flavor.
@@ -453,6 +498,14 @@ pub struct FlavorSize {
     /// Memory, MiB.
     #[serde(rename = "ramMB")]
     pub ram_mb: u64,
+    #[serde(default, rename = "vCPUs", skip_serializing_if = "Option::is_none")]
+    pub vcpus: Option<u32>,
+    /// Swap, MiB.
+    #[serde(default, rename = "swapMB", skip_serializing_if = "Option::is_none")]
+    pub swap_mb: Option<u64>,
+    /// The flavor's extra specs, when Nova shows them (to admins, by its default policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_specs: Option<BTreeMap<String, String>>,
 }
 
 /// A nova-network floating IP of the source, and the pool it came from.
@@ -590,6 +643,10 @@ pub struct BootBase {
     /// replacement boots with these IDs (two groups may share a name).
     #[serde(default, rename = "securityGroupIDs", skip_serializing_if = "Vec::is_empty")]
     pub security_group_ids: Vec<String>,
+    /// The server group the replacement joins: the source's in one Nova, the one of the same
+    /// name and policy in the target's project in another.
+    #[serde(default, rename = "serverGroupID", skip_serializing_if = "Option::is_none")]
+    pub server_group_id: Option<String>,
 }
 
 /// The replacement server.

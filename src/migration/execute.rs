@@ -6,7 +6,7 @@ use kube::ResourceExt;
 
 use crate::api::{InstanceMigration, InstanceMigrationStatus, RecordedPort};
 use crate::openstack::Error;
-use crate::openstack::compute::{NetworkAttachment, ServerCreate};
+use crate::openstack::compute::{NetworkAttachment, ServerCreate, UserData};
 use crate::openstack::network::{AddressPair, DhcpOption, FixedIp, PortCreate};
 
 use super::Context;
@@ -58,12 +58,15 @@ impl Answer {
     }
 }
 
+/// `user_data` is the source's for a boot of a source that had some (`Some(None)` when its
+/// Secret is gone).
 pub async fn execute(
     ctx: &Context,
     s: &Sessions,
     im: &InstanceMigration,
     status: &InstanceMigrationStatus,
     action: Action,
+    user_data: Option<Option<UserData>>,
 ) -> Result<Answer, Error> {
     let uid = im.uid().unwrap_or_default();
     let session = match &action {
@@ -110,6 +113,7 @@ pub async fn execute(
             accepted(session.compute().delete_server(&server_id).await)
         }
         Action::DeleteTarget { server_id } => accepted(session.compute().delete_server(&server_id).await),
+        Action::StopTarget { server_id } => accepted(ignore_conflict(session.compute().stop_server(&server_id).await)),
         Action::ProtectSnapshot { image_id, protected } => session
             .image()
             .set_protected(&image_id, protected)
@@ -144,7 +148,19 @@ pub async fn execute(
         }
         Action::Boot(replacement) => {
             let metadata = status.source.as_ref().map(|r| r.metadata.clone()).unwrap_or_default();
-            let create = server_create(replacement, metadata, uid);
+            let user_data = match user_data {
+                Some(Some(data)) => Some(data),
+                Some(None) => {
+                    let secret = status.source.as_ref().and_then(|r| r.user_data_secret.as_deref()).unwrap_or_default();
+                    return Err(Error::Config(format!(
+                        "Secret {secret}, which kept the source's user data for the replacement, is gone: \
+                         recreate it (key userData, as Nova showed the source's user data) and retry"
+                    )));
+                }
+                None => None,
+            };
+            let mut create = server_create(*replacement, metadata, uid);
+            create.user_data = user_data;
             session.compute().create_server(&create).await.map(|id| Answer::Made(Made::Target(id)))
         }
         Action::AssociateFloatingIp { floating_ip_id, port_id, fixed_ip } => session
@@ -224,6 +240,12 @@ fn server_create(replacement: Replacement, mut metadata: BTreeMap<String, String
         })
         .collect();
     ServerCreate {
+        description: replacement.description,
+        tags: replacement.tags,
+        config_drive: replacement.config_drive,
+        hostname: replacement.hostname,
+        server_group: replacement.server_group,
+        user_data: None,
         name: replacement.name,
         image_id: replacement.image_id,
         flavor_id: replacement.flavor_id,
@@ -252,6 +274,11 @@ mod tests {
             availability_zone: Some("icehouse".into()),
             host: None,
             nics: vec![Nic::Port("port-1".into()), Nic::Auto],
+            description: None,
+            tags: Vec::new(),
+            config_drive: false,
+            hostname: None,
+            server_group: None,
         };
         let metadata = BTreeMap::from([("role".to_string(), "web".to_string())]);
         let create = server_create(replacement, metadata, "uid-1".into());

@@ -11,6 +11,7 @@ mod observe;
 mod phase;
 pub mod planner;
 pub mod record;
+mod user_data;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,7 @@ use crate::runtime::{ReconcileError, Shared, finalizers};
 
 use self::execute::Answer;
 use self::planner::{Input, Observed};
+use crate::openstack::compute::UserData;
 
 /// Held on every InstanceMigration so that its deletion passes through the operator.
 pub const FINALIZER: &str = "osmo.dev/instance-migration";
@@ -146,7 +148,8 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
             // One look per reconcile: a decision that needs another look (at once, or later)
             // ends it, so that a migration moving fast hands its slot on between looks and every
             // other resource gets its turn.
-            match execute::execute(&ctx, s, &im, &decision.status, action).await {
+            let user_data = user_data_for(&ctx, &im, &decision.status, &action).await?;
+            match execute::execute(&ctx, s, &im, &decision.status, action, user_data).await {
                 Ok(Answer::Accepted) => break 'turns Exit::decided(&decision, decided_at),
                 Ok(Answer::Made(made)) => {
                     publish(&ctx, &mut now_written, planner::hold(&decision.status, made)).await?;
@@ -351,7 +354,7 @@ async fn look(
     Ok(match sessions {
         None => Observed::default(),
         Some(Ok(s)) => match observe::observe(ctx, s, im, status).await {
-            Ok(o) => o,
+            Ok(o) => keep_user_data(ctx, im, o).await?,
             Err(e) if started(status) || e.is_transient() => return Err(forget_if_refused(ctx, im, e)),
             // Before anything changed, a permanent error (e.g. refused credentials) ends it.
             Err(e) => refused("OpenStackError", e.to_string()),
@@ -359,6 +362,32 @@ async fn look(
         Some(Err(e)) if started(status) => return Err(ReconcileError::Cloud(clone_cloud_error(e))),
         Some(Err(e)) => refused(e.reason(), format!("spec.source: {e}")),
     })
+}
+
+/// Keeps the user data Recording read in its Secret, before the record naming that Secret is
+/// written; or refuses the migration when the operator may not keep it.
+async fn keep_user_data(ctx: &Context, im: &InstanceMigration, mut o: Observed) -> Result<Observed, ReconcileError> {
+    let (Some(data), Some(Ok(record))) = (o.user_data.take(), &o.recording) else { return Ok(o) };
+    let Some(name) = record.user_data_secret.clone() else { return Ok(o) };
+    if let Err(refusal) = user_data::store(&ctx.shared.client, im, &name, &data).await? {
+        o.recording = Some(Err(refusal));
+    }
+    ctx.shared.metrics.kubernetes_write("InstanceMigration");
+    Ok(o)
+}
+
+/// The user data the replacement boots with, for a boot: `Some(None)` when its Secret is gone.
+async fn user_data_for(
+    ctx: &Context,
+    im: &InstanceMigration,
+    status: &InstanceMigrationStatus,
+    action: &planner::Action,
+) -> Result<Option<Option<UserData>>, ReconcileError> {
+    let secret = status.source.as_ref().and_then(|r| r.user_data_secret.as_deref());
+    match (action, secret) {
+        (planner::Action::Boot(_), Some(name)) => Ok(Some(user_data::read(&ctx.shared.client, im, name).await?)),
+        _ => Ok(None),
+    }
 }
 
 /// Ends a reconcile: gives up the claim on the server once the migration no longer needs it,

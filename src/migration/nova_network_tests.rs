@@ -88,15 +88,16 @@ impl Legacy {
                 ok(json!({"server": {"id": id, "name": "web-1", "status": "ACTIVE", "tenant_id": "p1",
                     "OS-EXT-SRV-ATTR:host": host, "OS-EXT-AZ:availability_zone": zone,
                     "flavor": {"original_name": "m1.tiny", "disk": 1, "ephemeral": 0, "ram": 512},
-                    "image": {"id": "cirros"}, "metadata": {}}}))
+                    "image": {"id": "cirros"}, "metadata": {}, "OS-EXT-SRV-ATTR:user_data": null}}))
             }
             (Method::GET, path) if path.starts_with("/v2.1/flavors/detail") => {
-                ok(json!({"flavors": [{"id": "1", "name": "m1.tiny"}]}))
+                ok(json!({"flavors": [{"id": "1", "name": "m1.tiny", "ram": 512, "disk": 1}]}))
             }
             (Method::GET, path) if path.starts_with("/v2/images/") => status(404, "no such image"),
             // Recording's checks of the target: the zone's compute service and the quota.
             (Method::GET, path) if path.starts_with("/v2.1/os-services") => ok(json!({"services": [{"id": 1,
                 "binary": "nova-compute", "host": "icehouse-1", "zone": "icehouse", "status": "enabled", "state": "up"}]})),
+            (Method::GET, path) if path.starts_with("/v2.1/os-server-groups") => ok(json!({"server_groups": []})),
             (Method::GET, "/v2.1/limits") => ok(json!({"limits": {"absolute": {"maxTotalInstances": -1}}})),
             _ => status(400, "not scripted"),
         }
@@ -165,7 +166,7 @@ async fn reconcile_through(
         };
         let decision = plan(&input, &observed);
         if let Some(action) = decision.action {
-            execute(ctx, sessions, im, &decision.status, action).await.unwrap();
+            execute(ctx, sessions, im, &decision.status, action, None).await.unwrap();
         }
         current = decision.status;
     }

@@ -10,7 +10,7 @@ use crate::api::{
     AddressMode, BootBase, InstanceMigration, InstanceMigrationStatus, MigrationPhase, MigrationTarget, RecordedServer,
     Strategy, TargetPort,
 };
-use crate::openstack::compute::Flavor;
+use crate::openstack::compute::{Flavor, UserData};
 use crate::openstack::image::Image;
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 use crate::openstack::{Error, Service, Session};
@@ -108,7 +108,11 @@ pub async fn observe(
                 o.acting_project = s.acting_project.clone();
                 o.recording = Some(Err(unanswered.refusal()?));
             }
-            Ok((record, scoped)) => {
+            Ok(Recorded { record, user_data, seen, scoped }) => {
+                o.user_data = user_data;
+                // The next phase's first change is decided from this look, and a change whose
+                // answer shows its outcome (a lock) is added to it.
+                o.source = Some(seen);
                 let acting = scoped.as_ref().unwrap_or(s);
                 o.acting_project = acting.acting_project.clone();
                 // Everything the replacement needs must exist in the target, for the project it
@@ -416,6 +420,21 @@ async fn nova_network_or_refusal(session: &Session) -> Result<NovaNetworkListing
     })
 }
 
+/// The Secret that keeps a migration's copy of the source's user data.
+pub fn user_data_secret_name(uid: &str) -> String {
+    format!("osmo-user-data-{uid}")
+}
+
+/// What Recording read of the source.
+struct Recorded {
+    record: RecordedServer,
+    user_data: Option<UserData>,
+    /// The source as it was seen.
+    seen: ServerState,
+    /// The sessions in the server's project, when they are not the credentials' own.
+    scoped: Option<Sessions>,
+}
+
 /// Records the source, or says why it cannot be migrated: not found, ambiguous, volumes,
 /// another project. (Another migration's claim on it is checked by the controller.)
 async fn record_source(
@@ -423,7 +442,7 @@ async fn record_source(
     s: &Sessions,
     im: &InstanceMigration,
     found_server: &mut Option<FoundServer>,
-) -> Result<(RecordedServer, Option<Sessions>), Unanswered> {
+) -> Result<Recorded, Unanswered> {
     let wanted = &im.spec.server;
     let found = s.source.compute().find_server(wanted).await?;
     let server = match found.as_slice() {
@@ -460,12 +479,17 @@ async fn record_source(
     };
     // A failed read fails the recording: it never stands for "no volumes".
     let attachments = s.source.compute().volume_attachments(&server.id).await?;
-    let mut recorded = record(server, &attachments, &ports, &fips)?;
+    let groups = s.source.compute().server_groups().await?;
+    let mut recorded = record(server, &attachments, &ports, &fips, &groups)?;
+    let user_data = server.user_data.clone().flatten();
+    if user_data.is_some() {
+        recorded.user_data_secret = Some(user_data_secret_name(&im.uid().unwrap_or_default()));
+    }
     if nova_network {
         let (allocated, pools) = nova_network_or_refusal(&s.source).await?;
         recorded.nova_network_floating_ips = nova_network_floating_ips(&server.id, &allocated, &pools);
     }
-    Ok((recorded, scoped))
+    Ok(Recorded { record: recorded, user_data, seen: server_state(server), scoped })
 }
 
 /// The sessions to act on `server` with: none when the credentials are scoped to the server's
@@ -548,6 +572,10 @@ async fn target_view(
         flavor_disk_gb: flavor.disk,
         flavor_ram_mb: flavor.ram,
         flavor_vcpus: flavor.vcpus.into(),
+        flavor_ephemeral_gb: flavor.ephemeral,
+        flavor_swap_mb: flavor.swap,
+        flavor_extra_specs: flavor.extra_specs.clone(),
+        microversion: s.target.compute_microversion().await?,
         image_min_ram_mb,
         services: target_services(&s.target, &im.spec.options.target).await?,
         roles: s.target.role_names().await?.iter().map(|role| role.to_lowercase()).collect(),
@@ -771,8 +799,63 @@ async fn boot_base(
         }
         _ => None,
     };
+    let server_group_id = match &record.server_group {
+        None => None,
+        Some(group) if s.source.endpoint(Service::Compute).await? == s.target.endpoint(Service::Compute).await? => {
+            Some(group.id.clone())
+        }
+        Some(group) => Some(target_server_group(s, group, project).await?),
+    };
     // The security groups' IDs are the planner's to decide, from the target view.
-    Ok((BootBase { flavor_id: flavor.id.clone(), image_id, networks, security_group_ids: Vec::new() }, flavor, subnets))
+    let security_group_ids = Vec::new();
+    Ok((
+        BootBase { flavor_id: flavor.id.clone(), image_id, networks, security_group_ids, server_group_id },
+        flavor,
+        subnets,
+    ))
+}
+
+/// The server group of the source's group's name and policy in another Nova, in the server's
+/// project. Not made by osmo (yet): a group it would make is one more thing to undo.
+async fn target_server_group(
+    s: &Sessions,
+    group: &crate::api::RecordedServerGroup,
+    project: Option<&str>,
+) -> Result<String, Unanswered> {
+    let found: Vec<String> = s
+        .target
+        .compute()
+        .server_groups()
+        .await?
+        .into_iter()
+        .filter(|g| g.name == group.name && g.policy() == group.policy)
+        .filter(|g| project.is_none_or(|p| g.project_id.as_deref().is_none_or(|owner| owner == p)))
+        .map(|g| g.id)
+        .collect();
+    match found.as_slice() {
+        [id] => Ok(id.clone()),
+        [] => Err(Refusal {
+            reason: "ServerGroupNotFound",
+            message: format!(
+                "the source is a member of server group {:?} ({}), and the target's Nova has no group of that name \
+                 and policy in the server's project: create it there first",
+                group.name, group.policy
+            ),
+        }
+        .into()),
+        many => Err(Refusal {
+            reason: "ServerGroupAmbiguous",
+            message: format!(
+                "the target's Nova has {} server groups named {:?} with policy {} in the server's project ({}): \
+                 delete all but one",
+                many.len(),
+                group.name,
+                group.policy,
+                many.join(", ")
+            ),
+        }
+        .into()),
+    }
 }
 
 /// What a name resolves to among what a project may use.

@@ -3,9 +3,9 @@
 
 use crate::api::{
     FlavorSize, RecordedAddressPair, RecordedDhcpOption, RecordedFixedIp, RecordedFloatingIp,
-    RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, RecordedVolume,
+    RecordedNovaNetworkFloatingIp, RecordedPort, RecordedServer, RecordedServerGroup, RecordedVolume,
 };
-use crate::openstack::compute::{Server, VolumeAttachment};
+use crate::openstack::compute::{Server, ServerGroup, VolumeAttachment};
 use crate::openstack::network::{FloatingIp, Port};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 
@@ -17,12 +17,15 @@ pub const OSMO_LOCK_REASON: &str = "osmo: migrated by InstanceMigration";
 
 /// The record of `server`, or why it cannot be migrated. `attachments` are its volume
 /// attachments as Nova's attachments API lists them: the server view's list of volumes is an
-/// extension that may be absent, and absent must not read as "no volumes".
+/// extension that may be absent, and absent must not read as "no volumes". `groups` are the
+/// server groups Nova shows (the server is a member of one at most). The user data is not in
+/// the record (it goes to a Secret): only whether it can be read.
 pub fn record(
     server: &Server,
     attachments: &[VolumeAttachment],
     ports: &[Port],
     floating_ips: &[FloatingIp],
+    groups: &[ServerGroup],
 ) -> Result<RecordedServer, Refusal> {
     if server.image_id.is_none() || !attachments.is_empty() {
         let volumes: Vec<_> = attachments.iter().map(|v| v.volume_id.as_str()).collect();
@@ -42,7 +45,11 @@ pub fn record(
     if !matches!(ServerStatus::from(server.status.as_str()), ServerStatus::Active | ServerStatus::Shutoff) {
         return Err(Refusal {
             reason: "SourceNotReady",
-            message: format!("server {} is {}; only ACTIVE or SHUTOFF servers are migrated", server.id, server.status),
+            message: format!(
+                "server {} is {}; only ACTIVE or SHUTOFF servers are migrated (a PAUSED or SUSPENDED one holds \
+                 memory that a snapshot does not: resume or stop it first)",
+                server.id, server.status
+            ),
         });
     }
     // A lock of osmo's is another migration's: the claim on the server names it (`Conflict`).
@@ -53,6 +60,16 @@ pub fn record(
             reason: "SourceLocked",
             message: format!(
                 "server {} is locked{why}: whoever locked it asked that it not be changed. Unlock it to migrate it",
+                server.id
+            ),
+        });
+    }
+    if server.user_data.is_none() {
+        return Err(Refusal {
+            reason: "UserDataUnknown",
+            message: format!(
+                "whether server {} has user data cannot be read (Nova shows it to admins only, by its default \
+                 policy): the replacement would boot without it. Migrate with admin credentials",
                 server.id
             ),
         });
@@ -119,7 +136,14 @@ pub fn record(
         flavor_id: server.flavor.id.clone(),
         flavor_name: server.flavor.original_name.clone(),
         flavor_size: match (server.flavor.disk, server.flavor.ephemeral, server.flavor.ram) {
-            (Some(disk_gb), Some(ephemeral_gb), Some(ram_mb)) => Some(FlavorSize { disk_gb, ephemeral_gb, ram_mb }),
+            (Some(disk_gb), Some(ephemeral_gb), Some(ram_mb)) => Some(FlavorSize {
+                disk_gb,
+                ephemeral_gb,
+                ram_mb,
+                vcpus: server.flavor.vcpus,
+                swap_mb: server.flavor.swap,
+                extra_specs: server.flavor.extra_specs.clone(),
+            }),
             _ => None,
         },
         image_id: server.image_id.clone(),
@@ -144,6 +168,18 @@ pub fn record(
                 delete_on_termination: v.delete_on_termination.unwrap_or(false),
             })
             .collect(),
+        description: server.description.clone(),
+        tags: server.tags.clone().unwrap_or_default(),
+        config_drive: server.config_drive,
+        hostname: server.hostname.clone(),
+        // Named by the caller, who knows the migration.
+        user_data_secret: None,
+        server_group: groups.iter().find(|g| g.members.contains(&server.id)).map(|g| RecordedServerGroup {
+            id: g.id.clone(),
+            name: g.name.clone(),
+            policy: g.policy().to_string(),
+            other_members: g.members.iter().filter(|m| **m != server.id).cloned().collect(),
+        }),
     })
 }
 
@@ -176,7 +212,8 @@ mod tests {
             "id": "s1", "name": "web-1", "status": "ACTIVE", "tenant_id": "p1",
             "OS-EXT-SRV-ATTR:host": "havana-1", "OS-EXT-AZ:availability_zone": "havana",
             "flavor": {"original_name": "m1.tiny", "disk": 1, "ephemeral": 0, "ram": 512}, "image": {"id": "img"}, "key_name": "k",
-            "metadata": {"role": "web"}, "security_groups": [{"name": "default"}, {"name": "default"}]
+            "metadata": {"role": "web"}, "security_groups": [{"name": "default"}, {"name": "default"}],
+            "OS-EXT-SRV-ATTR:user_data": null
         });
         base.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         serde_json::from_value(base).unwrap()
@@ -198,7 +235,7 @@ mod tests {
             "port_security_enabled": false, "qos_policy_id": "qos-1", "binding:vnic_type": "direct",
             "extra_dhcp_opts": [{"opt_name": "mtu", "opt_value": "1400", "ip_version": 4}], "dns_name": "web"}))
             .unwrap();
-        let r = record(&server(json!({})), &[], &[set, port()], &[]).unwrap();
+        let r = record(&server(json!({})), &[], &[set, port()], &[], &[]).unwrap();
         let (set, plain) = (&r.ports[0], &r.ports[1]);
         assert_eq!(
             (set.name.as_str(), set.description.as_str(), set.tags.as_slice()),
@@ -221,7 +258,7 @@ mod tests {
         let defaults: Port = serde_json::from_value(json!({"id": "p-3", "network_id": "n1", "mac_address": "m",
             "port_security_enabled": true, "binding:vnic_type": "normal", "dns_name": ""}))
         .unwrap();
-        let r = record(&server(json!({})), &[], &[defaults], &[]).unwrap();
+        let r = record(&server(json!({})), &[], &[defaults], &[], &[]).unwrap();
         assert_eq!(
             (r.ports[0].port_security_enabled, &r.ports[0].vnic_type, &r.ports[0].dns_name),
             (None, &None, &None)
@@ -237,12 +274,12 @@ mod tests {
 
     #[test]
     fn a_server_is_recorded_with_ports_and_floating_ips() {
-        let r = record(&server(json!({})), &[], &[port()], &[fip(Some("p-1")), fip(None)]).unwrap();
+        let r = record(&server(json!({})), &[], &[port()], &[fip(Some("p-1")), fip(None)], &[]).unwrap();
         assert_eq!(
             (r.flavor_name.as_deref(), r.key_name.as_deref(), r.host.as_deref()),
             (Some("m1.tiny"), Some("k"), Some("havana-1"))
         );
-        assert_eq!(r.flavor_size, Some(FlavorSize { disk_gb: 1, ephemeral_gb: 0, ram_mb: 512 }));
+        assert_eq!(r.flavor_size, Some(FlavorSize { disk_gb: 1, ephemeral_gb: 0, ram_mb: 512, ..Default::default() }));
         assert_eq!(r.security_groups, ["default"], "Nova lists a group once per port");
         assert_eq!(r.ports[0].fixed_ips[0].ip_address, "198.51.100.7");
         assert_eq!(r.ports[0].floating_ips.len(), 1);
@@ -277,10 +314,10 @@ mod tests {
         // The server view leaves its volumes out (no extension): the attachments say.
         let attached: Vec<VolumeAttachment> =
             serde_json::from_value(json!([{"volumeId": "v1", "device": "/dev/vdb"}])).unwrap();
-        let e = record(&server(json!({})), &attached, &[], &[]).unwrap_err();
+        let e = record(&server(json!({})), &attached, &[], &[], &[]).unwrap_err();
         assert_eq!(e.reason, "VolumesAttached");
         assert!(e.message.contains("has volumes attached (v1)"), "{}", e.message);
-        let e = record(&server(json!({"image": ""})), &[], &[], &[]).unwrap_err();
+        let e = record(&server(json!({"image": ""})), &[], &[], &[], &[]).unwrap_err();
         assert_eq!(e.reason, "VolumesAttached");
         assert!(e.message.contains("boots from a volume"));
     }
@@ -288,20 +325,62 @@ mod tests {
     #[test]
     fn a_locked_server_is_refused_saying_why_it_was_locked() {
         let locked = server(json!({"locked": true, "locked_reason": "payroll run"}));
-        let e = record(&locked, &[], &[], &[]).unwrap_err();
+        let e = record(&locked, &[], &[], &[], &[]).unwrap_err();
         assert_eq!(e.reason, "SourceLocked");
         assert!(e.message.contains("s1 is locked (payroll run)"), "{}", e.message);
-        assert!(record(&server(json!({"locked": false})), &[], &[], &[]).is_ok());
+        assert!(record(&server(json!({"locked": false})), &[], &[], &[], &[]).is_ok());
         // osmo's own lock is another migration's: the claim on the server decides.
         let by_osmo = json!({"locked": true, "locked_reason": format!("{OSMO_LOCK_REASON} ns/web")});
-        assert!(record(&server(by_osmo), &[], &[], &[]).is_ok());
+        assert!(record(&server(by_osmo), &[], &[], &[], &[]).is_ok());
+    }
+
+    #[test]
+    fn server_level_attributes_and_the_group_are_recorded() {
+        let group: ServerGroup =
+            serde_json::from_value(json!({"id": "g1", "name": "web", "policies": ["anti-affinity"],
+            "members": ["s0", "s1"]}))
+            .unwrap();
+        let other: ServerGroup =
+            serde_json::from_value(json!({"id": "g2", "name": "db", "policy": "affinity", "members": ["s9"]})).unwrap();
+        let source = server(json!({"description": "front", "tags": ["a", "b"], "config_drive": "True",
+            "OS-EXT-SRV-ATTR:hostname": "web-one", "OS-EXT-SRV-ATTR:user_data": "I2Nsb3VkLWNvbmZpZw=="}));
+        let r = record(&source, &[], &[], &[], &[other, group]).unwrap();
+        assert_eq!(
+            (r.description.as_deref(), r.tags.as_slice()),
+            (Some("front"), ["a".to_string(), "b".into()].as_slice())
+        );
+        assert!(r.config_drive);
+        assert_eq!(r.hostname.as_deref(), Some("web-one"));
+        assert_eq!(
+            r.server_group,
+            Some(RecordedServerGroup {
+                id: "g1".into(),
+                name: "web".into(),
+                policy: "anti-affinity".into(),
+                other_members: vec!["s0".into()]
+            })
+        );
+        // The user data is never in the record: the caller keeps it elsewhere.
+        assert!(!format!("{r:?}").contains("I2Nsb3VkLWNvbmZpZw"));
+        assert!(!format!("{source:?}").contains("I2Nsb3VkLWNvbmZpZw"), "a server's Debug hides its user data");
+    }
+
+    #[test]
+    fn a_server_whose_user_data_cannot_be_read_is_refused() {
+        let mut hidden = server(json!({}));
+        hidden.user_data = None;
+        let e = record(&hidden, &[], &[], &[], &[]).unwrap_err();
+        assert_eq!(e.reason, "UserDataUnknown");
     }
 
     #[test]
     fn busy_or_broken_servers_are_refused() {
-        assert_eq!(record(&server(json!({"status": "ERROR"})), &[], &[], &[]).unwrap_err().reason, "SourceNotReady");
         assert_eq!(
-            record(&server(json!({"OS-EXT-STS:task_state": "rebooting"})), &[], &[], &[]).unwrap_err().reason,
+            record(&server(json!({"status": "ERROR"})), &[], &[], &[], &[]).unwrap_err().reason,
+            "SourceNotReady"
+        );
+        assert_eq!(
+            record(&server(json!({"OS-EXT-STS:task_state": "rebooting"})), &[], &[], &[], &[]).unwrap_err().reason,
             "SourceBusy"
         );
     }

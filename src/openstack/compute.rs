@@ -25,6 +25,12 @@ const BOOT_ON_HOST: Microversion = Microversion(2, 74);
 const LOCK_REASON: Microversion = Microversion(2, 73);
 /// From this microversion `networks` must be given (`auto`/`none` or a list).
 const NETWORKS_REQUIRED: Microversion = Microversion(2, 37);
+/// From this microversion a server has a description.
+pub const DESCRIPTION: Microversion = Microversion(2, 19);
+/// From this microversion a server is booted with its tags (Nova shows them from 2.26).
+pub const BOOT_WITH_TAGS: Microversion = Microversion(2, 52);
+/// From this microversion a server is booted with a hostname of its own.
+pub const BOOT_WITH_HOSTNAME: Microversion = Microversion(2, 90);
 
 /// A nova-compute (or other Nova) service record.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
@@ -100,6 +106,56 @@ pub struct Server {
     /// Why, as whoever locked it said (microversion 2.73 or newer).
     #[serde(default)]
     pub locked_reason: Option<String>,
+    /// Microversion 2.19 or newer.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Microversion 2.26 or newer.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "config_drive")]
+    pub config_drive: bool,
+    /// Shown to admins (by Nova's default policy) from microversion 2.3.
+    #[serde(default, rename = "OS-EXT-SRV-ATTR:hostname")]
+    pub hostname: Option<String>,
+    /// `None` when Nova does not show it (to admins only by its default policy, from
+    /// microversion 2.3): whether the server has user data is then not known.
+    #[serde(default, rename = "OS-EXT-SRV-ATTR:user_data", deserialize_with = "shown")]
+    pub user_data: Option<Option<UserData>>,
+}
+
+/// A server's user data, base64 as Nova takes and shows it. It may hold secrets (passwords,
+/// tokens for cloud-init): `Debug` shows only its size, so that it never reaches a log.
+#[derive(Deserialize, Clone, PartialEq, Eq)]
+pub struct UserData(pub String);
+
+impl std::fmt::Debug for UserData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UserData({} bytes)", self.0.len())
+    }
+}
+
+/// A server group: its members are placed by its policy (`affinity`, `anti-affinity`,
+/// `soft-affinity`, `soft-anti-affinity`).
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct ServerGroup {
+    pub id: String,
+    pub name: String,
+    /// Microversion 2.64 or newer.
+    #[serde(default)]
+    policy: Option<String>,
+    /// Before microversion 2.64: a list of one.
+    #[serde(default)]
+    policies: Vec<String>,
+    #[serde(default)]
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub project_id: Option<String>,
+}
+
+impl ServerGroup {
+    pub fn policy(&self) -> &str {
+        self.policy.as_deref().or(self.policies.first().map(String::as_str)).unwrap_or_default()
+    }
 }
 
 /// The server's flavor: an id before microversion 2.47; after, the flavor's name and sizes
@@ -119,6 +175,14 @@ pub struct ServerFlavor {
     /// Memory, MiB.
     #[serde(default)]
     pub ram: Option<u64>,
+    #[serde(default)]
+    pub vcpus: Option<u32>,
+    /// Swap, MiB.
+    #[serde(default)]
+    pub swap: Option<u64>,
+    /// Shown to admins (by Nova's default policy).
+    #[serde(default)]
+    pub extra_specs: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq)]
@@ -142,6 +206,14 @@ pub struct Flavor {
     pub ram: u64,
     #[serde(default)]
     pub disk: u64,
+    #[serde(default, rename = "OS-FLV-EXT-DATA:ephemeral")]
+    pub ephemeral: u64,
+    /// MiB; Nova shows none as an empty string.
+    #[serde(default, deserialize_with = "swap")]
+    pub swap: u64,
+    /// Microversion 2.61 or newer, to whom Nova's policy shows them.
+    #[serde(default)]
+    pub extra_specs: Option<BTreeMap<String, String>>,
 }
 
 /// A key pair. Nova keeps key pairs per user: another user, even of the same project, sees
@@ -206,6 +278,13 @@ pub struct ServerCreate {
     pub networks: Vec<NetworkAttachment>,
     /// The metadata key whose value marks this server as the one this create made.
     pub idempotency_key: String,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub config_drive: bool,
+    pub hostname: Option<String>,
+    pub user_data: Option<UserData>,
+    /// The server group to join (scheduler hint `group`).
+    pub server_group: Option<String>,
 }
 
 /// The metadata only by its size: it is the tenant's, kept in the migration's status, and
@@ -223,6 +302,12 @@ impl std::fmt::Debug for ServerCreate {
             host,
             networks,
             idempotency_key,
+            description,
+            tags,
+            config_drive,
+            hostname,
+            user_data,
+            server_group,
         } = self;
         f.debug_struct("ServerCreate")
             .field("name", name)
@@ -235,6 +320,12 @@ impl std::fmt::Debug for ServerCreate {
             .field("host", host)
             .field("networks", networks)
             .field("idempotency_key", idempotency_key)
+            .field("description", description)
+            .field("tags", tags)
+            .field("config_drive", config_drive)
+            .field("hostname", hostname)
+            .field("user_data", user_data)
+            .field("server_group", server_group)
             .finish()
     }
 }
@@ -586,6 +677,17 @@ impl Compute<'_> {
             .cloned())
     }
 
+    /// The server groups the session may see: every project's when it may list them all
+    /// (admin, by Nova's default policy; Nova shows others their project's).
+    pub async fn server_groups(&self) -> Result<Vec<ServerGroup>, Error> {
+        #[derive(Deserialize)]
+        struct Body {
+            server_groups: Vec<ServerGroup>,
+        }
+        let request = self.request(Method::GET, "/os-server-groups?all_projects=True&limit=1000").await?;
+        Ok(self.send(request).await?.json::<Body>()?.server_groups)
+    }
+
     /// The session's user's key pair of that name, or `None` when that user has none.
     pub async fn key_pair(&self, name: &str) -> Result<Option<KeyPair>, Error> {
         #[derive(Deserialize)]
@@ -639,6 +741,31 @@ pub fn server_create_body(spec: &ServerCreate, version: Option<Microversion>) ->
     if let Some(key) = &spec.key_name {
         server["key_name"] = json!(key);
     }
+    // What the target's microversion cannot take was decided at Recording: never dropped here.
+    let needs = |field: &str, since: Microversion| -> Result<(), Error> {
+        match version {
+            Some(v) if v >= since => Ok(()),
+            _ => Err(Error::Unsupported(format!("booting a server with its {field} needs Nova microversion {since}"))),
+        }
+    };
+    if let Some(description) = &spec.description {
+        needs("description", DESCRIPTION)?;
+        server["description"] = json!(description);
+    }
+    if !spec.tags.is_empty() {
+        needs("tags", BOOT_WITH_TAGS)?;
+        server["tags"] = json!(spec.tags);
+    }
+    if let Some(hostname) = &spec.hostname {
+        needs("hostname", BOOT_WITH_HOSTNAME)?;
+        server["hostname"] = json!(hostname);
+    }
+    if spec.config_drive {
+        server["config_drive"] = json!(true);
+    }
+    if let Some(user_data) = &spec.user_data {
+        server["user_data"] = json!(user_data.0);
+    }
     if !spec.security_groups.is_empty() {
         server["security_groups"] = json!(spec.security_groups.iter().map(|g| json!({"name": g})).collect::<Vec<_>>());
     }
@@ -672,7 +799,11 @@ pub fn server_create_body(spec: &ServerCreate, version: Option<Microversion>) ->
         // Before 2.37 leaving `networks` out means the project's network.
         server["networks"] = json!(if auto { "auto" } else { "none" });
     }
-    Ok(json!({"server": server}))
+    let mut body = json!({"server": server});
+    if let Some(group) = &spec.server_group {
+        body["os:scheduler_hints"] = json!({"group": group});
+    }
+    Ok(body)
 }
 
 /// The fields of a ComputeService, for merging a legacy partial answer into.
@@ -754,6 +885,29 @@ pub(crate) fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result
     })
 }
 
+/// A field that may be absent (not shown) or null (shown: none).
+fn shown<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `True` (or `true`) when the server has a config drive, an empty string when not.
+fn config_drive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(b) => b,
+        serde_json::Value::String(s) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    })
+}
+
+/// A flavor's swap: MiB, or an empty string for none.
+fn swap<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_u64().unwrap_or_default(),
+        serde_json::Value::String(s) => s.parse().unwrap_or_default(),
+        _ => 0,
+    })
+}
+
 fn image_ref<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match serde_json::Value::deserialize(d)? {
         serde_json::Value::Object(o) => o.get("id").and_then(|v| v.as_str()).map(str::to_string),
@@ -825,6 +979,48 @@ mod tests {
                 "metadata": {"osmo.dev/migration": "uid-1"}, "availability_zone": "icehouse",
                 "networks": [{"port": "p1"}, {"uuid": "n1", "fixed_ip": "10.0.0.5"}]}})
         );
+    }
+
+    #[test]
+    fn the_sources_attributes_and_group_go_into_the_body_where_the_microversion_takes_them() {
+        let mut s = spec();
+        s.description = Some("front".into());
+        s.tags = vec!["blue".into()];
+        s.config_drive = true;
+        s.hostname = Some("web-one".into());
+        s.user_data = Some(UserData("I2Nsb3VkLWNvbmZpZw==".into()));
+        s.server_group = Some("g1".into());
+        let body = server_create_body(&s, Some(NEWEST_SUPPORTED)).unwrap();
+        let server = &body["server"];
+        assert_eq!(
+            (&server["description"], &server["tags"], &server["hostname"]),
+            (&json!("front"), &json!(["blue"]), &json!("web-one"))
+        );
+        assert_eq!((&server["config_drive"], &server["user_data"]), (&json!(true), &json!("I2Nsb3VkLWNvbmZpZw==")));
+        assert_eq!(body["os:scheduler_hints"], json!({"group": "g1"}));
+        // Never dropped silently: Recording decides what an older Nova cannot take.
+        let e = server_create_body(&s, Some(Microversion(2, 60))).unwrap_err();
+        assert!(e.to_string().contains("hostname needs Nova microversion 2.90"), "{e}");
+        s.hostname = None;
+        assert!(server_create_body(&s, Some(Microversion(2, 60))).is_ok());
+        assert!(server_create_body(&s, Some(Microversion(2, 51))).unwrap_err().to_string().contains("tags"));
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("I2Nsb3VkLWNvbmZpZw") && shown.contains("UserData(20 bytes)"), "{shown}");
+    }
+
+    #[test]
+    fn a_servers_user_data_is_absent_when_not_shown_and_none_when_null() {
+        let base = json!({"id": "s1", "name": "a", "status": "ACTIVE", "flavor": {}, "config_drive": ""});
+        let hidden: Server = serde_json::from_value(base.clone()).unwrap();
+        assert_eq!((hidden.user_data, hidden.config_drive), (None, false));
+        let mut shown = base;
+        shown["OS-EXT-SRV-ATTR:user_data"] = serde_json::Value::Null;
+        shown["config_drive"] = json!("True");
+        let none: Server = serde_json::from_value(shown).unwrap();
+        assert_eq!((none.user_data, none.config_drive), (Some(None), true));
+        let group: ServerGroup =
+            serde_json::from_value(json!({"id": "g", "name": "n", "policies": ["affinity"]})).unwrap();
+        assert_eq!(group.policy(), "affinity");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod claim;
 mod crds;
 mod drain;
 mod fault_proxy;
+mod fidelity;
 mod harness;
 mod image;
 mod leader;

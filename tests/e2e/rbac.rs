@@ -29,6 +29,7 @@ fn the_service_account_has_least_privilege() {
         ("patch", "computenodedrains.osmo.dev/status"),
         ("create", "events.events.k8s.io"),
         ("get", "secrets"),
+        ("create", "secrets"),
     ] {
         assert!(can(verb, resource, "default"), "cannot {verb} {resource}");
     }
@@ -44,6 +45,9 @@ fn the_service_account_has_least_privilege() {
         ("delete", "computenodedrains.osmo.dev", "default"),
         ("list", "secrets", "default"),
         ("watch", "secrets", "default"),
+        ("update", "secrets", "default"),
+        ("patch", "secrets", "default"),
+        ("delete", "secrets", "default"),
         ("create", "pods", "default"),
         ("update", "leases.coordination.k8s.io", "default"),
         ("delete", "leases.coordination.k8s.io", "default"),

@@ -9,8 +9,9 @@ use crate::api::{BootBase, MigrationPhase, PortOrigin, Strategy, TargetPort, Tar
 use crate::openstack::states::ServerStatus;
 
 /// The replacement to create: the source as recorded, on the target's flavor, image and
-/// networks. The executor adds the source's metadata and the migration's UID.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// networks. The executor adds the tenant's data (the source's metadata and user data, which
+/// are not logged) and the migration's UID.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Replacement {
     pub name: String,
     pub image_id: String,
@@ -21,6 +22,12 @@ pub struct Replacement {
     /// A specific compute host.
     pub host: Option<String>,
     pub nics: Vec<Nic>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub config_drive: bool,
+    /// The source's hostname, unless Recording found the target cannot take it.
+    pub hostname: Option<String>,
+    pub server_group: Option<String>,
 }
 
 /// How the replacement joins a network.
@@ -101,7 +108,7 @@ impl Planner<'_> {
             (false, false) => base.security_group_ids.clone(),
             (false, true) => record.security_groups.clone(),
         };
-        self.send_create(Action::Boot(Replacement {
+        self.send_create(Action::Boot(Box::new(Replacement {
             name: record.name.clone(),
             image_id,
             flavor_id: base.flavor_id,
@@ -110,7 +117,15 @@ impl Planner<'_> {
             availability_zone: target.availability_zone.clone(),
             host: target.host.clone(),
             nics: networks,
-        }));
+            description: record.description.clone(),
+            tags: record.tags.clone(),
+            config_drive: record.config_drive,
+            hostname: record
+                .hostname
+                .clone()
+                .filter(|_| !self.status.not_kept.iter().any(|n| n.attribute == "hostname")),
+            server_group: base.server_group_id.clone(),
+        })));
         self.poll();
     }
 

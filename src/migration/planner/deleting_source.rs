@@ -3,7 +3,7 @@
 
 use super::{Action, Observed, Planner};
 use crate::api::{MigrationPhase, Strategy};
-use crate::openstack::states::{ImageStatus, ServerStatus};
+use crate::openstack::states::ImageStatus;
 
 impl Planner<'_> {
     pub(super) fn deleting_source(&mut self, observed: &Observed) {
@@ -25,7 +25,7 @@ impl Planner<'_> {
                 }
                 let verified = match self.strategy() {
                     Strategy::Snapshot => snapshot.is_some_and(|i| i.protected && i.unverified(&recorded).is_none()),
-                    Strategy::Redeploy => observed.target.as_ref().is_some_and(|t| t.settled(ServerStatus::Active)),
+                    Strategy::Redeploy => observed.target.as_ref().is_some_and(|t| t.settled(self.replacement_state())),
                 };
                 if !verified {
                     return self.fail_knowing(

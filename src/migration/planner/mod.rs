@@ -139,7 +139,7 @@ pub enum Action {
     DeletePort {
         port_id: String,
     },
-    Boot(Replacement),
+    Boot(Box<Replacement>),
     AssociateFloatingIp {
         floating_ip_id: String,
         port_id: String,
@@ -169,6 +169,10 @@ pub enum Action {
         image_id: String,
     },
     DeleteTarget {
+        server_id: String,
+    },
+    /// Stops the replacement of a source that was off.
+    StopTarget {
         server_id: String,
     },
     DeleteTwin(Twin),

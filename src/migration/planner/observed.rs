@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::NovaNetworkState;
 use crate::api::{BootBase, RecordedServer};
+use crate::openstack::compute::UserData;
+use crate::openstack::session::Microversion;
 use crate::openstack::states::{self, ImageStatus, ServerStatus, ServiceState, ServiceStatus};
 use crate::runtime::conditions::Refusal;
 
@@ -89,6 +91,8 @@ pub struct Observed {
     /// Recording: the server's project, when osmo must act in it with its credentials scoped
     /// to it (they are scoped to another).
     pub acting_project: Option<String>,
+    /// Recording: the source's user data, kept in a Secret before the record is written.
+    pub user_data: Option<UserData>,
     /// The source server; `None` when it does not exist.
     pub source: Option<ServerState>,
     /// The snapshot (by recorded id, or found by the migration's UID).
@@ -149,6 +153,12 @@ pub struct TargetView {
     pub image_min_ram_mb: Option<u64>,
     /// The replacement's flavor's virtual CPUs.
     pub flavor_vcpus: u64,
+    pub flavor_ephemeral_gb: u64,
+    pub flavor_swap_mb: u64,
+    /// `None` when Nova does not show them.
+    pub flavor_extra_specs: Option<BTreeMap<String, String>>,
+    /// The microversion osmo speaks with the target's Nova.
+    pub microversion: Option<Microversion>,
     /// The nova-compute services where `spec.target` places the replacement.
     pub services: TargetServices,
     /// The roles of the acting credentials in the target, in lower case (as policies compare

@@ -2,7 +2,8 @@
 //! source is deleted is refused here, before anything changes.
 
 use super::{ComputeServiceView, Observed, Planner, ServerState, TargetServices, TargetView};
-use crate::api::{MigrationPhase, RecordedServer, Strategy};
+use crate::api::{MigrationPhase, NotKept, RecordedServer, Strategy};
+use crate::openstack::compute::{BOOT_WITH_HOSTNAME, BOOT_WITH_TAGS, DESCRIPTION};
 use crate::openstack::states::ServerStatus;
 use crate::runtime::conditions::Refusal;
 
@@ -36,6 +37,10 @@ impl Planner<'_> {
             Ok(ids) => ids,
             Err(refusal) => return self.refuse(&refusal),
         };
+        let not_kept = match not_kept(record, view) {
+            Ok(not_kept) => not_kept,
+            Err(refusal) => return self.refuse(&refusal),
+        };
         let loss = self.ephemeral_data_loss(record);
         if let Some((reason, loss)) = &loss
             && !self.input.spec.options.accept_ephemeral_data_loss
@@ -44,6 +49,7 @@ impl Planner<'_> {
             return self.refuse(&Refusal { reason, message });
         }
         self.status.accepted_data_loss = loss.map(|(_, loss)| format!("{loss} (spec.acceptEphemeralDataLoss)."));
+        self.status.not_kept = not_kept;
         self.status.source = Some(record.clone());
         self.status.acting_project_id = observed.acting_project.clone();
         self.status.boot_base = Some(base);
@@ -103,11 +109,84 @@ impl Planner<'_> {
                 ),
             });
         }
-        self.not_allowed(record, view)
+        self.flavor_differs(record, view)
+            .or_else(|| self.server_group_unplaceable(record))
+            .or_else(|| self.not_allowed(record, view))
             .or_else(|| self.unavailable_place(view))
             .or_else(|| quota_exceeded(view))
             .or_else(|| self.unreachable_image(view))
             .or_else(|| self.unreproducible_port(record, view))
+    }
+
+    /// The target's flavor of the source's flavor's name, when it is not the same flavor (a
+    /// flavor mapped in `spec.mappings.flavors` is the user's choice, and not compared).
+    fn flavor_differs(&self, record: &RecordedServer, view: &TargetView) -> Option<Refusal> {
+        let flavors = &self.input.spec.options.mappings.flavors;
+        let mapped = [&record.flavor_name, &record.flavor_id].into_iter().flatten().any(|f| flavors.contains_key(f));
+        let size = record.flavor_size.as_ref()?;
+        if mapped {
+            return None;
+        }
+        let mut differences = Vec::new();
+        let mut compare = |what: &str, source: Option<u64>, target: u64| {
+            if let Some(source) = source.filter(|source| *source != target) {
+                differences.push(format!("{what} {source} in the source, {target} in the target"));
+            }
+        };
+        compare("vCPUs", size.vcpus.map(u64::from), view.flavor_vcpus);
+        compare("RAM (MiB)", Some(size.ram_mb), view.flavor_ram_mb);
+        compare("root disk (GiB)", Some(size.disk_gb), view.flavor_disk_gb);
+        compare("ephemeral disk (GiB)", Some(size.ephemeral_gb), view.flavor_ephemeral_gb);
+        compare("swap (MiB)", size.swap_mb, view.flavor_swap_mb);
+        if let (Some(source), Some(target)) = (&size.extra_specs, &view.flavor_extra_specs)
+            && source != target
+        {
+            let keys: std::collections::BTreeSet<&String> = source
+                .iter()
+                .filter(|(k, v)| target.get(*k) != Some(v))
+                .map(|(k, _)| k)
+                .chain(target.keys().filter(|k| !source.contains_key(*k)))
+                .collect();
+            let keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
+            differences.push(format!("extra specs differ ({})", keys.join(", ")));
+        }
+        if differences.is_empty() {
+            return None;
+        }
+        let flavor = record.flavor_name.as_ref().or(record.flavor_id.as_ref()).cloned().unwrap_or_default();
+        Some(Refusal {
+            reason: "FlavorDiffers",
+            message: format!(
+                "the target's flavor {flavor:?} is not the source's: {}. Map the flavor explicitly in \
+                 spec.mappings.flavors to accept the target's",
+                differences.join("; ")
+            ),
+        })
+    }
+
+    /// A member of an affinity group whose other members (or, in a redeploy, the source
+    /// itself) stay behind: Nova places the members of such a group on one host, so the
+    /// replacement would boot nowhere in the target.
+    fn server_group_unplaceable(&self, record: &RecordedServer) -> Option<Refusal> {
+        let group = record.server_group.as_ref().filter(|g| g.policy == "affinity")?;
+        let redeploy = self.strategy() == Strategy::Redeploy;
+        if group.other_members.is_empty() && !redeploy {
+            return None;
+        }
+        let behind = if redeploy && group.other_members.is_empty() {
+            "the source itself, which runs until the replacement is verified".to_string()
+        } else {
+            format!("its other members ({})", group.other_members.join(", "))
+        };
+        Some(Refusal {
+            reason: "ServerGroupAffinity",
+            message: format!(
+                "server {} is a member of server group {:?} with policy affinity: Nova would boot the replacement \
+                 only on the host of {behind}, not in the target. Move the group's other members first, or take \
+                 the server out of the group",
+                record.id, group.name
+            ),
+        })
     }
 
     /// A call the boot needs that the acting credentials' role may not make, by OpenStack's
@@ -257,6 +336,38 @@ impl Planner<'_> {
             )),
         }
     }
+}
+
+/// What the target's Nova cannot take of the source at boot: refused where the loss matters
+/// (a description or tags that someone set), listed where it is harmless (a hostname, which
+/// Nova then derives from the name, as it did for the source unless it was set at its boot).
+fn not_kept(record: &RecordedServer, view: &TargetView) -> Result<Vec<NotKept>, Refusal> {
+    let below = |since| view.microversion.is_none_or(|v| v < since);
+    let lost = [
+        ("description", record.description.as_deref().is_some_and(|d| !d.is_empty()), DESCRIPTION),
+        ("tags", !record.tags.is_empty(), BOOT_WITH_TAGS),
+    ];
+    if let Some((attribute, _, since)) = lost.into_iter().find(|(_, set, since)| *set && below(*since)) {
+        return Err(Refusal {
+            reason: "AttributeNotKept",
+            message: format!(
+                "the source has {attribute}, and the target's Nova boots a server with its {attribute} only from \
+                 microversion {since} (osmo speaks {} with it): the replacement would lack them",
+                view.microversion.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+            ),
+        });
+    }
+    let mut not_kept = Vec::new();
+    if record.hostname.is_some() && below(BOOT_WITH_HOSTNAME) {
+        not_kept.push(NotKept {
+            attribute: "hostname".into(),
+            reason: format!(
+                "the target's Nova sets a hostname at boot only from microversion {BOOT_WITH_HOSTNAME}: the \
+                 replacement's is derived from its name"
+            ),
+        });
+    }
+    Ok(not_kept)
 }
 
 /// The role OpenStack's default policies reserve the calls above to.

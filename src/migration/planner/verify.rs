@@ -11,11 +11,25 @@ impl Planner<'_> {
             return self.fail("ReplacementVanished", "the replacement disappeared before it was verified".into());
         };
         self.record_target(target);
-        if !target.settled(ServerStatus::Active) {
+        // A source that was off comes back off: the replacement (which Nova boots running) is
+        // stopped once it has its addresses, and verified off.
+        let verified_state = self.replacement_state();
+        let was_off = verified_state == ServerStatus::Shutoff;
+        let stopping = was_off && target.status == ServerStatus::Active && target.task_state.is_some();
+        if !(target.settled(verified_state.clone()) || (was_off && target.settled(ServerStatus::Active)) || stopping) {
             return self.fail("ReplacementNotActive", format!("replacement {} is {}", target.id, target.status));
         }
         if !self.addresses_in_place(observed, &target.id) {
             return self.fail("AddressesNotMoved", "a floating IP is not on the replacement".into());
+        }
+        if !target.settled(verified_state) {
+            if self.timed_out(MigrationPhase::Verifying) {
+                return;
+            }
+            if !stopping {
+                self.action = Some(Action::StopTarget { server_id: target.id.clone() });
+            }
+            return self.poll();
         }
         self.record_downtime();
         self.advance(MigrationPhase::Verifying);
@@ -33,6 +47,15 @@ impl Planner<'_> {
             // replacement; unseen, it is looked at again first.
             (MigrationPhase::DeletingSource, _, Some(_)) => self.phase_step(observed),
             _ => {}
+        }
+    }
+
+    /// The state a verified replacement is in: the source's, when recorded (`SHUTOFF` or
+    /// `ACTIVE`; others are refused at Recording).
+    pub(super) fn replacement_state(&self) -> ServerStatus {
+        match self.status.source.as_ref().map(|s| ServerStatus::from(s.status.as_str())) {
+            Some(ServerStatus::Shutoff) => ServerStatus::Shutoff,
+            _ => ServerStatus::Active,
         }
     }
 

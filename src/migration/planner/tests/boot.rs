@@ -22,7 +22,7 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
     let booting = run.step();
     assert_eq!(
         booting.action,
-        Some(Action::Boot(Replacement {
+        Some(Action::Boot(Box::new(Replacement {
             name: "web-1".into(),
             image_id: SNAPSHOT_ID.into(),
             flavor_id: FLAVOR_ID.into(),
@@ -32,7 +32,8 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
             availability_zone: Some("icehouse".into()),
             host: Some("icehouse-3".into()),
             nics: vec![made_port("p-1")],
-        }))
+            ..Default::default()
+        })))
     );
     assert_progressing(&booting.status, Booting);
 }

@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn without_a_stop_downtime_is_measured_from_the_source_deletion() {
-    let mut run = Run::new(snapshot_spec(), web_cloud("SHUTOFF"));
+    let mut run = Run::new(spec(json!({"stopSource": false})), web_cloud("ACTIVE"));
     let done = run.finish();
     let seconds = |at: &str| at.parse::<jiff::Timestamp>().unwrap().as_second() - T0;
     let deletion = seconds(&step_record(done, DeletingSource).started_at);

@@ -12,6 +12,7 @@ mod accepted_spec;
 mod addresses;
 mod boot;
 mod cleanup;
+mod fidelity;
 mod flow;
 mod nova_network;
 mod recording;
@@ -111,7 +112,7 @@ fn server(status: &str, ports: Vec<RecordedPort>) -> RecordedServer {
         project_id: Some("project-1".into()),
         status: status.into(),
         flavor_name: Some("m1.small".into()),
-        flavor_size: Some(FlavorSize { disk_gb: 1, ephemeral_gb: 0, ram_mb: 512 }),
+        flavor_size: Some(FlavorSize { disk_gb: 1, ephemeral_gb: 0, ram_mb: 512, ..Default::default() }),
         image_id: Some("cirros-0.3".into()),
         key_name: Some("deploy".into()),
         security_groups: vec!["default".into()],
@@ -220,8 +221,10 @@ impl Cloud {
             boot: Ok(BootBase { flavor_id: FLAVOR_ID.into(), ..Default::default() }),
             target_view: TargetView {
                 key_pair_found: record.key_name.as_ref().map(|_| true),
-                flavor_disk_gb: 1,
-                flavor_ram_mb: 512,
+                // The source's flavor, of the same name in the target.
+                flavor_disk_gb: record.flavor_size.as_ref().map_or(1, |f| f.disk_gb),
+                flavor_ram_mb: record.flavor_size.as_ref().map_or(512, |f| f.ram_mb),
+                flavor_ephemeral_gb: record.flavor_size.as_ref().map_or(0, |f| f.ephemeral_gb),
                 flavor_vcpus: 1,
                 services: TargetServices::Listed(vec![compute_service(TARGET_HOST, "icehouse", "enabled", "up")]),
                 roles: BTreeSet::from(["admin".into()]),
@@ -261,6 +264,7 @@ impl Cloud {
             floating_ips: self.floating_ips.clone(),
             nova_network: Some(self.nova_network.clone()),
             twins: self.twins.clone(),
+            user_data: None,
         }
     }
 
@@ -274,6 +278,7 @@ impl Cloud {
                 self.source_mut().status = "ACTIVE".into()
             }
             Action::LockSource { .. } => self.source_mut().locked = true,
+            Action::StopTarget { .. } => self.target.as_mut().expect("a replacement").status = "SHUTOFF".into(),
             Action::UnlockSource { .. } => self.source_mut().locked = false,
             Action::CreateSnapshot { .. } => self.snapshot = Some(image(SNAPSHOT_ID, self.snapshot_becomes)),
             Action::DeleteSource { server_id } => {
@@ -633,7 +638,7 @@ fn groups_for(networks: &[Nic]) -> Vec<String> {
 
 /// The boot of `web-1` into the `icehouse` zone.
 fn boot(image_id: &str, networks: &[Nic]) -> Action {
-    Action::Boot(Replacement {
+    Action::Boot(Box::new(Replacement {
         name: "web-1".into(),
         image_id: image_id.into(),
         flavor_id: FLAVOR_ID.into(),
@@ -642,7 +647,8 @@ fn boot(image_id: &str, networks: &[Nic]) -> Action {
         availability_zone: Some("icehouse".into()),
         host: None,
         nics: networks.to_vec(),
-    })
+        ..Default::default()
+    }))
 }
 
 fn is_boot(action: &Action) -> bool {

@@ -125,9 +125,12 @@ fn a_key_pair_the_acting_user_does_not_have_in_the_target_is_refused_before_anyt
 #[test]
 fn a_replacement_flavor_smaller_than_the_snapshot_needs_is_refused_before_anything_changes() {
     let mut cloud = web_cloud("ACTIVE");
-    cloud.recording.as_mut().unwrap().flavor_size = Some(FlavorSize { disk_gb: 20, ephemeral_gb: 0, ram_mb: 2048 });
+    cloud.recording.as_mut().unwrap().flavor_size =
+        Some(FlavorSize { disk_gb: 20, ephemeral_gb: 0, ram_mb: 2048, ..Default::default() });
     cloud.target_view = TargetView { flavor_disk_gb: 10, flavor_ram_mb: 4096, ..cloud.target_view };
-    let refused = Run::new(snapshot_spec(), cloud.clone()).step();
+    // Another flavor than the source's is the user's choice.
+    let mapped = || spec(json!({"mappings": {"flavors": {"m1.small": "m1.other"}}}));
+    let refused = Run::new(mapped(), cloud.clone()).step();
     assert_eq!(refused.action, None);
     assert_failed(&refused.status, "FlavorTooSmall");
     let message = failure_message(&refused.status);
@@ -141,19 +144,24 @@ fn a_replacement_flavor_smaller_than_the_snapshot_needs_is_refused_before_anythi
         image_min_ram_mb: Some(1024),
         ..cloud.target_view.clone()
     };
-    assert_failed(&Run::new(snapshot_spec(), short_of_memory).step().status, "FlavorTooSmall");
+    assert_failed(&Run::new(mapped(), short_of_memory).step().status, "FlavorTooSmall");
 
     // A flavor of disk 0 boots any image; less memory than the source but enough for the image.
     let mut fits = cloud.clone();
     fits.target_view =
         TargetView { flavor_disk_gb: 0, flavor_ram_mb: 1024, image_min_ram_mb: Some(1024), ..cloud.target_view };
-    assert_succeeded(Run::new(snapshot_spec(), fits).finish());
+    assert_succeeded(Run::new(mapped(), fits.clone()).finish());
+    // Unmapped, the target's flavor of the source's flavor's name must be the same flavor.
+    let differs = Run::new(snapshot_spec(), fits).step();
+    assert_failed(&differs.status, "FlavorDiffers");
+    let message = failure_message(&differs.status);
+    assert!(message.contains("RAM (MiB) 2048 in the source, 1024 in the target"), "{message}");
 }
 
 #[test]
 fn an_ephemeral_disk_is_refused_unless_its_loss_is_accepted_and_then_said_in_status() {
     let mut ephemeral = web_server("ACTIVE");
-    ephemeral.flavor_size = Some(FlavorSize { disk_gb: 1, ephemeral_gb: 5, ram_mb: 512 });
+    ephemeral.flavor_size = Some(FlavorSize { disk_gb: 1, ephemeral_gb: 5, ram_mb: 512, ..Default::default() });
     let refused = Run::new(snapshot_spec(), Cloud::new(ephemeral.clone())).step();
     assert_eq!(refused.action, None);
     assert_failed(&refused.status, "EphemeralDisk");
@@ -168,6 +176,7 @@ fn an_ephemeral_disk_is_refused_unless_its_loss_is_accepted_and_then_said_in_sta
     // A redeploy keeps no data: nothing to accept.
     let mut redeploy = redeploy_cloud("ACTIVE");
     redeploy.recording = Ok(ephemeral);
+    redeploy.target_view.flavor_ephemeral_gb = 5;
     assert_succeeded(Run::new(redeploy_spec(), redeploy).finish());
 }
 
