@@ -1,7 +1,8 @@
-//! What the replacement keeps: a server with every server-level attribute set is moved, and
-//! what Nova reports of the source before and of the replacement after is compared field by
-//! field (not osmo's status). Only the documented differences are allowed: IDs, host, zone,
-//! image, creation time, and osmo's UID in the metadata.
+//! What the replacement keeps: a server with every server-level attribute set is moved, within
+//! one Nova and into the second one (the parallel-Nova layout), and what Nova reports of the
+//! source before and of the replacement after is compared field by field (not osmo's status).
+//! Only the documented differences are allowed: IDs, host, zone, image, creation time, and
+//! osmo's UID in the metadata.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::{jsonpath, kubectl_ok};
-use crate::migration::{apply_migration, clean_up, setup, wait_condition};
+use crate::migration::{apply_migration_to, clean_up, setup, wait_condition};
+use crate::parallel_nova::{INTO_NOVA2, NOVA2_HOST, nova2};
 use crate::openstack::{deleted, fixtures, server_spec, session, unique, wait_status};
 
 /// What must survive the move, as Nova shows it.
@@ -64,22 +66,64 @@ async fn group_members(admin: &Session, group: &str) -> Vec<String> {
     serde_json::from_value(body["server_group"]["members"].clone()).unwrap()
 }
 
-#[tokio::test]
-async fn a_server_keeps_its_attributes_group_and_power_state() {
-    let (env, ns, op) = setup("im-fidelity");
-    let admin = session("admin");
-    let f = fixtures(&admin).await;
-    let name = unique("fidelity");
-    // The admin's own key pair (another user's is refused: KeyPairNotUsable).
-    let key = unique("e2e-key");
+/// A key pair of the acting user (another user's is refused: KeyPairNotUsable) in a Nova.
+async fn make_key_pair(nova: &Session, name: &str) {
     let public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMahWcdc9gPKGvee+CSqUD0OfjoEkcwfMGRbbApWJQ9m osmo-e2e";
-    let body = json!({"keypair": {"name": key, "public_key": public_key}});
-    admin.send(Request::new(Service::Compute, Method::POST, "/os-keypairs").json(body)).await.unwrap();
+    let body = json!({"keypair": {"name": name, "public_key": public_key}});
+    nova.send(Request::new(Service::Compute, Method::POST, "/os-keypairs").json(body)).await.unwrap();
+}
+
+/// An anti-affinity server group in a Nova; returns its ID.
+async fn make_group(nova: &Session, name: &str) -> String {
     let body = json!({"server_group": {"name": name, "policy": "anti-affinity"}});
     let request =
         Request::new(Service::Compute, Method::POST, "/os-server-groups").microversion(Microversion(2, 64)).json(body);
-    let group: Value = admin.send(request).await.unwrap().json().unwrap();
-    let group = group["server_group"]["id"].as_str().unwrap().to_string();
+    let group: Value = nova.send(request).await.unwrap().json().unwrap();
+    group["server_group"]["id"].as_str().unwrap().to_string()
+}
+
+async fn delete_group_and_key_pair(nova: &Session, group: &str, key: &str) {
+    let delete = |path: String| Request::new(Service::Compute, Method::DELETE, path);
+    nova.send(delete(format!("/os-server-groups/{group}"))).await.unwrap();
+    nova.send(delete(format!("/os-keypairs/{key}"))).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_keeps_its_attributes_group_and_power_state() {
+    moves_with_every_attribute(Destination::OtherZone).await;
+}
+
+#[tokio::test]
+async fn a_server_moved_into_the_second_nova_keeps_its_attributes_group_and_power_state() {
+    moves_with_every_attribute(Destination::SecondNova).await;
+}
+
+/// Where the server moves.
+#[derive(Clone, Copy, PartialEq)]
+enum Destination {
+    /// Zone icehouse of the same Nova: the replacement joins the same group.
+    OtherZone,
+    /// The second Nova: the key pair and a group of the same name and policy exist there.
+    SecondNova,
+}
+
+async fn moves_with_every_attribute(into: Destination) {
+    let test = if into == Destination::OtherZone { "im-fidelity" } else { "im-fidelity2" };
+    let (env, ns, op) = setup(test);
+    let admin = session("admin");
+    let target = if into == Destination::OtherZone { session("admin") } else { nova2() };
+    let f = fixtures(&admin).await;
+    let name = unique("fidelity");
+    let key = unique("e2e-key");
+    make_key_pair(&admin, &key).await;
+    let group = make_group(&admin, &name).await;
+    let target_group = match into {
+        Destination::OtherZone => group.clone(),
+        Destination::SecondNova => {
+            make_key_pair(&target, &key).await;
+            make_group(&target, &name).await
+        }
+    };
 
     // A secret in the user data: it must reach no status, event or log.
     let secret_marker = "e2e-secret-Qx7t";
@@ -100,19 +144,23 @@ async fn a_server_keeps_its_attributes_group_and_power_state() {
     let before = wait_status(&admin, &id, "SHUTOFF").await;
     assert!(before.user_data.as_ref().is_some_and(Option::is_some), "the source has user data: {before:?}");
 
-    apply_migration(env, &ns, "fidelity", &id, "");
+    let (to, host) = match into {
+        Destination::OtherZone => ("{availabilityZone: icehouse}", "icehouse-1"),
+        Destination::SecondNova => (INTO_NOVA2, NOVA2_HOST),
+    };
+    apply_migration_to(env, &ns, "fidelity", &id, to, "");
     wait_condition(env, &ns, "fidelity", "Ready", 240);
     let new_id = jsonpath(env, &ns, "im/fidelity", "{.status.target.serverId}");
-    let after = admin.compute().server(&new_id).await.unwrap().expect("the replacement exists");
+    let after = target.compute().server(&new_id).await.unwrap().expect("the replacement exists");
     assert!(deleted(&admin, &id).await, "the source still exists");
     assert_eq!(kept(&after), kept(&before));
-    assert_eq!(after.host.as_deref(), Some("icehouse-1"));
+    assert_eq!(after.host.as_deref(), Some(host));
     assert_eq!(
-        group_members(&admin, &group).await,
+        group_members(&target, &target_group).await,
         std::slice::from_ref(&new_id),
         "the replacement is the group's member"
     );
-    assert_eq!(jsonpath(env, &ns, "im/fidelity", "{.status.bootBase.serverGroupID}"), group);
+    assert_eq!(jsonpath(env, &ns, "im/fidelity", "{.status.bootBase.serverGroupID}"), target_group);
     assert_eq!(jsonpath(env, &ns, "im/fidelity", "{.status.notKept}"), "");
 
     // The user data is kept in a Secret owned by the migration, and nowhere else.
@@ -129,10 +177,11 @@ async fn a_server_keeps_its_attributes_group_and_power_state() {
         );
     }
 
-    clean_up(&admin, &[&new_id], &[]).await;
-    let delete = |path: String| Request::new(Service::Compute, Method::DELETE, path);
-    admin.send(delete(format!("/os-server-groups/{group}"))).await.unwrap();
-    admin.send(delete(format!("/os-keypairs/{key}"))).await.unwrap();
+    clean_up(&target, &[&new_id], &[]).await;
+    delete_group_and_key_pair(&admin, &group, &key).await;
+    if into == Destination::SecondNova {
+        delete_group_and_key_pair(&target, &target_group, &key).await;
+    }
 }
 
 /// Base64 (standard, padded), as Nova takes user data.
