@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use crate::harness::{jsonpath, kubectl_ok};
 use crate::migration::{apply_migration_to, clean_up, setup, wait_condition};
-use crate::parallel_nova::{INTO_NOVA2, NOVA2_HOST, nova2};
 use crate::openstack::{deleted, fixtures, server_spec, session, unique, wait_status};
+use crate::parallel_nova::{INTO_NOVA2, NOVA2_HOST, nova2};
 
 /// What must survive the move, as Nova shows it.
 #[derive(Debug, PartialEq)]

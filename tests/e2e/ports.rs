@@ -1,5 +1,6 @@
 //! The replacement's ports: made by osmo for each of the source's ports, in order, with what
-//! users set on them, and each floating IP on the port standing for the one that had it.
+//! users set on them, and each floating IP on the port standing for the one that had it;
+//! within one Nova and into the second one.
 
 use osmo::openstack::compute::NetworkAttachment;
 use osmo::openstack::network::Port;
@@ -9,8 +10,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::jsonpath;
-use crate::migration::{apply_migration, assert_moved, clean_up, setup, wait_condition};
+use crate::migration::{apply_migration_to, assert_moved, clean_up, setup, wait_condition};
 use crate::openstack::{fixtures, server_spec, session, unique, wait_status};
+use crate::parallel_nova::{INTO_NOVA2, assert_moved_to_nova2, nova2};
 
 async fn neutron(admin: &Session, method: Method, path: &str, body: Option<Value>) -> Value {
     let mut request = Request::new(Service::Network, method, path.to_string());
@@ -21,11 +23,12 @@ async fn neutron(admin: &Session, method: Method, path: &str, body: Option<Value
     response.json().unwrap_or(Value::Null)
 }
 
-/// A second tenant network with a subnet routed to `public`, so that it takes floating IPs.
-async fn routed_network(admin: &Session) -> (String, String, String) {
+/// A second tenant network with a subnet of `cidr` routed to `public`, so that it takes
+/// floating IPs (each test its own `cidr`: a router takes no two that overlap).
+async fn routed_network(admin: &Session, cidr: &str) -> (String, String, String) {
     let net = neutron(admin, Method::POST, "/v2.0/networks", Some(json!({"network": {"name": unique("net2")}}))).await;
     let net = net["network"]["id"].as_str().unwrap().to_string();
-    let subnet = json!({"subnet": {"network_id": net, "cidr": "192.0.2.0/24", "ip_version": 4}});
+    let subnet = json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4}});
     let subnet = neutron(admin, Method::POST, "/v2.0/subnets", Some(subnet)).await;
     let subnet = subnet["subnet"]["id"].as_str().unwrap().to_string();
     let routers = neutron(admin, Method::GET, "/v2.0/routers", None).await;
@@ -51,10 +54,20 @@ fn user_settings(port: &Port) -> Value {
 
 #[tokio::test]
 async fn each_port_is_made_like_the_sources_and_keeps_its_floating_ip() {
-    let (env, ns, _op) = setup("ports");
+    ports_are_made_like_the_sources(false).await;
+}
+
+#[tokio::test]
+async fn into_the_second_nova_each_port_is_made_like_the_sources_and_keeps_its_floating_ip() {
+    ports_are_made_like_the_sources(true).await;
+}
+
+async fn ports_are_made_like_the_sources(into_nova2: bool) {
+    let (env, ns, _op) = setup(if into_nova2 { "ports2" } else { "ports" });
     let admin = session("admin");
     let f = fixtures(&admin).await;
-    let (net2, subnet2, router) = routed_network(&admin).await;
+    let cidr = if into_nova2 { "192.0.2.128/25" } else { "192.0.2.0/25" };
+    let (net2, subnet2, router) = routed_network(&admin, cidr).await;
 
     // Two NICs on private and one on net2, made by Nova (so deleted with the source).
     let on = |id: &str| NetworkAttachment::Network { id: id.to_string(), fixed_ip: None };
@@ -91,9 +104,14 @@ async fn each_port_is_made_like_the_sources_and_keeps_its_floating_ip() {
     let fip_net2 = admin.network().create_floating_ip(&f.public, None).await.unwrap();
     admin.network().update_floating_ip(&fip_net2.id, Some(&net2_port), None).await.unwrap();
 
-    apply_migration(env, &ns, "web", &id, "");
+    let target = if into_nova2 { nova2() } else { session("admin") };
+    apply_migration_to(env, &ns, "web", &id, if into_nova2 { INTO_NOVA2 } else { "{availabilityZone: icehouse}" }, "");
     wait_condition(env, &ns, "web", "Ready", 300);
-    let new_id = assert_moved(&admin, env, &ns, "web", &id, &fip_second.id).await;
+    let new_id = if into_nova2 {
+        assert_moved_to_nova2(&admin, &target, env, &ns, "web", &id, Some(&fip_second.id)).await
+    } else {
+        assert_moved(&admin, env, &ns, "web", &id, &fip_second.id).await
+    };
 
     // From Neutron: each floating IP is on the replacement's port that stands for its source
     // port, and every port has what its user set.
@@ -119,7 +137,7 @@ async fn each_port_is_made_like_the_sources_and_keeps_its_floating_ip() {
         assert_eq!(user_settings(replacement), user_settings(was));
     }
 
-    clean_up(&admin, &[&new_id], &[&fip_second.id, &fip_net2.id]).await;
+    clean_up(&target, &[&new_id], &[&fip_second.id, &fip_net2.id]).await;
     let path = format!("/v2.0/routers/{router}/remove_router_interface");
     neutron(&admin, Method::PUT, &path, Some(json!({"subnet_id": subnet2}))).await;
     neutron(&admin, Method::DELETE, &format!("/v2.0/networks/{net2}"), None).await;
