@@ -589,6 +589,12 @@ async fn target_view(
             Some(image) if snapshot && !Arc::ptr_eq(&s.source, &s.target) => Some(image_reach(s, image).await?),
             _ => None,
         },
+        network_endpoints: match record.ports.iter().any(|p| !p.floating_ips.is_empty()) {
+            true if !Arc::ptr_eq(&s.source, &s.target) => {
+                Some((s.source.endpoint(Service::Network).await?, s.target.endpoint(Service::Network).await?))
+            }
+            _ => None,
+        },
         port_support: if Arc::ptr_eq(&s.source, &s.target) {
             None
         } else {

@@ -173,6 +173,9 @@ pub struct TargetView {
     pub security_groups: Option<BTreeMap<String, Vec<String>>>,
     /// Whether the target reads the source's Glance; `None` when both are one cloud.
     pub image_reach: Option<ImageReach>,
+    /// The network endpoints of the source's and the target's catalogs, when the source has
+    /// floating IPs and the two are different clouds: an address stays in its Neutron.
+    pub network_endpoints: Option<(String, String)>,
     /// What the target's Neutron has of what the source's ports carry; `None` when both are
     /// one cloud (its Neutron made the source's ports).
     pub port_support: Option<PortSupport>,

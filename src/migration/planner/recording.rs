@@ -115,6 +115,7 @@ impl Planner<'_> {
             .or_else(|| self.unavailable_place(view))
             .or_else(|| quota_exceeded(view))
             .or_else(|| self.unreachable_image(view))
+            .or_else(|| unreachable_floating_ips(record, view))
             .or_else(|| self.unreproducible_port(record, view))
     }
 
@@ -426,4 +427,24 @@ fn security_group_ids(record: &RecordedServer, view: &TargetView) -> Result<Vec<
         }
     }
     Ok(ids)
+}
+
+/// Floating IPs of a Neutron the target's is not: an address belongs to its Neutron, and the
+/// replacement could not have it.
+fn unreachable_floating_ips(record: &RecordedServer, view: &TargetView) -> Option<Refusal> {
+    let (source, target) = view.network_endpoints.as_ref()?;
+    if source == target {
+        return None;
+    }
+    let addresses: Vec<&str> = record.ports.iter().flat_map(|p| &p.floating_ips).map(|f| f.address.as_str()).collect();
+    Some(Refusal {
+        reason: "FloatingIpNotReachable",
+        message: format!(
+            "server {} has floating IPs {} in the Neutron at {source}, and the target's network endpoint is {target}: \
+             an address cannot follow the server into another Neutron. Migrate between clouds that share one \
+             Neutron, or release the floating IPs first",
+            record.id,
+            addresses.join(", ")
+        ),
+    })
 }

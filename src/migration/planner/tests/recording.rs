@@ -435,6 +435,20 @@ fn a_snapshot_the_target_cannot_read_is_refused_before_anything_changes() {
 }
 
 #[test]
+fn floating_ips_of_another_neutron_are_refused_before_anything_changes() {
+    let with = |target: &str| {
+        let mut cloud = web_cloud("ACTIVE");
+        cloud.target_view.network_endpoints = Some(("http://neutron-old:9696".into(), target.into()));
+        cloud
+    };
+    let message =
+        refused_before_anything_changes(snapshot_spec(), with("http://neutron-new:9696"), "FloatingIpNotReachable");
+    assert!(message.contains("203.0.113.9") && message.contains("http://neutron-new:9696"), "{message}");
+    // One Neutron, reached from both clouds.
+    assert_succeeded(Run::new(snapshot_spec(), with("http://neutron-old:9696")).finish());
+}
+
+#[test]
 fn a_port_the_target_cannot_make_like_the_sources_is_refused_before_anything_changes() {
     // Another cloud's Neutron, which shows the port's security group but lacks an extension.
     let vrrp = |cloud: &mut Cloud| {
