@@ -68,6 +68,12 @@ pub struct MigrationOptions {
     /// changes (reason `EphemeralDisk`). Swap holds no data to keep and needs no such consent.
     #[serde(default)]
     pub accept_ephemeral_data_loss: bool,
+    /// Accept that the replacement boots without the source's user data when the credentials
+    /// cannot read it (default false). Nova shows user data to admins only by its default
+    /// policy: without this, a migration with other credentials is refused before anything
+    /// changes (reason `UserDataUnknown`), since the source may have some.
+    #[serde(default)]
+    pub accept_unreadable_user_data: bool,
     /// What happens to the snapshot once the replacement is `ACTIVE` with its addresses:
     /// `Delete` (default) or `Retain`.
     #[serde(default)]
@@ -458,6 +464,9 @@ pub struct RecordedServer {
     /// after the source is deleted, so it must outlive a restart of the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_data_secret: Option<String>,
+    /// Nova did not show whether it has user data (to credentials without the admin role).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user_data_unreadable: bool,
     /// The server group it is a member of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_group: Option<RecordedServerGroup>,

@@ -64,16 +64,6 @@ pub fn record(
             ),
         });
     }
-    if server.user_data.is_none() {
-        return Err(Refusal {
-            reason: "UserDataUnknown",
-            message: format!(
-                "whether server {} has user data cannot be read (Nova shows it to admins only, by its default \
-                 policy): the replacement would boot without it. Migrate with admin credentials",
-                server.id
-            ),
-        });
-    }
     if server.task_state.is_some() {
         return Err(Refusal {
             reason: "SourceBusy",
@@ -174,6 +164,8 @@ pub fn record(
         hostname: server.hostname.clone(),
         // Named by the caller, who knows the migration.
         user_data_secret: None,
+        // Whether that loss is accepted is the planner's to decide, by the options.
+        user_data_unreadable: server.user_data.is_none(),
         server_group: groups.iter().find(|g| g.members.contains(&server.id)).map(|g| RecordedServerGroup {
             id: g.id.clone(),
             name: g.name.clone(),
@@ -366,11 +358,11 @@ mod tests {
     }
 
     #[test]
-    fn a_server_whose_user_data_cannot_be_read_is_refused() {
+    fn a_server_whose_user_data_cannot_be_read_is_recorded_so() {
         let mut hidden = server(json!({}));
         hidden.user_data = None;
-        let e = record(&hidden, &[], &[], &[], &[]).unwrap_err();
-        assert_eq!(e.reason, "UserDataUnknown");
+        assert!(record(&hidden, &[], &[], &[], &[]).unwrap().user_data_unreadable);
+        assert!(!record(&server(json!({})), &[], &[], &[], &[]).unwrap().user_data_unreadable);
     }
 
     #[test]

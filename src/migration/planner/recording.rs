@@ -49,6 +49,26 @@ impl Planner<'_> {
             return self.refuse(&Refusal { reason, message });
         }
         self.status.accepted_data_loss = loss.map(|(_, loss)| format!("{loss} (spec.acceptEphemeralDataLoss)."));
+        let mut not_kept = not_kept;
+        if record.user_data_unreadable {
+            if !self.input.spec.options.accept_unreadable_user_data {
+                return self.refuse(&Refusal {
+                    reason: "UserDataUnknown",
+                    message: format!(
+                        "whether server {} has user data cannot be read (Nova shows it to admins only, by its \
+                         default policy): the replacement would boot without it. Migrate with admin credentials, \
+                         or set spec.acceptUnreadableUserData",
+                        record.id
+                    ),
+                });
+            }
+            not_kept.push(NotKept {
+                attribute: "user_data".into(),
+                reason: "not readable with these credentials (Nova shows it to admins only); the replacement \
+                         boots without it (spec.acceptUnreadableUserData)"
+                    .into(),
+            });
+        }
         self.status.not_kept = not_kept;
         self.status.source = Some(record.clone());
         self.status.acting_project_id = observed.acting_project.clone();

@@ -118,6 +118,23 @@ fn what_the_targets_microversion_cannot_take_is_refused_or_listed_as_not_kept() 
 }
 
 #[test]
+fn user_data_the_credentials_cannot_read_is_refused_unless_its_loss_is_accepted() {
+    let mut cloud = web_cloud("ACTIVE");
+    cloud.recording.as_mut().unwrap().user_data_unreadable = true;
+    let refused = Run::new(snapshot_spec(), cloud.clone()).step();
+    assert_failed(&refused.status, "UserDataUnknown");
+    let message = failure_message(&refused.status);
+    assert!(message.contains("spec.acceptUnreadableUserData") && message.contains("Nothing was changed"), "{message}");
+
+    let mut run = Run::new(spec(json!({"acceptUnreadableUserData": true})), cloud);
+    assert_succeeded(run.finish());
+    let not_kept: Vec<&str> = run.status().not_kept.iter().map(|n: &NotKept| n.attribute.as_str()).collect();
+    assert_eq!(not_kept, ["user_data"]);
+    // Nothing to boot with: no Secret is named.
+    assert_eq!(run.status().source.as_ref().unwrap().user_data_secret, None);
+}
+
+#[test]
 fn a_target_flavor_of_the_same_name_but_other_sizes_is_refused_unless_mapped() {
     let mut cloud = web_cloud("ACTIVE");
     let size = cloud.recording.as_mut().unwrap().flavor_size.as_mut().unwrap();
