@@ -13,7 +13,7 @@ use osmo::openstack::{Service, Session};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{jsonpath, kubectl_ok};
+use crate::harness::{jsonpath, kubectl_ok, kubectl_stdin_ok};
 use crate::migration::{apply_migration_to, clean_up, setup, wait_condition};
 use crate::openstack::{deleted, fixtures, server_spec, session, unique, wait_status};
 use crate::parallel_nova::{INTO_NOVA2, NOVA2_HOST, nova2};
@@ -200,4 +200,46 @@ fn base64_of(text: &str) -> String {
         }
     }
     out
+}
+
+/// A migration as the project's own user (no admin role): Nova does not show it the server's
+/// user data, so the move is refused unless the user accepts booting without it.
+#[tokio::test]
+async fn without_admin_unreadable_user_data_is_refused_unless_accepted() {
+    let (env, ns, _op) = setup("im-userdata");
+    let (admin, demo) = (session("admin"), session("demo"));
+    let f = fixtures(&admin).await;
+    let spec = server_spec(
+        &unique("vm"),
+        &f,
+        "havana",
+        vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: None }],
+    );
+    let id = demo.compute().create_server(&spec).await.unwrap();
+    wait_status(&demo, &id, "ACTIVE").await;
+    let as_demo = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: osmo.dev/v1alpha1\nkind: InstanceMigration\nmetadata: {{name: {name}}}\n\
+             spec: {{server: {id}, source: {{secretName: clouds, cloud: demo}}, target: {{availabilityZone: icehouse}}{extra}}}\n"
+        )
+    };
+
+    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &as_demo("refused", ""));
+    wait_condition(env, &ns, "refused", "Failed", 120);
+    assert_eq!(
+        jsonpath(env, &ns, "im/refused", "{.status.conditions[?(@.type==\"Failed\")].reason}"),
+        "UserDataUnknown"
+    );
+    let message = jsonpath(env, &ns, "im/refused", "{.status.conditions[?(@.type==\"Failed\")].message}");
+    assert!(message.contains("spec.acceptUnreadableUserData") && message.contains("Nothing was changed."), "{message}");
+    assert_eq!(admin.compute().server(&id).await.unwrap().unwrap().status, "ACTIVE");
+
+    kubectl_stdin_ok(env, &["-n", &ns, "apply", "-f", "-"], &as_demo("accepted", ", acceptUnreadableUserData: true"));
+    wait_condition(env, &ns, "accepted", "Ready", 300);
+    assert_eq!(jsonpath(env, &ns, "im/accepted", "{.status.notKept[*].attribute}"), "user_data");
+    let new_id = jsonpath(env, &ns, "im/accepted", "{.status.target.serverId}");
+    assert!(deleted(&admin, &id).await, "the source still exists");
+    let replacement = admin.compute().server(&new_id).await.unwrap().expect("the replacement exists");
+    assert_eq!((replacement.status.as_str(), replacement.user_data), ("ACTIVE", Some(None)));
+    clean_up(&admin, &[&new_id], &[]).await;
 }

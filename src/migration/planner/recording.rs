@@ -57,7 +57,7 @@ impl Planner<'_> {
                     message: format!(
                         "whether server {} has user data cannot be read (Nova shows it to admins only, by its \
                          default policy): the replacement would boot without it. Migrate with admin credentials, \
-                         or set spec.acceptUnreadableUserData",
+                         or set spec.acceptUnreadableUserData.",
                         record.id
                     ),
                 });
