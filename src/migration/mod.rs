@@ -354,7 +354,7 @@ async fn look(
     Ok(match sessions {
         None => Observed::default(),
         Some(Ok(s)) => match observe::observe(ctx, s, im, status).await {
-            Ok(o) => keep_user_data(ctx, im, o).await?,
+            Ok(o) => keep_user_data(ctx, im, status, o).await?,
             Err(e) if started(status) || e.is_transient() => return Err(forget_if_refused(ctx, im, e)),
             // Before anything changed, a permanent error (e.g. refused credentials) ends it.
             Err(e) => refused("OpenStackError", e.to_string()),
@@ -365,14 +365,24 @@ async fn look(
 }
 
 /// Keeps the user data Recording read in its Secret, before the record naming that Secret is
-/// written; or refuses the migration when the operator may not keep it.
-async fn keep_user_data(ctx: &Context, im: &InstanceMigration, mut o: Observed) -> Result<Observed, ReconcileError> {
+/// written; or refuses the migration when the operator may not keep it. Once a record names the
+/// Secret, it was kept: later looks of a waiting Recording do not write it again.
+async fn keep_user_data(
+    ctx: &Context,
+    im: &InstanceMigration,
+    status: &InstanceMigrationStatus,
+    mut o: Observed,
+) -> Result<Observed, ReconcileError> {
     let (Some(data), Some(Ok(record))) = (o.user_data.take(), &o.recording) else { return Ok(o) };
     let Some(name) = record.user_data_secret.clone() else { return Ok(o) };
+    let kept = status.source.as_ref().and_then(|r| r.user_data_secret.as_deref()) == Some(name.as_str());
+    if kept {
+        return Ok(o);
+    }
     if let Err(refusal) = user_data::store(&ctx.shared.client, im, &name, &data).await? {
         o.recording = Some(Err(refusal));
     }
-    ctx.shared.metrics.kubernetes_write("InstanceMigration");
+    ctx.shared.metrics.kubernetes_write("Secret");
     Ok(o)
 }
 
