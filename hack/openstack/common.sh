@@ -27,6 +27,8 @@ export OSMO_NOVA2_PORT=${OSMO_NOVA2_PORT:-8764}
 export OSMO_PLACEMENT_PORT=${OSMO_PLACEMENT_PORT:-8778}
 export OSMO_GLANCE_PORT=${OSMO_GLANCE_PORT:-9292}
 export OSMO_NEUTRON_PORT=${OSMO_NEUTRON_PORT:-9696}
+# Cinder's API (one Cinder, shared by both Novas)
+export OSMO_CINDER_PORT=${OSMO_CINDER_PORT:-8766}
 export OSMO_MYSQL_PORT=${OSMO_MYSQL_PORT:-3306}
 export OSMO_RABBIT_PORT=${OSMO_RABBIT_PORT:-5672}
 export OSMO_RABBIT_DIST_PORT=${OSMO_RABBIT_DIST_PORT:-25672}
@@ -35,7 +37,7 @@ export OSMO_EPMD_PORT=${OSMO_EPMD_PORT:-4369}
 # Test-only credentials. ostack.py has the same defaults and reads the same variables.
 export OSMO_OS_ADMIN_PASSWORD=${OSMO_OS_ADMIN_PASSWORD:-secret}
 export OSMO_OS_DEMO_PASSWORD=${OSMO_OS_DEMO_PASSWORD:-demo-secret}
-SERVICE_PASSWORD=secret   # nova/glance/neutron/placement service users
+SERVICE_PASSWORD=secret   # nova/glance/neutron/placement/cinder service users
 DB_PASSWORD=secret        # MariaDB user 'os'@'127.0.0.1'
 
 KEYSTONE_URL=http://127.0.0.1:$OSMO_KEYSTONE_PORT
@@ -49,7 +51,11 @@ declare -A NOVA_PORT=([nova]=$OSMO_NOVA_PORT [nova2]=$OSMO_NOVA2_PORT)
 declare -A NOVA_VHOST=([nova]="" [nova2]=nova2)
 # compute hosts (fake driver) of each; host names are unique across both (they share Placement)
 declare -A NOVA_HOSTS=([nova]="havana-1 icehouse-1" [nova2]="juno-1")
-API_SERVICES="keystone keystone-short placement glance nova-api nova2-api neutron"
+API_SERVICES="keystone keystone-short placement glance nova-api nova2-api neutron cinder-api"
+# Cinder's other processes: its scheduler and its volume service (fake driver, see README)
+CINDER_SERVICES="cinder-scheduler cinder-volume"
+# Cinder's own RabbitMQ virtual host
+CINDER_VHOST=cinder
 
 # A PID file is only trusted while its process still has the start time recorded beside
 # it (NAME.stime): a PID file left stale by a reboot or a crash can then never make us

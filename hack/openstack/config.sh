@@ -89,6 +89,7 @@ EOF
 
   local nova
   for nova in $NOVAS; do write_nova_configs "$nova"; done
+  write_cinder_configs
 
   { cat <<EOF
 [DEFAULT]
@@ -160,10 +161,11 @@ workers = 1
 enabled = false
 [glance]
 region_name = $region
-[cinder]
-os_region_name = $region
 EOF
     authtoken_section nova
+    # Both Novas attach and detach through the one Cinder, found in their own region.
+    auth_section cinder nova "$region"
+    echo "os_region_name = $region"
     auth_section placement placement "$region"
     auth_section neutron neutron "$region"
     auth_section service_user nova "$region"
@@ -176,4 +178,44 @@ connection = $(dburl "${nova}_api")
 [database]
 connection = $(dburl "${nova}_cell1")
 EOF
+}
+
+# write_cinder_configs: Cinder's API, scheduler and volume service, in $ETC/cinder. One
+# backend, 'fake': Cinder's own FakeLoggingVolumeDriver (the LVM driver with every command
+# only logged; see README for why not real LVM). Volumes still pass through Cinder's whole
+# state machine, and attachments are real Cinder attachments.
+write_cinder_configs() {
+  mkdir -p "$ETC/cinder" "$DATA/cinder" "$DATA/locks/cinder"
+  { cat <<EOF
+[DEFAULT]
+transport_url = $TRANSPORT_URL$CINDER_VHOST
+my_ip = 127.0.0.1
+host = cinder-1
+state_path = $DATA/cinder
+auth_strategy = keystone
+api_paste_config = $VENV/etc/cinder/api-paste.ini
+enabled_backends = fake
+glance_api_servers = http://127.0.0.1:$OSMO_GLANCE_PORT
+report_interval = 5
+service_down_time = 20
+periodic_fuzzy_delay = 0
+osapi_volume_workers = 1
+# generous default quotas: the tests that run side by side all make volumes
+quota_volumes = 500
+quota_gigabytes = 5000
+quota_snapshots = 500
+[database]
+connection = $(dburl cinder)
+[oslo_concurrency]
+lock_path = $DATA/locks/cinder
+[fake]
+volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
+volume_backend_name = fake
+target_helper = fake
+EOF
+    authtoken_section cinder
+    auth_section nova cinder
+    auth_section service_user cinder
+    echo "send_service_user_token = true"
+  } > "$ETC/cinder/cinder.conf"
 }

@@ -5,6 +5,7 @@ Used as a module by seed.py and smoke.py, and as a command by up.sh:
     ostack.py health                  exit 0 when the stack is up and seeded (quick)
     ostack.py wait-computes SECS      wait until every seeded nova-compute service is up
     ostack.py wait-hypervisors SECS   wait until every seeded hypervisor is listed and up
+    ostack.py wait-volume-service SECS  wait until Cinder's volume service is up
 
 Every wait gives up early when a process named in OSMO_OS_WATCH (PID file paths,
 separated by spaces) has died, so a crash is reported at once, not after the deadline.
@@ -187,6 +188,12 @@ def hypervisors_up(clouds):
     return True
 
 
+def volume_service_up(cloud):
+    """Whether Cinder's volume service (backend 'fake') is up and enabled."""
+    svcs = cloud.get('block-storage', '/os-services?binary=cinder-volume')['services']
+    return any(s['state'] == 'up' and s['status'] == 'enabled' for s in svcs)
+
+
 def admins():
     """An admin token for each Nova's region."""
     return {region: admin(region) for region in NOVAS}
@@ -198,6 +205,8 @@ def health():
     demo()
     if not hypervisors_up(clouds):
         raise Error('hypervisors not up')
+    if not volume_service_up(clouds[REGION_ONE]):
+        raise Error('cinder-volume not up')
     cloud = clouds[REGION_ONE]
     images = cloud.get('image', '/images?name=base')['images']
     if not images or images[0]['status'] != 'active':
@@ -224,6 +233,8 @@ def main(argv):
             wait('the seeded nova-compute services', lambda: computes_up(cloud()), secs)
         elif cmd == 'wait-hypervisors':
             wait('the seeded hypervisors', lambda: hypervisors_up(cloud()), secs)
+        elif cmd == 'wait-volume-service':
+            wait("Cinder's volume service", lambda: volume_service_up(cloud()[REGION_ONE]), secs)
         else:
             print(__doc__, file=sys.stderr)
             return 2

@@ -10,6 +10,10 @@
   that a replacement (which carries its source's metadata) fails to boot until a test says.
 - get_host_uptime(): GET /os-hypervisors at microversion 2.88+ asks every compute for
   its uptime; the stock FakeDriver raises NotImplementedError there.
+- Detaching a tagged volume: nova-compute then removes the volume's entry from the
+  server's device metadata, which libvirt builds from the tags but the FakeDriver never
+  does; without the metadata the detach fails after Cinder's attachment is gone, and
+  Nova keeps listing the volume. The removal is skipped when there is no metadata.
 
 Arguments are nova-compute's own (--config-file ...). The nova package is not modified.
 """
@@ -56,6 +60,18 @@ def get_host_uptime(self):
     return ' 00:00:00 up 1 day,  0 users,  load average: 0.00, 0.00, 0.00'
 
 
+from nova.compute import manager  # noqa: E402
+
+_stock_delete_disk_metadata = manager.ComputeManager._delete_disk_metadata
+
+
+def delete_disk_metadata(self, instance, bdm):
+    if instance.device_metadata is None:
+        return
+    _stock_delete_disk_metadata(self, instance, bdm)
+
+
+manager.ComputeManager._delete_disk_metadata = delete_disk_metadata
 fake.FakeDriver.snapshot = snapshot
 fake.FakeDriver.spawn = spawn
 fake.FakeDriver.get_host_uptime = get_host_uptime

@@ -1,8 +1,8 @@
 """Seeds osmo's OpenStack test stack over REST (Python standard library only).
 
     seed.py keystone   service project and users, catalog (RegionOne: every service;
-                       RegionTwo: the second Nova and the same Keystone, Glance, Neutron and
-                       Placement), project 'demo' with user 'demo'
+                       RegionTwo: the second Nova and the same Keystone, Glance, Neutron,
+                       Placement and Cinder), project 'demo' with user 'demo'
     seed.py resources  flavor m1.tiny in both Novas, image 'base', networks 'private' and
                        'public' (floating IP pool), router 'r1'
     seed.py zones      availability zones havana and icehouse in the first Nova, juno in the
@@ -19,7 +19,7 @@ import ostack
 SERVICE_PASSWORD = 'secret'  # same as common.sh
 PORTS = {name: os.environ.get('OSMO_%s_PORT' % name.upper(), default) for name, default in
          (('keystone', '5000'), ('nova', '8774'), ('nova2', '8764'), ('placement', '8778'),
-          ('glance', '9292'), ('neutron', '9696'))}
+          ('glance', '9292'), ('neutron', '9696'), ('cinder', '8766'))}
 # (service user and name, type, {region: public URL}): each region has its own Nova; the
 # other services are one, registered in both regions.
 SHARED = ostack.NOVAS.keys()
@@ -30,6 +30,9 @@ SERVICES = [
     ('placement', 'placement', dict.fromkeys(SHARED, 'http://127.0.0.1:%s' % PORTS['placement'])),
     ('glance', 'image', dict.fromkeys(SHARED, 'http://127.0.0.1:%s' % PORTS['glance'])),
     ('neutron', 'network', dict.fromkeys(SHARED, 'http://127.0.0.1:%s' % PORTS['neutron'])),
+    # with the project in the URL, as most clouds still register Cinder (keystone fills it in)
+    ('cinder', 'block-storage',
+     dict.fromkeys(SHARED, 'http://127.0.0.1:%s/v3/$(project_id)s' % PORTS['cinder'])),
 ]
 PRIVATE_CIDR = '198.51.100.0/24'   # documentation ranges: no packet is ever sent on them
 PUBLIC_CIDR = '203.0.113.0/24'

@@ -7,6 +7,8 @@
 #   A second, separate Nova in region RegionTwo sharing Keystone, Glance, Neutron and
 #   Placement: API :8764, its own conductor, scheduler, databases and cell, and
 #   nova-compute juno-1 in zone juno.
+#   Cinder, shared by both Novas: API :8766, cinder-scheduler, cinder-volume (Cinder's fake
+#   driver, backend 'fake').
 #   Fixtures: flavor m1.tiny (in both Novas), image 'base', networks 'private' and 'public'
 #   (floating IP pool), router r1, project 'demo' with user 'demo'. Credentials: clouds.sh.
 #
@@ -30,7 +32,7 @@ flock -w "$TIMEOUT" 9 || { log "another up.sh holds $OS_STATE/up.lock"; exit 1; 
 # The machine sets PYTHONDONTWRITEBYTECODE; let the services cache their bytecode in the
 # venv instead, which makes every later start several seconds faster per process.
 unset PYTHONDONTWRITEBYTECODE
-ALL_NAMES="epmd rabbit mariadb $API_SERVICES"
+ALL_NAMES="epmd rabbit mariadb $API_SERVICES $CINDER_SERVICES"
 for nova in $NOVAS; do
   ALL_NAMES+=" $nova-conductor $nova-scheduler"
   for h in ${NOVA_HOSTS[$nova]}; do ALL_NAMES+=" $nova-compute-$h"; done
@@ -153,7 +155,7 @@ ensure_venv() {
   {
     "$PY3" -m venv "$VENV" &&
     "${pip[@]}" pip setuptools wheel &&
-    "${pip[@]}" keystone nova glance neutron openstack-placement uwsgi PyMySQL &&
+    "${pip[@]}" keystone nova glance neutron openstack-placement cinder uwsgi PyMySQL &&
     rm -rf "$OS_CACHE/fakebind" && cp -r "$OS_HACK/fakebind" "$OS_CACHE/fakebind" &&
     "${pip[@]}" --no-build-isolation --no-deps "$OS_CACHE/fakebind"
   } >"$LOGS/setup-venv.log" 2>&1 || { rm -rf "$VENV"; fail "building the venv failed" setup-venv; }
@@ -170,11 +172,12 @@ loopback_users = none
 EOF
   echo '[].' > "$r/enabled_plugins"
   # One virtual host per Nova ('/' for the first), so that neither's conductor, scheduler
-  # or computes ever take the other's messages. Definitions given at boot replace the
+  # or computes ever take the other's messages; and Cinder's own. Definitions given at boot replace the
   # default user, which is therefore defined here too (guest/guest, sha256-hashed).
   echo "load_definitions = $r/definitions.json" >> "$r/rabbitmq.conf"
   local vhosts=() nova
   for nova in $NOVAS; do vhosts+=("${NOVA_VHOST[$nova]:-/}"); done
+  vhosts+=("$CINDER_VHOST")
   "$PY3" - "$r/definitions.json" "${vhosts[@]}" <<'EOF'
 import base64, hashlib, json, os, sys
 salt = os.urandom(4)
@@ -223,7 +226,8 @@ start_mariadb() {
 check_ports() {
   local p
   for p in "$OSMO_MYSQL_PORT" "$OSMO_RABBIT_PORT" "$OSMO_RABBIT_DIST_PORT" "$OSMO_KEYSTONE_PORT" "$OSMO_KEYSTONE_SHORT_PORT" \
-           "$OSMO_NOVA_PORT" "$OSMO_NOVA2_PORT" "$OSMO_PLACEMENT_PORT" "$OSMO_GLANCE_PORT" "$OSMO_NEUTRON_PORT"; do
+           "$OSMO_NOVA_PORT" "$OSMO_NOVA2_PORT" "$OSMO_PLACEMENT_PORT" "$OSMO_GLANCE_PORT" "$OSMO_NEUTRON_PORT" \
+           "$OSMO_CINDER_PORT"; do
     if port_open "$p"; then fail "port $p on 127.0.0.1 is taken by a process that is not this stack's"; fi
   done
 }
@@ -237,12 +241,13 @@ CREATE USER IF NOT EXISTS 'os'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
 GRANT ALL ON *.* TO 'os'@'127.0.0.1';
 CREATE DATABASE IF NOT EXISTS keystone; CREATE DATABASE IF NOT EXISTS placement;
 CREATE DATABASE IF NOT EXISTS glance; CREATE DATABASE IF NOT EXISTS neutron;
+CREATE DATABASE IF NOT EXISTS cinder;
 $(for nova in $NOVAS; do for db in api cell0 cell1; do echo "CREATE DATABASE IF NOT EXISTS ${nova}_$db;"; done; done)
 EOF
   log "mariadb ready on :$OSMO_MYSQL_PORT ($(elapsed "$T0")s)"
 }
 
-# RabbitMQ boots (a few seconds) while the databases are set up; only nova needs it.
+# RabbitMQ boots (a few seconds) while the databases are set up; only nova and cinder need it.
 wait_rabbit() {
   wait_until rabbit "RabbitMQ on :$OSMO_RABBIT_PORT" port_open "$OSMO_RABBIT_PORT"
   log "rabbitmq ready on :$OSMO_RABBIT_PORT ($(elapsed "$T0")s)"
@@ -356,6 +361,16 @@ setup_neutron() {
   start_uwsgi neutron "$OSMO_NEUTRON_PORT" neutron.wsgi.api:application
 }
 
+# Cinder's API reads its configuration from its command line (uWSGI's --pyargv).
+setup_cinder() {
+  if cached cinder; then restore cinder; else
+    "$VENV/bin/cinder-manage" --config-file "$ETC/cinder/cinder.conf" db sync
+    save cinder cinder
+  fi
+  start_uwsgi cinder-api "$OSMO_CINDER_PORT" cinder.wsgi.api:application \
+    --pyargv "--config-file $ETC/cinder/cinder.conf"
+}
+
 seed() { "$VENV/bin/python" -B "$OS_HACK/seed.py" "$1" >>"$LOGS/setup-seed.log" 2>&1 || fail "seed.py $1 failed" setup-seed; }
 
 # conductor_registered NOVA: its conductor has registered its service record: computes
@@ -404,6 +419,7 @@ job placement setup_placement
 for nova in $NOVAS; do job "$nova" setup_nova "$nova"; done
 job neutron setup_neutron
 job glance setup_glance
+job cinder setup_cinder
 start_keystone >"$LOGS/setup-keystone.log" 2>&1 || fail "setting up keystone failed" setup-keystone
 wait_http keystone "$OSMO_KEYSTONE_PORT"
 wait_http keystone-short "$OSMO_KEYSTONE_SHORT_PORT"
@@ -419,6 +435,8 @@ for nova in $NOVAS; do
   start "$nova-conductor" "$VENV/bin/nova-conductor" $(nova_args "$nova")
   start "$nova-scheduler" "$VENV/bin/nova-scheduler" $(nova_args "$nova")
 done
+wait_job cinder
+for c in $CINDER_SERVICES; do start "$c" "$VENV/bin/$c" --config-file "$ETC/cinder/cinder.conf"; done
 wait_job placement
 wait_http placement "$OSMO_PLACEMENT_PORT"   # computes report to placement at start
 for nova in $NOVAS; do
@@ -434,11 +452,13 @@ for nova in $NOVAS; do
   done
   WATCHED+=" $nova-api $nova-conductor $nova-scheduler"
 done
+WATCHED+=" cinder-api $CINDER_SERVICES"
 wait_job glance
 wait_job neutron
 for nova in $NOVAS; do wait_http "$nova-api" "${NOVA_PORT[$nova]}"; done
 wait_http glance "$OSMO_GLANCE_PORT"
 wait_http neutron "$OSMO_NEUTRON_PORT"
+wait_http cinder-api "$OSMO_CINDER_PORT"
 # flavor, image, networks while the computes register
 job resources seed resources
 os_wait computes $WATCHED
@@ -448,6 +468,7 @@ for nova in $NOVAS; do
   wait "${JOBS[discover-$nova]}" || fail "nova-manage cell_v2 discover_hosts ($nova) failed" "setup-discover-$nova"
 done
 os_wait hypervisors $WATCHED
+os_wait volume-service $WATCHED
 wait "${JOBS[resources]}" || fail "seed.py resources failed" setup-seed
 
 phase "availability zones"
