@@ -256,6 +256,7 @@ fn server_create(replacement: Replacement, mut metadata: BTreeMap<String, String
         host: replacement.host,
         networks,
         idempotency_key: UID_KEY.to_string(),
+        block_devices: Vec::new(),
     }
 }
 

@@ -363,3 +363,31 @@ async fn what_recording_checks_is_read_roles_endpoints_limits_and_security_group
     let paths: Vec<_> = cloud.calls().into_iter().map(|c| c.path).collect();
     assert!(paths.iter().any(|p| p == "/v2.0/security-groups?project_id=p-1&fields=id&fields=name"), "{paths:?}");
 }
+
+#[tokio::test]
+async fn cinders_microversion_is_negotiated_at_its_version_root_and_sent_as_volume() {
+    let cloud = FakeCloud::start("2.95", |call: &Call| match call.path.as_str() {
+        "/v3/" => {
+            ok(json!({"versions": [{"id": "v3.0", "status": "CURRENT", "min_version": "3.0", "version": "3.79"}]}))
+        }
+        "/v3/p-1/volumes/gone" => status(404, "Volume gone could not be found."),
+        _ => ok(json!({"volume": {"id": "v1", "status": "in-use", "size": 1, "bootable": "true",
+            "attachments": [{"server_id": "s1", "attachment_id": "a1", "device": "/dev/vda"}]}})),
+    })
+    .await;
+    let session = cloud.session("secret");
+    let volume = session.block_storage().volume("v1").await.unwrap().unwrap();
+    assert!(volume.bootable && volume.attachments[0].attachment_id.as_deref() == Some("a1"));
+    assert_eq!(session.block_storage().volume("gone").await.unwrap(), None);
+    let calls: Vec<_> = cloud.calls().into_iter().map(|c| (c.path, c.api_version)).collect();
+    let newest = Some("volume 3.71".to_string());
+    assert_eq!(
+        calls,
+        [
+            ("/v3/".to_string(), None),
+            ("/v3/p-1/volumes/v1".to_string(), newest.clone()),
+            ("/v3/p-1/volumes/gone".to_string(), newest)
+        ],
+        "the version document once, below the project; then osmo's newest"
+    );
+}

@@ -31,6 +31,17 @@ pub const DESCRIPTION: Microversion = Microversion(2, 19);
 pub const BOOT_WITH_TAGS: Microversion = Microversion(2, 52);
 /// From this microversion a server is booted with a hostname of its own.
 pub const BOOT_WITH_HOSTNAME: Microversion = Microversion(2, 90);
+/// From this microversion a server's block devices are booted with their tags (2.32 took
+/// them too; 2.33 to 2.41 did not).
+pub const BOOT_WITH_DEVICE_TAGS: Microversion = Microversion(2, 42);
+/// The one older microversion that took tags on block devices.
+const BOOT_WITH_DEVICE_TAGS_ONCE: Microversion = Microversion(2, 32);
+/// From this microversion a volume is attached with a tag.
+pub const ATTACH_WITH_TAG: Microversion = Microversion(2, 49);
+/// From this microversion a volume is attached with `delete_on_termination`.
+pub const ATTACH_WITH_DELETE_ON_TERMINATION: Microversion = Microversion(2, 79);
+/// From this microversion an attached volume's `delete_on_termination` can be changed.
+pub const UPDATE_DELETE_ON_TERMINATION: Microversion = Microversion(2, 85);
 
 /// A nova-compute (or other Nova) service record.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
@@ -112,7 +123,7 @@ pub struct Server {
     /// Microversion 2.26 or newer.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "config_drive")]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub config_drive: bool,
     /// Shown to admins (by Nova's default policy) from microversion 2.3.
     #[serde(default, rename = "OS-EXT-SRV-ATTR:hostname")]
@@ -252,15 +263,42 @@ fn unlimited() -> i64 {
     -1
 }
 
-/// A volume attachment of a server.
+/// A volume attachment of a server, as Nova shows it at the session's microversion.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 pub struct VolumeAttachment {
     #[serde(rename = "volumeId")]
     pub volume_id: String,
     #[serde(default)]
     pub device: Option<String>,
+    /// Shown from microversion 2.79.
     #[serde(default)]
     pub delete_on_termination: Option<bool>,
+    /// Shown from microversion 2.70 (`None` also when the attachment has none).
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// The Cinder attachment's ID, shown from microversion 2.89.
+    #[serde(default)]
+    pub attachment_id: Option<String>,
+}
+
+/// An existing volume, as a new server boots with it or as it is attached to a server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockDevice {
+    pub volume_id: String,
+    /// 0 for the volume the server boots from; `None` for a volume it does not boot from.
+    /// Nova takes it at boot only.
+    pub boot_index: Option<i32>,
+    /// A device name such as `/dev/vdb`, which the hypervisor may or may not honour.
+    pub device_name: Option<String>,
+    pub tag: Option<String>,
+    /// Whether Nova deletes the volume with the server.
+    pub delete_on_termination: bool,
+}
+
+impl BlockDevice {
+    fn is_root(&self) -> bool {
+        self.boot_index == Some(0)
+    }
 }
 
 /// What a new server is made of.
@@ -285,6 +323,9 @@ pub struct ServerCreate {
     pub user_data: Option<UserData>,
     /// The server group to join (scheduler hint `group`).
     pub server_group: Option<String>,
+    /// Existing volumes to boot with; one with boot index 0 is the root disk, and then
+    /// `image_id` is empty.
+    pub block_devices: Vec<BlockDevice>,
 }
 
 /// The metadata only by its size: it is the tenant's, kept in the migration's status, and
@@ -308,6 +349,7 @@ impl std::fmt::Debug for ServerCreate {
             hostname,
             user_data,
             server_group,
+            block_devices,
         } = self;
         f.debug_struct("ServerCreate")
             .field("name", name)
@@ -326,6 +368,7 @@ impl std::fmt::Debug for ServerCreate {
             .field("hostname", hostname)
             .field("user_data", user_data)
             .field("server_group", server_group)
+            .field("block_devices", block_devices)
             .finish()
     }
 }
@@ -728,26 +771,89 @@ impl Compute<'_> {
             .json()?;
         Ok(body.attachments)
     }
+
+    /// Changes whether Nova deletes an attached volume with the server (microversion 2.85).
+    pub async fn set_delete_on_termination(&self, server_id: &str, volume_id: &str, delete: bool) -> Result<(), Error> {
+        if self.version().await?.is_none_or(|v| v < UPDATE_DELETE_ON_TERMINATION) {
+            return Err(Error::Unsupported(format!(
+                "changing delete_on_termination of an attached volume needs Nova microversion {UPDATE_DELETE_ON_TERMINATION}"
+            )));
+        }
+        let body = json!({"volumeAttachment": {"volumeId": volume_id, "delete_on_termination": delete}});
+        let path = format!("/servers/{server_id}/os-volume_attachments/{volume_id}");
+        self.send(self.request(Method::PUT, path).await?.json(body)).await.map(|_| ())
+    }
+
+    /// Attaches an existing volume to a server. Sent once: sent again, it would meet the
+    /// volume attached (or attaching) and be refused; look at the attachments instead.
+    pub async fn attach_volume(&self, server_id: &str, volume: &BlockDevice) -> Result<(), Error> {
+        let body = volume_attachment_body(volume, self.version().await?)?;
+        let path = format!("/servers/{server_id}/os-volume_attachments");
+        self.send(self.request(Method::POST, path).await?.json(body)).await.map(|_| ())
+    }
+
+    /// Detaches a volume from a server; one not attached (any more) is not an error. Nova
+    /// answers at once and detaches in the background: the volume is `detaching` in Cinder,
+    /// then `available`.
+    pub async fn detach_volume(&self, server_id: &str, volume_id: &str) -> Result<(), Error> {
+        let path = format!("/servers/{server_id}/os-volume_attachments/{volume_id}");
+        ignore_not_found(self.send(self.request(Method::DELETE, path).await?).await)
+    }
+}
+
+/// The body of `POST /servers/{id}/os-volume_attachments`. A volume's boot index is not
+/// Nova's to take on attach: it is left out.
+pub fn volume_attachment_body(volume: &BlockDevice, version: Option<Microversion>) -> Result<serde_json::Value, Error> {
+    let mut attachment = json!({"volumeId": volume.volume_id});
+    if let Some(device) = &volume.device_name {
+        attachment["device"] = json!(device);
+    }
+    if let Some(tag) = &volume.tag {
+        needs("attaching a volume with a tag", ATTACH_WITH_TAG, version)?;
+        attachment["tag"] = json!(tag);
+    }
+    if volume.delete_on_termination {
+        needs("attaching a volume to be deleted with the server", ATTACH_WITH_DELETE_ON_TERMINATION, version)?;
+        attachment["delete_on_termination"] = json!(true);
+    }
+    Ok(json!({ "volumeAttachment": attachment }))
+}
+
+/// What the target's microversion cannot take was decided at Recording: never dropped here.
+fn needs(what: &str, since: Microversion, version: Option<Microversion>) -> Result<(), Error> {
+    match version {
+        Some(v) if v >= since => Ok(()),
+        _ => Err(Error::Unsupported(format!("{what} needs Nova microversion {since}"))),
+    }
 }
 
 /// The body of `POST /servers`.
 pub fn server_create_body(spec: &ServerCreate, version: Option<Microversion>) -> Result<serde_json::Value, Error> {
     let mut server = json!({
         "name": spec.name,
-        "imageRef": spec.image_id,
         "flavorRef": spec.flavor_id,
         "metadata": spec.metadata,
     });
+    let root_volume = spec.block_devices.iter().find(|d| d.is_root());
+    match (spec.image_id.as_str(), root_volume) {
+        ("", None) => {
+            return Err(Error::Unsupported(
+                "a server needs an image or a volume with boot index 0 to boot from".into(),
+            ));
+        }
+        (image, None) => server["imageRef"] = json!(image),
+        ("", Some(_)) => {}
+        (image, Some(root)) => {
+            return Err(Error::Unsupported(format!(
+                "a server boots from image {image} or from volume {}, not both",
+                root.volume_id
+            )));
+        }
+    }
     if let Some(key) = &spec.key_name {
         server["key_name"] = json!(key);
     }
-    // What the target's microversion cannot take was decided at Recording: never dropped here.
-    let needs = |field: &str, since: Microversion| -> Result<(), Error> {
-        match version {
-            Some(v) if v >= since => Ok(()),
-            _ => Err(Error::Unsupported(format!("booting a server with its {field} needs Nova microversion {since}"))),
-        }
-    };
+    let needs = |field: &str, since: Microversion| needs(&format!("booting a server with its {field}"), since, version);
     if let Some(description) = &spec.description {
         needs("description", DESCRIPTION)?;
         server["description"] = json!(description);
@@ -762,6 +868,14 @@ pub fn server_create_body(spec: &ServerCreate, version: Option<Microversion>) ->
     }
     if spec.config_drive {
         server["config_drive"] = json!(true);
+    }
+    if !spec.block_devices.is_empty() {
+        let tagged = spec.block_devices.iter().any(|d| d.tag.is_some());
+        if tagged && version != Some(BOOT_WITH_DEVICE_TAGS_ONCE) {
+            needs("block device tags", BOOT_WITH_DEVICE_TAGS)?;
+        }
+        server["block_device_mapping_v2"] =
+            json!(spec.block_devices.iter().map(block_device_mapping).collect::<Vec<_>>());
     }
     if let Some(user_data) = &spec.user_data {
         server["user_data"] = json!(user_data.0);
@@ -804,6 +918,26 @@ pub fn server_create_body(spec: &ServerCreate, version: Option<Microversion>) ->
         body["os:scheduler_hints"] = json!({"group": group});
     }
     Ok(body)
+}
+
+/// One entry of `block_device_mapping_v2`: an existing volume, used as it is.
+fn block_device_mapping(device: &BlockDevice) -> serde_json::Value {
+    let mut mapping = json!({
+        "uuid": device.volume_id,
+        "source_type": "volume",
+        "destination_type": "volume",
+        "delete_on_termination": device.delete_on_termination,
+    });
+    if let Some(index) = device.boot_index {
+        mapping["boot_index"] = json!(index);
+    }
+    if let Some(name) = &device.device_name {
+        mapping["device_name"] = json!(name);
+    }
+    if let Some(tag) = &device.tag {
+        mapping["tag"] = json!(tag);
+    }
+    mapping
 }
 
 /// The fields of a ComputeService, for merging a legacy partial answer into.
@@ -890,8 +1024,9 @@ fn shown<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// `True` (or `true`) when the server has a config drive, an empty string when not.
-fn config_drive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+/// A boolean that some APIs write as a string: Nova's `config_drive` is `True` or an empty
+/// string, Cinder's `bootable` is `"true"` or `"false"`.
+pub(crate) fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(match serde_json::Value::deserialize(d)? {
         serde_json::Value::Bool(b) => b,
         serde_json::Value::String(s) => s.eq_ignore_ascii_case("true"),
@@ -1055,6 +1190,111 @@ mod tests {
         s.networks = vec![NetworkAttachment::Auto];
         assert_eq!(server_create_body(&s, Some(NEWEST_SUPPORTED)).unwrap()["server"]["networks"], "auto");
         assert!(server_create_body(&s, Some(Microversion(2, 36))).unwrap()["server"].get("networks").is_none());
+    }
+
+    fn volume(id: &str, boot_index: Option<i32>) -> BlockDevice {
+        BlockDevice { volume_id: id.into(), boot_index, ..Default::default() }
+    }
+
+    #[test]
+    fn a_server_boots_from_its_root_volume_with_its_data_volumes_and_no_image() {
+        let mut s = spec();
+        s.image_id = String::new();
+        s.block_devices = vec![
+            volume("root", Some(0)),
+            BlockDevice {
+                device_name: Some("/dev/vdb".into()),
+                tag: Some("data".into()),
+                delete_on_termination: true,
+                ..volume("data", None)
+            },
+        ];
+        let body = server_create_body(&s, Some(NEWEST_SUPPORTED)).unwrap();
+        assert!(body["server"].get("imageRef").is_none(), "{body}");
+        assert_eq!(
+            body["server"]["block_device_mapping_v2"],
+            json!([
+                {"uuid": "root", "source_type": "volume", "destination_type": "volume", "boot_index": 0,
+                    "delete_on_termination": false},
+                {"uuid": "data", "source_type": "volume", "destination_type": "volume", "device_name": "/dev/vdb",
+                    "tag": "data", "delete_on_termination": true}
+            ])
+        );
+        let shown = format!("{s:?}");
+        assert!(shown.contains("block_devices: [BlockDevice { volume_id: \"root\""), "{shown}");
+    }
+
+    #[test]
+    fn an_image_and_a_root_volume_or_neither_are_refused() {
+        let mut s = spec();
+        s.block_devices = vec![volume("root", Some(0))];
+        let both = server_create_body(&s, Some(NEWEST_SUPPORTED)).unwrap_err();
+        assert!(both.to_string().contains("from image img or from volume root, not both"), "{both}");
+        s.image_id = String::new();
+        s.block_devices = vec![volume("data", None)];
+        assert!(server_create_body(&s, Some(NEWEST_SUPPORTED)).is_err());
+        // data volumes beside an image
+        s.image_id = "img".into();
+        let body = server_create_body(&s, Some(NEWEST_SUPPORTED)).unwrap();
+        assert_eq!(
+            (body["server"]["imageRef"].as_str(), body["server"]["block_device_mapping_v2"][0]["uuid"].as_str()),
+            (Some("img"), Some("data"))
+        );
+    }
+
+    #[test]
+    fn block_device_tags_need_a_microversion_that_takes_them() {
+        let mut s = spec();
+        s.block_devices = vec![BlockDevice { tag: Some("db".into()), ..volume("data", None) }];
+        for refused in [Microversion(2, 31), Microversion(2, 33), Microversion(2, 41)] {
+            let e = server_create_body(&s, Some(refused)).unwrap_err();
+            assert!(e.to_string().contains("block device tags needs Nova microversion 2.42"), "{refused}: {e}");
+        }
+        assert!(server_create_body(&s, None).is_err());
+        for taken in [Microversion(2, 32), Microversion(2, 42)] {
+            assert_eq!(
+                server_create_body(&s, Some(taken)).unwrap()["server"]["block_device_mapping_v2"][0]["tag"],
+                "db"
+            );
+        }
+        s.block_devices[0].tag = None;
+        assert!(server_create_body(&s, Some(Microversion(2, 33))).is_ok());
+    }
+
+    #[test]
+    fn an_attachment_carries_device_tag_and_deletion_where_the_microversion_takes_them() {
+        let data = BlockDevice {
+            device_name: Some("/dev/vdc".into()),
+            tag: Some("logs".into()),
+            delete_on_termination: true,
+            ..volume("v1", Some(1))
+        };
+        assert_eq!(
+            volume_attachment_body(&data, Some(NEWEST_SUPPORTED)).unwrap(),
+            json!({"volumeAttachment": {"volumeId": "v1", "device": "/dev/vdc", "tag": "logs", "delete_on_termination": true}})
+        );
+        let e = volume_attachment_body(&data, Some(Microversion(2, 78))).unwrap_err();
+        assert!(e.to_string().contains("needs Nova microversion 2.79"), "{e}");
+        let e = volume_attachment_body(&data, Some(Microversion(2, 48))).unwrap_err();
+        assert!(e.to_string().contains("with a tag needs Nova microversion 2.49"), "{e}");
+        let plain = volume("v2", None);
+        assert_eq!(volume_attachment_body(&plain, None).unwrap(), json!({"volumeAttachment": {"volumeId": "v2"}}));
+    }
+
+    #[test]
+    fn attachments_decode_with_and_without_the_newer_fields() {
+        let new: VolumeAttachment = serde_json::from_value(json!({"id": "v1", "serverId": "s1", "volumeId": "v1",
+            "device": "/dev/vdb", "tag": "data", "delete_on_termination": false, "attachment_id": "a1",
+            "bdm_uuid": "b1"}))
+        .unwrap();
+        assert_eq!(
+            (new.tag.as_deref(), new.delete_on_termination, new.attachment_id.as_deref()),
+            (Some("data"), Some(false), Some("a1"))
+        );
+        let old: VolumeAttachment =
+            serde_json::from_value(json!({"id": "v1", "serverId": "s1", "volumeId": "v1", "device": "/dev/vdb"}))
+                .unwrap();
+        assert_eq!((old.tag, old.delete_on_termination, old.attachment_id), (None, None, None));
     }
 
     #[test]

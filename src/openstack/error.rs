@@ -63,16 +63,25 @@ pub enum Service {
     Compute,
     Image,
     Network,
+    /// Cinder, v3.
+    BlockStorage,
 }
 
 impl Service {
     /// The service type in the Keystone catalog.
     pub fn catalog_type(self) -> &'static str {
+        self.catalog_types()[0]
+    }
+
+    /// Every type a cloud may register the service under, the official one first: Cinder's v3
+    /// API is `block-storage` or, in many clouds, still `volumev3`.
+    pub fn catalog_types(self) -> &'static [&'static str] {
         match self {
-            Service::Identity => "identity",
-            Service::Compute => "compute",
-            Service::Image => "image",
-            Service::Network => "network",
+            Service::Identity => &["identity"],
+            Service::Compute => &["compute"],
+            Service::Image => &["image"],
+            Service::Network => &["network"],
+            Service::BlockStorage => &["block-storage", "volumev3"],
         }
     }
 }
@@ -84,6 +93,7 @@ impl fmt::Display for Service {
             Service::Compute => "nova",
             Service::Image => "glance",
             Service::Network => "neutron",
+            Service::BlockStorage => "cinder",
         })
     }
 }

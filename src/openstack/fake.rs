@@ -23,6 +23,8 @@ pub struct Call {
     pub path: String,
     pub body: String,
     pub token: Option<String>,
+    /// The `OpenStack-API-Version` header, e.g. `volume 3.71`.
+    pub api_version: Option<String>,
 }
 
 /// An answer: status, extra headers, body.
@@ -200,6 +202,7 @@ async fn handle(
             {"type": "compute", "endpoints": [{"interface": "public", "region": "RegionOne", "url": format!("{base}/v2.1")}]},
             {"type": "image", "endpoints": [{"interface": "public", "region": "RegionOne", "url": image}]},
             {"type": "network", "endpoints": [{"interface": "public", "region": "RegionOne", "url": base}]},
+            {"type": "volumev3", "endpoints": [{"interface": "public", "region": "RegionOne", "url": format!("{base}/v3/p-1")}]},
         ]}});
         return (StatusCode::CREATED, [("X-Subject-Token", format!("tok-{n}"))], token.to_string()).into_response();
     }
@@ -212,6 +215,7 @@ async fn handle(
         path,
         body,
         token: headers.get("X-Auth-Token").and_then(|v| v.to_str().ok()).map(str::to_string),
+        api_version: headers.get("OpenStack-API-Version").and_then(|v| v.to_str().ok()).map(str::to_string),
     };
     state.calls.lock().unwrap().push(call.clone());
     let (status, extra, text) = (state.script.lock().unwrap())(&call);

@@ -1,4 +1,4 @@
-//! The OpenStack client: Keystone v3 authentication and catalog, Nova, Glance, Neutron and
+//! The OpenStack client: Keystone v3 authentication and catalog, Nova, Glance, Neutron, Cinder and
 //! legacy nova-network, over REST with typed requests, answers and errors.
 //!
 //! Why a client of its own rather than the `openstack_sdk` crate: see `docs/openstack-client.md`.
@@ -11,6 +11,7 @@ pub mod network;
 pub mod nova_network;
 pub mod session;
 pub mod states;
+pub mod volume;
 
 pub use error::{Error, Service};
 pub use session::Session;

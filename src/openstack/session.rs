@@ -53,7 +53,7 @@ pub enum Retry {
     Never,
 }
 
-/// A Nova API microversion, e.g. 2.53.
+/// A Nova or Cinder API microversion, e.g. 2.53 or 3.71.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Microversion(pub u32, pub u32);
 
@@ -81,12 +81,24 @@ pub struct Request {
     pub retry: Retry,
     /// The body's media type, when not plain JSON (Glance's JSON patches).
     pub content_type: Option<&'static str>,
+    /// The path is below the API's version root (the endpoint's URL up to its version, e.g.
+    /// `/v3` of Cinder's `/v3/{project_id}`), where the version document is.
+    pub at_version_root: bool,
 }
 
 impl Request {
     pub fn new(service: Service, method: Method, path: impl Into<String>) -> Self {
         let retry = if method == Method::POST { Retry::Never } else { Retry::Idempotent };
-        Request { service, method, path: path.into(), body: None, microversion: None, retry, content_type: None }
+        Request {
+            service,
+            method,
+            path: path.into(),
+            body: None,
+            microversion: None,
+            retry,
+            content_type: None,
+            at_version_root: false,
+        }
     }
     pub fn json(mut self, body: serde_json::Value) -> Self {
         self.body = Some(body);
@@ -103,6 +115,10 @@ impl Request {
     }
     pub fn retry(mut self, retry: Retry) -> Self {
         self.retry = retry;
+        self
+    }
+    pub fn at_version_root(mut self) -> Self {
+        self.at_version_root = true;
         self
     }
 }
@@ -170,6 +186,7 @@ pub struct Session {
     retry: RetryPolicy,
     observer: Option<RequestObserver>,
     compute_version: tokio::sync::OnceCell<Option<Microversion>>,
+    block_storage_version: tokio::sync::OnceCell<Option<Microversion>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -208,6 +225,7 @@ impl Session {
             retry: RetryPolicy::default(),
             observer: None,
             compute_version: tokio::sync::OnceCell::new(),
+            block_storage_version: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -221,6 +239,7 @@ impl Session {
             retry: self.retry.clone(),
             observer: self.observer.clone(),
             compute_version: tokio::sync::OnceCell::new(),
+            block_storage_version: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -303,14 +322,18 @@ impl Session {
     }
 
     async fn send_once(&self, request: &Request, token: &Token) -> Result<Response, Error> {
-        let base = endpoint_url(&token.catalog, request.service, &self.config)?;
+        let endpoint = endpoint_url(&token.catalog, request.service, &self.config)?;
+        let base = if request.at_version_root { version_root(&endpoint) } else { &endpoint };
         let url = format!("{base}{}", request.path);
         let mut builder =
             self.http.request(request.method.clone(), &url).header("X-Auth-Token", token.secret.expose_secret());
         if let Some(v) = request.microversion {
-            builder = builder
-                .header("OpenStack-API-Version", format!("compute {v}"))
-                .header("X-OpenStack-Nova-API-Version", v.to_string());
+            builder = match request.service {
+                Service::BlockStorage => builder.header("OpenStack-API-Version", format!("volume {v}")),
+                _ => builder
+                    .header("OpenStack-API-Version", format!("compute {v}"))
+                    .header("X-OpenStack-Nova-API-Version", v.to_string()),
+            };
         }
         if let Some(body) = &request.body {
             builder = match request.content_type {
@@ -491,8 +514,45 @@ impl Session {
                     min_version: String,
                 }
                 let root: Root = response.json()?;
-                let chosen = negotiate(&root.version.min_version, &root.version.version, super::compute::NEWEST_SUPPORTED)?;
+                let chosen = negotiate(
+                    Service::Compute,
+                    &root.version.min_version,
+                    &root.version.version,
+                    super::compute::NEWEST_SUPPORTED,
+                )?;
                 tracing::debug!(server_max = %root.version.version, chosen = ?chosen, "negotiated the Nova microversion");
+                Ok(chosen)
+            })
+            .await
+            .copied()
+    }
+
+    /// The block-storage API's microversion to use: the newest both Cinder and osmo support,
+    /// from the v3 version document; `None` when Cinder names none (v3.0 then).
+    pub async fn block_storage_microversion(&self) -> Result<Option<Microversion>, Error> {
+        self.block_storage_version
+            .get_or_try_init(|| async {
+                let request = Request::new(Service::BlockStorage, Method::GET, "/").at_version_root();
+                #[derive(Deserialize)]
+                struct Root {
+                    versions: Vec<Version>,
+                }
+                #[derive(Deserialize)]
+                struct Version {
+                    id: String,
+                    #[serde(default)]
+                    version: String,
+                    #[serde(default)]
+                    min_version: String,
+                }
+                let root: Root = self.send(request).await?.json()?;
+                let chosen = match root.versions.iter().find(|v| v.id.starts_with("v3")) {
+                    Some(v3) => {
+                        negotiate(Service::BlockStorage, &v3.min_version, &v3.version, super::volume::NEWEST_SUPPORTED)?
+                    }
+                    None => None,
+                };
+                tracing::debug!(chosen = ?chosen, "negotiated the Cinder microversion");
                 Ok(chosen)
             })
             .await
@@ -506,16 +566,38 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The newest microversion both sides support; `None` when Nova has none (v2).
-pub fn negotiate(server_min: &str, server_max: &str, client_max: Microversion) -> Result<Option<Microversion>, Error> {
+/// The newest microversion both sides support; `None` when the service has none (Nova's v2).
+pub fn negotiate(
+    service: Service,
+    server_min: &str,
+    server_max: &str,
+    client_max: Microversion,
+) -> Result<Option<Microversion>, Error> {
     let Some(max) = Microversion::parse(server_max) else { return Ok(None) };
-    let min = Microversion::parse(server_min).unwrap_or(Microversion(2, 1));
+    let min = Microversion::parse(server_min).unwrap_or(Microversion(client_max.0, 1));
     if client_max < min {
         return Err(Error::Unsupported(format!(
-            "Nova requires microversion {min} or newer; osmo supports up to {client_max}"
+            "{service} requires microversion {min} or newer; osmo supports up to {client_max}"
         )));
     }
     Ok(Some(max.min(client_max)))
+}
+
+/// An endpoint's URL up to and including its API version segment (`/v3` of
+/// `http://cinder/v3/{project_id}`); the URL itself when it names no version.
+fn version_root(url: &str) -> &str {
+    let is_version = |segment: &str| {
+        segment.strip_prefix('v').is_some_and(|n| !n.is_empty() && n.split('.').all(|p| p.parse::<u32>().is_ok()))
+    };
+    let mut end = 0;
+    for segment in url.split('/') {
+        end += segment.len();
+        if is_version(segment) {
+            return &url[..end];
+        }
+        end += 1;
+    }
+    url
 }
 
 /// How long before expiry a token is renewed: a quarter of its life, at most five minutes.
@@ -609,9 +691,10 @@ fn user_ref(config: &CloudConfig) -> Result<serde_json::Value, Error> {
 fn endpoint_url(catalog: &[CatalogEntry], service: Service, config: &CloudConfig) -> Result<String, Error> {
     let interface = config.interface();
     let region = config.region_name.as_deref();
-    let url = catalog
+    let url = service
+        .catalog_types()
         .iter()
-        .filter(|e| e.service_type == service.catalog_type())
+        .flat_map(|service_type| catalog.iter().filter(move |e| e.service_type == *service_type))
         .flat_map(|e| &e.endpoints)
         .find(|ep| {
             ep.interface == interface
@@ -756,7 +839,9 @@ mod tests {
                 {"interface": "internal", "region": "RegionOne", "url": "http://nova-internal/v2.1"},
                 {"interface": "public", "region": "RegionTwo", "url": "http://nova-two/v2.1/"}]},
             {"type": "image", "endpoints": [{"interface": "public", "region": "RegionOne", "url": "http://glance/v2"}]},
-            {"type": "network", "endpoints": [{"interface": "public", "region": "RegionOne", "url": "http://neutron/"}]}
+            {"type": "network", "endpoints": [{"interface": "public", "region": "RegionOne", "url": "http://neutron/"}]},
+            {"type": "volumev3", "endpoints": [{"interface": "public", "region": "RegionOne", "url": "http://cinder-legacy/v3/p"}]},
+            {"type": "block-storage", "endpoints": [{"interface": "public", "region": "RegionOne", "url": "http://cinder/v3/p"}]}
         ]))
         .unwrap()
     }
@@ -776,16 +861,37 @@ mod tests {
         c.interface = None;
         assert_eq!(endpoint_url(&catalog(), Service::Image, &c).unwrap(), "http://glance");
         assert_eq!(endpoint_url(&catalog(), Service::Network, &c).unwrap(), "http://neutron");
+        assert_eq!(
+            endpoint_url(&catalog(), Service::BlockStorage, &c).unwrap(),
+            "http://cinder/v3/p",
+            "the official type first"
+        );
+        let legacy: Vec<_> = catalog().into_iter().filter(|e| e.service_type != "block-storage").collect();
+        assert_eq!(endpoint_url(&legacy, Service::BlockStorage, &c).unwrap(), "http://cinder-legacy/v3/p");
     }
 
     #[test]
     fn microversions_are_negotiated_down_to_what_both_support() {
         let ours = Microversion(2, 95);
-        assert_eq!(negotiate("2.1", "2.104", ours).unwrap(), Some(ours));
-        assert_eq!(negotiate("2.1", "2.38", ours).unwrap(), Some(Microversion(2, 38)));
-        assert_eq!(negotiate("", "", ours).unwrap(), None, "a v2 Nova has no microversions");
-        assert!(negotiate("2.96", "2.99", ours).is_err());
+        let nova = Service::Compute;
+        assert_eq!(negotiate(nova, "2.1", "2.104", ours).unwrap(), Some(ours));
+        assert_eq!(negotiate(nova, "2.1", "2.38", ours).unwrap(), Some(Microversion(2, 38)));
+        assert_eq!(negotiate(nova, "", "", ours).unwrap(), None, "a v2 Nova has no microversions");
+        let too_new = negotiate(nova, "2.96", "2.99", ours).unwrap_err();
+        assert_eq!(too_new.to_string(), "nova requires microversion 2.96 or newer; osmo supports up to 2.95");
         assert!(Microversion(2, 9) < Microversion(2, 10));
+        let cinder = Service::BlockStorage;
+        assert_eq!(negotiate(cinder, "3.0", "3.79", Microversion(3, 71)).unwrap(), Some(Microversion(3, 71)));
+        assert_eq!(negotiate(cinder, "3.0", "3.59", Microversion(3, 71)).unwrap(), Some(Microversion(3, 59)));
+    }
+
+    #[test]
+    fn the_version_root_drops_what_follows_the_version() {
+        assert_eq!(version_root("http://cinder:8776/v3/4f9a"), "http://cinder:8776/v3");
+        assert_eq!(version_root("https://cloud/volume/v3"), "https://cloud/volume/v3");
+        assert_eq!(version_root("http://nova/compute/v2.1"), "http://nova/compute/v2.1");
+        assert_eq!(version_root("http://v3.example:8776/v3/p"), "http://v3.example:8776/v3");
+        assert_eq!(version_root("http://cinder:8776"), "http://cinder:8776");
     }
 
     #[test]

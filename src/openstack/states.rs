@@ -1,4 +1,4 @@
-//! Nova's and Glance's states, as osmo tells them apart: parsed once from OpenStack's
+//! Nova's, Glance's and Cinder's states, as osmo tells them apart: parsed once from OpenStack's
 //! strings, and written back as OpenStack spelled them.
 
 use std::fmt;
@@ -91,6 +91,33 @@ openstack_states!(
     }
 );
 
+openstack_states!(
+    /// A volume's status in Cinder. A volume passes `reserved` (an attachment is made),
+    /// `attaching` and `in-use` on its way onto a server, and `detaching` back to `available`.
+    VolumeStatus {
+        Creating = "creating",
+        Available = "available",
+        Reserved = "reserved",
+        Attaching = "attaching",
+        InUse = "in-use",
+        Detaching = "detaching",
+        Maintenance = "maintenance",
+        Deleting = "deleting",
+        AwaitingTransfer = "awaiting-transfer",
+        Error = "error",
+        ErrorDeleting = "error_deleting",
+        BackingUp = "backing-up",
+        RestoringBackup = "restoring-backup",
+        ErrorBackingUp = "error_backing-up",
+        ErrorRestoring = "error_restoring",
+        ErrorExtending = "error_extending",
+        Downloading = "downloading",
+        Uploading = "uploading",
+        Retyping = "retyping",
+        Extending = "extending",
+    }
+);
+
 impl ImageStatus {
     /// Deleted, or about to be.
     pub fn is_gone(&self) -> bool {
@@ -121,6 +148,10 @@ mod tests {
         for status in ["enabled", "disabled", "UNKNOWN"] {
             assert_eq!(ServiceStatus::from(status).to_string(), status);
         }
+        for status in ["available", "in-use", "reserved", "attaching", "detaching", "error_deleting", "migrating"] {
+            assert_eq!(VolumeStatus::from(status).to_string(), status);
+        }
+        assert_eq!(VolumeStatus::from("in-use"), VolumeStatus::InUse);
         for state in ["up", "down"] {
             assert_eq!(ServiceState::from(state).to_string(), state);
         }

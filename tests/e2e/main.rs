@@ -25,3 +25,4 @@ mod recovery;
 mod schema;
 mod secrets;
 mod status;
+mod volumes_api;
