@@ -125,6 +125,10 @@ pub struct Server {
     pub tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "lenient_bool")]
     pub config_drive: bool,
+    /// The device of its root disk, e.g. `/dev/vda` (admins, microversion 2.3 or newer): of a
+    /// server booted from a volume, the root volume's.
+    #[serde(default, rename = "OS-EXT-SRV-ATTR:root_device_name")]
+    pub root_device_name: Option<String>,
     /// Shown to admins (by Nova's default policy) from microversion 2.3.
     #[serde(default, rename = "OS-EXT-SRV-ATTR:hostname")]
     pub hostname: Option<String>,
@@ -874,8 +878,14 @@ pub fn server_create_body(spec: &ServerCreate, version: Option<Microversion>) ->
         if tagged && version != Some(BOOT_WITH_DEVICE_TAGS_ONCE) {
             needs("block device tags", BOOT_WITH_DEVICE_TAGS)?;
         }
-        server["block_device_mapping_v2"] =
-            json!(spec.block_devices.iter().map(block_device_mapping).collect::<Vec<_>>());
+        // Nova boots from the mapping of boot index 0: an image-backed server's is its image,
+        // to a local disk (as the nova client inserts it), before its volumes.
+        let image = (!spec.image_id.is_empty()).then(|| {
+            json!({"uuid": spec.image_id, "source_type": "image", "destination_type": "local",
+                   "boot_index": 0, "delete_on_termination": true})
+        });
+        let volumes = spec.block_devices.iter().map(block_device_mapping);
+        server["block_device_mapping_v2"] = json!(image.into_iter().chain(volumes).collect::<Vec<_>>());
     }
     if let Some(user_data) = &spec.user_data {
         server["user_data"] = json!(user_data.0);
@@ -1233,12 +1243,18 @@ mod tests {
         s.image_id = String::new();
         s.block_devices = vec![volume("data", None)];
         assert!(server_create_body(&s, Some(NEWEST_SUPPORTED)).is_err());
-        // data volumes beside an image
+        // Data volumes beside an image: the image maps to the local root disk, at boot index 0
+        // (Nova refuses data volumes alone in the mapping of an image-backed server).
         s.image_id = "img".into();
         let body = server_create_body(&s, Some(NEWEST_SUPPORTED)).unwrap();
+        assert_eq!(body["server"]["imageRef"].as_str(), Some("img"));
         assert_eq!(
-            (body["server"]["imageRef"].as_str(), body["server"]["block_device_mapping_v2"][0]["uuid"].as_str()),
-            (Some("img"), Some("data"))
+            body["server"]["block_device_mapping_v2"],
+            json!([
+                {"uuid": "img", "source_type": "image", "destination_type": "local", "boot_index": 0,
+                    "delete_on_termination": true},
+                {"uuid": "data", "source_type": "volume", "destination_type": "volume", "delete_on_termination": false}
+            ])
         );
     }
 
@@ -1253,7 +1269,7 @@ mod tests {
         assert!(server_create_body(&s, None).is_err());
         for taken in [Microversion(2, 32), Microversion(2, 42)] {
             assert_eq!(
-                server_create_body(&s, Some(taken)).unwrap()["server"]["block_device_mapping_v2"][0]["tag"],
+                server_create_body(&s, Some(taken)).unwrap()["server"]["block_device_mapping_v2"][1]["tag"],
                 "db"
             );
         }
