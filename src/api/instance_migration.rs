@@ -107,6 +107,13 @@ pub struct MigrationTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub host: Option<String>,
+    /// Whether the target's Nova attaches a volume of another availability zone than the
+    /// server's: its `[cinder] cross_az_attach` (Nova's default, and osmo's, is true). Set false
+    /// for a Nova that does not: a volume whose Cinder zone is not `availabilityZone` is then
+    /// refused before anything changes (reason `VolumeZoneMismatch`), instead of failing to
+    /// attach once the source is deleted.
+    #[serde(default, rename = "crossAZAttach", skip_serializing_if = "Option::is_none")]
+    pub cross_az_attach: Option<bool>,
 }
 
 impl MigrationTarget {
@@ -611,15 +618,39 @@ pub struct RecordedFloatingIp {
     pub fixed_ip_address: Option<String>,
 }
 
-/// A volume attached to the source.
+impl RecordedServer {
+    /// The volume the server boots from, if it boots from one.
+    pub fn root_volume(&self) -> Option<&RecordedVolume> {
+        self.volumes.iter().find(|v| v.root)
+    }
+}
+
+/// A volume attached to the source: it is not copied, it moves to the replacement.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordedVolume {
     pub id: String,
+    /// The device Nova shows it on (e.g. `/dev/vdb`): the replacement asks for the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
-    /// True when deleting the server would delete the volume.
+    /// True when deleting the server would delete the volume. osmo makes it false before the
+    /// source is deleted and gives it back to the replacement once the move is verified.
     pub delete_on_termination: bool,
+    /// The server boots from it: its root disk, which the replacement boots from in turn.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub root: bool,
+    /// The attachment's device tag (Nova microversion 2.49 or newer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Cinder's availability zone of the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_gb: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub multiattach: bool,
 }
 
 /// The snapshot image.

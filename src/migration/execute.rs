@@ -6,12 +6,12 @@ use kube::ResourceExt;
 
 use crate::api::{InstanceMigration, InstanceMigrationStatus, RecordedPort};
 use crate::openstack::Error;
-use crate::openstack::compute::{NetworkAttachment, ServerCreate, UserData};
+use crate::openstack::compute::{BlockDevice, NetworkAttachment, ServerCreate, UserData};
 use crate::openstack::network::{AddressPair, DhcpOption, FixedIp, PortCreate};
 
 use super::Context;
 use super::observe::{Sessions, image_state, port_marker};
-use super::planner::{Action, ImageState, Made, MadePort, Nic, Observed, Replacement, Twin, UID_KEY};
+use super::planner::{Action, BootVolume, ImageState, Made, MadePort, Nic, Observed, Replacement, Twin, UID_KEY};
 use super::record::OSMO_LOCK_REASON;
 
 /// What OpenStack's answer to a change tells.
@@ -79,6 +79,14 @@ pub async fn execute(
         Action::DeleteSnapshot { .. } | Action::ProtectSnapshot { .. } | Action::DeleteTwin(Twin::Image(_)) => {
             &s.source
         }
+        // The source's volumes before it is deleted (or given back), the replacement's after.
+        Action::SetDeleteOnTermination { server_id, .. }
+        | Action::DetachVolume { server_id, .. }
+        | Action::AttachVolume { server_id, .. }
+            if status.source.as_ref().is_some_and(|r| r.id == *server_id) =>
+        {
+            &s.source
+        }
         _ => &s.target,
     };
     let _permit = ctx.shared.clouds.change_permit(session).await;
@@ -113,6 +121,15 @@ pub async fn execute(
             accepted(session.compute().delete_server(&server_id).await)
         }
         Action::DeleteTarget { server_id } => accepted(session.compute().delete_server(&server_id).await),
+        Action::SetDeleteOnTermination { server_id, volume_id, delete } => {
+            accepted(session.compute().set_delete_on_termination(&server_id, &volume_id, delete).await)
+        }
+        Action::DetachVolume { server_id, volume_id } => {
+            accepted(session.compute().detach_volume(&server_id, &volume_id).await)
+        }
+        Action::AttachVolume { server_id, volume } => {
+            accepted(session.compute().attach_volume(&server_id, &block_device(volume)).await)
+        }
         Action::StopTarget { server_id } => accepted(ignore_conflict(session.compute().stop_server(&server_id).await)),
         Action::ProtectSnapshot { image_id, protected } => session
             .image()
@@ -247,7 +264,8 @@ fn server_create(replacement: Replacement, mut metadata: BTreeMap<String, String
         server_group: replacement.server_group,
         user_data: None,
         name: replacement.name,
-        image_id: replacement.image_id,
+        image_id: replacement.image_id.unwrap_or_default(),
+        block_devices: replacement.volumes.into_iter().map(block_device).collect(),
         flavor_id: replacement.flavor_id,
         key_name: replacement.key_name,
         security_groups: replacement.security_groups,
@@ -256,7 +274,17 @@ fn server_create(replacement: Replacement, mut metadata: BTreeMap<String, String
         host: replacement.host,
         networks,
         idempotency_key: UID_KEY.to_string(),
-        block_devices: Vec::new(),
+    }
+}
+
+/// A volume of the source as Nova attaches it: a root disk at boot index 0.
+fn block_device(volume: BootVolume) -> BlockDevice {
+    BlockDevice {
+        volume_id: volume.volume_id,
+        boot_index: volume.root.then_some(0),
+        device_name: volume.device,
+        tag: volume.tag,
+        delete_on_termination: volume.delete_on_termination,
     }
 }
 
@@ -268,7 +296,7 @@ mod tests {
     fn the_replacement_is_created_with_the_sources_metadata_tagged_with_the_uid() {
         let replacement = Replacement {
             name: "web-1".into(),
-            image_id: "img-1".into(),
+            image_id: None,
             flavor_id: "flavor-9".into(),
             key_name: Some("deploy".into()),
             security_groups: vec!["default".into()],
@@ -280,6 +308,13 @@ mod tests {
             config_drive: false,
             hostname: None,
             server_group: None,
+            volumes: vec![BootVolume {
+                volume_id: "root-1".into(),
+                root: true,
+                device: Some("/dev/vda".into()),
+                tag: Some("db".into()),
+                delete_on_termination: false,
+            }],
         };
         let metadata = BTreeMap::from([("role".to_string(), "web".to_string())]);
         let create = server_create(replacement, metadata, "uid-1".into());
@@ -287,5 +322,17 @@ mod tests {
         assert_eq!(create.metadata, tagged);
         assert_eq!(create.idempotency_key, UID_KEY);
         assert_eq!(create.networks, [NetworkAttachment::Port("port-1".into()), NetworkAttachment::Auto,]);
+        // Booted from its root volume: no image, the volume at boot index 0.
+        assert_eq!(create.image_id, "");
+        assert_eq!(
+            create.block_devices,
+            [BlockDevice {
+                volume_id: "root-1".into(),
+                boot_index: Some(0),
+                device_name: Some("/dev/vda".into()),
+                tag: Some("db".into()),
+                delete_on_termination: false,
+            }]
+        );
     }
 }

@@ -20,9 +20,9 @@ use crate::runtime::conditions::Refusal;
 use super::Context;
 use super::planner::needed_extensions;
 use super::planner::{
-    AllocatedAddress, ComputeServiceView, FoundServer, ImageReach, ImageState, MadePort, NovaNetworkState, Observed,
-    PoolAddress, PortSupport, Quota, QuotaUse, ServerState, TargetServices, TargetView, Twin, UID_KEY,
-    late_twins_possible,
+    AllocatedAddress, AttachmentState, ComputeServiceView, FoundServer, ImageReach, ImageState, MadePort,
+    NovaNetworkState, Observed, PoolAddress, PortSupport, Quota, QuotaUse, ServerState, TargetServices, TargetView,
+    Twin, UID_KEY, VolumeState, late_twins_possible,
 };
 use super::record::{nova_network_floating_ips, record};
 use crate::openstack::states::{self, ImageStatus, ServerStatus};
@@ -151,11 +151,18 @@ pub async fn observe(
                 None => {}
                 // While Nova is deleting, only the source is watched.
                 Some(src) if states::is_deleting(src.task_state.as_deref()) => {}
-                // What replaces the source is checked afresh before each deletion request.
-                Some(_) => match strategy {
-                    Strategy::Snapshot => o.snapshot = snapshot(s, status, &uid).await?,
-                    Strategy::Redeploy => o.target = target(s, status, &uid).await?,
-                },
+                // What replaces the source is checked afresh before each deletion request, and
+                // that Nova keeps its volumes.
+                Some(src) => {
+                    match strategy {
+                        Strategy::Snapshot => o.snapshot = snapshot(s, status, &uid).await?,
+                        Strategy::Redeploy => o.target = target(s, status, &uid).await?,
+                    }
+                    if let Some(record) = status.source.as_ref().filter(|r| !r.volumes.is_empty()) {
+                        o.source_attachments = Some(attachments(&s.source, &src.id).await?);
+                        o.volumes = Some(volumes(&s.source, record).await?);
+                    }
+                }
             }
         }
         Booting => {
@@ -173,6 +180,9 @@ pub async fn observe(
         MovingAddresses | Verifying => {
             if status.phase == Verifying {
                 o.target = target(s, status, &uid).await?;
+                if let Some(t) = o.target.as_ref().filter(|_| has_volumes(status)) {
+                    o.target_attachments = Some(attachments(&s.target, &t.id).await?);
+                }
                 // A redeployed source is deleted next, from this look.
                 if strategy == Strategy::Redeploy {
                     o.source = source(s, status).await?;
@@ -187,6 +197,11 @@ pub async fn observe(
         CleaningUp => o.snapshot = snapshot(s, status, &uid).await?,
         RollingBack => {
             o.source = source(s, status).await?;
+            // Its volumes are given back as they were.
+            if let (Some(src), Some(record)) = (&o.source, status.source.as_ref().filter(|_| has_volumes(status))) {
+                o.source_attachments = Some(attachments(&s.source, &src.id).await?);
+                o.volumes = Some(volumes(&s.source, record).await?);
+            }
             o.snapshot = snapshot(s, status, &uid).await?;
             // Only a redeploy makes its replacement (and its ports) while the source exists.
             if strategy == Strategy::Redeploy {
@@ -246,6 +261,7 @@ async fn boot_needs(
     o: &mut Observed,
 ) -> Result<(), Error> {
     let Some(record) = &status.source else { return Ok(()) };
+    o.volumes = Some(volumes(&s.source, record).await?);
     if status.boot_base.is_none() {
         o.boot = Some(match boot_base(s, im, record).await {
             Ok((base, ..)) => Ok(base),
@@ -262,6 +278,36 @@ async fn boot_needs(
     }
     o.created_ports = made_ports(s, record, status, uid).await?;
     Ok(())
+}
+
+/// Whether the source has volumes.
+fn has_volumes(status: &InstanceMigrationStatus) -> bool {
+    status.source.as_ref().is_some_and(|r| !r.volumes.is_empty())
+}
+
+/// The recorded volumes as Cinder shows them now (one it does not show is left out).
+async fn volumes(session: &Session, record: &RecordedServer) -> Result<BTreeMap<String, VolumeState>, Error> {
+    let mut seen = BTreeMap::new();
+    for recorded in &record.volumes {
+        if let Some(volume) = session.block_storage().volume(&recorded.id).await? {
+            let attached_to = volume.attachments.into_iter().map(|a| a.server_id).collect();
+            seen.insert(volume.id.clone(), VolumeState { id: volume.id, status: volume.status, attached_to });
+        }
+    }
+    Ok(seen)
+}
+
+/// A server's volume attachments as Nova shows them now.
+async fn attachments(session: &Session, server_id: &str) -> Result<Vec<AttachmentState>, Error> {
+    let attachments = session.compute().volume_attachments(server_id).await?;
+    Ok(attachments
+        .into_iter()
+        .map(|a| AttachmentState {
+            volume_id: a.volume_id,
+            device: a.device,
+            delete_on_termination: a.delete_on_termination,
+        })
+        .collect())
 }
 
 fn server_state(server: &crate::openstack::compute::Server) -> ServerState {
@@ -479,8 +525,13 @@ async fn record_source(
     };
     // A failed read fails the recording: it never stands for "no volumes".
     let attachments = s.source.compute().volume_attachments(&server.id).await?;
+    let mut volumes = Vec::new();
+    for attachment in attachments {
+        let volume = s.source.block_storage().volume(&attachment.volume_id).await?;
+        volumes.push((attachment, volume));
+    }
     let groups = s.source.compute().server_groups().await?;
-    let mut recorded = record(server, &attachments, &ports, &fips, &groups)?;
+    let mut recorded = record(server, &volumes, &ports, &fips, &groups)?;
     let user_data = server.user_data.clone().flatten();
     if user_data.is_some() {
         recorded.user_data_secret = Some(user_data_secret_name(&im.uid().unwrap_or_default()));
@@ -601,6 +652,21 @@ async fn target_view(
             Some(port_support(&s.target, record).await?)
         },
         network_subnets: BTreeMap::new(),
+        source_microversion: match record.volumes.is_empty() {
+            true => None,
+            false => s.source.compute_microversion().await?,
+        },
+        volume_endpoints: match record.volumes.is_empty() {
+            false if !Arc::ptr_eq(&s.source, &s.target) => {
+                let target = match s.target.endpoint(Service::BlockStorage).await {
+                    Ok(url) => Some(url),
+                    Err(Error::NoEndpoint { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                Some((s.source.endpoint(Service::BlockStorage).await?, target))
+            }
+            _ => None,
+        },
     })
 }
 

@@ -9,39 +9,26 @@ use crate::openstack::compute::{Server, ServerGroup, VolumeAttachment};
 use crate::openstack::network::{FloatingIp, Port};
 use crate::openstack::nova_network::{BulkFloatingIp, LegacyFloatingIp};
 
-use crate::openstack::states::ServerStatus;
+use crate::openstack::states::{ServerStatus, VolumeStatus};
+use crate::openstack::volume::Volume;
 use crate::runtime::conditions::Refusal;
 
 /// The start of the reason osmo gives the locks it takes (then the migration's namespace/name).
 pub const OSMO_LOCK_REASON: &str = "osmo: migrated by InstanceMigration";
 
-/// The record of `server`, or why it cannot be migrated. `attachments` are its volume
-/// attachments as Nova's attachments API lists them: the server view's list of volumes is an
-/// extension that may be absent, and absent must not read as "no volumes". `groups` are the
-/// server groups Nova shows (the server is a member of one at most). The user data is not in
-/// the record (it goes to a Secret): only whether it can be read.
+/// The record of `server`, or why it cannot be migrated. `volumes` are its volume attachments
+/// as Nova's attachments API lists them (the server view's list of volumes is an extension that
+/// may be absent, and absent must not read as "no volumes"), each with the volume as Cinder
+/// shows it (`None`: Cinder does not). `groups` are the server groups Nova shows (the server is
+/// a member of one at most). The user data is not in the record (it goes to a Secret): only
+/// whether it can be read.
 pub fn record(
     server: &Server,
-    attachments: &[VolumeAttachment],
+    volumes: &[(VolumeAttachment, Option<Volume>)],
     ports: &[Port],
     floating_ips: &[FloatingIp],
     groups: &[ServerGroup],
 ) -> Result<RecordedServer, Refusal> {
-    if server.image_id.is_none() || !attachments.is_empty() {
-        let volumes: Vec<_> = attachments.iter().map(|v| v.volume_id.as_str()).collect();
-        return Err(Refusal {
-            reason: "VolumesAttached",
-            message: format!(
-                "server {} {}: osmo does not migrate volumes yet, and deleting the server could delete them",
-                server.id,
-                if server.image_id.is_none() {
-                    "boots from a volume".to_string()
-                } else {
-                    format!("has volumes attached ({})", volumes.join(", "))
-                }
-            ),
-        });
-    }
     if !matches!(ServerStatus::from(server.status.as_str()), ServerStatus::Active | ServerStatus::Shutoff) {
         return Err(Refusal {
             reason: "SourceNotReady",
@@ -150,14 +137,7 @@ pub fn record(
         host: server.host.clone(),
         ports,
         nova_network_floating_ips: Vec::new(),
-        volumes: attachments
-            .iter()
-            .map(|v| RecordedVolume {
-                id: v.volume_id.clone(),
-                device: v.device.clone(),
-                delete_on_termination: v.delete_on_termination.unwrap_or(false),
-            })
-            .collect(),
+        volumes: record_volumes(server, volumes)?,
         description: server.description.clone(),
         tags: server.tags.clone().unwrap_or_default(),
         config_drive: server.config_drive,
@@ -173,6 +153,81 @@ pub fn record(
             other_members: g.members.iter().filter(|m| **m != server.id).cloned().collect(),
         }),
     })
+}
+
+/// The server's volumes, moved (never copied) to the replacement; or why one cannot be.
+fn record_volumes(
+    server: &Server,
+    volumes: &[(VolumeAttachment, Option<Volume>)],
+) -> Result<Vec<RecordedVolume>, Refusal> {
+    let refuse = |reason, why: String| Err(Refusal { reason, message: format!("server {}: {why}", server.id) });
+    // Booted from a volume: the one on its root device (shown to admins), or its only one.
+    let boots_from_volume = server.image_id.is_none();
+    let root_device = server.root_device_name.as_deref();
+    let root = match (boots_from_volume, root_device, volumes) {
+        (false, ..) => None,
+        (true, Some(device), _) => volumes.iter().position(|(a, _)| a.device.as_deref() == Some(device)),
+        (true, None, [_]) => Some(0),
+        (true, None, _) => None,
+    };
+    if boots_from_volume && root.is_none() {
+        return refuse(
+            "RootVolumeUnknown",
+            format!(
+                "it boots from a volume, and which of its {} volumes is the root disk is not known (Nova shows \
+                 the root device to admins): migrate it with admin credentials",
+                volumes.len()
+            ),
+        );
+    }
+    let mut recorded = Vec::new();
+    for (i, (attachment, volume)) in volumes.iter().enumerate() {
+        let id = &attachment.volume_id;
+        let Some(delete_on_termination) = attachment.delete_on_termination else {
+            return refuse(
+                "VolumeDeletionUnknown",
+                format!(
+                    "Nova does not show whether deleting it deletes volume {id} (it does from microversion 2.79), \
+                     and the volume must outlive the server"
+                ),
+            );
+        };
+        let Some(volume) = volume else {
+            return refuse("VolumeNotFound", format!("Cinder does not show its volume {id} to these credentials"));
+        };
+        if volume.encrypted {
+            return refuse(
+                "VolumeEncrypted",
+                format!(
+                    "volume {id} is encrypted: osmo does not move encrypted volumes yet (the target's Nova must \
+                     read its key)"
+                ),
+            );
+        }
+        let others: Vec<&str> =
+            volume.attachments.iter().map(|a| a.server_id.as_str()).filter(|s| *s != server.id).collect();
+        if !others.is_empty() {
+            return refuse(
+                "VolumeAttachedElsewhere",
+                format!("volume {id} is attached to server {} too: it cannot move with this one", others.join(", ")),
+            );
+        }
+        if volume.status != VolumeStatus::InUse {
+            return refuse("VolumeBusy", format!("volume {id} is {}, not in-use", volume.status));
+        }
+        recorded.push(RecordedVolume {
+            id: id.clone(),
+            device: attachment.device.clone(),
+            delete_on_termination,
+            root: root == Some(i),
+            tag: attachment.tag.clone(),
+            availability_zone: volume.availability_zone.clone(),
+            volume_type: volume.volume_type.clone(),
+            size_gb: Some(volume.size),
+            multiattach: volume.multiattach,
+        });
+    }
+    Ok(recorded)
 }
 
 /// The nova-network floating IPs on `server_id`, each with its pool and the pool's interface.
@@ -198,6 +253,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::openstack::volume::VolumeAttachmentRecord;
 
     fn server(extra: serde_json::Value) -> Server {
         let mut base = json!({
@@ -301,17 +357,80 @@ mod tests {
         );
     }
 
+    /// A volume as Cinder shows it, attached to `s1` alone.
+    fn cinder_volume(id: &str, extra: serde_json::Value) -> Volume {
+        let mut v = Volume {
+            id: id.into(),
+            name: None,
+            status: VolumeStatus::InUse,
+            size: 1,
+            availability_zone: Some("nova".into()),
+            volume_type: Some("lvmdriver-1".into()),
+            multiattach: false,
+            encrypted: false,
+            bootable: false,
+            attachments: vec![VolumeAttachmentRecord { server_id: "s1".into(), attachment_id: None, device: None }],
+        };
+        if extra.get("encrypted").is_some() {
+            v.encrypted = true;
+        }
+        if let Some(status) = extra.get("status").and_then(|s| s.as_str()) {
+            v.status = status.into();
+        }
+        if let Some(other) = extra.get("also_on").and_then(|s| s.as_str()) {
+            v.attachments.push(VolumeAttachmentRecord { server_id: other.into(), attachment_id: None, device: None });
+        }
+        v
+    }
+
+    fn attached(id: &str, device: &str, delete_on_termination: Option<bool>) -> VolumeAttachment {
+        serde_json::from_value(json!({"volumeId": id, "device": device, "tag": "data",
+            "delete_on_termination": delete_on_termination}))
+        .unwrap()
+    }
+
     #[test]
-    fn servers_with_volumes_are_refused() {
+    fn volumes_are_recorded_with_the_root_disk_among_them() {
         // The server view leaves its volumes out (no extension): the attachments say.
-        let attached: Vec<VolumeAttachment> =
-            serde_json::from_value(json!([{"volumeId": "v1", "device": "/dev/vdb"}])).unwrap();
-        let e = record(&server(json!({})), &attached, &[], &[], &[]).unwrap_err();
-        assert_eq!(e.reason, "VolumesAttached");
-        assert!(e.message.contains("has volumes attached (v1)"), "{}", e.message);
-        let e = record(&server(json!({"image": ""})), &[], &[], &[], &[]).unwrap_err();
-        assert_eq!(e.reason, "VolumesAttached");
-        assert!(e.message.contains("boots from a volume"));
+        let volumes = [
+            (attached("v1", "/dev/vdb", Some(true)), Some(cinder_volume("v1", json!({})))),
+            (attached("v0", "/dev/vda", Some(false)), Some(cinder_volume("v0", json!({})))),
+        ];
+        let from_image = record(&server(json!({})), &volumes, &[], &[], &[]).unwrap();
+        assert!(from_image.root_volume().is_none());
+        assert_eq!(from_image.volumes[0].id, "v1");
+        assert_eq!(from_image.volumes[0].tag.as_deref(), Some("data"));
+        assert!(from_image.volumes[0].delete_on_termination);
+        let from_volume = record(
+            &server(json!({"image": "", "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda"})),
+            &volumes,
+            &[],
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(from_volume.root_volume().map(|v| v.id.as_str()), Some("v0"));
+        // Without the root device (not an admin), only a server's one volume is known to be its root.
+        let e = record(&server(json!({"image": ""})), &volumes, &[], &[], &[]).unwrap_err();
+        assert_eq!(e.reason, "RootVolumeUnknown");
+        let one = record(&server(json!({"image": ""})), &volumes[1..], &[], &[], &[]).unwrap();
+        assert_eq!(one.root_volume().map(|v| v.id.as_str()), Some("v0"));
+    }
+
+    #[test]
+    fn a_volume_that_cannot_move_unseen_is_refused() {
+        let refused = |attachment: VolumeAttachment, volume: Option<Volume>| {
+            record(&server(json!({})), &[(attachment, volume)], &[], &[], &[]).unwrap_err().reason
+        };
+        let v = || Some(cinder_volume("v1", json!({})));
+        assert_eq!(refused(attached("v1", "/dev/vdb", None), v()), "VolumeDeletionUnknown");
+        assert_eq!(refused(attached("v1", "/dev/vdb", Some(false)), None), "VolumeNotFound");
+        let encrypted = Some(cinder_volume("v1", json!({"encrypted": true})));
+        assert_eq!(refused(attached("v1", "/dev/vdb", Some(false)), encrypted), "VolumeEncrypted");
+        let shared = Some(cinder_volume("v1", json!({"also_on": "s9"})));
+        assert_eq!(refused(attached("v1", "/dev/vdb", Some(false)), shared), "VolumeAttachedElsewhere");
+        let busy = Some(cinder_volume("v1", json!({"status": "detaching"})));
+        assert_eq!(refused(attached("v1", "/dev/vdb", Some(false)), busy), "VolumeBusy");
     }
 
     #[test]

@@ -14,7 +14,8 @@ use crate::openstack::states::ServerStatus;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Replacement {
     pub name: String,
-    pub image_id: String,
+    /// `None` when it boots from the source's root volume.
+    pub image_id: Option<String>,
     pub flavor_id: String,
     pub key_name: Option<String>,
     pub security_groups: Vec<String>,
@@ -28,6 +29,21 @@ pub struct Replacement {
     /// The source's hostname, unless Recording found the target cannot take it.
     pub hostname: Option<String>,
     pub server_group: Option<String>,
+    /// The source's volumes, root first, then in the source's order, on the source's devices.
+    pub volumes: Vec<BootVolume>,
+}
+
+/// A volume of the source that the replacement boots with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BootVolume {
+    pub volume_id: String,
+    /// Its root disk: it boots from it.
+    pub root: bool,
+    pub device: Option<String>,
+    pub tag: Option<String>,
+    /// Always false at boot: a replacement that fails is deleted and booted again, and must
+    /// not take the volumes with it. The source's setting comes back once it is verified.
+    pub delete_on_termination: bool,
 }
 
 /// How the replacement joins a network.
@@ -86,13 +102,16 @@ impl Planner<'_> {
         let Some(record) = self.status.source.clone() else {
             return self.fail("NoRecord", "the source was not recorded".into());
         };
+        let boots_from_volume = self.strategy() == Strategy::Snapshot && record.root_volume().is_some();
         let image_id = match self.strategy() {
+            Strategy::Snapshot if boots_from_volume => None,
             Strategy::Snapshot => self.status.snapshot.as_ref().map(|s| s.image_id.clone()),
             Strategy::Redeploy => base.image_id.clone(),
         };
-        let Some(image_id) = image_id else {
+        if image_id.is_none() && !boots_from_volume {
             return self.fail("NoImage", "no image to boot the replacement from".into());
-        };
+        }
+        let Some(volumes) = self.volumes_to_attach(observed) else { return };
         let Some(mut networks) = self.replacement_ports(observed, &base) else { return };
         if networks.is_empty() && self.nova_network() {
             // nova-network has no ports: the project's network gives the fixed IP that the
@@ -125,6 +144,7 @@ impl Planner<'_> {
                 .clone()
                 .filter(|_| !self.status.not_kept.iter().any(|n| n.attribute == "hostname")),
             server_group: base.server_group_id.clone(),
+            volumes,
         })));
         self.poll();
     }

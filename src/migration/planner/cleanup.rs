@@ -20,6 +20,8 @@ impl Planner<'_> {
             return self.advance(MigrationPhase::CleaningUp);
         }
         match &observed.snapshot {
+            // A volume-backed server has no snapshot.
+            None if self.status.snapshot.is_none() => self.advance(MigrationPhase::CleaningUp),
             None => {
                 if let Some(s) = self.status.snapshot.as_mut() {
                     s.status = ImageStatus::Deleted.to_string();

@@ -1,6 +1,9 @@
 //! DeletingSource: the one destructive step, taken only with what replaces the source verified
-//! in the same look.
+//! in the same look, and with Nova seen keeping every volume the source has.
 
+use std::time::Duration;
+
+use super::volumes::VolumesKept;
 use super::{Action, Observed, Planner};
 use crate::api::{MigrationPhase, Strategy};
 use crate::openstack::states::ImageStatus;
@@ -24,6 +27,8 @@ impl Planner<'_> {
                     return self.protect_snapshot(&image.id, true);
                 }
                 let verified = match self.strategy() {
+                    // The root volume is what replaces it: it is checked with the other volumes.
+                    Strategy::Snapshot if recorded.root_volume().is_some() => true,
                     Strategy::Snapshot => snapshot.is_some_and(|i| i.protected && i.unverified(&recorded).is_none()),
                     Strategy::Redeploy => observed.target.as_ref().is_some_and(|t| t.settled(self.replacement_state())),
                 };
@@ -37,7 +42,23 @@ impl Planner<'_> {
                         true,
                     );
                 }
-                self.delete_source()
+                match self.volumes_kept(observed) {
+                    VolumesKept::Yes => self.delete_source(),
+                    VolumesKept::NotSeen => self.requeue = Some(Duration::ZERO),
+                    VolumesKept::WouldDelete(volume_id) => {
+                        self.action = Some(Action::SetDeleteOnTermination {
+                            server_id: source.id.clone(),
+                            volume_id,
+                            delete: false,
+                        });
+                        self.requeue = Some(Duration::ZERO);
+                    }
+                    VolumesKept::Changed(problem) => self.fail_knowing(
+                        "VolumesChanged",
+                        format!("refusing to delete source server {}: {problem}", source.id),
+                        true,
+                    ),
+                }
             }
         }
     }

@@ -30,6 +30,7 @@ mod rollback;
 mod snapshot;
 mod stopping;
 mod verify;
+mod volumes;
 
 #[cfg(test)]
 mod tests;
@@ -37,11 +38,11 @@ mod tests;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use boot::{Nic, Replacement};
+pub use boot::{BootVolume, Nic, Replacement};
 pub use nova_network::{AllocatedAddress, NovaNetworkState, NovaNetworkStep, PoolAddress, nova_network_step};
 pub use observed::{
-    ComputeServiceView, FoundServer, ImageReach, ImageState, MadePort, Observed, PortSupport, Quota, QuotaUse,
-    ServerState, TargetServices, TargetView, Twin,
+    AttachmentState, ComputeServiceView, FoundServer, ImageReach, ImageState, MadePort, Observed, PortSupport, Quota,
+    QuotaUse, ServerState, TargetServices, TargetView, Twin, VolumeState,
 };
 pub use ports::needed_extensions;
 pub use recovery::{releasable, retry_requested};
@@ -121,6 +122,23 @@ pub enum Action {
     },
     DeleteSource {
         server_id: String,
+    },
+    /// Whether Nova deletes a volume with the server it is attached to (microversion 2.85):
+    /// false before the source is deleted, given back to the replacement once it is verified.
+    SetDeleteOnTermination {
+        server_id: String,
+        volume_id: String,
+        delete: bool,
+    },
+    /// Detaches a data volume from a redeployed source: the fresh server boots with it.
+    DetachVolume {
+        server_id: String,
+        volume_id: String,
+    },
+    /// Attaches a data volume back to the source, as it was (a rollback of a redeploy).
+    AttachVolume {
+        server_id: String,
+        volume: BootVolume,
     },
     /// A port for the replacement, made like the source's port (its fixed IPs and MAC too when
     /// `keep_addresses`), marked so that it is found again until the status holds its ID.
@@ -640,6 +658,16 @@ impl Planner<'_> {
         }
         if let Some(target) = &s.target {
             parts.push(format!("replacement {} is {}", target.server_id, target.status));
+        }
+        if let Some(record) = s.source.as_ref().filter(|_| s.phase.source_deleted(self.strategy())) {
+            let volumes: Vec<String> = record
+                .volumes
+                .iter()
+                .map(|v| if v.root { format!("{} (its root disk)", v.id) } else { v.id.clone() })
+                .collect();
+            if !volumes.is_empty() {
+                parts.push(format!("the source's volumes {} are kept in Cinder", volumes.join(", ")));
+            }
         }
         let kept_ports = |keeps_addresses: bool| -> Vec<&str> {
             let kept = s.target_ports.iter().filter(|p| p.origin != PortOrigin::New);

@@ -7,7 +7,7 @@ use super::NovaNetworkState;
 use crate::api::{BootBase, RecordedServer};
 use crate::openstack::compute::UserData;
 use crate::openstack::session::Microversion;
-use crate::openstack::states::{self, ImageStatus, ServerStatus, ServiceState, ServiceStatus};
+use crate::openstack::states::{self, ImageStatus, ServerStatus, ServiceState, ServiceStatus, VolumeStatus};
 use crate::runtime::conditions::Refusal;
 
 /// A server as OpenStack shows it now.
@@ -72,6 +72,25 @@ impl ImageState {
     }
 }
 
+/// A recorded volume as Cinder shows it now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VolumeState {
+    pub id: String,
+    pub status: VolumeStatus,
+    /// The servers Cinder has it attached to (or being attached to).
+    pub attached_to: Vec<String>,
+}
+
+/// A volume attachment of a server, as Nova shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttachmentState {
+    pub volume_id: String,
+    pub device: Option<String>,
+    /// Whether deleting the server deletes the volume; `None` where Nova does not show it
+    /// (before microversion 2.79).
+    pub delete_on_termination: Option<bool>,
+}
+
 /// A server as found by its name or ID, before it is recorded.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FoundServer {
@@ -116,6 +135,13 @@ pub struct Observed {
     pub nova_network: Option<NovaNetworkState>,
     /// Late twins of the snapshot or the replacement (looked for once a create was repeated).
     pub twins: Vec<Twin>,
+    /// The recorded volumes that Cinder shows, by ID (one missing is gone), where the phase
+    /// needs them (`None`: not looked at).
+    pub volumes: Option<BTreeMap<String, VolumeState>>,
+    /// The source's volume attachments, where the phase needs them (`None`: not looked at).
+    pub source_attachments: Option<Vec<AttachmentState>>,
+    /// The replacement's volume attachments, where the phase needs them.
+    pub target_attachments: Option<Vec<AttachmentState>>,
 }
 
 /// A port osmo made for the replacement, as Neutron shows it.
@@ -182,6 +208,13 @@ pub struct TargetView {
     /// The subnets of each target network that stands for a source's network (mapped, or in
     /// another cloud), by the source's network ID.
     pub network_subnets: BTreeMap<String, Vec<String>>,
+    /// The microversion osmo speaks with the source's Nova (which makes the source keep its
+    /// volumes), when the source has volumes.
+    pub source_microversion: Option<Microversion>,
+    /// The block-storage endpoints of the source's and the target's catalogs (`None` where the
+    /// target's has none), when the source has volumes and the two are different clouds: a
+    /// volume moves only within its Cinder.
+    pub volume_endpoints: Option<(String, Option<String>)>,
 }
 
 /// The target's nova-compute services in the zone or on the host `spec.target` names.

@@ -1,9 +1,12 @@
 //! Recording: the source is read and recorded, and whatever would make the move fail once the
 //! source is deleted is refused here, before anything changes.
 
+use super::volumes::delete_on_termination_attribute;
 use super::{ComputeServiceView, Observed, Planner, ServerState, TargetServices, TargetView};
 use crate::api::{MigrationPhase, NotKept, RecordedServer, Strategy};
-use crate::openstack::compute::{BOOT_WITH_HOSTNAME, BOOT_WITH_TAGS, DESCRIPTION};
+use crate::openstack::compute::{
+    BOOT_WITH_DEVICE_TAGS, BOOT_WITH_HOSTNAME, BOOT_WITH_TAGS, DESCRIPTION, UPDATE_DELETE_ON_TERMINATION,
+};
 use crate::openstack::states::ServerStatus;
 use crate::runtime::conditions::Refusal;
 
@@ -86,6 +89,59 @@ impl Planner<'_> {
         self.phase_step(&Observed { source: Some(seen), ..Default::default() });
     }
 
+    /// Why a volume of the source cannot move to the replacement, if one cannot: it leaves the
+    /// source only when the source is deleted, so whatever would keep it from attaching to the
+    /// replacement is refused now.
+    fn unmovable_volume(&self, record: &RecordedServer, view: &TargetView) -> Option<Refusal> {
+        let refuse = |reason, message| Some(Refusal { reason, message });
+        // A redeployed server has a fresh root disk: its source's root volume does not move.
+        let redeploy = self.strategy() == Strategy::Redeploy;
+        let moving: Vec<_> = record.volumes.iter().filter(|v| !(redeploy && v.root)).collect();
+        let first = moving.first()?;
+        if let Some((source, target)) = &view.volume_endpoints
+            && target.as_ref() != Some(source)
+        {
+            return refuse(
+                "VolumeServiceDiffers",
+                format!(
+                    "volume {} is in the Cinder at {source}, and the target's catalog has {}: a volume moves \
+                     without a copy only within one Cinder",
+                    first.id,
+                    target.as_deref().unwrap_or("no block-storage service")
+                ),
+            );
+        }
+        // A redeployed source has its data volumes detached before it is deleted.
+        let source_below = view.source_microversion.is_none_or(|v| v < UPDATE_DELETE_ON_TERMINATION);
+        if let Some(volume) = moving.iter().find(|v| v.delete_on_termination).filter(|_| source_below && !redeploy) {
+            return refuse(
+                "VolumeWouldBeDeleted",
+                format!(
+                    "Nova deletes volume {} with the source, and the source's Nova changes that only from \
+                     microversion {UPDATE_DELETE_ON_TERMINATION}",
+                    volume.id
+                ),
+            );
+        }
+        let target = &self.input.spec.options.target;
+        if target.cross_az_attach == Some(false) {
+            let zone = target.availability_zone.as_deref();
+            if let Some(volume) = moving.iter().find(|v| zone.is_none() || v.availability_zone.as_deref() != zone) {
+                return refuse(
+                    "VolumeZoneMismatch",
+                    format!(
+                        "volume {} is in Cinder's zone {:?}, and the target's Nova attaches only volumes of the \
+                         server's zone (spec.target.crossAZAttach is false), which is {:?}",
+                        volume.id,
+                        volume.availability_zone.as_deref().unwrap_or("?"),
+                        zone.unwrap_or("not named in spec.target.availabilityZone")
+                    ),
+                );
+            }
+        }
+        None
+    }
+
     /// Ends a migration that cannot start, before anything changed.
     fn refuse(&mut self, refusal: &Refusal) {
         self.status.steps.retain(|s| s.name != MigrationPhase::Recording);
@@ -117,7 +173,8 @@ impl Planner<'_> {
         let min_disk = record.flavor_size.as_ref().map_or(0, |size| size.disk_gb);
         let min_ram = view.image_min_ram_mb.unwrap_or(0);
         let disk_short = view.flavor_disk_gb != 0 && view.flavor_disk_gb < min_disk;
-        let from_snapshot = self.strategy() == Strategy::Snapshot;
+        // A server booted from a volume boots from it again: no snapshot, whatever the flavor's disk.
+        let from_snapshot = self.strategy() == Strategy::Snapshot && record.root_volume().is_none();
         if from_snapshot && (disk_short || view.flavor_ram_mb < min_ram) {
             return Some(Refusal {
                 reason: "FlavorTooSmall",
@@ -129,7 +186,8 @@ impl Planner<'_> {
                 ),
             });
         }
-        self.flavor_differs(record, view)
+        self.unmovable_volume(record, view)
+            .or_else(|| self.flavor_differs(record, view))
             .or_else(|| self.server_group_unplaceable(record))
             .or_else(|| self.not_allowed(record, view))
             .or_else(|| self.unavailable_place(view))
@@ -367,6 +425,7 @@ fn not_kept(record: &RecordedServer, view: &TargetView) -> Result<Vec<NotKept>, 
     let lost = [
         ("description", record.description.as_deref().is_some_and(|d| !d.is_empty()), DESCRIPTION),
         ("tags", !record.tags.is_empty(), BOOT_WITH_TAGS),
+        ("volume device tags", record.volumes.iter().any(|v| v.tag.is_some()), BOOT_WITH_DEVICE_TAGS),
     ];
     if let Some((attribute, _, since)) = lost.into_iter().find(|(_, set, since)| *set && below(*since)) {
         return Err(Refusal {
@@ -387,6 +446,15 @@ fn not_kept(record: &RecordedServer, view: &TargetView) -> Result<Vec<NotKept>, 
                  replacement's is derived from its name"
             ),
         });
+    }
+    if below(UPDATE_DELETE_ON_TERMINATION) {
+        not_kept.extend(record.volumes.iter().filter(|v| v.delete_on_termination).map(|v| NotKept {
+            attribute: delete_on_termination_attribute(&v.id),
+            reason: format!(
+                "the target's Nova changes it only from microversion {UPDATE_DELETE_ON_TERMINATION}: the volume stays \
+                 when the replacement is deleted"
+            ),
+        }));
     }
     Ok(not_kept)
 }

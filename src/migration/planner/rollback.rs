@@ -1,6 +1,7 @@
 //! RollingBack: a failure while the source exists is undone (the replacement and the ports
-//! osmo made for it, or the snapshot, deleted; the source started again if it was running). Without the source, the snapshot is
-//! kept: it may be the server's only copy.
+//! osmo made for it, or the snapshot, deleted; its volumes' `delete_on_termination` given back;
+//! the source started again if it was running). Without the source, the snapshot is kept: it
+//! may be the server's only copy.
 
 use std::time::Duration;
 
@@ -63,6 +64,24 @@ impl Planner<'_> {
                 return self.protect_snapshot(&image.id, false);
             }
             self.action = Some(Action::DeleteSnapshot { image_id: image.id.clone() });
+            return self.poll();
+        }
+        // A redeployed source gets its data volumes back, once the fresh server let them go.
+        match self.reattach_volume(observed) {
+            Ok(Some(action)) => {
+                self.action = Some(action);
+                return self.poll();
+            }
+            Err(()) => return self.poll(),
+            Ok(None) => {}
+        }
+        // Nova deletes the volumes with the source again where it did before.
+        let restore = observed
+            .source
+            .as_ref()
+            .and_then(|s| self.restore_delete_on_termination(&s.id, observed.source_attachments.as_deref()));
+        if let Some(action) = restore {
+            self.action = Some(action);
             return self.poll();
         }
         if let Some(s) = observed.source.as_ref().filter(|s| s.locked && self.status.source_locked) {

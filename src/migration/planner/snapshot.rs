@@ -12,6 +12,12 @@ impl Planner<'_> {
         if self.input.deleting {
             return self.abort();
         }
+        if self.status.source.as_ref().is_some_and(|r| r.root_volume().is_some()) {
+            // Its root disk is a volume, which the replacement boots from: nothing to copy.
+            self.mark_skipped(MigrationPhase::Snapshotting);
+            self.advance(MigrationPhase::Snapshotting);
+            return self.phase_step(observed);
+        }
         if let Some(image) = &observed.snapshot {
             self.status.snapshot = Some(SnapshotStatus {
                 image_id: image.id.clone(),
@@ -58,9 +64,12 @@ impl Planner<'_> {
                 // Glance holds the whole snapshot, protected: the source is deleted from this
                 // very look. Nova deletes a server whatever task it is finishing, and keeps an
                 // active snapshot of a server deleted during its upload; a source already gone
-                // makes the deletion a no-op.
+                // makes the deletion a no-op. A source with volumes is looked at first: Nova
+                // must be seen keeping them.
                 self.advance(MigrationPhase::Snapshotting);
-                self.delete_source()
+                if recorded.volumes.is_empty() {
+                    self.delete_source()
+                }
             }
             _ if self.timed_out(MigrationPhase::Snapshotting) => {}
             _ => self.poll(),

@@ -1,6 +1,8 @@
 //! Verifying: the replacement is `ACTIVE` with every address, seen in one look; downtime is
 //! measured up to it.
 
+use std::time::Duration;
+
 use super::{Action, Observed, Planner};
 use crate::api::{MigrationPhase, SnapshotCleanup, StepRecord, StepResult, Strategy};
 use crate::openstack::states::ServerStatus;
@@ -11,6 +13,12 @@ impl Planner<'_> {
             return self.fail("ReplacementVanished", "the replacement disappeared before it was verified".into());
         };
         self.record_target(target);
+        let has_volumes = self.status.source.as_ref().is_some_and(|r| !r.volumes.is_empty());
+        let attachments = match &observed.target_attachments {
+            // Decided from the look that ended the phase before: the volumes are looked at first.
+            None if has_volumes => return self.requeue = Some(Duration::ZERO),
+            attachments => attachments.as_deref().unwrap_or_default(),
+        };
         // A source that was off comes back off: the replacement (which Nova boots running) is
         // stopped once it has its addresses, and verified off.
         let verified_state = self.replacement_state();
@@ -22,6 +30,9 @@ impl Planner<'_> {
         if !self.addresses_in_place(observed, &target.id) {
             return self.fail("AddressesNotMoved", "a floating IP is not on the replacement".into());
         }
+        if let Some(problem) = self.volumes_not_attached(attachments) {
+            return self.fail("VolumesNotAttached", format!("replacement {}: {problem}", target.id));
+        }
         if !target.settled(verified_state) {
             if self.timed_out(MigrationPhase::Verifying) {
                 return;
@@ -30,6 +41,12 @@ impl Planner<'_> {
                 self.action = Some(Action::StopTarget { server_id: target.id.clone() });
             }
             return self.poll();
+        }
+        // Verified, for good (the source cannot come back): each volume is deleted with it
+        // again where it was with the source.
+        if let Some(action) = self.restore_delete_on_termination(&target.id, observed.target_attachments.as_deref()) {
+            self.action = Some(action);
+            return self.requeue = Some(Duration::ZERO);
         }
         self.record_downtime();
         self.advance(MigrationPhase::Verifying);

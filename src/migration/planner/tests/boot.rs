@@ -24,7 +24,7 @@ fn the_replacement_boots_with_the_record_the_target_and_the_uid() {
         booting.action,
         Some(Action::Boot(Box::new(Replacement {
             name: "web-1".into(),
-            image_id: SNAPSHOT_ID.into(),
+            image_id: Some(SNAPSHOT_ID.into()),
             flavor_id: FLAVOR_ID.into(),
             key_name: Some("deploy".into()),
             // The port carries the source port's security groups.

@@ -19,6 +19,7 @@ mod recording;
 mod recovery;
 mod rollback;
 mod snapshot;
+mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -26,9 +27,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{
-    Action, AllocatedAddress, CREATE_FENCE, ComputeServiceView, Decision, ImageReach, ImageState, Input, Made,
-    MadePort, Nic, NovaNetworkState, Observed, PoolAddress, PortSupport, Quota, QuotaUse, Replacement, ServerState,
-    TargetServices, TargetView, Twin, acknowledge, acting_spec, fail, hold, late_twins_possible, plan, validate,
+    Action, AllocatedAddress, AttachmentState, CREATE_FENCE, ComputeServiceView, Decision, ImageReach, ImageState,
+    Input, Made, MadePort, Nic, NovaNetworkState, Observed, PoolAddress, PortSupport, Quota, QuotaUse, Replacement,
+    ServerState, TargetServices, TargetView, Twin, VolumeState, acknowledge, acting_spec, fail, hold,
+    late_twins_possible, plan, validate,
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, FlavorSize, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
@@ -193,6 +195,13 @@ struct Cloud {
     source_project: Option<String>,
     /// How many replacements were booted: the first is [`TARGET_ID`], the next `tgt-2`...
     booted: usize,
+    /// Cinder's volumes (one deleted is gone from here).
+    volumes: BTreeMap<String, VolumeState>,
+    /// The source's and the replacement's volume attachments, as Nova shows them.
+    source_attachments: Vec<AttachmentState>,
+    target_attachments: Vec<AttachmentState>,
+    /// Looks that a volume of a deleted server stays `detaching` (Nova detaches in the background).
+    detach_looks: usize,
 }
 
 impl Cloud {
@@ -235,6 +244,25 @@ impl Cloud {
             target_becomes: "ACTIVE",
             twins: Vec::new(),
             booted: 0,
+            volumes: record
+                .volumes
+                .iter()
+                .map(|v| {
+                    let attached_to = vec![record.id.clone()];
+                    (v.id.clone(), VolumeState { id: v.id.clone(), status: "in-use".into(), attached_to })
+                })
+                .collect(),
+            source_attachments: record
+                .volumes
+                .iter()
+                .map(|v| AttachmentState {
+                    volume_id: v.id.clone(),
+                    device: v.device.clone(),
+                    delete_on_termination: Some(v.delete_on_termination),
+                })
+                .collect(),
+            target_attachments: Vec::new(),
+            detach_looks: 0,
             source_project: record.project_id.clone(),
             recording: Ok(record),
             acting_project: None,
@@ -265,6 +293,35 @@ impl Cloud {
             nova_network: Some(self.nova_network.clone()),
             twins: self.twins.clone(),
             user_data: None,
+            volumes: Some(self.volumes.clone()),
+            source_attachments: self.source.as_ref().map(|_| self.source_attachments.clone()),
+            target_attachments: self.target.as_ref().map(|_| self.target_attachments.clone()),
+        }
+    }
+
+    /// Nova detaches a deleted server's volumes, and deletes those it was told to.
+    fn detach_all(&mut self, server_id: &str, attachments: Vec<AttachmentState>) {
+        for attachment in attachments {
+            if attachment.delete_on_termination != Some(false) {
+                self.volumes.remove(&attachment.volume_id);
+                continue;
+            }
+            if let Some(volume) = self.volumes.get_mut(&attachment.volume_id) {
+                volume.attached_to.retain(|s| s != server_id);
+                if volume.attached_to.is_empty() {
+                    volume.status = if self.detach_looks > 0 { "detaching" } else { "available" }.into();
+                }
+            }
+        }
+    }
+
+    /// One look later: volumes being detached are free.
+    fn settle_volumes(&mut self) {
+        let mut detaching = self.volumes.values_mut().filter(|v| v.status.as_str() == "detaching").peekable();
+        if detaching.peek().is_some() && self.detach_looks > 0 {
+            self.detach_looks -= 1;
+        } else {
+            detaching.for_each(|volume| volume.status = "available".into());
         }
     }
 
@@ -285,6 +342,8 @@ impl Cloud {
                 // Nova deletes the ports it made; Neutron unbinds their floating IPs;
                 // nova-network disassociates its addresses but keeps them allocated.
                 self.source = None;
+                let attachments = std::mem::take(&mut self.source_attachments);
+                self.detach_all(server_id, attachments);
                 for address in &mut self.nova_network.allocated {
                     if address.instance_id.as_ref() == Some(server_id) {
                         address.instance_id = None;
@@ -311,6 +370,21 @@ impl Cloud {
                 let failed = self.target_becomes == "ERROR";
                 self.booted += 1;
                 let id = if self.booted == 1 { TARGET_ID.to_string() } else { format!("tgt-{}", self.booted) };
+                for volume in &plan.volumes {
+                    let seen = self.volumes.get_mut(&volume.volume_id).expect("a volume Cinder has");
+                    assert_eq!(seen.status.as_str(), "available", "booted with a volume that is not free");
+                    seen.status = "in-use".into();
+                    seen.attached_to = vec![id.clone()];
+                }
+                self.target_attachments = plan
+                    .volumes
+                    .iter()
+                    .map(|v| AttachmentState {
+                        volume_id: v.volume_id.clone(),
+                        device: v.device.clone(),
+                        delete_on_termination: Some(v.delete_on_termination),
+                    })
+                    .collect();
                 self.target = Some(ServerState {
                     name: plan.name.clone(),
                     project_id: self.source_project.clone(),
@@ -354,9 +428,41 @@ impl Cloud {
                     snapshot.protected = *protected;
                 }
             }
-            Action::DeleteTarget { .. } => {
+            Action::DeleteTarget { server_id } => {
                 self.target = None;
                 self.target_ports.clear();
+                let attachments = std::mem::take(&mut self.target_attachments);
+                self.detach_all(server_id, attachments);
+            }
+            Action::DetachVolume { server_id, volume_id } => {
+                assert_eq!(self.source.as_ref().map(|s| s.id.as_str()), Some(server_id.as_str()));
+                let (detached, kept) =
+                    std::mem::take(&mut self.source_attachments).into_iter().partition(|a| a.volume_id == *volume_id);
+                self.source_attachments = kept;
+                // Detaching never deletes.
+                let detached =
+                    detached.into_iter().map(|a| AttachmentState { delete_on_termination: Some(false), ..a });
+                self.detach_all(server_id, detached.collect());
+            }
+            Action::AttachVolume { server_id, volume } => {
+                let seen = self.volumes.get_mut(&volume.volume_id).expect("a volume Cinder has");
+                assert_eq!(seen.status.as_str(), "available", "attached a volume that is not free");
+                seen.status = "in-use".into();
+                seen.attached_to = vec![server_id.clone()];
+                self.source_attachments.push(AttachmentState {
+                    volume_id: volume.volume_id.clone(),
+                    device: volume.device.clone(),
+                    delete_on_termination: Some(volume.delete_on_termination),
+                });
+            }
+            Action::SetDeleteOnTermination { server_id, volume_id, delete } => {
+                let attachments = match (&self.source, &self.target) {
+                    (Some(s), _) if s.id == *server_id => &mut self.source_attachments,
+                    (_, Some(t)) if t.id == *server_id => &mut self.target_attachments,
+                    _ => panic!("{server_id} is neither the source nor the replacement"),
+                };
+                let attachment = attachments.iter_mut().find(|a| a.volume_id == *volume_id).expect("attached");
+                attachment.delete_on_termination = Some(*delete);
             }
         }
     }
@@ -464,11 +570,22 @@ impl Run {
         if !self.status.as_ref().is_some_and(late_twins_possible) {
             observed.twins.clear();
         }
+        // Volumes and attachments are read only by the phases that need them: a phase entered
+        // from the look of the phase before must look at them first.
+        let phase = self.phase();
+        if !matches!(phase, DeletingSource | Booting | RollingBack) {
+            observed.volumes = None;
+            observed.source_attachments = None;
+        }
+        if phase != Verifying {
+            observed.target_attachments = None;
+        }
         plan(&self.input(), &observed)
     }
 
     /// One reconcile: decide, write the status, make the change.
     fn step(&mut self) -> Decision {
+        self.cloud.settle_volumes();
         let decision = self.decide();
         let mut status = decision.status.clone();
         if let Some(action) = &decision.action {
@@ -640,7 +757,7 @@ fn groups_for(networks: &[Nic]) -> Vec<String> {
 fn boot(image_id: &str, networks: &[Nic]) -> Action {
     Action::Boot(Box::new(Replacement {
         name: "web-1".into(),
-        image_id: image_id.into(),
+        image_id: Some(image_id.into()),
         flavor_id: FLAVOR_ID.into(),
         key_name: Some("deploy".into()),
         security_groups: groups_for(networks),
