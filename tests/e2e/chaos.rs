@@ -1,8 +1,9 @@
 //! Chaos: the operator is killed with SIGKILL again and again while 20 migrations from the
 //! first Nova into the second run (`target.cloud`), each time at an instant drawn from its own
 //! progress, then runs undisturbed until every migration has ended. OpenStack itself (both
-//! Novas, Glance and Neutron) must then show each server moved exactly once, with nothing
-//! lost, doubled or leaked.
+//! Novas, Glance, Neutron and Cinder) must then show each server moved exactly once, with
+//! nothing lost, doubled or leaked: two of the servers boot from a volume and two more have
+//! data volumes, and every volume must end on the server that stands for its source.
 //!
 //! A life is cut as the operator writes a status or sends a change in a phase the chaos has not
 //! cut yet, or as it sends its n-th change (n at random), a little after or right away, so that
@@ -23,10 +24,15 @@ use crate::harness::{Operator, jsonpath, kubectl_ok, kubectl_stdin_ok};
 use crate::migration::{add_floating_ip, assert_floating_ip_on, namespace_with_clouds, server_on_havana};
 use crate::openstack::{deleted, fixtures, session, wait_gone};
 use crate::parallel_nova::{INTO_NOVA2, NOVA2_HOST, nova2};
+use crate::volumes::{assert_volumes_on, delete_volumes_left, server_with_volumes};
 
 const MIGRATIONS: usize = 20;
 /// Every third server has a floating IP.
 const WITH_FLOATING_IP: usize = 3;
+/// These servers boot from a volume, with two data volumes.
+const VOLUME_BACKED: [usize; 2] = [1, 11];
+/// These boot from the image, with two data volumes.
+const WITH_DATA_VOLUMES: [usize; 2] = [2, 7];
 /// The phases of a snapshot migration, in order: each must be cut at least once. A migration
 /// `Pending` once acknowledged is recording (Recording's look starts from there; a recording
 /// that ends with nothing changed goes on to Stopping in the same status write).
@@ -148,8 +154,26 @@ async fn killing_the_operator_at_random_instants_loses_nothing() {
     let lease = format!("osmo-{ns}");
     let (admin, nova2) = (session("admin"), nova2());
     let f = fixtures(&admin).await;
-    let sources: Vec<String> =
-        futures::future::join_all((0..MIGRATIONS).map(|_| server_on_havana(&admin, &f, &[]))).await;
+    let made = futures::future::join_all((0..MIGRATIONS).map(|i| {
+        let (admin, f) = (&admin, &f);
+        async move {
+            if VOLUME_BACKED.contains(&i) || WITH_DATA_VOLUMES.contains(&i) {
+                let (id, volumes) = server_with_volumes(admin, f, VOLUME_BACKED.contains(&i)).await;
+                (id, Some(volumes))
+            } else {
+                (server_on_havana(admin, f, &[]).await, None)
+            }
+        }
+    }))
+    .await;
+    let mut volumes = BTreeMap::new();
+    let mut sources = Vec::new();
+    for (i, (id, its_volumes)) in made.into_iter().enumerate() {
+        sources.push(id);
+        if let Some(its_volumes) = its_volumes {
+            volumes.insert(i, its_volumes);
+        }
+    }
     let mut names = Vec::new();
     for id in &sources {
         names.push(admin.compute().server(id).await.unwrap().unwrap().name);
@@ -291,11 +315,17 @@ async fn killing_the_operator_at_random_instants_loses_nothing() {
                 );
                 assert!(deleted(&admin, source).await, "m{i}: the source is still there");
                 let steps = jsonpath(env, &ns, &im, "{range .status.steps[*]}{.name}={.result} {end}");
+                let snapshotting = if VOLUME_BACKED.contains(&i) { "Skipped" } else { "Succeeded" };
                 assert_eq!(
                     steps.trim(),
-                    "Recording=Succeeded Stopping=Succeeded Snapshotting=Succeeded DeletingSource=Succeeded Booting=Succeeded MovingAddresses=Succeeded Verifying=Succeeded CleaningUp=Succeeded",
+                    format!(
+                        "Recording=Succeeded Stopping=Succeeded Snapshotting={snapshotting} DeletingSource=Succeeded Booting=Succeeded MovingAddresses=Succeeded Verifying=Succeeded CleaningUp=Succeeded"
+                    ),
                     "m{i}: each step once, in order"
                 );
+                if let Some(its_volumes) = volumes.get(&i) {
+                    assert_volumes_on(&nova2, &target, its_volumes).await;
+                }
                 left.push(target);
             }
             "Failed" => {
@@ -304,6 +334,14 @@ async fn killing_the_operator_at_random_instants_loses_nothing() {
                 let server = server.unwrap_or_else(|| panic!("m{i} failed and its source is lost"));
                 assert_eq!((server.status.as_str(), server.host.as_deref()), ("ACTIVE", Some("havana-1")), "m{i}");
                 assert!(ours.is_empty(), "m{i} failed but left a replacement");
+                if let Some(its_volumes) = volumes.get(&i) {
+                    let attached = admin.compute().volume_attachments(source).await.unwrap();
+                    let mut attached: Vec<&str> = attached.iter().map(|a| a.volume_id.as_str()).collect();
+                    attached.sort();
+                    let mut wanted = its_volumes.all();
+                    wanted.sort();
+                    assert_eq!(attached, wanted, "m{i}: the source's volumes");
+                }
                 left.push(source.clone());
             }
             other => panic!("m{i} ended {other}"),
@@ -327,5 +365,8 @@ async fn killing_the_operator_at_random_instants_loses_nothing() {
     }
     for fip in fips.values() {
         admin.network().delete_floating_ip(fip).await.unwrap();
+    }
+    for its_volumes in volumes.values() {
+        delete_volumes_left(&admin, its_volumes).await;
     }
 }

@@ -2,6 +2,7 @@
 //! kube-controller-manager for ownership) and real OpenStack. Each test drains its own extra
 //! nova-compute host, so that havana-1 and icehouse-1 keep serving the other tests.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use osmo::openstack::compute::{ComputeService, NetworkAttachment};
@@ -17,6 +18,7 @@ use crate::openstack::{
 };
 use crate::parallel_nova::{assert_moved_to_nova2, nova2};
 use crate::recovery::SPAWN_FAILS_WHILE;
+use crate::volumes::{assert_volumes_on, delete_volumes_left, server_with_volumes_on};
 
 pub(crate) const REASON: &str = "osmo e2e: redeploying";
 
@@ -119,8 +121,16 @@ async fn a_host_is_drained_into_the_second_nova_two_at_a_time_and_its_service_re
     let f = fixtures(&admin).await;
     let host = spare_host(&admin, "drain").await;
     let mut servers = Vec::new();
-    for i in 0..4 {
+    for i in 0..2 {
         servers.push((format!("{host}-vm{i}"), server_on(&admin, &f, &host, &format!("{host}-vm{i}"), i < 2).await));
+    }
+    // A mixed host: one server boots from a volume, another has data volumes.
+    let mut volumes = BTreeMap::new();
+    for volume_backed in [true, false] {
+        let (id, its_volumes) = server_with_volumes_on(&admin, &f, volume_backed, Some(&host)).await;
+        let name = admin.compute().server(&id).await.unwrap().unwrap().name;
+        volumes.insert(id.clone(), its_volumes);
+        servers.push((name, (id, None)));
     }
     // One server of another project, where the drain's (admin) user holds a role.
     let keystone = KeystoneAdmin::login().await;
@@ -162,6 +172,9 @@ async fn a_host_is_drained_into_the_second_nova_two_at_a_time_and_its_service_re
             "{name}"
         );
         let new_id = assert_moved_to_nova2(&admin, &nova2, env, &ns, &im, id, fip.as_deref()).await;
+        if let Some(its_volumes) = volumes.get(id) {
+            assert_volumes_on(&nova2, &new_id, its_volumes).await;
+        }
         if *name == other {
             let new = nova2.compute().server(&new_id).await.unwrap().unwrap();
             assert_eq!(new.tenant_id.as_deref(), Some(project.as_str()), "{name} left its project");
@@ -182,6 +195,9 @@ async fn a_host_is_drained_into_the_second_nova_two_at_a_time_and_its_service_re
 
     let fips: Vec<&str> = servers.iter().filter_map(|(_, (_, fip))| fip.as_deref()).collect();
     clean_up(&nova2, &moved.iter().map(String::as_str).collect::<Vec<_>>(), &fips).await;
+    for its_volumes in volumes.values() {
+        delete_volumes_left(&nova2, its_volumes).await;
+    }
     keystone.delete_project(&project).await;
 }
 

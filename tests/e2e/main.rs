@@ -25,4 +25,5 @@ mod recovery;
 mod schema;
 mod secrets;
 mod status;
+mod volumes;
 mod volumes_api;

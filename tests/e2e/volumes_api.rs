@@ -17,7 +17,7 @@ use crate::parallel_nova::nova2;
 
 /// A new 1 GiB volume, `available`; bootable when asked (Cinder's fake driver copies no image,
 /// and a bootable blank volume is all Nova's fake driver needs to boot from).
-async fn create_volume(s: &Session, name: &str, bootable: bool) -> String {
+pub async fn create_volume(s: &Session, name: &str, bootable: bool) -> String {
     #[derive(serde::Deserialize)]
     struct Body {
         volume: Id,
@@ -38,7 +38,7 @@ async fn create_volume(s: &Session, name: &str, bootable: bool) -> String {
     id
 }
 
-async fn delete_volume(s: &Session, id: &str) {
+pub async fn delete_volume(s: &Session, id: &str) {
     s.send(Request::new(Service::BlockStorage, Method::DELETE, format!("/volumes/{id}"))).await.unwrap();
     until(Duration::from_secs(120), &format!("volume {id} to be deleted"), || async {
         s.block_storage().volume(id).await.unwrap().is_none().then_some(())
@@ -46,7 +46,7 @@ async fn delete_volume(s: &Session, id: &str) {
     .await;
 }
 
-async fn wait_volume(s: &Session, id: &str, status: VolumeStatus) -> Volume {
+pub async fn wait_volume(s: &Session, id: &str, status: VolumeStatus) -> Volume {
     until(Duration::from_secs(120), &format!("volume {id} to be {status}"), || async {
         let volume = s.block_storage().volume(id).await.unwrap().expect("the volume exists");
         assert!(!matches!(volume.status, VolumeStatus::Error | VolumeStatus::ErrorDeleting), "{volume:?}");
