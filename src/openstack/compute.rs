@@ -798,7 +798,9 @@ impl Compute<'_> {
 
     /// Detaches a volume from a server; one not attached (any more) is not an error. Nova
     /// answers at once and detaches in the background: the volume is `detaching` in Cinder,
-    /// then `available`.
+    /// then `available`, and Nova lists the attachment a moment longer. A repeat while the
+    /// detach runs (a retry after a lost answer too) is refused with 400: after an error,
+    /// look at the attachments before concluding anything.
     pub async fn detach_volume(&self, server_id: &str, volume_id: &str) -> Result<(), Error> {
         let path = format!("/servers/{server_id}/os-volume_attachments/{volume_id}");
         ignore_not_found(self.send(self.request(Method::DELETE, path).await?).await)
