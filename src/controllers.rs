@@ -34,7 +34,7 @@ async fn run_controllers(shared: Arc<Shared>, watch: Watch, stop: CancellationTo
     let (migrations, writer) = reflector::store();
     let events = watcher(migrations_api.clone(), watcher::Config::default())
         .default_backoff()
-        .modify(runtime::cached)
+        .modify(migration::summary::cached)
         .reflect(writer);
     // After a restart, the migrations that progressed longest ago are taken up first.
     let triggers = runtime::fairness::applied_least_recently_served_first(events, migrations.clone(), last_progress)
@@ -44,7 +44,7 @@ async fn run_controllers(shared: Arc<Shared>, watch: Watch, stop: CancellationTo
     let (drains, writer) = reflector::store();
     let triggers = watcher(runtime::scoped::<ComputeNodeDrain>(client, namespace), watcher::Config::default())
         .default_backoff()
-        .modify(runtime::cached)
+        .modify(runtime::cached::cached)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());

@@ -11,6 +11,7 @@ mod observe;
 mod phase;
 pub mod planner;
 pub mod record;
+pub mod summary;
 mod user_data;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,7 +30,7 @@ use crate::runtime::claim::Claim;
 use crate::runtime::clouds::CloudError;
 use crate::runtime::conditions::Refusal;
 use crate::runtime::status::{self, HasConditions};
-use crate::runtime::{ReconcileError, Shared, finalizers};
+use crate::runtime::{ReconcileError, Shared, cached, finalizers};
 
 use self::execute::Answer;
 use self::planner::{Input, Observed};
@@ -66,6 +67,14 @@ impl HasConditions for InstanceMigration {
 #[tracing::instrument(skip_all, fields(namespace = im.metadata.namespace.as_deref(), name = im.metadata.name.as_deref(), uid = im.metadata.uid.as_deref()))]
 pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.shared.metrics.reconcile_started("InstanceMigration");
+    let api: Api<InstanceMigration> = Api::namespaced(ctx.shared.client.clone(), &im.namespace().unwrap_or_default());
+    // A finished migration is cached as a summary, and nothing happens to it until a change
+    // brings it back whole. Nothing is ever decided from a summary: whole from the API server.
+    if summary::finished(&im) {
+        ctx.memory.forget(&im);
+        return Ok(Action::await_change());
+    }
+    let im = cached::whole(&api, im).await?;
     // The watch may not have brought this operator's last status write yet: decisions build on
     // what was written (a step's first change assumes the step before was written as done).
     let im = ctx.memory.newest(im);
@@ -73,10 +82,8 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     // compared with it (and the difference reported).
     let submitted = im.spec.clone();
     let mut im = acting(im);
-    let api: Api<InstanceMigration> = Api::namespaced(ctx.shared.client.clone(), &im.namespace().unwrap_or_default());
     let deleting = im.metadata.deletion_timestamp.is_some();
     let current = im.status.clone().unwrap_or_default();
-    let terminal = matches!(current.phase, MigrationPhase::Succeeded | MigrationPhase::Failed);
     if deleting {
         if !im.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
@@ -91,8 +98,8 @@ pub async fn reconcile(im: Arc<InstanceMigration>, ctx: Arc<Context>) -> Result<
     }
     // A failed migration whose deletion is held, or that is asked to retry, is decided on;
     // any other that has ended only when its spec changed (to report the change).
-    let retry = planner::retry_requested(&current, im.annotations().get(RETRY_ANNOTATION).map(String::as_str));
-    if terminal && current.observed_generation == im.metadata.generation && !retry && !deleting {
+    if summary::finished(&im) {
+        ctx.memory.forget(&im);
         return Ok(Action::await_change());
     }
 
@@ -416,6 +423,11 @@ async fn done(
     } else if let Some(name) = status.claim.as_deref().filter(|_| !claim::needs_claim(&status)) {
         ctx.shared.claims.release(name, im).await?;
     }
+    if summary::finished(im) {
+        // Nothing more is written: what was is not kept for ever (a later reconcile before the
+        // watch brings it decides from an older version, and its write is refused).
+        ctx.memory.forget(im);
+    }
     // The planner timed the next look from its decision: writing and changing since count.
     Ok(requeue(requeue_after.map(|after| after.saturating_sub(decided_at.elapsed()))))
 }
@@ -606,6 +618,21 @@ mod tests {
         assert!(usual(&memory) > ms(800), "{:?}", usual(&memory));
         // Each step is learned on its own.
         assert!(!memory.usual_steps().contains_key(&MigrationPhase::Booting));
+    }
+
+    #[tokio::test]
+    async fn a_status_is_never_written_from_the_caches_summary() {
+        // Written, the summary's few fields would replace the whole record of the migration.
+        let ctx = super::nova_network_tests::context();
+        let mut im = (*migration(MigrationPhase::Succeeded)).clone();
+        im.metadata.generation = Some(1);
+        im.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        im.status.as_mut().unwrap().observed_generation = Some(1);
+        summary::cached(&mut im);
+        assert!(cached::is_summary(&im));
+        let rewritten = InstanceMigrationStatus { downtime: Some("1s".into()), ..im.status.clone().unwrap() };
+        let error = publish(&ctx, &mut im, rewritten).await.unwrap_err();
+        assert!(error.to_string().contains("from the cache's summary"), "{error}");
     }
 
     #[test]

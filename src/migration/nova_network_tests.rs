@@ -124,7 +124,7 @@ fn migration() -> InstanceMigration {
 }
 
 /// A controller context whose Kubernetes client is never called.
-fn context() -> Context {
+pub(super) fn context() -> Context {
     crate::openstack::session::install_tls_provider();
     let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "osmo-test".into());

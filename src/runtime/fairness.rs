@@ -41,9 +41,14 @@ where
                     listed.push((served_at(&obj), ObjectRef::from_obj(&obj)));
                     vec![]
                 }
+                // Taken, not drained: a listing of many objects leaves no room behind.
                 Ok(watcher::Event::InitDone) => {
                     listed.sort_by(|a, b| a.0.cmp(&b.0));
-                    listed.drain(..).filter_map(|(_, r)| store.get(&r)).map(|obj| Ok((*obj).clone())).collect()
+                    std::mem::take(listed)
+                        .into_iter()
+                        .filter_map(|(_, r)| store.get(&r))
+                        .map(|obj| Ok((*obj).clone()))
+                        .collect()
                 }
             };
             futures::future::ready(Some(stream::iter(now)))

@@ -2,6 +2,7 @@
 //! conditions, events, metrics, probes and shutdown.
 
 pub mod backoff;
+pub mod cached;
 pub mod claim;
 pub mod clouds;
 pub mod conditions;
@@ -170,19 +171,6 @@ where
     Ok(())
 }
 
-/// An object as the caches keep it: without what no decision reads and that is most of its
-/// size (the field managers' records, and `kubectl apply`'s copy of the spec), so that tens of
-/// thousands of stored resources fit in little memory.
-pub fn cached<K: kube::Resource>(obj: &mut K) {
-    let meta = obj.meta_mut();
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED_ANNOTATION);
-    }
-}
-
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
 /// The API of a namespaced kind, in the watched namespace or in all.
 pub fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -273,21 +261,4 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
     shutdown.cancel();
-}
-
-#[cfg(test)]
-mod tests {
-    use k8s_openapi::api::core::v1::ConfigMap;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
-
-    #[test]
-    fn the_cache_keeps_no_field_managers_nor_kubectls_copy_of_the_spec() {
-        let mut obj = ConfigMap::default();
-        obj.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
-        obj.metadata.annotations =
-            Some([(super::LAST_APPLIED_ANNOTATION.to_string(), "{}".to_string()), ("team".into(), "a".into())].into());
-        super::cached(&mut obj);
-        assert_eq!(obj.metadata.managed_fields, None);
-        assert_eq!(obj.metadata.annotations, Some([("team".to_string(), "a".to_string())].into()));
-    }
 }

@@ -38,6 +38,7 @@ pub async fn publish<K: HasConditions>(
     old: Option<&K::Status>,
     new: &K::Status,
 ) -> Result<bool, kube::Error> {
+    super::cached::refuse_summary(obj)?;
     let kind = K::kind(&());
     let empty = K::Status::default();
     if old == Some(new) {
