@@ -76,6 +76,12 @@ pub struct ComputeNodeDrainSpec {
     /// Stop creating new migrations; running ones finish.
     #[serde(default)]
     pub paused: bool,
+    /// How long an InstanceMigration this drain created is kept once it has succeeded (and its
+    /// server has left the host); then the drain deletes it, and `status.servers` keeps its
+    /// summary (the replacement and when it succeeded). Unset: kept for ever. A failed one, and
+    /// one the drain did not create, are never deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_migration_retention_seconds: Option<u64>,
 }
 
 fn default_disable_reason() -> String {
@@ -261,6 +267,13 @@ pub struct DrainServerEntry {
     /// Phase of that migration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<MigrationPhase>,
+    /// The replacement server's ID, once the migration succeeded (kept after the drain deletes
+    /// that migration, see `spec.succeededMigrationRetentionSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// When the migration succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrated_at: Option<String>,
     /// Where the migration takes the server, e.g. `zone icehouse`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,

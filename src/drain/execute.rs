@@ -2,7 +2,7 @@
 //! limit, and the drain's InstanceMigrations in Kubernetes.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
@@ -22,8 +22,10 @@ pub async fn execute(
     action: Action,
 ) -> Result<(), ReconcileError> {
     tracing::info!(drain = %drain.name_any(), ?action, "acting");
-    if let Action::CreateMigration { name, server_id } = action {
-        return create_migration(ctx, drain, name, server_id).await;
+    match action {
+        Action::CreateMigration { name, server_id } => return create_migration(ctx, drain, name, server_id).await,
+        Action::DeleteMigration { name, uid } => return delete_migration(ctx, drain, name, uid).await,
+        _ => {}
     }
     let Some(service) = service else { return Ok(()) };
     let _permit = ctx.shared.clouds.change_permit(session).await;
@@ -33,7 +35,7 @@ pub async fn execute(
         Action::EnableService => compute.enable_service(service).await.map(drop),
         Action::ForceDownService => compute.force_down_service(service, true).await.map(drop),
         Action::DeleteService => compute.delete_service(service).await,
-        Action::CreateMigration { .. } => unreachable!("handled above"),
+        Action::CreateMigration { .. } | Action::DeleteMigration { .. } => unreachable!("handled above"),
     }?;
     Ok(())
 }
@@ -81,6 +83,40 @@ async fn create_migration(
         reason: "MigrationCreated".into(),
         note: Some(format!("InstanceMigration {name} moves server {server_id}")),
         action: "Migrate".into(),
+        secondary: None,
+    };
+    ctx.shared.events.publish(event, drain.object_ref(&())).await;
+    Ok(())
+}
+
+/// Deletes one of the drain's succeeded InstanceMigrations, that very one (by UID): one of the
+/// same name made since is not it.
+async fn delete_migration(
+    ctx: &Context,
+    drain: &ComputeNodeDrain,
+    name: String,
+    uid: String,
+) -> Result<(), ReconcileError> {
+    let api: Api<InstanceMigration> =
+        Api::namespaced(ctx.shared.client.clone(), &drain.namespace().unwrap_or_default());
+    let params = DeleteParams {
+        preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
+        ..Default::default()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => {}
+        // Gone already, or replaced by another of that name: nothing of ours to delete.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    ctx.shared.metrics.kubernetes_write("InstanceMigration");
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "MigrationDeleted".into(),
+        note: Some(format!(
+            "InstanceMigration {name} succeeded and its retention passed; status.servers keeps its summary"
+        )),
+        action: "Retain".into(),
         secondary: None,
     };
     ctx.shared.events.publish(event, drain.object_ref(&())).await;

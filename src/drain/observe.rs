@@ -1,12 +1,16 @@
 //! Reads the host from OpenStack and the drain's migrations from Kubernetes. Reads only.
 
-use kube::ResourceExt;
 use kube::api::{Api, ListParams};
+use kube::{Resource, ResourceExt};
 
-use crate::api::{ComputeNodeDrain, InstanceMigration, ServiceStatus};
+use crate::api::{
+    ComputeNodeDrain, ConditionStatus, InstanceMigration, InstanceMigrationStatus, MigrationPhase, ServiceStatus,
+    condition_type,
+};
 use crate::openstack::Session;
 use crate::openstack::compute::ComputeService;
 use crate::runtime::ReconcileError;
+use crate::runtime::conditions;
 
 use super::Context;
 use super::planner::{DRAIN_UID_LABEL, HostServer, KnownMigration, Observed};
@@ -58,13 +62,26 @@ async fn migrations(
     let api: Api<InstanceMigration> = Api::namespaced(ctx.shared.client.clone(), &namespace);
     let known = |im: &InstanceMigration, owned| KnownMigration {
         name: im.name_any(),
+        uid: im.uid().unwrap_or_default(),
         server: im.spec.server.clone(),
         phase: im.status.as_ref().map(|s| s.phase),
         past_point_of_no_return: im.status.as_ref().is_some_and(|s| s.recovery.is_some()),
         owned,
+        replacement: succeeded(im).and_then(|s| Some(s.target.as_ref()?.server_id.clone())),
+        succeeded_at: succeeded(im).and_then(|s| {
+            let ready = conditions::get(&s.conditions, condition_type::READY)?;
+            (ready.status == ConditionStatus::True).then(|| ready.last_transition_time.parse().ok())?
+        }),
     };
-    let owned = api.list(&ListParams::default().labels(&format!("{DRAIN_UID_LABEL}={uid}"))).await?;
-    let mut found: Vec<KnownMigration> = owned.items.iter().map(|im| known(im, true)).collect();
+    let labelled = api.list(&ListParams::default().labels(&format!("{DRAIN_UID_LABEL}={uid}"))).await?;
+    // Labelled and controlled by the drain: made by it (a label alone can be copied).
+    let made_by_drain = |im: &InstanceMigration| {
+        im.owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && o.uid == uid && o.kind == ComputeNodeDrain::kind(&()))
+    };
+    let mut found: Vec<KnownMigration> =
+        labelled.items.iter().filter(|im| made_by_drain(im)).map(|im| known(im, true)).collect();
     for im in ctx.migrations.state() {
         let names_host_server = servers.iter().any(|s| s.id == im.spec.server || s.name == im.spec.server);
         if im.namespace().as_deref() == Some(namespace.as_str())
@@ -80,6 +97,11 @@ async fn migrations(
         }
     }
     Ok(found)
+}
+
+/// The status of a migration that succeeded.
+fn succeeded(im: &InstanceMigration) -> Option<&InstanceMigrationStatus> {
+    im.status.as_ref().filter(|s| s.phase == MigrationPhase::Succeeded)
 }
 
 fn service_status(service: &ComputeService) -> ServiceStatus {

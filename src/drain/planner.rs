@@ -37,6 +37,9 @@ pub fn validate(spec: &ComputeNodeDrainSpec) -> Vec<FieldError> {
     if spec.mode == DrainMode::Migrate && spec.wait_deadline_seconds.is_some() {
         validation::error(&mut errors, "spec.waitDeadlineSeconds", "only used when mode is Wait");
     }
+    if spec.mode == DrainMode::Wait && spec.succeeded_migration_retention_seconds.is_some() {
+        validation::error(&mut errors, "spec.succeededMigrationRetentionSeconds", "only used when mode is Migrate");
+    }
     if spec.force_down && spec.after_drain != AfterDrain::RetireService {
         validation::error(&mut errors, "spec.forceDown", "only used when afterDrain is RetireService");
     }
@@ -108,17 +111,21 @@ pub struct HostServer {
     pub metadata: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KnownMigration {
     pub name: String,
+    pub uid: String,
     /// The server it moves, as its spec names it.
     pub server: String,
     pub phase: Option<MigrationPhase>,
     /// It failed (or retries) past its point of no return: the source is deleted (or its
     /// addresses moved) and no verified replacement runs (`status.recovery`).
     pub past_point_of_no_return: bool,
-    /// Created by this drain (owned by it).
+    /// Created by this drain (labelled with its UID and controlled by it).
     pub owned: bool,
+    /// Once it succeeded: the replacement server's ID, and when (its `Ready` condition).
+    pub replacement: Option<String>,
+    pub succeeded_at: Option<jiff::Timestamp>,
 }
 
 impl KnownMigration {
@@ -140,6 +147,9 @@ pub enum Action {
     DeleteService,
     /// Create the InstanceMigration `name` for the server `server_id`.
     CreateMigration { name: String, server_id: String },
+    /// Delete the drain's succeeded InstanceMigration `name` (that very one: `uid`), its
+    /// retention passed and its summary kept in `status.servers`.
+    DeleteMigration { name: String, uid: String },
 }
 
 #[derive(Debug)]
@@ -368,8 +378,50 @@ impl Planner<'_> {
         self.decide(vec![], Some(Duration::from_secs(30)))
     }
 
-    /// The host is cordoned: move or wait for its servers, then report it drained.
-    fn drain(mut self) -> Decision {
+    /// The host is cordoned: move or wait for its servers, then report it drained; and delete
+    /// the drain's succeeded migrations whose retention has passed.
+    fn drain(self) -> Decision {
+        let (expired, next_expiry) = self.expired_migrations();
+        let mut decision = self.empty_host();
+        decision.actions.extend(expired);
+        decision.requeue = match (decision.requeue, next_expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        decision
+    }
+
+    /// The drain's own succeeded migrations that may go now (their retention passed, their
+    /// summary in the status written before they are deleted, their server no longer listed
+    /// on the host), and how long until the next one may.
+    fn expired_migrations(&self) -> (Vec<Action>, Option<Duration>) {
+        let Some(retention) = self.spec().succeeded_migration_retention_seconds else { return (vec![], None) };
+        let retention = jiff::SignedDuration::from_secs(i64::try_from(retention).unwrap_or(i64::MAX));
+        let mut expired = Vec::new();
+        let mut next: Option<Duration> = None;
+        for m in self.observed.migrations.iter().filter(|m| m.owned && m.phase == Some(MigrationPhase::Succeeded)) {
+            let summarised = self.status.servers.iter().any(|e| {
+                e.id == m.server
+                    && e.migration.as_ref() == Some(&m.name)
+                    && e.state == DrainServerState::Migrated
+                    && e.migrated_at.is_some()
+            });
+            let listed = self.observed.servers.iter().any(|s| s.id == m.server);
+            let Some(due) = m.succeeded_at.and_then(|at| at.checked_add(retention).ok()) else { continue };
+            if !summarised || listed {
+                continue;
+            }
+            if self.input.now >= due {
+                expired.push(Action::DeleteMigration { name: m.name.clone(), uid: m.uid.clone() });
+            } else {
+                let left = due.duration_since(self.input.now).unsigned_abs();
+                next = Some(next.map_or(left, |n| n.min(left)));
+            }
+        }
+        (expired, next)
+    }
+
+    fn empty_host(mut self) -> Decision {
         let mut actions = Vec::new();
         let spec = self.input.spec;
         let lost: Vec<String> = self
@@ -607,10 +659,17 @@ fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]
     let selection = &input.spec.selector;
     let ours = |id: &str| observed.migrations.iter().find(|m| m.owned && m.server == id);
     let other = |id: &str| observed.migrations.iter().find(|m| !m.owned && !m.ended() && m.server == id);
-    let by_migration = |m: &KnownMigration| match m.phase {
-        Some(MigrationPhase::Succeeded) => DrainServerState::Migrated,
-        Some(MigrationPhase::Failed) => DrainServerState::Failed,
-        _ => DrainServerState::Migrating,
+    let by_migration = |m: &KnownMigration, entry: &mut DrainServerEntry| {
+        entry.state = match m.phase {
+            Some(MigrationPhase::Succeeded) => DrainServerState::Migrated,
+            Some(MigrationPhase::Failed) => DrainServerState::Failed,
+            _ => DrainServerState::Migrating,
+        };
+        entry.migration = Some(m.name.clone());
+        entry.phase = m.phase;
+        // Kept once the migration is gone: the drain's own record of the move.
+        entry.replacement = m.replacement.clone();
+        entry.migrated_at = m.succeeded_at.map(timestamp);
     };
     let mut entries: Vec<(usize, DrainServerEntry)> = Vec::new();
     for server in &observed.servers {
@@ -624,9 +683,7 @@ fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]
             ..Default::default()
         };
         if let Some(m) = ours(&server.id).or_else(|| other(&server.id)) {
-            entry.state = by_migration(m);
-            entry.migration = Some(m.name.clone());
-            entry.phase = m.phase;
+            by_migration(m, &mut entry);
         } else if !on_host {
             entry.state = DrainServerState::ListedElsewhere;
             let elsewhere = server.host.as_deref().unwrap_or("not given");
@@ -641,11 +698,7 @@ fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]
     for earlier in previous.iter().filter(|e| !observed.servers.iter().any(|s| s.id == e.id)) {
         let mut entry = earlier.clone();
         match ours(&earlier.id) {
-            Some(m) => {
-                entry.state = by_migration(m);
-                entry.migration = Some(m.name.clone());
-                entry.phase = m.phase;
-            }
+            Some(m) => by_migration(m, &mut entry),
             None if !matches!(earlier.state, DrainServerState::Migrated | DrainServerState::Lost) => {
                 entry.state = DrainServerState::Gone
             }

@@ -54,11 +54,32 @@ fn server(id: &str, name: &str) -> HostServer {
 fn ours(server: &str, phase: Option<MigrationPhase>) -> KnownMigration {
     KnownMigration {
         name: migration_name("drain", server),
+        uid: format!("uid-{server}"),
         server: server.into(),
         phase,
-        past_point_of_no_return: false,
         owned: true,
+        ..Default::default()
     }
+}
+
+/// The drain's migration of `server`, succeeded at `at` with the replacement `new-<server>`.
+fn succeeded_at(server: &str, at_secs: i64) -> KnownMigration {
+    KnownMigration {
+        replacement: Some(format!("new-{server}")),
+        succeeded_at: Some(at(at_secs)),
+        ..ours(server, Some(MigrationPhase::Succeeded))
+    }
+}
+
+fn deleted(decision: &Decision) -> Vec<&str> {
+    decision
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeleteMigration { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The host cordoned, holding `servers`, with the drain's `migrations`.
@@ -319,13 +340,7 @@ fn a_failed_migration_blocks_the_drain_until_it_is_deleted_then_it_is_retried() 
 #[test]
 fn a_server_another_migration_moves_is_not_migrated_twice() {
     let s = spec(json!({}));
-    let theirs = KnownMigration {
-        name: "by-hand".into(),
-        server: "a".into(),
-        phase: None,
-        past_point_of_no_return: false,
-        owned: false,
-    };
+    let theirs = KnownMigration { name: "by-hand".into(), server: "a".into(), ..Default::default() };
     let d = run(&s, None, &host(&[("a", "web-a")], vec![theirs]), 0);
     assert!(created(&d).is_empty());
     assert_eq!(d.status.servers[0].migration.as_deref(), Some("by-hand"));
@@ -351,6 +366,62 @@ fn the_host_is_drained_when_every_migration_succeeded() {
     let running = vec![ours("a", Some(MigrationPhase::Succeeded)), ours("b", Some(MigrationPhase::Booting))];
     let not_yet = run(&s, Some(&first.status), &host(&[], running), 40);
     assert_eq!(not_yet.status.phase, DrainPhase::Draining);
+}
+
+// --- retention of succeeded migrations ---
+
+#[test]
+fn succeeded_migrations_go_after_their_retention_and_the_drain_keeps_their_summary() {
+    let s = spec(json!({"maxConcurrent": 2, "succeededMigrationRetentionSeconds": 60}));
+    let first = run(&s, None, &host(&[("a", "web-a"), ("b", "web-b")], vec![]), 0);
+    let running = vec![succeeded_at("a", 100), ours("b", Some(MigrationPhase::Booting))];
+    let kept = run(&s, Some(&first.status), &host(&[("b", "web-b")], running.clone()), 120);
+    let a = &kept.status.servers[0];
+    assert_eq!((a.state, a.replacement.as_deref()), (DrainServerState::Migrated, Some("new-a")));
+    assert_eq!(a.migrated_at.as_deref(), Some(crate::api::timestamp(at(100)).as_str()));
+    assert!(deleted(&kept).is_empty(), "kept for its retention");
+    assert!(kept.requeue.unwrap() <= Duration::from_secs(40), "looked at again when it passes");
+
+    let due = run(&s, Some(&kept.status), &host(&[("b", "web-b")], running), 160);
+    assert_eq!(deleted(&due), [migration_name("drain", "a")]);
+    assert!(due.actions.contains(&Action::DeleteMigration { name: migration_name("drain", "a"), uid: "uid-a".into() }));
+
+    // Gone: the status still shows the server moved, with its replacement; nothing re-adds it.
+    let after = run(&s, Some(&due.status), &host(&[], vec![succeeded_at("b", 170)]), 175);
+    let a = &after.status.servers[0];
+    assert_eq!((a.state, a.replacement.as_deref()), (DrainServerState::Migrated, Some("new-a")));
+    assert_eq!(a.migration.as_deref(), Some(migration_name("drain", "a").as_str()));
+    assert!(created(&after).is_empty());
+    assert_eq!(after.status.phase, DrainPhase::Drained);
+    assert_eq!(after.status.progress.as_deref(), Some("2/2"));
+}
+
+#[test]
+fn failed_foreign_still_listed_or_unsummarised_migrations_are_never_deleted() {
+    let s = spec(json!({"succeededMigrationRetentionSeconds": 0}));
+    let first = run(&s, None, &host(&[("a", "web-a"), ("b", "web-b"), ("c", "web-c")], vec![]), 0);
+    let failed = KnownMigration { succeeded_at: Some(at(10)), ..ours("a", Some(MigrationPhase::Failed)) };
+    let by_hand = KnownMigration { owned: false, name: "by-hand".into(), ..succeeded_at("b", 10) };
+    // Succeeded, but Nova still lists its server on the host.
+    let still_listed = succeeded_at("c", 10);
+    let d =
+        run(&s, Some(&first.status), &host(&[("a", "web-a"), ("c", "web-c")], vec![failed, by_hand, still_listed]), 50);
+    assert!(deleted(&d).is_empty(), "{:?}", d.actions);
+
+    // Without a retention, succeeded migrations are kept for ever.
+    let forever = spec(json!({}));
+    let d = run(&forever, Some(&first.status), &host(&[], vec![succeeded_at("a", 10)]), 1_000_000);
+    assert!(deleted(&d).is_empty());
+    // Nor without knowing when it succeeded.
+    let unknown = KnownMigration { succeeded_at: None, ..succeeded_at("a", 10) };
+    let d = run(&s, Some(&first.status), &host(&[], vec![unknown]), 1_000_000);
+    assert!(deleted(&d).is_empty());
+}
+
+#[test]
+fn retention_applies_to_migrate_mode_only() {
+    let s = spec(json!({"mode": "Wait", "migrationTemplate": null, "succeededMigrationRetentionSeconds": 60}));
+    assert_eq!(fields(&s), ["spec.succeededMigrationRetentionSeconds"]);
 }
 
 #[test]

@@ -314,3 +314,61 @@ async fn a_server_lost_by_its_migration_keeps_the_drain_blocked_once_the_migrati
     extra_compute("stop", &host);
     extra_compute("stop", &target);
 }
+
+#[tokio::test]
+async fn a_succeeded_migration_goes_after_its_retention_and_the_drain_keeps_its_summary_a_failed_one_stays() {
+    let admin = session("admin");
+    let f = fixtures(&admin).await;
+    let host = spare_host(&admin, "retain").await;
+    let (moved, _) = server_on(&admin, &f, &host, &format!("{host}-a"), false).await;
+    // Locked by its owner: its migration is refused before anything changes, and fails.
+    let (locked, _) = server_on(&admin, &f, &host, &format!("{host}-b"), false).await;
+    admin.compute().lock_server(&locked, "e2e: keep").await.unwrap();
+    let (env, ns, _op) = setup("drainretain");
+    apply_drain(
+        env,
+        &ns,
+        "retain",
+        &host,
+        &format!("{MIGRATE}, maxConcurrent: 2, succeededMigrationRetentionSeconds: 0"),
+    );
+
+    let (succeeded, failed) = (format!("retain-{moved}"), format!("retain-{locked}"));
+    let exists = |im: &str| {
+        !kubectl_ok(env, &["-n", &ns, "get", "im", im, "--ignore-not-found", "-o", "name"]).trim().is_empty()
+    };
+    eventually(Duration::from_secs(120), "the drain to create its InstanceMigrations", || {
+        exists(&succeeded).then_some(())
+    });
+    wait_for(env, &ns, &format!("im/{failed}"), "jsonpath={.status.phase}=Failed", 300);
+    eventually(Duration::from_secs(300), "the succeeded InstanceMigration to be deleted", || {
+        (!exists(&succeeded)).then_some(())
+    });
+    wait_phase(env, &ns, "retain", "Blocked", 120);
+
+    // The drain's status keeps the move: state, migration, replacement and when.
+    let entry =
+        |field: &str| jsonpath(env, &ns, "cnd/retain", &format!("{{.status.servers[?(@.id==\"{moved}\")].{field}}}"));
+    assert_eq!(entry("state"), "Migrated");
+    assert_eq!(entry("phase"), "Succeeded");
+    assert_eq!(entry("migration"), succeeded);
+    assert!(entry("migratedAt").parse::<jiff::Timestamp>().is_ok(), "migratedAt: {:?}", entry("migratedAt"));
+    let replacement = entry("replacement");
+    let new = admin.compute().server(&replacement).await.unwrap().expect("the replacement the drain names runs");
+    assert_eq!(new.status, "ACTIVE");
+    assert!(admin.compute().server(&moved).await.unwrap().is_none(), "the source is gone");
+    assert_eq!(jsonpath(env, &ns, "cnd/retain", "{.status.counts.succeeded}"), "1");
+    // The failed one stays (the drain never re-creates the one it deleted).
+    assert!(exists(&failed));
+    assert_eq!(
+        jsonpath(env, &ns, &format!("im/{failed}"), "{.status.conditions[?(@.type==\"Failed\")].reason}"),
+        "SourceLocked"
+    );
+    let names = kubectl_ok(env, &["-n", &ns, "get", "im", "-o", "name"]);
+    assert_eq!(names.trim(), format!("instancemigration.osmo.dev/{failed}"));
+
+    kubectl_ok(env, &["-n", &ns, "delete", "cnd", "retain", "--timeout=60s"]);
+    admin.compute().unlock_server(&locked).await.unwrap();
+    clean_up(&admin, &[&replacement, &locked], &[]).await;
+    extra_compute("stop", &host);
+}

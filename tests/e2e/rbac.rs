@@ -24,6 +24,8 @@ fn the_service_account_has_least_privilege() {
     for (verb, resource) in [
         ("watch", "instancemigrations.osmo.dev"),
         ("create", "instancemigrations.osmo.dev"),
+        // A drain's succeeded children, once their retention passed.
+        ("delete", "instancemigrations.osmo.dev"),
         ("update", "computenodedrains.osmo.dev/finalizers"),
         ("patch", "instancemigrations.osmo.dev/status"),
         ("patch", "computenodedrains.osmo.dev/status"),
@@ -39,7 +41,6 @@ fn the_service_account_has_least_privilege() {
     }
     for (verb, resource, ns) in [
         ("update", "instancemigrations.osmo.dev", "default"),
-        ("delete", "instancemigrations.osmo.dev", "default"),
         ("update", "instancemigrations.osmo.dev/finalizers", "default"),
         ("update", "computenodedrains.osmo.dev/status", "default"),
         ("delete", "computenodedrains.osmo.dev", "default"),
