@@ -277,9 +277,23 @@ pub struct DrainServerEntry {
     /// Where the migration takes the server, e.g. `zone icehouse`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// How its migration moves it (mode `Migrate`; a dry run shows it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<MovePath>,
     /// Why the drain cannot count the server, when it is `Lost` or `ListedElsewhere`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+}
+
+/// How a migration moves a server. Its volumes move in every path, never copied.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum MovePath {
+    /// A snapshot of its root disk, which the replacement boots from.
+    Snapshot,
+    /// It boots from a volume: the replacement boots from the same volume, with no snapshot.
+    Volume,
+    /// A fresh server from the template's image, with the data volumes.
+    Redeploy,
 }
 
 /// Where one server of the host stands in its drain.

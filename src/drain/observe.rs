@@ -35,7 +35,14 @@ pub async fn observe(
     let servers: Vec<HostServer> = listing
         .servers
         .into_iter()
-        .map(|s| HostServer { id: s.id, name: s.name, project_id: s.tenant_id, host: s.host, metadata: s.metadata })
+        .map(|s| HostServer {
+            boots_from_volume: s.image_id.is_none(),
+            id: s.id,
+            name: s.name,
+            project_id: s.tenant_id,
+            host: s.host,
+            metadata: s.metadata,
+        })
         .collect();
     Ok(Observation {
         planner: Observed {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::api::{
     AfterDrain, ComputeNodeDrainSpec, ComputeNodeDrainStatus, ConditionStatus, DrainCounts, DrainMode, DrainPhase,
-    DrainServerEntry, DrainServerState, MigrationPhase, RETRY_ANNOTATION, ServerSelector, ServiceStatus,
-    condition_type, timestamp,
+    DrainServerEntry, DrainServerState, MigrationPhase, MovePath, RETRY_ANNOTATION, ServerSelector, ServiceStatus,
+    Strategy, condition_type, timestamp,
 };
 use crate::openstack::states::{ServiceState, ServiceStatus as NovaServiceStatus};
 use crate::runtime::conditions::{self, Refusal, Setter, Validated};
@@ -109,6 +109,8 @@ pub struct HostServer {
     /// The host Nova's record names (`OS-EXT-SRV-ATTR:host`); `None` when absent.
     pub host: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// It boots from a volume (Nova shows no image).
+    pub boots_from_volume: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -652,6 +654,16 @@ fn incompleteness(spec: &ComputeNodeDrainSpec, observed: &Observed) -> Option<St
     (!causes.is_empty()).then(|| causes.join("; "))
 }
 
+/// How the drain's migration moves `server`, when the drain migrates.
+fn move_path(spec: &ComputeNodeDrainSpec, server: &HostServer) -> Option<MovePath> {
+    let template = spec.migration_template.as_ref().filter(|_| spec.mode == DrainMode::Migrate)?;
+    Some(match template.strategy {
+        Strategy::Redeploy => MovePath::Redeploy,
+        Strategy::Snapshot if server.boots_from_volume => MovePath::Volume,
+        Strategy::Snapshot => MovePath::Snapshot,
+    })
+}
+
 /// One entry per server the drain knows: those Nova lists for the host now, and those that
 /// were and left, in the order the drain handles them.
 fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]) -> Vec<DrainServerEntry> {
@@ -680,6 +692,7 @@ fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]
             name: server.name.clone(),
             project_id: server.project_id.clone(),
             target: earlier.and_then(|e| e.target.clone()),
+            path: move_path(input.spec, server),
             ..Default::default()
         };
         if let Some(m) = ours(&server.id).or_else(|| other(&server.id)) {
@@ -691,6 +704,9 @@ fn entries(input: &Input<'_>, observed: &Observed, previous: &[DrainServerEntry]
         } else if let Some(why) = exclusion(selection, server) {
             entry.state = DrainServerState::Excluded;
             entry.excluded = Some(why);
+        }
+        if matches!(entry.state, DrainServerState::Excluded | DrainServerState::ListedElsewhere) {
+            entry.path = None;
         }
         mark_lost(&mut entry, earlier, ours(&server.id), on_host);
         entries.push((priority(selection, server), entry));

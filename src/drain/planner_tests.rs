@@ -8,7 +8,7 @@ use serde_json::json;
 use super::planner::*;
 use crate::api::{
     ComputeNodeDrainSpec, ComputeNodeDrainStatus, ConditionStatus, DrainPhase, DrainServerState, MigrationPhase,
-    ServiceStatus,
+    MovePath, ServiceStatus,
 };
 use crate::runtime::conditions;
 
@@ -444,21 +444,31 @@ fn a_dry_run_plans_every_server_and_changes_nothing() {
     let s = spec(json!({"dryRun": true, "selector": {"exclude": [{"ids": ["x"]}]}}));
     let mut observed = host(&[("b", "web-b"), ("a", "web-a"), ("x", "web-x")], vec![]);
     observed.service = Some(service("enabled", "up"));
+    observed.servers[0].boots_from_volume = true;
     let d = run(&s, None, &observed, 0);
     assert!(d.actions.is_empty());
     assert_eq!(d.status.phase, DrainPhase::Planned);
-    let plan: Vec<_> =
-        d.status.servers.iter().map(|e| (e.name.as_str(), e.migration.as_deref(), e.target.as_deref())).collect();
+    let plan: Vec<_> = d
+        .status
+        .servers
+        .iter()
+        .map(|e| (e.name.as_str(), e.migration.as_deref(), e.target.as_deref(), e.path))
+        .collect();
+    // Each with the path its migration would take: web-b boots from a volume, which moves.
     assert_eq!(
         plan,
         [
-            ("web-a", Some("drain-a"), Some("icehouse")),
-            ("web-b", Some("drain-b"), Some("icehouse")),
-            ("web-x", None, None)
+            ("web-a", Some("drain-a"), Some("icehouse"), Some(MovePath::Snapshot)),
+            ("web-b", Some("drain-b"), Some("icehouse"), Some(MovePath::Volume)),
+            ("web-x", None, None, None)
         ]
     );
     assert_eq!(condition(&d.status, "Progressing"), (ConditionStatus::False, "DryRun".into()));
     assert!(d.status.message.unwrap().contains("2 server(s) of havana-1 would be migrated"));
+    let redeploy = spec(json!({"dryRun": true, "migrationTemplate": {"target": {"availabilityZone": "icehouse"},
+        "strategy": "Redeploy", "redeploy": {"image": "cirros"}}}));
+    let d = run(&redeploy, None, &observed, 0);
+    assert!(d.status.servers.iter().all(|e| e.path == Some(MovePath::Redeploy)), "{:?}", d.status.servers);
 }
 
 // --- wait ---

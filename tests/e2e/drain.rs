@@ -215,6 +215,8 @@ async fn dry_run_wait_deadline_abort_and_wait_until_empty() {
     wait_phase(env, &ns, "plan", "Planned", 120);
     let planned = jsonpath(env, &ns, "cnd/plan", "{.status.servers[*].migration}");
     assert_eq!(planned, format!("plan-{a} plan-{b}"), "one migration per server, in name order");
+    let paths = jsonpath(env, &ns, "cnd/plan", "{.status.servers[*].path}");
+    assert_eq!(paths, "Snapshot Snapshot", "each with the path its migration would take");
     assert_eq!(service(&admin, &host).await.unwrap().status, "enabled");
     assert!(kubectl_ok(env, &["-n", &ns, "get", "im", "-o", "name"]).trim().is_empty());
     kubectl_ok(env, &["-n", &ns, "delete", "cnd", "plan", "--timeout=60s"]);

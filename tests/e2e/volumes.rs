@@ -61,10 +61,8 @@ pub async fn server_with_volumes_on(
         tag: tag.map(Into::into),
         delete_on_termination,
     };
-    let mut block_devices: Vec<BlockDevice> = root
-        .iter()
-        .map(|id| BlockDevice { boot_index: Some(0), ..data(id, "/dev/vda", None, true) })
-        .collect();
+    let mut block_devices: Vec<BlockDevice> =
+        root.iter().map(|id| BlockDevice { boot_index: Some(0), ..data(id, "/dev/vda", None, true) }).collect();
     block_devices.push(data(&kept, "/dev/vdb", Some("db"), false));
     block_devices.push(data(&deleted_with_it, "/dev/vdc", None, true));
     let networks = vec![NetworkAttachment::Network { id: f.private.clone(), fixed_ip: None }];
@@ -81,7 +79,11 @@ pub async fn server_with_volumes_on(
 }
 
 /// [`server_with_volumes`], with a floating IP.
-async fn server_with_volumes_and_floating_ip(admin: &Session, f: &Fixtures, volume_backed: bool) -> (String, String, Volumes) {
+async fn server_with_volumes_and_floating_ip(
+    admin: &Session,
+    f: &Fixtures,
+    volume_backed: bool,
+) -> (String, String, Volumes) {
     let (id, volumes) = server_with_volumes(admin, f, volume_backed).await;
     let fip = add_floating_ip(admin, f, &id).await.id;
     (id, fip, volumes)
@@ -226,9 +228,8 @@ async fn volumes_the_target_cannot_attach_are_refused_before_anything_changes() 
     let target = "{cloud: {secretName: clouds, cloud: admin-nova2}, availabilityZone: juno, crossAZAttach: false}";
     apply_migration_to(env, &ns, "zone", &id, target, "");
     wait_condition(env, &ns, "zone", "Failed", 60);
-    let failed = |field: &str| {
-        jsonpath(env, &ns, "im/zone", &format!("{{.status.conditions[?(@.type==\"Failed\")].{field}}}"))
-    };
+    let failed =
+        |field: &str| jsonpath(env, &ns, "im/zone", &format!("{{.status.conditions[?(@.type==\"Failed\")].{field}}}"));
     assert_eq!(failed("reason"), "VolumeZoneMismatch");
     assert!(failed("message").contains("Nothing was changed."), "{}", failed("message"));
     assert_untouched(&admin, &id).await;
