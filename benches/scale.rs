@@ -8,7 +8,8 @@
 //! Each prints, side by side: the wall time from the first create to the last migration's end
 //! (and, for the drain, to every host `Drained`)
 //! against the ideal (the step latencies × the steps × ceil(N / c), c being how many
-//! migrations may be in flight at once), the OpenStack requests per migration (counted by the
+//! migrations may move on at once: the operator's `--concurrency`, as each step takes a
+//! reconcile, or fewer where a drain's `maxConcurrent` caps them), the OpenStack requests per migration (counted by the
 //! simulator), the Kubernetes writes per migration (the operator's metrics), the operator's
 //! CPU seconds per migration (/proc/PID/stat) and peak resident memory (VmHWM), and the API
 //! server's object count and storage size. Targets: within 1.2× the ideal; the same requests
@@ -39,10 +40,12 @@ mod plot;
 use common::{kube_client, scrape, start_operator};
 
 const WALL_TARGET: f64 = 1.2;
-/// The operator's defaults (`osmo run --help`): reconciliations of one kind at once, and
-/// OpenStack-changing requests at once per cloud. Neither holds while OpenStack works, so
-/// neither limits how many migrations are in flight.
-const CONCURRENCY: u16 = 16;
+/// The operator's defaults (`osmo run --help`; `OSMO_CONCURRENCY` and
+/// `OSMO_OPENSTACK_CHANGES_PER_CLOUD` set them for the operator the benchmark starts):
+/// reconciliations of one kind at once, and OpenStack-changing requests at once per cloud.
+/// Neither is held while OpenStack works, so neither caps the migrations in flight; but each
+/// step of a migration takes a reconcile, so at most `concurrency` migrations move on at once.
+const CONCURRENCY: usize = 16;
 const CHANGES_PER_CLOUD: usize = 8;
 /// The host the plain runs' servers are on; the drain's are on havana-1 to havana-H.
 const PLAIN_HOST: &str = "havana-0";
@@ -90,6 +93,8 @@ struct Run {
     samples: Vec<(f64, usize, usize)>,
     /// The simulator's requests by route, per migration.
     routes: BTreeMap<String, f64>,
+    /// The mean time of each step, from the migrations' status.
+    steps: BTreeMap<String, f64>,
 }
 
 struct Bench {
@@ -98,6 +103,8 @@ struct Bench {
     sim: Simulator,
     clouds_file: PathBuf,
     latencies: Latencies,
+    /// The operator's `--concurrency`.
+    concurrency: usize,
 }
 
 impl Bench {
@@ -121,11 +128,29 @@ impl Bench {
         (l.stop + l.snapshot + l.delete + l.boot).as_secs_f64()
     }
 
+    /// The ideal wall time of `n` migrations of which at most `in_flight` may run at once:
+    /// the step latencies × ceil(N / c), c the smaller of that and the operator's concurrency;
+    /// with the rule that gives it.
+    fn ideal(&self, n: usize, in_flight: usize) -> (f64, String) {
+        let c = in_flight.min(self.concurrency);
+        let rounds = n.div_ceil(c);
+        let rule = format!(
+            "{:.1} s of steps × ceil({n} / {c}), c = min({in_flight} migrations in flight at most, --concurrency {})",
+            self.steps(),
+            self.concurrency
+        );
+        (self.steps() * rounds as f64, rule)
+    }
+
     /// The API server's stored objects (all kinds) and its storage size, from its metrics.
     async fn api_server_storage(&self) -> (f64, f64) {
         let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
         let text = self.client.request_text(request).await.unwrap();
-        (metric_sum(&text, "apiserver_storage_objects{"), metric_sum(&text, "apiserver_storage_size_bytes{"))
+        // Named `etcd_object_counts` and `etcd_db_total_size_in_bytes` before Kubernetes 1.21.
+        let objects = metric_sum(&text, "apiserver_storage_objects{") + metric_sum(&text, "etcd_object_counts{");
+        let bytes =
+            metric_sum(&text, "apiserver_storage_size_bytes{") + metric_sum(&text, "etcd_db_total_size_in_bytes");
+        (objects, bytes)
     }
 
     /// Runs `work` (which creates the resources) under a fresh operator in namespace `ns`,
@@ -140,7 +165,7 @@ impl Bench {
         work: F,
         done: impl AsyncFn() -> bool,
     ) -> Run {
-        let (mut operator, addr) = start_operator(&self.kubeconfig, ns, "warn", None);
+        let (mut operator, addr) = start_operator(&self.kubeconfig, ns, "warn,osmo::runtime=info", None);
         let pid = operator.id();
         let api: Api<InstanceMigration> = Api::namespaced(self.client.clone(), ns);
         let phases: Arc<Mutex<HashMap<String, MigrationPhase>>> = Arc::default();
@@ -204,13 +229,15 @@ impl Bench {
         let peak_rss = peak_rss_mib(pid);
         let (api_objects, api_bytes) = self.api_server_storage().await;
         let api: Api<InstanceMigration> = Api::namespaced(self.client.clone(), ns);
-        let failed = api
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
+        let statuses: Vec<_> =
+            api.list(&Default::default()).await.unwrap().items.into_iter().filter_map(|im| im.status).collect();
+        let mut steps: BTreeMap<String, f64> = BTreeMap::new();
+        for step in statuses.iter().flat_map(|s| &s.steps) {
+            *steps.entry(format!("{:?}", step.name)).or_default() += per(step.took().unwrap_or_default().as_secs_f64());
+        }
+        let failed = statuses
             .into_iter()
-            .filter_map(|im| im.status.filter(|s| s.phase == MigrationPhase::Failed))
+            .filter(|s| s.phase == MigrationPhase::Failed)
             .map(|s| s.last_error.unwrap_or_default())
             .collect();
         // While the operator runs: it releases the migrations' finalizers.
@@ -232,6 +259,7 @@ impl Bench {
             api_bytes,
             samples,
             routes,
+            steps,
         }
     }
 
@@ -258,9 +286,8 @@ impl Bench {
             })
             .buffer_unordered(32)
             .try_collect::<()>();
-        let rule = format!("{:.1} s of steps × ceil({n} / {n}): nothing limits migrations in flight", self.steps());
         let work = async { create.await.unwrap() };
-        self.measure(&format!("N = {n}"), &ns, n, (self.steps(), rule), work, async || true).await
+        self.measure(&format!("N = {n}"), &ns, n, self.ideal(n, n), work, async || true).await
     }
 
     /// Hosts havana-1 to havana-H with S servers each, drained at once, c migrations at a time each.
@@ -273,7 +300,8 @@ impl Bench {
         let api: Api<ComputeNodeDrain> = Api::namespaced(self.client.clone(), &ns);
         let drained = async || {
             let drains = api.list(&Default::default()).await.unwrap().items;
-            drains.len() == hosts && drains.iter().all(|d| d.status.as_ref().is_some_and(|s| s.phase == DrainPhase::Drained))
+            drains.len() == hosts
+                && drains.iter().all(|d| d.status.as_ref().is_some_and(|s| s.phase == DrainPhase::Drained))
         };
         let create = async {
             for h in 1..=hosts {
@@ -288,13 +316,17 @@ impl Bench {
                 api.create(&PostParams::default(), &drain).await.unwrap();
             }
         };
-        let rounds = per_host.div_ceil(concurrent);
-        let rule = format!(
-            "{:.1} s of steps × ceil({per_host} / {concurrent}): each host's servers {concurrent} at a time, hosts at once",
-            self.steps()
-        );
         let label = format!("drain {hosts}×{per_host}");
-        self.measure(&label, &ns, hosts * per_host, (self.steps() * rounds as f64, rule), create, drained).await
+        let n = hosts * per_host;
+        // Each host's servers `concurrent` at a time, all hosts at once.
+        let (ideal, rule) = self.ideal(n, hosts * concurrent);
+        let per_host_bound = self.steps() * per_host.div_ceil(concurrent) as f64;
+        let ideal = if per_host_bound > ideal {
+            (per_host_bound, format!("{:.1} s of steps × ceil({per_host} / {concurrent}) per host", self.steps()))
+        } else {
+            (ideal, rule)
+        };
+        self.measure(&label, &ns, n, ideal, create, drained).await
     }
 }
 
@@ -328,6 +360,13 @@ fn print(runs: &[Run], plain_n: usize) {
             println!("  failed: {error}");
         }
     }
+    println!("\nmean step time (s), from the migrations' status:");
+    let mut steps: Vec<&String> = runs.iter().flat_map(|r| r.steps.keys()).collect();
+    steps.sort();
+    steps.dedup();
+    for step in steps {
+        println!("{step:<34}{}", column(&|r| format!("{:.2}", r.steps.get(step).copied().unwrap_or(0.0))));
+    }
     println!("\nOpenStack requests per migration by route:");
     let mut routes: Vec<&String> = runs.iter().flat_map(|r| r.routes.keys()).collect();
     routes.sort();
@@ -345,7 +384,8 @@ async fn main() {
     let per_host = setting("OSMO_BENCH_DRAIN_SERVERS", 20);
     let concurrent = setting("OSMO_BENCH_DRAIN_CONCURRENT", 5);
     let plot_path = PathBuf::from(
-        std::env::var("OSMO_BENCH_PLOT").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/scale.png").into()),
+        std::env::var("OSMO_BENCH_PLOT")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/scale.png").into()),
     );
     let kubeconfig = std::env::var("OSMO_E2E_KUBECONFIG").expect("run with hack/bench.sh scale");
     let latencies = Latencies::from_env("OSMO_SIM");
@@ -354,24 +394,26 @@ async fn main() {
         Zone::new("icehouse", (1..=10).map(|h| format!("icehouse-{h}"))),
     ];
     // Room for every server and its replacement.
-    let config = Config { latencies: latencies.clone(), zones, private_cidr: "10.0.0.0/16".into(), ..Config::default() };
+    let config =
+        Config { latencies: latencies.clone(), zones, private_cidr: "10.0.0.0/16".into(), ..Config::default() };
     let sim = Simulator::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let clouds_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scale-clouds.yaml");
     std::fs::write(&clouds_file, sim.clouds_yaml()).unwrap();
-    let bench = Bench { client: kube_client(&kubeconfig).await, kubeconfig, sim, clouds_file, latencies };
+    let concurrency = setting("OSMO_CONCURRENCY", CONCURRENCY);
+    let changes_per_cloud = setting("OSMO_OPENSTACK_CHANGES_PER_CLOUD", CHANGES_PER_CLOUD);
+    let bench = Bench { client: kube_client(&kubeconfig).await, kubeconfig, sim, clouds_file, latencies, concurrency };
     bench.kubectl(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/crds")]);
     println!(
-        "simulator at {} with latencies {:?}; the operator at its defaults (--concurrency {CONCURRENCY}, --openstack-changes-per-cloud {CHANGES_PER_CLOUD})",
+        "simulator at {} with latencies {:?}; the operator with --concurrency {concurrency}, --openstack-changes-per-cloud {changes_per_cloud}",
         bench.sim.addr(),
         bench.latencies
     );
 
     let baseline = bench.migrations(baseline_n).await;
-    eprintln!("N = {baseline_n}: {:.1} s", baseline.wall);
+    print(std::slice::from_ref(&baseline), plain_n);
     let plain = bench.migrations(plain_n).await;
-    eprintln!("N = {plain_n}: {:.1} s", plain.wall);
+    print(std::slice::from_ref(&plain), plain_n);
     let drain = bench.drain(hosts, per_host, concurrent).await;
-    eprintln!("drain: {:.1} s", drain.wall);
 
     for (run, path) in [(&plain, plot_path.clone()), (&drain, plot_path.with_file_name("scale-drain.png"))] {
         let series = |rgb, pick: fn(&(f64, usize, usize)) -> f64| plot::Series {

@@ -355,7 +355,10 @@ fn create_server(cloud: &mut Cloud, call: &Call, token: &Token, latencies: &Late
         match found {
             Some((id, _)) => group_ids.push(json!(id)),
             None => {
-                return Err(bad_request(&format!("Security group {group} not found for project {}.", token.project_id)));
+                return Err(bad_request(&format!(
+                    "Security group {group} not found for project {}.",
+                    token.project_id
+                )));
             }
         }
     }
