@@ -330,11 +330,14 @@ impl Bench {
     }
 }
 
+/// How a table row shows a run.
+type Cell = dyn Fn(&Run) -> String;
+
 fn print(runs: &[Run], plain_n: usize) {
     let column = |f: &dyn Fn(&Run) -> String| runs.iter().map(|r| format!("{:>16}", f(r))).collect::<String>();
     println!();
     println!("{:<34}{}   target", "", column(&|r| r.label.clone()));
-    let rows: Vec<(&str, Box<dyn Fn(&Run) -> String>, String)> = vec![
+    let rows: Vec<(&str, Box<Cell>, String)> = vec![
         ("migrations", Box::new(|r: &Run| r.migrations.to_string()), String::new()),
         ("failed", Box::new(|r: &Run| r.failed.len().to_string()), "0".into()),
         ("wall (s)", Box::new(|r: &Run| format!("{:.1}", r.wall)), String::new()),
