@@ -2,11 +2,18 @@
 # The benchmarks on the real stack:
 #   hack/bench.sh [N]          N migrations (default 10), beside a direct client
 #   hack/bench.sh memory [N]   the operator's memory with N finished migrations stored (10,000)
+#   hack/bench.sh scale [N]    N migrations at once (1,000), 10 at once, and a drain of 50 hosts
+#                              of 20 servers, against the OpenStack simulator (benches/scale.rs)
 source "$(dirname "$0")/lib.sh"
 cd "$OSMO_ROOT"
 KUBECONFIG_FILE=$("$OSMO_ROOT/hack/kube-up.sh")
 if [[ ${1:-} == memory ]]; then
   OSMO_BENCH_STORED=${2:-10000} OSMO_E2E_KUBECONFIG=$KUBECONFIG_FILE cargo bench --locked --features e2e --bench memory
+  exit
+fi
+if [[ ${1:-} == scale ]]; then
+  OSMO_BENCH_SCALE_N=${2:-${OSMO_BENCH_SCALE_N:-1000}} OSMO_E2E_KUBECONFIG=$KUBECONFIG_FILE \
+    cargo bench --locked --features e2e --bench scale
   exit
 fi
 "$OSMO_ROOT/hack/openstack/up.sh" >&2

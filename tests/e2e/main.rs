@@ -24,6 +24,7 @@ mod recording;
 mod recovery;
 mod schema;
 mod secrets;
+mod simulator;
 mod status;
 mod volumes;
 mod volumes_api;

@@ -175,13 +175,17 @@ pub fn server_spec(name: &str, f: &Fixtures, zone: &str, networks: Vec<NetworkAt
 
 #[tokio::test]
 async fn password_auth_reaches_every_service_through_the_catalog() {
-    let admin = session("admin");
+    catalog_calls(&session("admin"), &session("demo")).await;
+}
+
+/// The contract of logging in and reaching each service; also run against the simulator
+/// (`simulator.rs`).
+pub async fn catalog_calls(admin: &Session, demo: &Session) {
     assert_eq!(admin.compute_microversion().await.unwrap().map(|v| v.to_string()).as_deref(), Some("2.95"));
-    let f = fixtures(&admin).await;
+    let f = fixtures(admin).await;
     assert!(!f.flavor.is_empty() && !f.image.is_empty());
     let subnets = admin.network().subnets(&[("network_id", &f.private)]).await.unwrap();
     assert_eq!(subnets[0].cidr, "198.51.100.0/24");
-    let demo = session("demo");
     assert!(demo.compute().flavors().await.unwrap().iter().any(|fl| fl.name == "m1.tiny"));
 }
 
@@ -249,8 +253,13 @@ async fn application_credentials_authenticate() {
 
 #[tokio::test]
 async fn the_migration_calls_work_end_to_end() {
-    let admin = session("admin");
-    let f = fixtures(&admin).await;
+    migration_calls(&session("admin")).await;
+}
+
+/// Every call a migration makes, in a migration's order, with what osmo relies on in each
+/// answer; also run against the simulator (`simulator.rs`).
+pub async fn migration_calls(admin: &Session) {
+    let f = fixtures(admin).await;
     let name = unique("contract");
 
     // Boot on the old host, on a port made beforehand (it survives the server's deletion).
@@ -269,7 +278,7 @@ async fn the_migration_calls_work_end_to_end() {
         .create_server(&server_spec(&name, &f, "havana", vec![NetworkAttachment::Port(port.id.clone())]))
         .await
         .unwrap();
-    let server = wait_status(&admin, &id, "ACTIVE").await;
+    let server = wait_status(admin, &id, "ACTIVE").await;
     assert_eq!(server.host.as_deref(), Some("havana-1"));
     assert_eq!(server.metadata.get(MARK), Some(&name));
     assert!(admin.compute().servers_on_host("havana-1").await.unwrap().servers.iter().any(|s| s.id == id));
@@ -291,7 +300,7 @@ async fn the_migration_calls_work_end_to_end() {
 
     // Stop, snapshot, wait for Glance.
     admin.compute().stop_server(&id).await.unwrap();
-    wait_status(&admin, &id, "SHUTOFF").await;
+    wait_status(admin, &id, "SHUTOFF").await;
     let snapshot_meta = BTreeMap::from([(MARK.to_string(), name.clone())]);
     let image = admin.compute().create_image(&id, &name, &snapshot_meta, MARK).await.unwrap();
     let active = until(Duration::from_secs(120), "snapshot active", || async {
@@ -313,9 +322,9 @@ async fn the_migration_calls_work_end_to_end() {
 
     // Start and stop again, then delete: the pre-made port and its floating IP survive.
     admin.compute().start_server(&id).await.unwrap();
-    wait_status(&admin, &id, "ACTIVE").await;
+    wait_status(admin, &id, "ACTIVE").await;
     admin.compute().delete_server(&id).await.unwrap();
-    wait_gone(&admin, &id).await;
+    wait_gone(admin, &id).await;
     admin.compute().delete_server(&id).await.unwrap();
     let kept = admin.network().floating_ip(&fip.id).await.unwrap().unwrap();
     assert_eq!(kept.port_id.as_deref(), Some(port.id.as_str()));
@@ -324,7 +333,7 @@ async fn the_migration_calls_work_end_to_end() {
     let mut replacement = server_spec(&name, &f, "icehouse", vec![NetworkAttachment::Port(port.id.clone())]);
     replacement.image_id = image.clone();
     let new_id = admin.compute().create_server(&replacement).await.unwrap();
-    let new = wait_status(&admin, &new_id, "ACTIVE").await;
+    let new = wait_status(admin, &new_id, "ACTIVE").await;
     assert_eq!(new.host.as_deref(), Some("icehouse-1"));
     assert_eq!(new.image_id.as_deref(), Some(image.as_str()));
 
@@ -349,7 +358,7 @@ async fn the_migration_calls_work_end_to_end() {
 
     // Clean up; deleting what is gone already is not an error.
     admin.compute().delete_server(&new_id).await.unwrap();
-    wait_gone(&admin, &new_id).await;
+    wait_gone(admin, &new_id).await;
     admin.network().delete_floating_ip(&fip.id).await.unwrap();
     for p in [&port.id, &other.id] {
         admin.network().delete_port(p).await.unwrap();
