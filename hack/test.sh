@@ -62,8 +62,8 @@ setsid bash -c '
 ENV_PID=$!
 
 stage "format and lints"
-cargo fmt --check
-cargo clippy --all-targets --features e2e --locked -- -D warnings
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --features e2e --locked -- -D warnings
 
 # One build, with the end-to-end feature, for every test binary.
 stage "test build"
