@@ -4,6 +4,7 @@
 #   hack/bench.sh memory [N]   the operator's memory with N finished migrations stored (10,000)
 #   hack/bench.sh scale [N]    N migrations at once (1,000), 10 at once, and a drain of 50 hosts
 #                              of 20 servers, against the OpenStack simulator (benches/scale.rs)
+#   hack/bench.sh drain [N] [C]  a drain of a host of N servers (6), C at a time (2), beside a direct client
 source "$(dirname "$0")/lib.sh"
 cd "$OSMO_ROOT"
 KUBECONFIG_FILE=$("$OSMO_ROOT/hack/kube-up.sh")
@@ -18,5 +19,10 @@ if [[ ${1:-} == scale ]]; then
 fi
 "$OSMO_ROOT/hack/openstack/up.sh" >&2
 CLOUDS_FILE=$("$OSMO_ROOT/hack/openstack/clouds.sh")
+if [[ ${1:-} == drain ]]; then
+  OSMO_BENCH_DRAIN_SERVERS=${2:-6} OSMO_BENCH_DRAIN_CONCURRENT=${3:-2} OSMO_E2E_KUBECONFIG=$KUBECONFIG_FILE \
+    OSMO_E2E_CLOUDS=$CLOUDS_FILE cargo bench --locked --features e2e --bench drain
+  exit
+fi
 OSMO_BENCH_MIGRATIONS=${1:-10} OSMO_E2E_KUBECONFIG=$KUBECONFIG_FILE OSMO_E2E_CLOUDS=$CLOUDS_FILE \
   cargo bench --locked --features e2e --bench migration

@@ -1,0 +1,185 @@
+//! Drain throughput on the real stack: a ComputeNodeDrain empties a host of N servers (each
+//! with a floating IP) into zone icehouse, `maxConcurrent` c; then N twin servers are moved the
+//! same way by a direct REST client, c at a time (the baseline of `benches/migration.rs`, on
+//! the same stack in the same run). Prints both wall times, the ratio (target: the operator
+//! within 1.1x of the direct client), and the requests per migration of each.
+//!
+//! Run with `hack/bench.sh drain [N] [c]` (6 servers, 2 at a time by default). The drained host
+//! is an extra nova-compute started for the run (`hack/openstack/compute.sh`), stopped after.
+
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, PostParams};
+use kube::runtime::wait::await_condition;
+use osmo::api::{ComputeNodeDrain, DrainPhase, InstanceMigration};
+use osmo::openstack::compute::{NetworkAttachment, ServerCreate};
+use osmo::openstack::{Session, clouds};
+
+mod common;
+#[path = "common/direct.rs"]
+mod direct;
+use common::{kube_client, scrape, start_operator};
+use direct::{
+    counted_session, delete_servers_and_floating_ips, direct_migration, median, metric_sum, servers_with_floating_ips,
+};
+
+const TARGET_RATIO: f64 = 1.1;
+
+/// Runs `hack/openstack/compute.sh ACTION HOST`.
+fn extra_compute(action: &str, host: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/openstack/compute.sh");
+    let status = Command::new("bash").args([script, action, host]).status().unwrap();
+    assert!(status.success(), "compute.sh {action} {host} failed");
+}
+
+/// Starts a nova-compute on `host` and waits until it takes servers: the scheduler maps a new
+/// host to the cell within seconds, and refuses boots there (or ends them in ERROR) until then.
+async fn spare_host(admin: &Session, host: &str) {
+    extra_compute("start", host);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let image = admin.image().images_named("base").await.unwrap().pop().unwrap().id;
+    let flavor = admin.compute().find_flavor("m1.tiny").await.unwrap().unwrap().id;
+    let private = admin.network().find_network("private").await.unwrap().unwrap().id;
+    loop {
+        assert!(Instant::now() < deadline, "host {host} takes no servers");
+        let up = admin.compute().compute_services(Some(host)).await.unwrap().iter().any(|s| s.state == "up");
+        if !up {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        let probe = ServerCreate {
+            name: format!("{host}-probe"),
+            image_id: image.clone(),
+            flavor_id: flavor.clone(),
+            idempotency_key: "bench".into(),
+            host: Some(host.to_string()),
+            networks: vec![NetworkAttachment::Network { id: private.clone(), fixed_ip: None }],
+            ..Default::default()
+        };
+        let Ok(id) = admin.compute().create_server(&probe).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let status = loop {
+            let server = admin.compute().server(&id).await.unwrap().unwrap();
+            if server.status == "ERROR" || server.status == "ACTIVE" {
+                break server.status;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        admin.compute().delete_server(&id).await.unwrap();
+        while admin.compute().server(&id).await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if status == "ACTIVE" {
+            return;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let env_number =
+        |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let n = env_number("OSMO_BENCH_DRAIN_SERVERS", 6);
+    let c = env_number("OSMO_BENCH_DRAIN_CONCURRENT", 2);
+    let kubeconfig = std::env::var("OSMO_E2E_KUBECONFIG").expect("run with hack/bench.sh drain");
+    let clouds_file = std::env::var("OSMO_E2E_CLOUDS").expect("run with hack/bench.sh drain");
+    let kubectl = |args: &[&str]| {
+        let out = Command::new("kubectl").env("KUBECONFIG", &kubeconfig).args(args).output().unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let ns = format!("bench-drain-{stamp:x}");
+    kubectl(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/crds")]);
+    kubectl(&["create", "namespace", &ns]);
+    kubectl(&["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-file=clouds.yaml={clouds_file}")]);
+    let (mut operator, addr) = start_operator(&kubeconfig, &ns, "info", None);
+
+    // Untimed preparation: N servers on a host of their own, N twins on havana-1.
+    let admin =
+        Session::new(clouds::parse(&std::fs::read_to_string(&clouds_file).unwrap(), "admin").unwrap(), None).unwrap();
+    let host = format!("bench-drain-{stamp:x}");
+    spare_host(&admin, &host).await;
+    let names: Vec<String> = (0..n).map(|i| format!("{host}-{i}")).collect();
+    let (_, mut fips) = servers_with_floating_ips(&admin, &names, None, Some(&host)).await;
+    let twin_names: Vec<String> = (0..n).map(|i| format!("{host}-twin-{i}")).collect();
+    let (twins, twin_fips) = servers_with_floating_ips(&admin, &twin_names, Some("havana"), None).await;
+    fips.extend(twin_fips);
+
+    let client = kube_client(&kubeconfig).await;
+    let drains: Api<ComputeNodeDrain> = Api::namespaced(client.clone(), &ns);
+    let drain: ComputeNodeDrain = serde_json::from_value(serde_json::json!({
+        "apiVersion": "osmo.dev/v1alpha1", "kind": "ComputeNodeDrain", "metadata": {"name": "bench"},
+        "spec": {"cloud": {"secretName": "clouds", "cloud": "admin"}, "host": host, "mode": "Migrate",
+            "maxConcurrent": c, "migrationTemplate": {"target": {"availabilityZone": "icehouse"}}}
+    }))
+    .unwrap();
+    let before = scrape(&addr);
+    let start = Instant::now();
+    drains.create(&PostParams::default(), &drain).await.unwrap();
+    let deadline = Duration::from_secs(120 + 60 * n as u64);
+    tokio::time::timeout(
+        deadline,
+        await_condition(drains.clone(), "bench", |d: Option<&ComputeNodeDrain>| {
+            d.and_then(|d| d.status.as_ref())
+                .is_some_and(|s| matches!(s.phase, DrainPhase::Drained | DrainPhase::Blocked | DrainPhase::Failed))
+        }),
+    )
+    .await
+    .expect("the drain did not end in time")
+    .unwrap();
+    let drain_wall = start.elapsed().as_secs_f64();
+    let status = drains.get("bench").await.unwrap().status.unwrap();
+    assert_eq!(status.phase, DrainPhase::Drained, "{:?}", status.message);
+    let after = scrape(&addr);
+    let delta = |name: &str| metric_sum(&after, name) - metric_sum(&before, name);
+    let (requests, writes) = (delta("osmo_openstack_requests_total"), delta("osmo_kubernetes_writes_total"));
+
+    // The twins, c at a time, by the direct client.
+    let (direct, direct_requests) = counted_session(&clouds_file);
+    let start = Instant::now();
+    let direct_moves: Vec<(f64, String)> = futures::stream::iter(twins.iter().enumerate())
+        .map(|(i, server)| {
+            let (direct, name) = (&direct, format!("{host}-direct-{i}"));
+            async move { direct_migration(direct, server, &name).await }
+        })
+        .buffer_unordered(c)
+        .collect()
+        .await;
+    let direct_wall = start.elapsed().as_secs_f64();
+
+    let ratio = drain_wall / direct_wall;
+    println!("drain of {n} servers, {c} at a time, into zone icehouse (each server with a floating IP):");
+    println!(
+        "  operator (ComputeNodeDrain, from creation to Drained): {drain_wall:7.2} s, {:.1} OpenStack requests and {:.1} Kubernetes writes per server",
+        requests / n as f64,
+        writes / n as f64
+    );
+    println!(
+        "  direct REST client, {c} at a time, polling every {} ms: {direct_wall:7.2} s, {:.1} requests per server (median move {:.2} s)",
+        direct::DIRECT_POLL.as_millis(),
+        direct_requests.load(Ordering::Relaxed) as f64 / n as f64,
+        median(direct_moves.iter().map(|(wall, _)| *wall).collect())
+    );
+    println!(
+        "  ratio {ratio:.2}x   target <= {TARGET_RATIO}x: {}",
+        if ratio <= TARGET_RATIO { "met" } else { "NOT met" }
+    );
+
+    // Clean up: the replacements, the floating IPs, the drain and its migrations, the host.
+    let migrations: Api<InstanceMigration> = Api::namespaced(client, &ns);
+    let mut replacements: Vec<String> = direct_moves.into_iter().map(|(_, id)| id).collect();
+    for im in migrations.list(&Default::default()).await.unwrap() {
+        replacements.extend(im.status.and_then(|s| s.target).map(|t| t.server_id));
+    }
+    delete_servers_and_floating_ips(&admin, &replacements, &fips).await;
+    // While the operator runs: it releases the finalizers.
+    kubectl(&["delete", "namespace", &ns, "--timeout=120s"]);
+    operator.kill().unwrap();
+    operator.wait().unwrap();
+    extra_compute("stop", &host);
+}
