@@ -45,7 +45,7 @@ pub async fn delete_servers_and_floating_ips(admin: &Session, servers: &[String]
 pub const DIRECT_POLL: Duration = Duration::from_millis(50);
 
 /// Polls `done` every [`DIRECT_POLL`] until it holds.
-async fn direct_wait<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) {
+pub async fn direct_wait<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !done().await {
         assert!(Instant::now() < deadline, "the direct migration is stuck");
