@@ -98,7 +98,18 @@ class Cloud:
         if service == 'compute':
             hdrs['OpenStack-API-Version'] = 'compute ' + NOVA_MICROVERSION
         hdrs.update(headers or {})
-        return http(method, self.url(service, path), body, hdrs, data, timeout)[2]
+        # A service just started may fail to validate tokens with Keystone for a moment (its
+        # auth middleware answers 503 before the request reaches the service: any method is
+        # safe to send again). Seen once on a loaded CI machine; later requests passed.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return http(method, self.url(service, path), body, hdrs, data, timeout)[2]
+            except HTTPError as e:
+                unvalidated = e.status == 503 and 'Keystone service is temporarily unavailable' in e.body
+                if not unvalidated or time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
 
     def get(self, service, path):
         return self.call('GET', service, path)
