@@ -8,9 +8,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends musl-tools && r
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# Cargo.toml names the tests and the bench: cargo refuses a manifest whose targets are missing.
+# Cargo.toml names the tests, the benches and the workspace's simulator: cargo refuses a manifest
+# whose targets or members are missing.
 COPY tests ./tests
 COPY benches ./benches
+COPY sim ./sim
 RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin osmo
 
 FROM scratch
