@@ -361,11 +361,29 @@ async fn target(s: &Sessions, status: &InstanceMigrationStatus, uid: &str) -> Re
         Some(t) => compute.server(&t.server_id).await?,
         None => {
             let Some(record) = &status.source else { return Ok(None) };
-            compute
+            let mut ours: Vec<_> = compute
                 .servers_named(&record.name)
                 .await?
                 .into_iter()
-                .find(|srv| srv.metadata.get(UID_KEY).map(String::as_str) == Some(uid))
+                .filter(|srv| srv.metadata.get(UID_KEY).map(String::as_str) == Some(uid))
+                .collect();
+            // A create sent twice may have made two: the replacement is the one on the ports
+            // osmo made for it (the floating IPs go to those ports); the other is a twin.
+            let made: Vec<&str> = status.target_ports.iter().map(|p| p.port_id.as_str()).collect();
+            let mut on_made_ports = None;
+            if ours.len() > 1 && !made.is_empty() {
+                for (i, srv) in ours.iter().enumerate() {
+                    let ports = s.target.network().ports(&[("device_id", srv.id.as_str())]).await?;
+                    if ports.iter().any(|p| made.contains(&p.id.as_str())) {
+                        on_made_ports = Some(i);
+                        break;
+                    }
+                }
+            }
+            match on_made_ports {
+                Some(i) => Some(ours.swap_remove(i)),
+                None => ours.into_iter().next(),
+            }
         }
     };
     Ok(server.as_ref().map(server_state))
