@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::{Action, AttachmentState, BootVolume, Observed, Planner};
-use crate::api::{MigrationPhase, NotKept, Strategy};
+use crate::api::{MigrationPhase, NotKept, RecordedVolume, Strategy};
 use crate::openstack::states::VolumeStatus;
 
 /// Whether Nova keeps the source's volumes when it deletes the source, as one look shows.
@@ -91,13 +91,7 @@ impl Planner<'_> {
                 Some(seen) if seen.status == VolumeStatus::Available => {
                     return Ok(Some(Action::AttachVolume {
                         server_id: source.id.clone(),
-                        volume: BootVolume {
-                            volume_id: volume.id.clone(),
-                            root: volume.root,
-                            device: volume.device.clone(),
-                            tag: volume.tag.clone(),
-                            delete_on_termination: volume.delete_on_termination,
-                        },
+                        volume: on_server(volume, volume.delete_on_termination),
                     }));
                 }
                 // On its way: off the fresh server, or onto the source.
@@ -177,13 +171,7 @@ impl Planner<'_> {
                     return None;
                 }
             }
-            volumes.push(BootVolume {
-                volume_id: volume.id.clone(),
-                root: volume.root,
-                device: volume.device.clone(),
-                tag: volume.tag.clone(),
-                delete_on_termination: false,
-            });
+            volumes.push(on_server(volume, false));
         }
         if waiting {
             if !self.timed_out(MigrationPhase::Booting) {
@@ -242,6 +230,17 @@ impl Planner<'_> {
                 delete: true,
             })
         })
+    }
+}
+
+/// The recorded volume attached as the source had it, deleted with its server as `delete` says.
+fn on_server(volume: &RecordedVolume, delete: bool) -> BootVolume {
+    BootVolume {
+        volume_id: volume.id.clone(),
+        root: volume.root,
+        device: volume.device.clone(),
+        tag: volume.tag.clone(),
+        delete_on_termination: delete,
     }
 }
 
