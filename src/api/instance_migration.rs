@@ -258,6 +258,9 @@ pub enum MigrationPhase {
 }
 
 /// Observed state of an InstanceMigration.
+// The largest records are boxed (the same JSON and schema): the operator's cache keeps a
+// summary of every finished migration without them, which would otherwise still hold their
+// whole size each.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceMigrationStatus {
@@ -276,13 +279,13 @@ pub struct InstanceMigrationStatus {
     /// never changes a running or finished migration: it is reported (`SpecChangeIgnored`) and
     /// ignored; delete and recreate the resource to migrate with other options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accepted_spec: Option<InstanceMigrationSpec>,
+    pub accepted_spec: Option<Box<InstanceMigrationSpec>>,
     /// Where the replacement goes, in one line (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_description: Option<String>,
     /// Everything recorded about the source before it was changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<RecordedServer>,
+    pub source: Option<Box<RecordedServer>>,
     /// The server's project, when the source credentials are scoped to another: osmo acts in
     /// it, with the same credentials scoped to it, so that the snapshot and the replacement
     /// belong to the server's project.
@@ -314,7 +317,7 @@ pub struct InstanceMigrationStatus {
     /// What the replacement is made of in the target cloud, resolved when the source was
     /// recorded (so that booting needs no lookups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub boot_base: Option<BootBase>,
+    pub boot_base: Option<Box<BootBase>>,
     /// What the replacement will lack that the spec accepted losing
     /// (`acceptEphemeralDataLoss`), said when the source was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -93,12 +93,13 @@ impl Planner<'_> {
             return self.poll();
         }
         let base = match (&self.status.boot_base, &observed.boot) {
-            (Some(base), _) | (None, Some(Ok(base))) => base.clone(),
+            (Some(base), _) => (**base).clone(),
+            (None, Some(Ok(base))) => base.clone(),
             // A status written before the base was recorded: it is resolved now.
             (None, None) => return self.poll(),
             (None, Some(Err(refusal))) => return self.fail(refusal.reason, refusal.message.clone()),
         };
-        self.status.boot_base = Some(base.clone());
+        self.status.boot_base = Some(Box::new(base.clone()));
         let Some(record) = self.status.source.clone() else {
             return self.fail("NoRecord", "the source was not recorded".into());
         };

@@ -239,7 +239,7 @@ pub fn acting_spec<'a>(
     status: Option<&'a InstanceMigrationStatus>,
 ) -> &'a InstanceMigrationSpec {
     match status {
-        Some(status) if options_fixed(status) => status.accepted_spec.as_ref().unwrap_or(submitted),
+        Some(status) if options_fixed(status) => status.accepted_spec.as_deref().unwrap_or(submitted),
         _ => submitted,
     }
 }
@@ -332,7 +332,7 @@ impl Planner<'_> {
     fn accept_or_report_spec(&mut self) {
         // The decision that fixes the options is made with the spec it records.
         if self.input.status.is_none_or(|before| !options_fixed(before)) {
-            self.status.accepted_spec = Some(self.input.spec.clone());
+            self.status.accepted_spec = Some(Box::new(self.input.spec.clone()));
             return;
         }
         // Every condition holds for the generation just observed, since its edit changes
@@ -340,7 +340,7 @@ impl Planner<'_> {
         for condition in &mut self.status.conditions {
             condition.observed_generation = self.input.generation;
         }
-        let differs = self.status.accepted_spec.as_ref().is_some_and(|accepted| accepted != self.input.submitted);
+        let differs = self.status.accepted_spec.as_deref().is_some_and(|accepted| accepted != self.input.submitted);
         let reported = conditions::get(&self.status.conditions, condition_type::SPEC_CHANGE_IGNORED).is_some();
         let (status, reason, message) = match (differs, reported) {
             (true, _) => (

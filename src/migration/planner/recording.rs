@@ -73,9 +73,9 @@ impl Planner<'_> {
             });
         }
         self.status.not_kept = not_kept;
-        self.status.source = Some(record.clone());
+        self.status.source = Some(Box::new(record.clone()));
         self.status.acting_project_id = observed.acting_project.clone();
-        self.status.boot_base = Some(base);
+        self.status.boot_base = Some(Box::new(base));
         self.advance(MigrationPhase::Recording);
         if !(self.input.spec.options.stop_source && ServerStatus::from(record.status.as_str()) == ServerStatus::Active)
         {

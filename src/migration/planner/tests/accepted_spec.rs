@@ -93,12 +93,12 @@ fn a_finished_migration_reports_a_later_edit_and_stays_as_it_ended() {
 fn until_something_changed_the_spec_acted_on_follows_the_edits() {
     let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
     let first = acknowledge(&run.input());
-    assert_eq!(first.accepted_spec.as_ref(), Some(&snapshot_spec()));
+    assert_eq!(first.accepted_spec.as_deref(), Some(&snapshot_spec()));
     run.status = Some(first);
     let other = spec(json!({"target": {"availabilityZone": "icehouse-2"}}));
     edit(&mut run, other.clone());
     let recorded = run.step();
-    assert_eq!(recorded.status.accepted_spec.as_ref(), Some(&other));
+    assert_eq!(recorded.status.accepted_spec.as_deref(), Some(&other));
     assert!(conditions::get(&recorded.status.conditions, condition_type::SPEC_CHANGE_IGNORED).is_none());
 }
 
@@ -128,5 +128,5 @@ fn assert_moved_as_accepted(run: &mut Run) {
             delete_snapshot(SNAPSHOT_ID),
         ]
     );
-    assert_eq!(run.status().accepted_spec.as_ref(), Some(&snapshot_spec()));
+    assert_eq!(run.status().accepted_spec.as_deref(), Some(&snapshot_spec()));
 }

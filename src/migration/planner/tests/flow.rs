@@ -31,7 +31,7 @@ fn a_snapshot_migration_walks_every_phase_to_success() {
         [Recording, Stopping, Snapshotting, DeletingSource, Booting, MovingAddresses, Verifying, CleaningUp];
     assert_eq!(steps(&done), all_succeeded(&every_step));
     assert!(done.steps.iter().all(|s| s.finished_at.is_some() && s.message.is_none()));
-    assert_eq!(done.source, Some(web_server("ACTIVE")));
+    assert_eq!(done.source.as_deref(), Some(&web_server("ACTIVE")));
     assert_eq!(done.snapshot.as_ref().map(|s| s.status.as_str()), Some("deleted"));
     assert_eq!(
         done.target,
@@ -78,7 +78,7 @@ fn while_in_progress_the_conditions_name_the_phase() {
     assert!(status.conditions.iter().all(|c| c.type_ != condition_type::FAILED), "{:?}", status.conditions);
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(status.target_description.as_deref(), Some("cloud new: icehouse/icehouse-3"));
-    assert_eq!(status.source, Some(web_server("ACTIVE")));
+    assert_eq!(status.source.as_deref(), Some(&web_server("ACTIVE")));
     assert_eq!(
         steps(status),
         [(Recording, StepResult::Succeeded), (Stopping, StepResult::Succeeded), (Snapshotting, StepResult::Running)]

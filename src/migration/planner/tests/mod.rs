@@ -856,7 +856,7 @@ fn snapshotting_run() -> Run {
     let mut run = Run::new(snapshot_spec(), cloud);
     run.until(Snapshotting);
     run.step();
-    assert_eq!(run.status().accepted_spec.as_ref(), Some(&snapshot_spec()));
+    assert_eq!(run.status().accepted_spec.as_deref(), Some(&snapshot_spec()));
     run
 }
 

@@ -31,7 +31,7 @@ fn what_the_replacement_is_made_of_is_resolved_once_when_recording() {
         security_group_ids: vec![SECURITY_GROUP_ID.into()],
         ..Default::default()
     };
-    assert_eq!(recorded.status.boot_base, Some(base));
+    assert_eq!(recorded.status.boot_base.as_deref(), Some(&base));
 
     // Booting uses the recorded base: it no longer needs the target cloud to resolve it.
     run.cloud.boot = Err(Refusal { reason: "FlavorNotFound", message: "gone".into() });
