@@ -13,28 +13,29 @@ use serde::de::DeserializeOwned;
 /// the spec.
 pub fn cached<K: Resource>(obj: &mut K) {
     let meta = obj.meta_mut();
+    // Also whatever marked a summary: only this process makes them.
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(LAST_APPLIED_ANNOTATION);
-        // Only this process marks summaries (and the key is one the API server refuses).
-        annotations.remove(SUMMARY_MARK);
+        // An emptied map still holds its node (half a KiB for each object).
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
     }
 }
 
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Marks a cached object as a summary. Not a valid annotation key (it has spaces), so that
-/// no object the API server serves can carry it, and a write that sent it would be refused.
-const SUMMARY_MARK: &str = "osmo.dev/summary in the cache only";
-
-/// Marks `obj` as a summary; the caller has replaced its spec and status with one.
+/// Marks `obj` as a summary; the caller has replaced its spec and status with one. The mark is
+/// an empty list of field managers: the cache keeps none otherwise, the API server never
+/// serves an empty one, and it costs no memory (an annotation would cost a map node).
 pub fn mark_summary<K: Resource>(obj: &mut K) {
-    obj.meta_mut().annotations.get_or_insert_with(Default::default).insert(SUMMARY_MARK.into(), String::new());
+    obj.meta_mut().managed_fields = Some(Vec::new());
 }
 
 /// Whether `obj` is a summary, not the whole object.
 pub fn is_summary<K: Resource>(obj: &K) -> bool {
-    obj.meta().annotations.as_ref().is_some_and(|a| a.contains_key(SUMMARY_MARK))
+    obj.meta().managed_fields.as_ref().is_some_and(Vec::is_empty)
 }
 
 /// The whole object: `obj` itself, or for a summary, the object as the API server has it now.
@@ -75,6 +76,10 @@ mod tests {
         cached(&mut obj);
         assert_eq!(obj.metadata.managed_fields, None);
         assert_eq!(obj.metadata.annotations, Some([("team".to_string(), "a".to_string())].into()));
+        // With kubectl's copy the only annotation, no (emptied) map is kept.
+        obj.metadata.annotations = Some([(LAST_APPLIED_ANNOTATION.to_string(), "{}".to_string())].into());
+        cached(&mut obj);
+        assert_eq!(obj.metadata.annotations, None);
     }
 
     #[test]
