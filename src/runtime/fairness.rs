@@ -28,9 +28,9 @@ where
 {
     events
         .scan(Vec::new(), move |listed: &mut Vec<(Option<T>, ObjectRef<K>)>, event| {
-            let now: Vec<Result<K, watcher::Error>> = match event {
-                Err(error) => vec![Err(error)],
-                Ok(watcher::Event::Apply(obj)) => vec![Ok(obj)],
+            let now: Vec<Next<K>> = match event {
+                Err(error) => vec![Next::Object(Err(error))],
+                Ok(watcher::Event::Apply(obj)) => vec![Next::Object(Ok(obj))],
                 Ok(watcher::Event::Delete(_)) => vec![],
                 Ok(watcher::Event::Init) => {
                     listed.clear();
@@ -44,16 +44,26 @@ where
                 // Taken, not drained: a listing of many objects leaves no room behind.
                 Ok(watcher::Event::InitDone) => {
                     listed.sort_by(|a, b| a.0.cmp(&b.0));
-                    std::mem::take(listed)
-                        .into_iter()
-                        .filter_map(|(_, r)| store.get(&r))
-                        .map(|obj| Ok((*obj).clone()))
-                        .collect()
+                    std::mem::take(listed).into_iter().map(|(_, r)| Next::Listed(r)).collect()
                 }
             };
             futures::future::ready(Some(stream::iter(now)))
         })
         .flatten()
+        // A listed object is copied out of the store only as it is taken: copying a whole
+        // listing at once would hold a second copy of every object.
+        .filter_map(move |next| {
+            futures::future::ready(match next {
+                Next::Object(obj) => Some(obj),
+                Next::Listed(r) => store.get(&r).map(|obj| Ok((*obj).clone())),
+            })
+        })
+}
+
+/// What comes next: an object as the watch brought it, or one of a listing, by reference.
+enum Next<K: kube::Resource> {
+    Object(Result<K, watcher::Error>),
+    Listed(ObjectRef<K>),
 }
 
 #[cfg(test)]
