@@ -55,10 +55,9 @@ impl Default for Latencies {
 }
 
 impl Latencies {
-    /// The defaults, each overridden by `{prefix}_{BOOT,STOP,START,SNAPSHOT,DELETE,REQUEST}_MS`
-    /// when set.
-    pub fn from_env(prefix: &str) -> Self {
-        let mut latencies = Latencies::default();
+    /// These, each overridden by `{prefix}_{BOOT,STOP,START,SNAPSHOT,DELETE,REQUEST}_MS` when set.
+    pub fn with_env(self, prefix: &str) -> Self {
+        let mut latencies = self;
         for (name, field) in [
             ("BOOT", &mut latencies.boot),
             ("STOP", &mut latencies.stop),

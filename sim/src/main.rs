@@ -12,7 +12,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:0".into()).parse()?;
     let clouds = args.next();
-    let config = Config { latencies: Latencies::from_env("OSMO_SIM"), ..Config::default() };
+    let config = Config { latencies: Latencies::default().with_env("OSMO_SIM"), ..Config::default() };
     let sim = Simulator::start(config, listen).await?;
     match clouds {
         Some(path) => std::fs::write(path, sim.clouds_yaml())?,
