@@ -7,6 +7,7 @@
 //! Run with `hack/bench.sh drain [N] [c]` (6 servers, 2 at a time by default). The drained host
 //! is an extra nova-compute started for the run (`hack/openstack/compute.sh`), stopped after.
 
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -37,36 +38,45 @@ fn extra_compute(action: &str, host: &str) {
 
 /// Starts a nova-compute on `host` and waits until it takes servers: the scheduler maps a new
 /// host to the cell within seconds, and refuses boots there (or ends them in ERROR) until then.
+/// On time-out, says what the last try met.
 async fn spare_host(admin: &Session, host: &str) {
     extra_compute("start", host);
     let deadline = Instant::now() + Duration::from_secs(180);
     let image = admin.image().images_named("base").await.unwrap().pop().unwrap().id;
     let flavor = admin.compute().find_flavor("m1.tiny").await.unwrap().unwrap().id;
     let private = admin.network().find_network("private").await.unwrap().unwrap().id;
+    let name = format!("{host}-probe");
+    let probe = ServerCreate {
+        name: name.clone(),
+        image_id: image,
+        flavor_id: flavor,
+        // create_server's idempotency key must name an entry of the metadata (else it sends nothing).
+        metadata: BTreeMap::from([("bench".to_string(), name)]),
+        idempotency_key: "bench".into(),
+        host: Some(host.to_string()),
+        networks: vec![NetworkAttachment::Network { id: private, fixed_ip: None }],
+        ..Default::default()
+    };
+    let mut last_try = "its nova-compute never reported up".to_string();
     loop {
-        assert!(Instant::now() < deadline, "host {host} takes no servers");
+        assert!(Instant::now() < deadline, "host {host} takes no servers: {last_try}");
         let up = admin.compute().compute_services(Some(host)).await.unwrap().iter().any(|s| s.state == "up");
         if !up {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
-        let probe = ServerCreate {
-            name: format!("{host}-probe"),
-            image_id: image.clone(),
-            flavor_id: flavor.clone(),
-            idempotency_key: "bench".into(),
-            host: Some(host.to_string()),
-            networks: vec![NetworkAttachment::Network { id: private.clone(), fixed_ip: None }],
-            ..Default::default()
+        let id = match admin.compute().create_server(&probe).await {
+            Ok(id) => id,
+            Err(e) => {
+                last_try = format!("the probe's boot was refused: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
         };
-        let Ok(id) = admin.compute().create_server(&probe).await else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
-        let status = loop {
+        let server = loop {
             let server = admin.compute().server(&id).await.unwrap().unwrap();
             if server.status == "ERROR" || server.status == "ACTIVE" {
-                break server.status;
+                break server;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
@@ -74,9 +84,10 @@ async fn spare_host(admin: &Session, host: &str) {
         while admin.compute().server(&id).await.unwrap().is_some() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if status == "ACTIVE" {
+        if server.status == "ACTIVE" {
             return;
         }
+        last_try = format!("the probe ended in ERROR: {:?}", server.fault.map(|f| f.message));
     }
 }
 
