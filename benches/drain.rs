@@ -6,7 +6,10 @@
 //!
 //! Run with `hack/bench.sh drain [N] [c]` (6 servers, 2 at a time by default). The drained host
 //! is an extra nova-compute started for the run (`hack/openstack/compute.sh`), stopped after.
+//! Then it says where the operator's time went, from the migrations' recorded steps;
+//! `OSMO_BENCH_LOG=FILE` keeps the operator's log, with one line per OpenStack request.
 
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -23,7 +26,8 @@ mod common;
 mod direct;
 use common::{kube_client, scrape, start_operator};
 use direct::{
-    counted_session, delete_servers_and_floating_ips, direct_migration, median, metric_sum, servers_with_floating_ips,
+    counted_session, delete_servers_and_floating_ips, direct_migration, median, metric_sum, operator_log,
+    servers_with_floating_ips,
 };
 
 const TARGET_RATIO: f64 = 1.1;
@@ -37,36 +41,45 @@ fn extra_compute(action: &str, host: &str) {
 
 /// Starts a nova-compute on `host` and waits until it takes servers: the scheduler maps a new
 /// host to the cell within seconds, and refuses boots there (or ends them in ERROR) until then.
+/// On time-out, says what the last try met.
 async fn spare_host(admin: &Session, host: &str) {
     extra_compute("start", host);
     let deadline = Instant::now() + Duration::from_secs(180);
     let image = admin.image().images_named("base").await.unwrap().pop().unwrap().id;
     let flavor = admin.compute().find_flavor("m1.tiny").await.unwrap().unwrap().id;
     let private = admin.network().find_network("private").await.unwrap().unwrap().id;
+    let name = format!("{host}-probe");
+    let probe = ServerCreate {
+        name: name.clone(),
+        image_id: image,
+        flavor_id: flavor,
+        // create_server's idempotency key must name an entry of the metadata (else it sends nothing).
+        metadata: BTreeMap::from([("bench".to_string(), name)]),
+        idempotency_key: "bench".into(),
+        host: Some(host.to_string()),
+        networks: vec![NetworkAttachment::Network { id: private, fixed_ip: None }],
+        ..Default::default()
+    };
+    let mut last_try = "its nova-compute never reported up".to_string();
     loop {
-        assert!(Instant::now() < deadline, "host {host} takes no servers");
+        assert!(Instant::now() < deadline, "host {host} takes no servers: {last_try}");
         let up = admin.compute().compute_services(Some(host)).await.unwrap().iter().any(|s| s.state == "up");
         if !up {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
-        let probe = ServerCreate {
-            name: format!("{host}-probe"),
-            image_id: image.clone(),
-            flavor_id: flavor.clone(),
-            idempotency_key: "bench".into(),
-            host: Some(host.to_string()),
-            networks: vec![NetworkAttachment::Network { id: private.clone(), fixed_ip: None }],
-            ..Default::default()
+        let id = match admin.compute().create_server(&probe).await {
+            Ok(id) => id,
+            Err(e) => {
+                last_try = format!("the probe's boot was refused: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
         };
-        let Ok(id) = admin.compute().create_server(&probe).await else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
-        let status = loop {
+        let server = loop {
             let server = admin.compute().server(&id).await.unwrap().unwrap();
             if server.status == "ERROR" || server.status == "ACTIVE" {
-                break server.status;
+                break server;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
@@ -74,10 +87,59 @@ async fn spare_host(admin: &Session, host: &str) {
         while admin.compute().server(&id).await.unwrap().is_some() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if status == "ACTIVE" {
+        if server.status == "ACTIVE" {
             return;
         }
+        last_try = format!("the probe ended in ERROR: {:?}", server.fault.map(|f| f.message));
     }
+}
+
+/// Where the operator's wall time went, from the migrations' recorded steps (each runs from its
+/// first step's start to its last step's end, to the millisecond) between the drain's
+/// creation and the bench seeing it `Drained`; with `c` slots, the k-th migration to start
+/// took the slot freed by the (k-c+1)-th to end.
+fn print_time_spent(created: jiff::Timestamp, drained: jiff::Timestamp, migrations: &[InstanceMigration], c: usize) {
+    let seconds = |from: jiff::Timestamp, to: jiff::Timestamp| to.duration_since(from).as_secs_f64();
+    let mut spans = Vec::new();
+    let mut steps: Vec<(String, Vec<f64>)> = Vec::new();
+    for im in migrations {
+        let recorded = &im.status.as_ref().unwrap().steps;
+        let end = recorded.last().and_then(|s| s.finished_at.as_deref()?.parse::<jiff::Timestamp>().ok());
+        spans.push((recorded[0].started().unwrap(), end.unwrap()));
+        for step in recorded {
+            let name = format!("{:?}", step.name);
+            let took = step.took().unwrap().as_secs_f64();
+            match steps.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, times)) => times.push(took),
+                None => steps.push((name, vec![took])),
+            }
+        }
+    }
+    spans.sort();
+    let mut ends: Vec<_> = spans.iter().map(|(_, end)| *end).collect();
+    ends.sort();
+    let hand_offs: Vec<f64> =
+        spans.iter().skip(c).zip(&ends).map(|((start, _), freed)| seconds(*freed, *start)).collect();
+    let walls: Vec<f64> = spans.iter().map(|(start, end)| seconds(*start, *end)).collect();
+    println!("  where the operator's time went:");
+    println!("    creation to the first migration's first step: {:5.2} s", seconds(created, spans[0].0));
+    println!(
+        "    each migration, first step to last: median {:5.2} s (the first to start {:.2} s, the longest {:.2} s)",
+        median(walls.clone()),
+        walls[0],
+        walls.iter().copied().fold(0.0, f64::max)
+    );
+    if !hand_offs.is_empty() {
+        println!(
+            "    a slot freed to the next migration's first step: median {:5.2} s, longest {:.2} s ({} hand-offs)",
+            median(hand_offs.clone()),
+            hand_offs.iter().copied().fold(0.0, f64::max),
+            hand_offs.len()
+        );
+    }
+    println!("    the last migration's end to Drained seen: {:5.2} s", seconds(ends[ends.len() - 1], drained));
+    let per_step: Vec<String> = steps.into_iter().map(|(name, took)| format!("{name} {:.2}", median(took))).collect();
+    println!("    median step times (s): {}", per_step.join(", "));
 }
 
 #[tokio::main]
@@ -97,7 +159,8 @@ async fn main() {
     kubectl(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/crds")]);
     kubectl(&["create", "namespace", &ns]);
     kubectl(&["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-file=clouds.yaml={clouds_file}")]);
-    let (mut operator, addr) = start_operator(&kubeconfig, &ns, "info", None);
+    let (rust_log, log) = operator_log();
+    let (mut operator, addr) = start_operator(&kubeconfig, &ns, rust_log, log);
 
     // Untimed preparation: N servers on a host of their own, N twins on havana-1.
     let admin =
@@ -120,6 +183,7 @@ async fn main() {
     .unwrap();
     let before = scrape(&addr);
     let start = Instant::now();
+    let created = jiff::Timestamp::now();
     drains.create(&PostParams::default(), &drain).await.unwrap();
     let deadline = Duration::from_secs(120 + 60 * n as u64);
     tokio::time::timeout(
@@ -133,6 +197,7 @@ async fn main() {
     .expect("the drain did not end in time")
     .unwrap();
     let drain_wall = start.elapsed().as_secs_f64();
+    let drained = jiff::Timestamp::now();
     let status = drains.get("bench").await.unwrap().status.unwrap();
     assert_eq!(status.phase, DrainPhase::Drained, "{:?}", status.message);
     let after = scrape(&addr);
@@ -170,10 +235,13 @@ async fn main() {
         if ratio <= TARGET_RATIO { "met" } else { "NOT met" }
     );
 
+    let migrations: Vec<InstanceMigration> =
+        Api::namespaced(client, &ns).list(&Default::default()).await.unwrap().items;
+    print_time_spent(created, drained, &migrations, c);
+
     // Clean up: the replacements, the floating IPs, the drain and its migrations, the host.
-    let migrations: Api<InstanceMigration> = Api::namespaced(client, &ns);
     let mut replacements: Vec<String> = direct_moves.into_iter().map(|(_, id)| id).collect();
-    for im in migrations.list(&Default::default()).await.unwrap() {
+    for im in migrations {
         replacements.extend(im.status.and_then(|s| s.target).map(|t| t.server_id));
     }
     delete_servers_and_floating_ips(&admin, &replacements, &fips).await;

@@ -35,7 +35,7 @@ mod direct;
 use common::{kube_client, scrape, start_operator};
 use direct::{
     DIRECT_POLL, counted_session, delete_servers_and_floating_ips, direct_migration, direct_wait, median, metric_sum,
-    servers_with_floating_ips,
+    operator_log, servers_with_floating_ips,
 };
 
 /// What the operator's move of one server took.
@@ -144,7 +144,6 @@ async fn main() {
     let n: usize = std::env::var("OSMO_BENCH_MIGRATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let kubeconfig = std::env::var("OSMO_E2E_KUBECONFIG").expect("run with hack/bench.sh");
     let clouds_file = std::env::var("OSMO_E2E_CLOUDS").expect("run with hack/bench.sh");
-    let log_file = std::env::var_os("OSMO_BENCH_LOG");
     let kubectl = |args: &[&str]| {
         let out = Command::new("kubectl").env("KUBECONFIG", &kubeconfig).args(args).output().unwrap();
         assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -155,9 +154,7 @@ async fn main() {
     kubectl(&["create", "namespace", &ns]);
     kubectl(&["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-file=clouds.yaml={clouds_file}")]);
 
-    // OSMO_BENCH_LOG=FILE keeps the operator's log there, with one line per OpenStack request.
-    let rust_log = if log_file.is_some() { "info,osmo::openstack::session=debug" } else { "info" };
-    let log = log_file.map(|path| std::fs::File::create(path).unwrap());
+    let (rust_log, log) = operator_log();
     let (mut operator, addr) = start_operator(&kubeconfig, &ns, rust_log, log);
 
     // Untimed preparation: the servers, each with a floating IP, on havana-1; the first N

@@ -19,6 +19,15 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// The operator's log level and where its log goes: `OSMO_BENCH_LOG=FILE` keeps it there, with
+/// one line per OpenStack request.
+pub fn operator_log() -> (&'static str, Option<std::fs::File>) {
+    match std::env::var_os("OSMO_BENCH_LOG") {
+        Some(path) => ("info,osmo::openstack::session=debug", Some(std::fs::File::create(path).unwrap())),
+        None => ("info", None),
+    }
+}
+
 /// A session of the cloud `admin` in `clouds_file`, and the count of the requests it makes.
 pub fn counted_session(clouds_file: &str) -> (Session, Arc<AtomicUsize>) {
     let requests = Arc::new(AtomicUsize::new(0));
