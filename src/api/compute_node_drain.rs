@@ -264,7 +264,8 @@ pub struct DrainServerEntry {
     /// Name of its InstanceMigration: the one created (or, in a dry run, that would be).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<String>,
-    /// Phase of that migration.
+    /// Phase of that migration when the drain last looked: it looks as it starts one and as
+    /// one ends, not at each step (the migration's own status is current).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<MigrationPhase>,
     /// The replacement server's ID, once the migration succeeded (kept after the drain deletes
