@@ -532,23 +532,28 @@ async fn record_source(
     let s = scoped.as_ref().unwrap_or(s);
     let nova_network = im.spec.options.addresses.mode == AddressMode::NovaNetwork;
     // A nova-network cloud has no Neutron: its addresses are Nova's.
-    let (ports, fips) = if nova_network {
-        (Vec::new(), Vec::new())
-    } else {
+    // Addresses, volumes and groups are read at once (see `target_view`).
+    let addresses = async {
+        if nova_network {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let ports = s.source.network().ports(&[("device_id", &server.id)]).await?;
         let port_filters: Vec<(&str, &str)> = ports.iter().map(|p| ("port_id", p.id.as_str())).collect();
         let fips =
             if port_filters.is_empty() { Vec::new() } else { s.source.network().floating_ips(&port_filters).await? };
-        (ports, fips)
+        Ok((ports, fips))
     };
     // A failed read fails the recording: it never stands for "no volumes".
-    let attachments = s.source.compute().volume_attachments(&server.id).await?;
-    let mut volumes = Vec::new();
-    for attachment in attachments {
-        let volume = s.source.block_storage().volume(&attachment.volume_id).await?;
-        volumes.push((attachment, volume));
-    }
-    let groups = s.source.compute().server_groups().await?;
+    let volumes = async {
+        let attachments = s.source.compute().volume_attachments(&server.id).await?;
+        futures::future::try_join_all(attachments.into_iter().map(|attachment| async {
+            let volume = s.source.block_storage().volume(&attachment.volume_id).await?;
+            Ok((attachment, volume))
+        }))
+        .await
+    };
+    let source_compute = s.source.compute();
+    let ((ports, fips), volumes, groups) = futures::try_join!(addresses, volumes, source_compute.server_groups())?;
     let mut recorded = record(server, &volumes, &ports, &fips, &groups)?;
     let user_data = server.user_data.clone().flatten();
     if user_data.is_some() {
@@ -617,25 +622,98 @@ async fn target_view(
     flavor: &Flavor,
 ) -> Result<TargetView, Error> {
     let compute = s.target.compute();
-    let key_pair_found = match &record.key_name {
-        Some(name) => Some(compute.key_pair(name).await?.is_some()),
-        None => None,
+    let same_cloud = Arc::ptr_eq(&s.source, &s.target);
+    let snapshot = im.spec.options.strategy == Strategy::Snapshot;
+    // The reads are independent, and made at once: one after another, they were most of the
+    // time a move takes to start.
+    let key_pair_found = async {
+        match &record.key_name {
+            Some(name) => Ok(Some(compute.key_pair(name).await?.is_some())),
+            None => Ok(None),
+        }
     };
     // The source booted with its flavor's memory: the image's min_ram matters only below that.
     let less_memory = record.flavor_size.as_ref().is_none_or(|size| flavor.ram < size.ram_mb);
-    let image_min_ram_mb = match &record.image_id {
-        Some(image) if less_memory => s.source.image().get(image).await?.and_then(|i| i.min_ram),
-        _ => None,
+    let image_min_ram_mb = async {
+        match &record.image_id {
+            Some(image) if less_memory => Ok(s.source.image().get(image).await?.and_then(|i| i.min_ram)),
+            _ => Ok(None),
+        }
     };
-    let limits = compute.limits().await?;
-    let usage = |max, used| QuotaUse { max, used };
     // nova-network has no Neutron: Nova resolves its groups' names, unique in a project.
-    let security_groups = if im.spec.options.addresses.mode == AddressMode::NovaNetwork {
-        None
-    } else {
-        Some(security_groups_by_name(&s.target, &record.security_groups).await?)
+    let security_groups = async {
+        match im.spec.options.addresses.mode {
+            AddressMode::NovaNetwork => Ok(None),
+            _ => Ok(Some(security_groups_by_name(&s.target, &record.security_groups).await?)),
+        }
     };
-    let snapshot = im.spec.options.strategy == Strategy::Snapshot;
+    let image_reach = async {
+        match &record.image_id {
+            Some(image) if snapshot && !same_cloud => Ok(Some(image_reach(s, image).await?)),
+            _ => Ok(None),
+        }
+    };
+    let network_endpoints = async {
+        match record.ports.iter().any(|p| !p.floating_ips.is_empty()) {
+            true if !same_cloud => {
+                Ok(Some((s.source.endpoint(Service::Network).await?, s.target.endpoint(Service::Network).await?)))
+            }
+            _ => Ok(None),
+        }
+    };
+    let port_support = async {
+        match same_cloud {
+            true => Ok(None),
+            false => Ok(Some(port_support(&s.target, record).await?)),
+        }
+    };
+    let source_microversion = async {
+        match record.volumes.is_empty() {
+            true => Ok(None),
+            false => s.source.compute_microversion().await,
+        }
+    };
+    let volume_endpoints = async {
+        match record.volumes.is_empty() {
+            false if !same_cloud => {
+                let target = match s.target.endpoint(Service::BlockStorage).await {
+                    Ok(url) => Some(url),
+                    Err(Error::NoEndpoint { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                Ok(Some((s.source.endpoint(Service::BlockStorage).await?, target)))
+            }
+            _ => Ok(None),
+        }
+    };
+    let (
+        key_pair_found,
+        image_min_ram_mb,
+        limits,
+        security_groups,
+        microversion,
+        services,
+        roles,
+        image_reach,
+        network_endpoints,
+        port_support,
+        source_microversion,
+        volume_endpoints,
+    ) = futures::try_join!(
+        key_pair_found,
+        image_min_ram_mb,
+        compute.limits(),
+        security_groups,
+        s.target.compute_microversion(),
+        target_services(&s.target, &im.spec.options.target),
+        s.target.role_names(),
+        image_reach,
+        network_endpoints,
+        port_support,
+        source_microversion,
+        volume_endpoints,
+    )?;
+    let usage = |max, used| QuotaUse { max, used };
     Ok(TargetView {
         key_pair_found,
         flavor_disk_gb: flavor.disk,
@@ -644,47 +722,22 @@ async fn target_view(
         flavor_ephemeral_gb: flavor.ephemeral,
         flavor_swap_mb: flavor.swap,
         flavor_extra_specs: flavor.extra_specs.clone(),
-        microversion: s.target.compute_microversion().await?,
+        microversion,
         image_min_ram_mb,
-        services: target_services(&s.target, &im.spec.options.target).await?,
-        roles: s.target.role_names().await?.iter().map(|role| role.to_lowercase()).collect(),
+        services,
+        roles: roles.iter().map(|role| role.to_lowercase()).collect(),
         quota: Quota {
             instances: usage(limits.max_total_instances, limits.total_instances_used),
             cores: usage(limits.max_total_cores, limits.total_cores_used),
             ram_mb: usage(limits.max_total_ram_size, limits.total_ram_used),
         },
         security_groups,
-        image_reach: match &record.image_id {
-            Some(image) if snapshot && !Arc::ptr_eq(&s.source, &s.target) => Some(image_reach(s, image).await?),
-            _ => None,
-        },
-        network_endpoints: match record.ports.iter().any(|p| !p.floating_ips.is_empty()) {
-            true if !Arc::ptr_eq(&s.source, &s.target) => {
-                Some((s.source.endpoint(Service::Network).await?, s.target.endpoint(Service::Network).await?))
-            }
-            _ => None,
-        },
-        port_support: if Arc::ptr_eq(&s.source, &s.target) {
-            None
-        } else {
-            Some(port_support(&s.target, record).await?)
-        },
+        image_reach,
+        network_endpoints,
+        port_support,
         network_subnets: BTreeMap::new(),
-        source_microversion: match record.volumes.is_empty() {
-            true => None,
-            false => s.source.compute_microversion().await?,
-        },
-        volume_endpoints: match record.volumes.is_empty() {
-            false if !Arc::ptr_eq(&s.source, &s.target) => {
-                let target = match s.target.endpoint(Service::BlockStorage).await {
-                    Ok(url) => Some(url),
-                    Err(Error::NoEndpoint { .. }) => None,
-                    Err(e) => return Err(e),
-                };
-                Some((s.source.endpoint(Service::BlockStorage).await?, target))
-            }
-            _ => None,
-        },
+        source_microversion,
+        volume_endpoints,
     })
 }
 
