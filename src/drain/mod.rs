@@ -78,7 +78,9 @@ pub async fn reconcile(mut drain: Arc<ComputeNodeDrain>, ctx: Arc<Context>) -> R
         Ok(Observed::default())
     } else {
         match ctx.shared.clouds.session(&namespace, &drain.spec.cloud).await {
-            Err(e) if started(&current) => return Err(e.into()),
+            // Its cloud's Secret may be gone (deleted with the namespace): a drain that emptied
+            // its host is let go without it, any other waits for it.
+            Err(e) if started(&current) && !(deleting && planner::emptied(&current)) => return Err(e.into()),
             Err(e) => Err(Refusal { reason: e.reason(), message: format!("spec.cloud: {e}") }),
             Ok(s) => match observe::observe(&ctx, &s, &drain).await {
                 Ok(o) => {

@@ -613,7 +613,7 @@ impl Planner<'_> {
             self.progressing(true, "Aborting", &message);
             return self.decide(vec![], Some(Duration::from_secs(30)));
         }
-        let done = matches!(self.status.phase, DrainPhase::Drained | DrainPhase::Retiring | DrainPhase::Retired);
+        let done = emptied(&self.status);
         let ours = |s: &ServiceStatus| s.is_disabled_for(&self.input.spec.disable_reason);
         let enable = !done
             && !self.input.spec.keep_disabled_on_abort
@@ -626,6 +626,12 @@ impl Planner<'_> {
             release: true,
         }
     }
+}
+
+/// Whether the drain emptied its host: deleting it then undoes nothing (the host stays
+/// disabled, and every migration has ended), so it may go without a look at OpenStack.
+pub fn emptied(status: &ComputeNodeDrainStatus) -> bool {
+    matches!(status.phase, DrainPhase::Drained | DrainPhase::Retiring | DrainPhase::Retired)
 }
 
 /// Why Nova's listing of the host may lack some of its servers, if it may.

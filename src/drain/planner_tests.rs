@@ -600,6 +600,21 @@ fn deleting_keeps_the_service_disabled_when_asked_done_or_disabled_by_someone_el
 }
 
 #[test]
+fn a_drain_that_emptied_its_host_is_let_go_without_openstack_any_other_not() {
+    // Deleted with its namespace, its cloud's Secret may be gone.
+    let s = spec(json!({}));
+    let draining = run(&s, None, &host(&[("a", "web-a")], vec![]), 0).status;
+    assert!(!emptied(&draining), "its host must be enabled again");
+    let drained = run(&s, None, &host(&[], vec![]), 0).status;
+    assert!(emptied(&drained));
+    let input =
+        Input { spec: &s, status: Some(&drained), name: "drain", generation: Some(2), deleting: true, now: at(100) };
+    let refusal = conditions::Refusal { reason: "SecretNotFound", message: "gone".into() };
+    let d = plan(&input, Err(&refusal));
+    assert!(d.actions.is_empty() && d.release);
+}
+
+#[test]
 fn deleting_a_drain_that_never_cordoned_changes_nothing() {
     let s = spec(json!({"dryRun": true}));
     let planned = run(&s, None, &host(&[("a", "web-a")], vec![]), 0).status;
