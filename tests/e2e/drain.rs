@@ -10,7 +10,7 @@ use osmo::openstack::session::Request;
 use osmo::openstack::{Service, Session};
 use reqwest::Method;
 
-use crate::harness::{Env, eventually, jsonpath, kubectl_ok, kubectl_stdin_ok, wait_for};
+use crate::harness::{Env, Operator, eventually, jsonpath, kubectl_ok, kubectl_stdin_ok, wait_for};
 use crate::migration::{add_floating_ip, clean_up, setup};
 use crate::openstack::{
     Fixtures, KeystoneAdmin, admin_in_project, extra_compute, fixtures, server_spec, session, unique, until, wait_gone,
@@ -208,7 +208,7 @@ async fn dry_run_wait_deadline_abort_and_wait_until_empty() {
     let host = spare_host(&admin, "wait").await;
     let (a, _) = server_on(&admin, &f, &host, &format!("{host}-a"), false).await;
     let (b, _) = server_on(&admin, &f, &host, &format!("{host}-b"), false).await;
-    let (env, ns, _op) = setup("drainwait");
+    let (env, ns, op) = setup("drainwait");
 
     // A dry run shows the plan and changes nothing.
     apply_drain(env, &ns, "plan", &host, &format!("{MIGRATE}, dryRun: true"));
@@ -250,6 +250,15 @@ async fn dry_run_wait_deadline_abort_and_wait_until_empty() {
     wait_phase(env, &ns, "owners", "Drained", 120);
     assert_eq!(jsonpath(env, &ns, "cnd/owners", "{.status.conditions[?(@.type==\"Ready\")].status}"), "True");
     assert_eq!(jsonpath(env, &ns, "cnd/owners", "{.status.servers[*].state}"), "Gone Gone");
+
+    // Deleted with its namespace, a drain may find its cloud's Secret gone first, and an
+    // operator restarted since has no session left: one that emptied its host undoes nothing
+    // and goes without it. The host stays disabled.
+    drop(op);
+    kubectl_ok(env, &["-n", &ns, "delete", "secret", "clouds"]);
+    let _op = Operator::start(env, &ns, "drainwait", &format!("osmo-{ns}"));
+    kubectl_ok(env, &["-n", &ns, "delete", "cnd", "owners", "--timeout=120s"]);
+    assert_eq!(service(&admin, &host).await.unwrap().status, "disabled");
     extra_compute("stop", &host);
 }
 
