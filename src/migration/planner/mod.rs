@@ -541,16 +541,26 @@ impl Planner<'_> {
     /// fraction of a second (stop) to minutes (a large snapshot).
     fn poll(&mut self) {
         let elapsed = self.step_elapsed();
-        // The first look comes when the step is usually done (at most FIRST_LOOK_AT_MOST late),
-        // so that a step as quick as before costs one look.
-        let usual = self.input.usual_steps.get(&self.status.phase).map(|d| (*d).min(FIRST_LOOK_AT_MOST));
-        let interval = match usual {
-            Some(usual) if elapsed + LOOK_INTERVAL_MIN <= usual => usual - elapsed,
-            // Then half the time since, and no less than an eighth of the usual time: the n-th
-            // look comes about 1.5^n times the first, so a 1 s step is seen done within half a
-            // second of it, a 10 min snapshot in a dozen looks.
+        let interval = match self.input.usual_steps.get(&self.status.phase).copied() {
             Some(usual) => {
-                ((elapsed.saturating_sub(usual) / 2).max(usual / 8)).clamp(LOOK_INTERVAL_MIN, LOOK_INTERVAL_MAX)
+                // The first look comes when the step is usually done, at most FIRST_LOOK_AT_MOST
+                // late (a step quicker this time is not seen late), so that a step as quick as
+                // before costs one look.
+                let first = usual.min(FIRST_LOOK_AT_MOST);
+                if elapsed + LOOK_INTERVAL_MIN <= first {
+                    first - elapsed
+                } else if elapsed + LOOK_INTERVAL_MIN <= usual {
+                    // A longer step: then every half of the time since, with one look when it is
+                    // usually done, so that it is seen done then, not up to half its time late.
+                    (elapsed / 2).min(usual - elapsed)
+                } else {
+                    // Past the usual time, half the time since, and no less than an eighth of
+                    // the usual time: the n-th look comes about 1.5^n times the first, so a 1 s
+                    // step is seen done within half a second of it, a 10 min snapshot in a dozen
+                    // looks.
+                    (elapsed.saturating_sub(usual) / 2).max(usual / 8)
+                }
+                .clamp(LOOK_INTERVAL_MIN, LOOK_INTERVAL_MAX)
             }
             // A step not seen before is looked at a little less eagerly.
             None => (elapsed / 2).clamp(UNKNOWN_STEP_LOOK_INTERVAL_MIN, LOOK_INTERVAL_MAX),

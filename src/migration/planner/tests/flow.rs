@@ -147,10 +147,17 @@ fn the_first_look_comes_when_the_step_was_done_before() {
         run.now = entered + elapsed;
         assert_eq!(run.decide().requeue, Some(Duration::from_millis(interval)), "after {elapsed}s");
     }
-    // A step that took long before is looked at early all the same.
-    run.usual_steps.insert(Snapshotting, Duration::from_secs(600));
-    run.now = entered;
-    assert_eq!(run.decide().requeue, Some(Duration::from_secs(2)));
+    // A step that took long before is looked at early all the same, then every half of the
+    // time since, once when it is usually done, and soon after.
+    run.usual_steps.insert(Snapshotting, Duration::from_secs(15));
+    for (elapsed, interval) in [(0, 2000), (2, 1000), (10, 5000), (12, 3000), (15, 1875), (19, 2000), (60, 10_000)] {
+        run.now = entered + elapsed;
+        assert_eq!(run.decide().requeue, Some(Duration::from_millis(interval)), "after {elapsed}s");
+    }
+    // Just short of the usual time: the look comes an eighth of it later.
+    run.usual_steps.insert(Snapshotting, Duration::from_millis(15_020));
+    run.now = entered + 15;
+    assert_eq!(run.decide().requeue, Some(Duration::from_micros(1_877_500)));
 }
 
 #[test]
