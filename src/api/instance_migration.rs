@@ -661,7 +661,8 @@ pub struct RecordedVolume {
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotStatus {
     pub image_id: String,
-    /// Glance status: `queued`, `saving`, `active`, `deleted`, ...
+    /// Glance status: `queued`, `saving`, `active`, `deleted`, ... As seen by the last look that
+    /// wrote the status: current at least at each step's end.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<i64>,
@@ -697,7 +698,8 @@ pub struct BootBase {
 #[serde(rename_all = "camelCase")]
 pub struct TargetServerStatus {
     pub server_id: String,
-    /// Nova status: `BUILD`, `ACTIVE`, `ERROR`, ...
+    /// Nova status: `BUILD`, `ACTIVE`, `ERROR`, ... As seen by the last look that wrote the
+    /// status: current at least at each step's end.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,

@@ -527,6 +527,9 @@ async fn publish(
 ) -> Result<(), ReconcileError> {
     // The old status is what this reconcile wrote last: each transition makes one event.
     let old = im.status.clone();
+    if old.as_ref().is_some_and(|old| !planner::worth_writing(old, &new)) {
+        return Ok(());
+    }
     match status::publish(&ctx.shared, im, old.as_ref(), &new).await {
         Ok(true) => tracing::debug!(migration = %im.name_any(), phase = ?new.phase, "status written"),
         Ok(false) => {}

@@ -278,6 +278,29 @@ pub fn late_twins_possible(status: &InstanceMigrationStatus) -> bool {
     !ended && (status.create_repeated || rolling_back_with_create_sent)
 }
 
+/// Whether `new` says more than `written`, the status written last. What only shows what every
+/// look reads again (the snapshot's Glance status and size, the replacement's Nova status, host
+/// and zone) waits for the next write worth making, at the latest the step's end: no decision
+/// reads it back, and it changes a few times a step, each change a write to the API server.
+/// Records of what was made, intents, protection, steps and conditions are always written.
+pub fn worth_writing(written: &InstanceMigrationStatus, new: &InstanceMigrationStatus) -> bool {
+    let mut shown = new.clone();
+    if let (Some(snapshot), Some(before)) = (shown.snapshot.as_mut(), written.snapshot.as_ref())
+        && snapshot.image_id == before.image_id
+    {
+        snapshot.status.clone_from(&before.status);
+        snapshot.size_bytes = before.size_bytes;
+    }
+    if let (Some(target), Some(before)) = (shown.target.as_mut(), written.target.as_ref())
+        && target.server_id == before.server_id
+    {
+        target.status.clone_from(&before.status);
+        target.host.clone_from(&before.host);
+        target.availability_zone.clone_from(&before.availability_zone);
+    }
+    shown != *written
+}
+
 /// The status `status` becomes with what its change made (the create it sent has landed).
 pub fn hold(status: &InstanceMigrationStatus, made: Made) -> InstanceMigrationStatus {
     let mut status = status.clone();

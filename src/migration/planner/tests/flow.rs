@@ -378,3 +378,38 @@ fn assert_replanning_repeats(mut run: Run) {
     }
     assert_eq!(run.decide(), first);
 }
+
+#[test]
+fn what_every_look_reads_again_waits_for_a_write_worth_making() {
+    let mut run = Run::new(snapshot_spec(), web_cloud("ACTIVE"));
+    run.until(Booting);
+    let written = run.status.clone().unwrap();
+    let mut new = written.clone();
+    new.snapshot =
+        Some(SnapshotStatus { status: "saving".into(), size_bytes: Some(1), ..written.snapshot.clone().unwrap() });
+    new.target = Some(TargetServerStatus {
+        server_id: TARGET_ID.into(),
+        status: "ACTIVE".into(),
+        host: Some("elsewhere".into()),
+        availability_zone: Some("elsewhere".into()),
+    });
+    let mut before = new.clone();
+    before.target = Some(TargetServerStatus { status: "BUILD".into(), host: None, ..new.target.clone().unwrap() });
+    assert!(!worth_writing(&before, &new), "only what a look shows changed");
+    assert!(!worth_writing(&written, &written.clone()));
+
+    // What was made, protection, steps and conditions are written at once.
+    let other_target = TargetServerStatus { server_id: "tgt-2".into(), ..new.target.clone().unwrap() };
+    let made = InstanceMigrationStatus { target: Some(other_target), ..new.clone() };
+    assert!(worth_writing(&before, &made), "another replacement");
+    assert!(worth_writing(&written, &new), "the first replacement recorded");
+    let mut protected = new.clone();
+    protected.snapshot.as_mut().unwrap().protected ^= true;
+    assert!(worth_writing(&before, &protected));
+    let mut other_image = new.clone();
+    other_image.snapshot.as_mut().unwrap().image_id = "img-2".into();
+    assert!(worth_writing(&before, &other_image));
+    let mut next_phase = new.clone();
+    next_phase.phase = MovingAddresses;
+    assert!(worth_writing(&before, &next_phase));
+}

@@ -30,7 +30,7 @@ use super::{
     Action, AllocatedAddress, AttachmentState, CREATE_FENCE, ComputeServiceView, Decision, ImageReach, ImageState,
     Input, Made, MadePort, Nic, NovaNetworkState, Observed, PoolAddress, PortSupport, Quota, QuotaUse, Replacement,
     ServerState, TargetServices, TargetView, Twin, VolumeState, acknowledge, acting_spec, fail, hold,
-    late_twins_possible, plan, validate,
+    late_twins_possible, plan, validate, worth_writing,
 };
 use crate::api::{
     BootBase, Condition, ConditionStatus, FlavorSize, InstanceMigrationSpec, InstanceMigrationStatus, MigrationPhase,
