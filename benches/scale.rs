@@ -84,6 +84,8 @@ struct Run {
     ideal_rule: String,
     requests: f64,
     writes: f64,
+    /// The operator's Kubernetes writes by kind, per migration.
+    writes_by_kind: BTreeMap<String, f64>,
     cpu: f64,
     peak_rss: f64,
     failed: Vec<String>,
@@ -208,6 +210,14 @@ impl Bench {
         let per = |value: f64| value / expected as f64;
         let writes = metric_sum(&metrics_after, "osmo_kubernetes_writes_total")
             - metric_sum(&metrics_before, "osmo_kubernetes_writes_total");
+        let writes_by_kind = ["InstanceMigration", "ComputeNodeDrain", "Event", "Lease", "Secret"]
+            .into_iter()
+            .map(|kind| {
+                let name = format!("osmo_kubernetes_writes_total{{kind=\"{kind}\"}}");
+                (kind.to_string(), per(metric_sum(&metrics_after, &name) - metric_sum(&metrics_before, &name)))
+            })
+            .filter(|(_, count)| *count > 0.0)
+            .collect();
         let requests = per((self.sim.request_count() - requests_before) as f64);
         let routes = self
             .sim
@@ -246,6 +256,7 @@ impl Bench {
             ideal_rule,
             requests,
             writes: per(writes),
+            writes_by_kind,
             cpu,
             peak_rss,
             failed,
@@ -372,6 +383,13 @@ fn print(runs: &[Run], plain_n: usize) {
     steps.dedup();
     for step in steps {
         println!("{step:<34}{}", column(&|r| format!("{:.2}", r.steps.get(step).copied().unwrap_or(0.0))));
+    }
+    println!("\nKubernetes writes per migration by kind:");
+    let mut kinds: Vec<&String> = runs.iter().flat_map(|r| r.writes_by_kind.keys()).collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        println!("{kind:<34}{}", column(&|r| format!("{:.2}", r.writes_by_kind.get(kind).copied().unwrap_or(0.0))));
     }
     println!("\nOpenStack requests per migration by route:");
     let mut routes: Vec<&String> = runs.iter().flat_map(|r| r.routes.keys()).collect();
