@@ -330,7 +330,18 @@ impl Bench {
 /// latencies would measure little but how fast Kubernetes takes writes. Answers come at once.
 fn cloud_latencies() -> Latencies {
     let s = Duration::from_secs;
-    Latencies { boot: s(15), stop: s(5), start: s(5), snapshot: s(20), delete: s(3), request: Duration::ZERO }
+    Latencies {
+        boot: s(15),
+        stop: s(5),
+        start: s(5),
+        snapshot: s(20),
+        delete: s(3),
+        attach: s(2),
+        detach: s(2),
+        volume_create: s(5),
+        volume_delete: s(2),
+        request: Duration::ZERO,
+    }
 }
 
 /// How a table row shows a run.

@@ -114,8 +114,9 @@ impl Server {
     }
 }
 
-/// Where the root disk of a server booted from an image is (a hypervisor's `/dev/vda`).
-pub const ROOT_DEVICE: &str = "/dev/vda";
+/// Where the root disk of a server booted from an image is, as the test stack's Nova (fake
+/// virt driver) names it; libvirt would say `/dev/vda`. Volumes attached later take its prefix.
+pub const ROOT_DEVICE: &str = "/dev/sda";
 
 /// A volume attached to a server, as Nova records it.
 #[derive(Clone, Debug)]
@@ -462,7 +463,7 @@ impl Cloud {
     /// A volume leaves `server`: `available` without an attachment, or gone when the server
     /// took it with it (`delete_on_termination`).
     fn release_volume(&mut self, id: &str, server: &str, delete: bool) {
-        if !self.volumes.get(id).and_then(|v| v.attachment.as_ref()).is_some_and(|a| a.server_id == server) {
+        if self.volumes.get(id).and_then(|v| v.attachment.as_ref()).is_none_or(|a| a.server_id != server) {
             return;
         }
         if delete {

@@ -544,7 +544,12 @@ fn create_server(
         for disk in disks.volumes {
             let taken: Vec<String> =
                 cloud.server(&id).expect("inserted").volumes.iter().map(|v| v.device.clone()).collect();
-            let device = if disk.root { root.clone() } else { device_name(&root, disk.device.as_deref(), &taken) };
+            // At boot Nova keeps the names asked for (attached later, a volume takes the root's prefix).
+            let device = match disk.device {
+                _ if disk.root => root.clone(),
+                Some(asked) if !taken.contains(&asked) && asked != root => asked,
+                _ => device_name(&root, None, &taken),
+            };
             let volume = server_volume(&disk.volume_id, device, disk.tag, disk.delete_on_termination);
             attach(cloud, &id, ServerVolume { root: disk.root, ..volume }, latencies, now);
         }
@@ -641,9 +646,9 @@ fn usable_volume<'a>(cloud: &'a Cloud, token: &Token, id: &str) -> Option<&'a Vo
     cloud.volumes.get(id).filter(|v| token.is_admin() || v.project_id == token.project_id)
 }
 
-/// The device Nova gives a volume beside a root disk on `root` and the `taken` devices: the
-/// letter asked for under the root's prefix (`/dev/vdc` asked beside `/dev/sda` becomes
-/// `/dev/sdc`) when it is free, else the first free letter.
+/// The device Nova gives a volume it attaches beside a root disk on `root` and the `taken`
+/// devices: the letter asked for under the root's prefix (`/dev/vdc` asked beside `/dev/sda`
+/// becomes `/dev/sdc`) when it is free, else the first free letter.
 fn device_name(root: &str, asked: Option<&str>, taken: &[String]) -> String {
     let prefix = root.strip_suffix(|c: char| c.is_ascii_lowercase()).unwrap_or(root);
     let free = |letter: char| {
@@ -992,7 +997,17 @@ fn update_service(cloud: &mut Cloud, call: &Call, token: &Token, id: &str, versi
 
 #[cfg(test)]
 mod tests {
-    use super::name_matches;
+    use super::{device_name, name_matches};
+
+    #[test]
+    fn an_attached_volume_takes_the_roots_prefix_and_a_free_letter() {
+        let taken = ["/dev/vdb".to_string()];
+        assert_eq!(device_name("/dev/vda", Some("/dev/vdc"), &taken), "/dev/vdc");
+        assert_eq!(device_name("/dev/sda", Some("/dev/vdc"), &[]), "/dev/sdc");
+        assert_eq!(device_name("/dev/vda", Some("/dev/vdb"), &taken), "/dev/vdc");
+        assert_eq!(device_name("/dev/vda", None, &taken), "/dev/vdc");
+        assert_eq!(device_name("/dev/sda", None, &[]), "/dev/sdb");
+    }
 
     #[test]
     fn the_name_filter_understands_anchors_and_escapes() {

@@ -21,7 +21,7 @@ use osmo::openstack::{Session, clouds};
 use osmo_openstack_sim::{Config, Simulator};
 
 use crate::openstack::{catalog_calls, migration_calls};
-use crate::volumes_api::{cinder_calls, volume_moves};
+use crate::volumes_api::{cinder_calls, data_volume_beside_an_image, volume_moves};
 
 async fn simulator() -> Simulator {
     Simulator::start(Config::for_contract_tests(), "127.0.0.1:0".parse().unwrap()).await.unwrap()
@@ -56,4 +56,10 @@ async fn the_simulator_moves_volumes_between_servers_as_the_real_services_do() {
     let sim = simulator().await;
     volume_moves(&session(&sim, "admin"), &session(&sim, "admin-nova2")).await;
     assert!(sim.requests().keys().any(|route| route.starts_with("volume ")), "{:?}", sim.requests());
+}
+
+#[tokio::test]
+async fn the_simulator_boots_an_image_with_a_data_volume_as_the_real_nova_does() {
+    let sim = simulator().await;
+    data_volume_beside_an_image(&session(&sim, "admin")).await;
 }

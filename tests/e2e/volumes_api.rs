@@ -166,8 +166,7 @@ pub async fn volume_moves(admin: &Session, nova2: &Session) {
     // Attach another with device and tag; detach it; a second detach finds nothing to do.
     admin.compute().attach_volume(&first, &logs_device).await.unwrap();
     wait_in_use_by(admin, &logs, &first).await;
-    let attachments =
-        wait_attachments(admin, &first, "logs attached", |a| a.iter().any(|a| a.volume_id == logs)).await;
+    let attachments = wait_attachments(admin, &first, "logs attached", |a| a.iter().any(|a| a.volume_id == logs)).await;
     let on_logs = attachment(&attachments, &logs);
     assert_eq!((on_logs.device.as_deref(), on_logs.tag.as_deref()), (Some("/dev/vdc"), Some("logs")));
     assert_eq!(on_logs.delete_on_termination, Some(false));
@@ -218,4 +217,49 @@ pub async fn volume_moves(admin: &Session, nova2: &Session) {
         admin.block_storage().volume(&root).await.unwrap().is_none().then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn an_image_backed_server_boots_with_a_data_volume() {
+    data_volume_beside_an_image(&session("admin")).await;
+}
+
+/// An image-backed server booted with a data volume (the image at boot index 0, as the
+/// client sends it): the volume keeps the device asked for at boot; attached again later,
+/// it takes the root disk's prefix. It stays, `available`, when the server goes.
+pub async fn data_volume_beside_an_image(admin: &Session) {
+    let f = fixtures(admin).await;
+    let name = unique("vol-image");
+    let data = create_volume(admin, &format!("{name}-data"), false).await;
+    let device = BlockDevice {
+        volume_id: data.clone(),
+        device_name: Some("/dev/vdc".into()),
+        tag: Some("data".into()),
+        ..Default::default()
+    };
+    let spec = ServerCreate { block_devices: vec![device.clone()], ..server_spec(&name, &f, "havana", vec![]) };
+    let id = admin.compute().create_server(&spec).await.unwrap();
+    let server = wait_status(admin, &id, "ACTIVE").await;
+    assert_eq!(server.image_id.as_deref(), Some(f.image.as_str()));
+    let seen = wait_in_use_by(admin, &data, &id).await;
+    let attachments = admin.compute().volume_attachments(&id).await.unwrap();
+    assert_eq!(attachments.len(), 1, "the image's disk is no volume: {attachments:?}");
+    let on_data = attachment(&attachments, &data);
+    assert_eq!((on_data.device.as_deref(), on_data.tag.as_deref()), (Some("/dev/vdc"), Some("data")));
+    assert_eq!((on_data.delete_on_termination, &seen.attachments[0].device), (Some(false), &on_data.device));
+
+    // Attached again, `/dev/vdc` asked for beside a root disk on `/dev/sda` is `/dev/sdc`.
+    admin.compute().detach_volume(&id, &data).await.unwrap();
+    wait_volume(admin, &data, VolumeStatus::Available).await;
+    wait_attachments(admin, &id, "data forgotten", |a| a.is_empty()).await;
+    admin.compute().attach_volume(&id, &device).await.unwrap();
+    let seen = wait_in_use_by(admin, &data, &id).await;
+    let root = server.root_device_name.expect("an admin sees the root device");
+    let with_roots_prefix = format!("{}c", &root[..root.len() - 1]);
+    assert_eq!(seen.attachments[0].device.as_deref(), Some(with_roots_prefix.as_str()));
+
+    admin.compute().delete_server(&id).await.unwrap();
+    wait_gone(admin, &id).await;
+    assert!(wait_volume(admin, &data, VolumeStatus::Available).await.attachments.is_empty());
+    delete_volume(admin, &data).await;
 }
