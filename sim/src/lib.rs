@@ -229,6 +229,14 @@ impl Simulator {
     pub fn seed_servers(&self, names: &[String], host: &str, flavor: &str) -> Result<Vec<String>, String> {
         self.shared.cloud.lock().unwrap().seed_servers(names, host, flavor)
     }
+
+    /// Gives each of these servers a data volume (1 GiB, `in-use` on `/dev/sdb`, not deleted
+    /// with the server), as if attached long ago, without counting requests. Returns the
+    /// volumes' IDs.
+    pub fn seed_data_volumes(&self, servers: &[String]) -> Result<Vec<String>, String> {
+        let mut cloud = self.shared.cloud.lock().unwrap();
+        servers.iter().map(|server| cloud.seed_data_volume(server)).collect()
+    }
 }
 
 impl Drop for Simulator {

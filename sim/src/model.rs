@@ -132,6 +132,21 @@ pub struct ServerVolume {
     pub bdm_uuid: String,
 }
 
+impl ServerVolume {
+    /// A volume, not the root disk, on `device`, with a new attachment.
+    pub fn new(volume_id: &str, device: String, tag: Option<String>, delete_on_termination: bool) -> Self {
+        ServerVolume {
+            volume_id: volume_id.to_string(),
+            device,
+            tag,
+            delete_on_termination,
+            root: false,
+            attachment_id: new_id(),
+            bdm_uuid: new_id(),
+        }
+    }
+}
+
 /// A Cinder volume.
 #[derive(Clone, Debug)]
 pub struct Volume {
@@ -750,6 +765,48 @@ impl Cloud {
             ids.push(id);
         }
         Ok(ids)
+    }
+}
+
+impl Cloud {
+    /// A 1 GiB volume of the server's project `in-use` by it on its next device, kept when it
+    /// goes, as if attached long ago; see [`crate::Simulator::seed_data_volumes`]. Its ID.
+    pub fn seed_data_volume(&mut self, server_id: &str) -> Result<String, String> {
+        let server = self.server_mut(server_id).ok_or(format!("no server {server_id}"))?;
+        if !server.volumes.is_empty() {
+            return Err(format!("server {server_id} has volumes already"));
+        }
+        let device = format!("{}b", &ROOT_DEVICE[..ROOT_DEVICE.len() - 1]);
+        let id = new_id();
+        let attached = ServerVolume::new(&id, device.clone(), None, false);
+        let attachment = VolumeAttachment {
+            id: attached.attachment_id.clone(),
+            server_id: server_id.to_string(),
+            device,
+            host: server.host.clone(),
+            attached_at: Some(server.created.clone()),
+        };
+        let (name, project_id, user_id) =
+            (format!("{}-data", server.name), server.project_id.clone(), server.user_id.clone());
+        server.volumes.push(attached);
+        let now = now_text();
+        self.volumes.insert(
+            id.clone(),
+            Volume {
+                id: id.clone(),
+                name: Some(name),
+                description: None,
+                project_id,
+                user_id,
+                size: 1,
+                status: "in-use",
+                bootable: false,
+                attachment: Some(attachment),
+                created: now.clone(),
+                updated: Some(now),
+            },
+        );
+        Ok(id)
     }
 }
 

@@ -550,7 +550,7 @@ fn create_server(
                 Some(asked) if !taken.contains(&asked) && asked != root => asked,
                 _ => device_name(&root, None, &taken),
             };
-            let volume = server_volume(&disk.volume_id, device, disk.tag, disk.delete_on_termination);
+            let volume = ServerVolume::new(&disk.volume_id, device, disk.tag, disk.delete_on_termination);
             attach(cloud, &id, ServerVolume { root: disk.root, ..volume }, latencies, now);
         }
     }
@@ -663,19 +663,6 @@ fn device_name(root: &str, asked: Option<&str>, taken: &[String]) -> String {
         .unwrap_or_else(|| format!("{prefix}z"))
 }
 
-/// A volume for a server, on `device`, as Nova records it.
-fn server_volume(volume_id: &str, device: String, tag: Option<String>, delete_on_termination: bool) -> ServerVolume {
-    ServerVolume {
-        volume_id: volume_id.to_string(),
-        device,
-        tag,
-        delete_on_termination,
-        root: false,
-        attachment_id: new_id(),
-        bdm_uuid: new_id(),
-    }
-}
-
 /// Nova reserves a volume for a server (Cinder's attachment made, the volume `attaching`),
 /// records it, and has it `in-use` after the attach latency.
 fn attach(cloud: &mut Cloud, server_id: &str, attached: ServerVolume, latencies: &Latencies, now: Instant) {
@@ -769,7 +756,7 @@ fn attach_volume(
     let device = device_name(server.root_device(), spec["device"].as_str(), &taken);
     let tag = spec["tag"].as_str().map(str::to_string);
     let delete_on_termination = spec["delete_on_termination"].as_bool().unwrap_or(false);
-    let volume = server_volume(volume_id, device.clone(), tag.clone(), delete_on_termination);
+    let volume = ServerVolume::new(volume_id, device.clone(), tag.clone(), delete_on_termination);
     attach(cloud, id, volume, latencies, now);
     let mut shown = json!({"id": volume_id, "serverId": id, "volumeId": volume_id, "device": device});
     if version >= (2, 70) {
