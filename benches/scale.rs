@@ -18,9 +18,11 @@
 //! Run with `hack/bench.sh scale [N]` (it starts the kube-apiserver; no OpenStack is needed).
 //! Settings: `OSMO_BENCH_SCALE_N` (1,000), `OSMO_BENCH_SCALE_BASELINE` (10),
 //! `OSMO_BENCH_DRAIN_HOSTS` (50), `OSMO_BENCH_DRAIN_SERVERS` (20 per host),
-//! `OSMO_BENCH_DRAIN_CONCURRENT` (5), `OSMO_BENCH_PLOT` (target/scale.png), and the
-//! simulator's latencies `OSMO_SIM_{BOOT,STOP,SNAPSHOT,DELETE,REQUEST}_MS` (15 s, 5 s, 20 s,
-//! 3 s and none: `cloud_latencies`). A quick run: `OSMO_SIM_BOOT_MS=1000 OSMO_SIM_STOP_MS=200
+//! `OSMO_BENCH_DRAIN_CONCURRENT` (5), `OSMO_BENCH_PLOT` (target/scale.png),
+//! `OSMO_BENCH_SCALE_VOLUMES` (the percentage of servers seeded with a data volume, so that
+//! their migrations move it: 0), and the simulator's latencies
+//! `OSMO_SIM_{BOOT,STOP,SNAPSHOT,DELETE,ATTACH,DETACH,VOLUME_CREATE,VOLUME_DELETE,REQUEST}_MS`
+//! (15 s, 5 s, 20 s, 3 s, 2 s, 2 s, 5 s, 2 s and none: `cloud_latencies`). A quick run: `OSMO_SIM_BOOT_MS=1000 OSMO_SIM_STOP_MS=200
 //! OSMO_SIM_SNAPSHOT_MS=500 OSMO_SIM_DELETE_MS=500 OSMO_BENCH_DRAIN_HOSTS=5
 //! OSMO_BENCH_DRAIN_SERVERS=10 hack/bench.sh scale 50`.
 
@@ -105,12 +107,29 @@ struct Bench {
     sim: Simulator,
     clouds_file: PathBuf,
     latencies: Latencies,
+    /// The percentage of servers seeded with a data volume.
+    volume_share: usize,
 }
 
 impl Bench {
     fn kubectl(&self, args: &[&str]) {
         let out = Command::new("kubectl").env("KUBECONFIG", &self.kubeconfig).args(args).output().unwrap();
         assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Servers as if booted long ago, `volume_share` percent of them (spread evenly) with a
+    /// data volume, so that their migrations take the volume path.
+    fn seed(&self, names: &[String], host: &str) -> Vec<String> {
+        let servers = self.sim.seed_servers(names, host, "m1.tiny").unwrap();
+        let share = self.volume_share;
+        let with_volume: Vec<String> = servers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i * share / 100 != (i + 1) * share / 100)
+            .map(|(_, id)| id.clone())
+            .collect();
+        self.sim.seed_data_volumes(&with_volume).unwrap();
+        servers
     }
 
     fn namespace(&self, label: &str) -> String {
@@ -273,7 +292,7 @@ impl Bench {
         let label = format!("n{n}");
         let ns = self.namespace(&label);
         let names: Vec<String> = (0..n).map(|i| format!("{ns}-{i}")).collect();
-        let servers = self.sim.seed_servers(&names, PLAIN_HOST, "m1.tiny").unwrap();
+        let servers = self.seed(&names, PLAIN_HOST);
         let api: Api<InstanceMigration> = Api::namespaced(self.client.clone(), &ns);
         let create = futures::stream::iter(servers.into_iter().enumerate())
             .map(|(i, server)| {
@@ -300,7 +319,7 @@ impl Bench {
         let ns = self.namespace("drain");
         for h in 1..=hosts {
             let names: Vec<String> = (0..per_host).map(|i| format!("{ns}-h{h}-{i}")).collect();
-            self.sim.seed_servers(&names, &format!("havana-{h}"), "m1.tiny").unwrap();
+            self.seed(&names, &format!("havana-{h}"));
         }
         let api: Api<ComputeNodeDrain> = Api::namespaced(self.client.clone(), &ns);
         let drained = async || {
@@ -341,7 +360,18 @@ impl Bench {
 /// latencies would measure little but how fast Kubernetes takes writes. Answers come at once.
 fn cloud_latencies() -> Latencies {
     let s = Duration::from_secs;
-    Latencies { boot: s(15), stop: s(5), start: s(5), snapshot: s(20), delete: s(3), request: Duration::ZERO }
+    Latencies {
+        boot: s(15),
+        stop: s(5),
+        start: s(5),
+        snapshot: s(20),
+        delete: s(3),
+        attach: s(2),
+        detach: s(2),
+        volume_create: s(5),
+        volume_delete: s(2),
+        request: Duration::ZERO,
+    }
 }
 
 /// How a table row shows a run.
@@ -425,10 +455,11 @@ async fn main() {
     std::fs::write(&clouds_file, sim.clouds_yaml()).unwrap();
     let concurrency = setting("OSMO_CONCURRENCY", CONCURRENCY);
     let changes_per_cloud = setting("OSMO_OPENSTACK_CHANGES_PER_CLOUD", CHANGES_PER_CLOUD);
-    let bench = Bench { client: kube_client(&kubeconfig).await, kubeconfig, sim, clouds_file, latencies };
+    let volume_share = setting("OSMO_BENCH_SCALE_VOLUMES", 0).min(100);
+    let bench = Bench { client: kube_client(&kubeconfig).await, kubeconfig, sim, clouds_file, latencies, volume_share };
     bench.kubectl(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/crds")]);
     println!(
-        "simulator at {} with latencies {:?}; the operator with --concurrency {concurrency}, --openstack-changes-per-cloud {changes_per_cloud}",
+        "simulator at {} with latencies {:?}, {volume_share}% of servers with a data volume; the operator with --concurrency {concurrency}, --openstack-changes-per-cloud {changes_per_cloud}",
         bench.sim.addr(),
         bench.latencies
     );

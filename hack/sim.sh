@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The OpenStack client's contract tests (tests/e2e/openstack.rs) against the OpenStack
-# simulator (sim/) instead of the real services: starts the simulator on a free loopback port,
+# The OpenStack client's contract tests (tests/e2e/openstack.rs and volumes_api.rs) against the
+# OpenStack simulator (sim/) instead of the real services: starts the simulator on a free loopback port,
 # writes its clouds.yaml, runs the tests, stops it. The tests that need what the simulator does
 # not do are skipped by name; tests/e2e/simulator.rs says why for each. No other environment
 # is needed. Extra arguments go to the test binary (e.g. a name filter after `--`).
@@ -23,4 +23,4 @@ wait_for "the simulator" 30 grep -q "listening on" "$dir/sim.log"
 log "simulator $(cat "$dir/sim.log"); clouds.yaml in $dir"
 skips=()
 for t in "${SKIPPED[@]}"; do skips+=(--skip "$t"); done
-OSMO_E2E_CLOUDS=$dir/clouds.yaml cargo test --locked --features e2e --test e2e openstack:: -- "${skips[@]}" "$@"
+OSMO_E2E_CLOUDS=$dir/clouds.yaml cargo test --locked --features e2e --test e2e -- openstack:: volumes_api:: "${skips[@]}" "$@"

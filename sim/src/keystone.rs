@@ -1,5 +1,6 @@
 //! Keystone v3: password authentication, scoped to a project by id or name, with the catalog
-//! pointing at the simulator itself. Tokens are checked by the other services.
+//! pointing at the simulator itself (Cinder's endpoint names the token's project, as real
+//! catalogs do). Tokens are checked by the other services.
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -78,15 +79,23 @@ fn issue(cloud: &mut Cloud, call: &Call) -> ApiResult {
     let issued = jiff::Timestamp::now();
     let expires = issued + TOKEN_LIFE;
     let time = |t: jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    // Both regions reach the same services (see the crate's documentation).
     let endpoints = |path: &str| -> Value {
-        json!(["public", "internal", "admin"].map(|interface| json!({"id": new_id(), "interface": interface,
-            "region": "RegionOne", "region_id": "RegionOne", "url": format!("{}/{path}", call.base_url)})))
+        let each = ["RegionOne", "RegionTwo"].into_iter().flat_map(|region| {
+            ["public", "internal", "admin"].map(|interface| {
+                json!({"id": new_id(), "interface": interface,
+                "region": region, "region_id": region, "url": format!("{}/{path}", call.base_url)})
+            })
+        });
+        Value::Array(each.collect())
     };
     let catalog = json!([
         {"type": "identity", "name": "keystone", "id": new_id(), "endpoints": endpoints("identity/v3")},
         {"type": "compute", "name": "nova", "id": new_id(), "endpoints": endpoints("compute/v2.1")},
         {"type": "image", "name": "glance", "id": new_id(), "endpoints": endpoints("image")},
         {"type": "network", "name": "neutron", "id": new_id(), "endpoints": endpoints("network")},
+        {"type": "block-storage", "name": "cinder", "id": new_id(),
+            "endpoints": endpoints(&format!("volume/v3/{project_id}"))},
     ]);
     let domain = json!({"id": "default", "name": "Default"});
     Ok((

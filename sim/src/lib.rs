@@ -1,7 +1,12 @@
 //! An OpenStack simulator for scale runs: one HTTP server that answers the subset of Keystone
-//! v3, Nova (microversion 2.95), Glance v2 and Neutron v2.0 that osmo uses, with the JSON
-//! shapes of the real services, everything in memory, and servers and images that change
-//! state after set latencies (boot, stop, start, snapshot, delete).
+//! v3, Nova (microversion 2.95), Glance v2, Neutron v2.0 and Cinder v3 (microversion 3.71)
+//! that osmo uses, with the JSON shapes of the real services, everything in memory, and
+//! servers, images and volumes that change state after set latencies (boot, stop, start,
+//! snapshot, delete, volume create, attach, detach, volume delete).
+//!
+//! Its catalog has regions RegionOne and RegionTwo, both pointing at the same services: the
+//! real test stack's RegionTwo is a second Nova sharing the rest; here it is the same Nova
+//! (clouds `admin-nova2` and `demo-nova2` reach it through RegionTwo).
 //!
 //! It is test tooling, not part of the operator: the scale benchmark starts it in-process
 //! ([`Simulator::start`]); `osmo-openstack-sim` runs it alone (see `hack/sim.sh`). Every request
@@ -11,8 +16,10 @@
 //! What it does not do (the contract tests that need it are skipped against it, see
 //! `hack/sim.sh`): application credentials, Keystone administration, nova-network, TLS,
 //! microversions below 2.53 for services and their older answer shapes, extra nova-compute
-//! processes, quotas (every limit is -1), volumes.
+//! processes, quotas (every limit is -1), a second Nova, volume snapshots, backups, types,
+//! multiattach and encryption.
 
+mod cinder;
 mod glance;
 mod keystone;
 mod model;
@@ -41,8 +48,16 @@ pub struct Latencies {
     pub start: Duration,
     /// createImage → image `active` (`queued`, then `saving` half-way).
     pub snapshot: Duration,
-    /// DELETE → the server is gone.
+    /// DELETE → the server is gone (with its volumes deleted on termination).
     pub delete: Duration,
+    /// A volume `attaching` → `in-use` (attached at boot or later).
+    pub attach: Duration,
+    /// A volume `detaching` → `available`, and gone from the server's attachments.
+    pub detach: Duration,
+    /// A new volume `creating` → `available`.
+    pub volume_create: Duration,
+    /// A volume `deleting` → gone.
+    pub volume_delete: Duration,
     /// Added to every answer, as a real API's own processing time.
     pub request: Duration,
 }
@@ -50,12 +65,24 @@ pub struct Latencies {
 impl Default for Latencies {
     fn default() -> Self {
         let ms = Duration::from_millis;
-        Latencies { boot: ms(1000), stop: ms(200), start: ms(200), snapshot: ms(500), delete: ms(500), request: ms(0) }
+        Latencies {
+            boot: ms(1000),
+            stop: ms(200),
+            start: ms(200),
+            snapshot: ms(500),
+            delete: ms(500),
+            attach: ms(200),
+            detach: ms(200),
+            volume_create: ms(200),
+            volume_delete: ms(200),
+            request: ms(0),
+        }
     }
 }
 
 impl Latencies {
-    /// These, each overridden by `{prefix}_{BOOT,STOP,START,SNAPSHOT,DELETE,REQUEST}_MS` when set.
+    /// These, each overridden by `{prefix}_{BOOT,STOP,START,SNAPSHOT,DELETE,ATTACH,DETACH,
+    /// VOLUME_CREATE,VOLUME_DELETE,REQUEST}_MS` when set.
     pub fn with_env(self, prefix: &str) -> Self {
         let mut latencies = self;
         for (name, field) in [
@@ -64,6 +91,10 @@ impl Latencies {
             ("START", &mut latencies.start),
             ("SNAPSHOT", &mut latencies.snapshot),
             ("DELETE", &mut latencies.delete),
+            ("ATTACH", &mut latencies.attach),
+            ("DETACH", &mut latencies.detach),
+            ("VOLUME_CREATE", &mut latencies.volume_create),
+            ("VOLUME_DELETE", &mut latencies.volume_delete),
             ("REQUEST", &mut latencies.request),
         ] {
             if let Some(ms) = std::env::var(format!("{prefix}_{name}_MS")).ok().and_then(|v| v.parse().ok()) {
@@ -100,6 +131,16 @@ impl Default for Config {
             private_cidr: "198.51.100.0/24".into(),
             public_cidr: "203.0.113.0/24".into(),
         }
+    }
+}
+
+impl Config {
+    /// The default cloud with zone `juno` (host `juno-1`) added, where the real test stack's
+    /// second Nova has its compute host: the contract tests boot there through RegionTwo.
+    pub fn for_contract_tests() -> Self {
+        let mut config = Config::default();
+        config.zones.push(Zone::new("juno", ["juno-1"]));
+        config
     }
 }
 
@@ -153,16 +194,23 @@ impl Simulator {
     }
 
     /// A clouds.yaml with clouds `admin` (admin of project `admin`) and `demo` (member of
-    /// project `demo`), in region RegionOne.
+    /// project `demo`) in region RegionOne, and the same users as `admin-nova2` and
+    /// `demo-nova2` in RegionTwo, as the real test stack names them.
     pub fn clouds_yaml(&self) -> String {
-        let cloud = |name: &str| {
+        let cloud = |name: &str, user: &str, region: &str| {
             format!(
-                "  {name}:\n    auth:\n      auth_url: {}\n      username: {name}\n      password: {}\n      project_name: {name}\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n    interface: public\n    identity_api_version: 3\n",
+                "  {name}:\n    auth:\n      auth_url: {}\n      username: {user}\n      password: {}\n      project_name: {user}\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: {region}\n    interface: public\n    identity_api_version: 3\n",
                 self.auth_url(),
                 self.shared.password
             )
         };
-        format!("clouds:\n{}{}", cloud("admin"), cloud("demo"))
+        format!(
+            "clouds:\n{}{}{}{}",
+            cloud("admin", "admin", "RegionOne"),
+            cloud("demo", "demo", "RegionOne"),
+            cloud("admin-nova2", "admin", "RegionTwo"),
+            cloud("demo-nova2", "demo", "RegionTwo")
+        )
     }
 
     /// The requests answered so far, by service, method and route (IDs replaced by `{id}`).
@@ -180,6 +228,14 @@ impl Simulator {
     /// their IDs.
     pub fn seed_servers(&self, names: &[String], host: &str, flavor: &str) -> Result<Vec<String>, String> {
         self.shared.cloud.lock().unwrap().seed_servers(names, host, flavor)
+    }
+
+    /// Gives each of these servers a data volume (1 GiB, `in-use` on `/dev/sdb`, not deleted
+    /// with the server), as if attached long ago, without counting requests. Returns the
+    /// volumes' IDs.
+    pub fn seed_data_volumes(&self, servers: &[String]) -> Result<Vec<String>, String> {
+        let mut cloud = self.shared.cloud.lock().unwrap();
+        servers.iter().map(|server| cloud.seed_data_volume(server)).collect()
     }
 }
 
@@ -256,6 +312,7 @@ async fn handle(shared: Arc<Shared>, method: Method, uri: Uri, headers: HeaderMa
         "compute" => nova::handle(&mut cloud, &call, &shared.latencies, now),
         "image" => glance::handle(&mut cloud, &call),
         "network" => neutron::handle(&mut cloud, &call),
+        "volume" => cinder::handle(&mut cloud, &call, &shared.latencies, now),
         _ => Err(ApiError { status: StatusCode::NOT_FOUND, body: serde_json::json!({"message": "no such service"}) }),
     };
     drop(cloud);
@@ -265,6 +322,11 @@ async fn handle(shared: Arc<Shared>, method: Method, uri: Uri, headers: HeaderMa
         extra.insert("openstack-api-version", version);
         extra.insert("x-openstack-nova-api-version", HeaderValue::from_static("2.95"));
         extra.insert("vary", HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"));
+    }
+    if service == "volume" {
+        let version = format!("volume {}", cinder::answered_version(&call));
+        extra.insert("openstack-api-version", HeaderValue::from_str(&version).expect("an ASCII version"));
+        extra.insert("vary", HeaderValue::from_static("OpenStack-API-Version"));
     }
     if let Ok((_, body)) = &mut response
         && let Some(token) = body.as_object_mut().and_then(|o| o.remove(keystone::SUBJECT_TOKEN))

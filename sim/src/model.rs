@@ -1,5 +1,5 @@
-//! The simulated cloud: identities, servers, images, Neutron's objects and compute services,
-//! and the transitions scheduled for later (applied by [`Cloud::advance`] before each answer).
+//! The simulated cloud: identities, servers, images, Neutron's objects, Cinder's volumes and
+//! compute services, and the transitions scheduled for later (applied by [`Cloud::advance`] before each answer).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -97,8 +97,83 @@ pub struct Server {
     /// Ports it is plugged into, and which of them Nova made (deleted with it).
     pub ports: Vec<String>,
     pub made_ports: Vec<String>,
+    /// Its volumes as Nova records them (block device mappings), the root one first.
+    pub volumes: Vec<ServerVolume>,
     pub created: String,
     pub updated: String,
+}
+
+impl Server {
+    pub fn volume(&self, volume_id: &str) -> Option<&ServerVolume> {
+        self.volumes.iter().find(|v| v.volume_id == volume_id)
+    }
+
+    /// The device of its root disk: its root volume's, or the image's local disk.
+    pub fn root_device(&self) -> &str {
+        self.volumes.iter().find(|v| v.root).map_or(ROOT_DEVICE, |v| v.device.as_str())
+    }
+}
+
+/// Where the root disk of a server booted from an image is, as the test stack's Nova (fake
+/// virt driver) names it; libvirt would say `/dev/vda`. Volumes attached later take its prefix.
+pub const ROOT_DEVICE: &str = "/dev/sda";
+
+/// A volume attached to a server, as Nova records it.
+#[derive(Clone, Debug)]
+pub struct ServerVolume {
+    pub volume_id: String,
+    pub device: String,
+    pub tag: Option<String>,
+    pub delete_on_termination: bool,
+    /// The volume the server boots from (boot index 0): Nova does not detach it.
+    pub root: bool,
+    /// The Cinder attachment's ID.
+    pub attachment_id: String,
+    pub bdm_uuid: String,
+}
+
+impl ServerVolume {
+    /// A volume, not the root disk, on `device`, with a new attachment.
+    pub fn new(volume_id: &str, device: String, tag: Option<String>, delete_on_termination: bool) -> Self {
+        ServerVolume {
+            volume_id: volume_id.to_string(),
+            device,
+            tag,
+            delete_on_termination,
+            root: false,
+            attachment_id: new_id(),
+            bdm_uuid: new_id(),
+        }
+    }
+}
+
+/// A Cinder volume.
+#[derive(Clone, Debug)]
+pub struct Volume {
+    pub id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub project_id: String,
+    pub user_id: String,
+    /// GiB.
+    pub size: u64,
+    /// `creating`, `available`, `attaching`, `in-use`, `detaching` or `deleting`.
+    pub status: &'static str,
+    pub bootable: bool,
+    /// Its attachment (no volume is multiattach here): made when Nova reserves the volume,
+    /// shown by Cinder once attached.
+    pub attachment: Option<VolumeAttachment>,
+    pub created: String,
+    pub updated: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct VolumeAttachment {
+    pub id: String,
+    pub server_id: String,
+    pub device: String,
+    pub host: Option<String>,
+    pub attached_at: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -122,6 +197,10 @@ pub enum Event {
     SnapshotSaving { image: String },
     SnapshotActive { image: String, server: String },
     Deleted(String),
+    VolumeCreated(String),
+    VolumeAttached { volume: String, server: String },
+    VolumeDetached { volume: String, server: String },
+    VolumeDeleted(String),
 }
 
 struct Subnet {
@@ -149,6 +228,7 @@ pub struct Cloud {
     pub ports: BTreeMap<String, Map<String, Value>>,
     pub floating_ips: BTreeMap<String, Map<String, Value>>,
     pub security_groups: BTreeMap<String, Map<String, Value>>,
+    pub volumes: BTreeMap<String, Volume>,
     allocators: HashMap<String, Subnet>,
     /// Addresses in use, per subnet id.
     used: HashMap<String, HashSet<String>>,
@@ -213,6 +293,7 @@ impl Cloud {
             ports: BTreeMap::new(),
             floating_ips: BTreeMap::new(),
             security_groups: BTreeMap::new(),
+            volumes: BTreeMap::new(),
             allocators: HashMap::new(),
             used: HashMap::new(),
             used_macs: HashSet::new(),
@@ -364,6 +445,48 @@ impl Cloud {
                 }
             }
             Event::Deleted(id) => self.remove_server(&id),
+            Event::VolumeCreated(id) => {
+                if let Some(volume) = self.volumes.get_mut(&id).filter(|v| v.status == "creating") {
+                    volume.status = "available";
+                    volume.updated = Some(now);
+                }
+            }
+            Event::VolumeAttached { volume, server } => {
+                let host = self.server(&server).and_then(|s| s.host.clone());
+                if let Some(volume) = self.volumes.get_mut(&volume).filter(|v| v.status == "attaching")
+                    && let Some(attachment) = volume.attachment.as_mut().filter(|a| a.server_id == server)
+                {
+                    (attachment.host, attachment.attached_at) = (host, Some(now.clone()));
+                    volume.status = "in-use";
+                    volume.updated = Some(now);
+                }
+            }
+            Event::VolumeDetached { volume, server } => {
+                if let Some(server) = self.server_mut(&server) {
+                    server.volumes.retain(|v| v.volume_id != volume);
+                }
+                if self.volumes.get(&volume).is_some_and(|v| v.status == "detaching") {
+                    self.release_volume(&volume, &server, false);
+                }
+            }
+            Event::VolumeDeleted(id) => {
+                self.volumes.remove(&id);
+            }
+        }
+    }
+
+    /// A volume leaves `server`: `available` without an attachment, or gone when the server
+    /// took it with it (`delete_on_termination`).
+    fn release_volume(&mut self, id: &str, server: &str, delete: bool) {
+        if self.volumes.get(id).and_then(|v| v.attachment.as_ref()).is_none_or(|a| a.server_id != server) {
+            return;
+        }
+        if delete {
+            self.volumes.remove(id);
+        } else if let Some(volume) = self.volumes.get_mut(id) {
+            volume.status = "available";
+            volume.attachment = None;
+            volume.updated = Some(now_text());
         }
     }
 
@@ -387,6 +510,9 @@ impl Cloud {
     fn remove_server(&mut self, id: &str) {
         let Some(seq) = self.server_seq.remove(id) else { return };
         let Some(server) = self.servers.remove(&seq) else { return };
+        for volume in &server.volumes {
+            self.release_volume(&volume.volume_id, id, volume.delete_on_termination);
+        }
         for port in &server.ports {
             if server.made_ports.contains(port) {
                 self.delete_port(port);
@@ -631,6 +757,7 @@ impl Cloud {
                 fault: None,
                 ports: vec![port_id.clone()],
                 made_ports: vec![port_id],
+                volumes: Vec::new(),
                 created: now.clone(),
                 updated: now,
             });
@@ -638,6 +765,48 @@ impl Cloud {
             ids.push(id);
         }
         Ok(ids)
+    }
+}
+
+impl Cloud {
+    /// A 1 GiB volume of the server's project `in-use` by it on its next device, kept when it
+    /// goes, as if attached long ago; see [`crate::Simulator::seed_data_volumes`]. Its ID.
+    pub fn seed_data_volume(&mut self, server_id: &str) -> Result<String, String> {
+        let server = self.server_mut(server_id).ok_or(format!("no server {server_id}"))?;
+        if !server.volumes.is_empty() {
+            return Err(format!("server {server_id} has volumes already"));
+        }
+        let device = format!("{}b", &ROOT_DEVICE[..ROOT_DEVICE.len() - 1]);
+        let id = new_id();
+        let attached = ServerVolume::new(&id, device.clone(), None, false);
+        let attachment = VolumeAttachment {
+            id: attached.attachment_id.clone(),
+            server_id: server_id.to_string(),
+            device,
+            host: server.host.clone(),
+            attached_at: Some(server.created.clone()),
+        };
+        let (name, project_id, user_id) =
+            (format!("{}-data", server.name), server.project_id.clone(), server.user_id.clone());
+        server.volumes.push(attached);
+        let now = now_text();
+        self.volumes.insert(
+            id.clone(),
+            Volume {
+                id: id.clone(),
+                name: Some(name),
+                description: None,
+                project_id,
+                user_id,
+                size: 1,
+                status: "in-use",
+                bootable: false,
+                attachment: Some(attachment),
+                created: now.clone(),
+                updated: Some(now),
+            },
+        );
+        Ok(id)
     }
 }
 

@@ -1,13 +1,15 @@
-//! Nova at microversion 2.95: servers (list, show, create, delete, stop, start, lock, unlock,
-//! createImage), flavors, key pairs, server groups, limits, compute services and volume
-//! attachments (none).
+//! Nova at microversion 2.95: servers (list, show, create with existing volumes, delete,
+//! stop, start, lock, unlock, createImage), flavors, key pairs, server groups, limits, compute
+//! services and volume attachments (list, show, attach, detach, `delete_on_termination`).
 
 use std::time::Instant;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use crate::model::{Cloud, Event, PortError, Server, Token, new_id, now_text};
+use crate::model::{
+    Cloud, Event, PortError, ROOT_DEVICE, Server, ServerVolume, Token, Volume, VolumeAttachment, new_id, now_text,
+};
 use crate::{ApiError, ApiResult, Call, Latencies, keystone};
 
 /// Where the handler leaves a Location header (taken out of the body).
@@ -81,12 +83,28 @@ pub fn handle(cloud: &mut Cloud, call: &Call, latencies: &Latencies, now: Instan
             let server = visible(cloud, &token, id)?;
             Ok((StatusCode::OK, json!({"server": render(cloud, server, &token)})))
         }
-        (Method::POST, ["servers"]) => create_server(cloud, call, &token, latencies, now),
+        (Method::POST, ["servers"]) => create_server(cloud, call, &token, version, latencies, now),
         (Method::DELETE, ["servers", id]) => delete_server(cloud, &token, id, latencies, now),
         (Method::POST, ["servers", id, "action"]) => action(cloud, call, &token, id, version, latencies, now),
         (Method::GET, ["servers", id, "os-volume_attachments"]) => {
-            visible(cloud, &token, id)?;
-            Ok((StatusCode::OK, json!({"volumeAttachments": []})))
+            let server = visible(cloud, &token, id)?;
+            let attachments: Vec<Value> =
+                server.volumes.iter().map(|v| render_attachment(server, v, version)).collect();
+            Ok((StatusCode::OK, json!({"volumeAttachments": attachments})))
+        }
+        (Method::GET, ["servers", id, "os-volume_attachments", volume]) => {
+            let server = visible(cloud, &token, id)?;
+            let attached = attached(server, volume)?;
+            Ok((StatusCode::OK, json!({"volumeAttachment": render_attachment(server, attached, version)})))
+        }
+        (Method::POST, ["servers", id, "os-volume_attachments"]) => {
+            attach_volume(cloud, call, &token, id, version, latencies, now)
+        }
+        (Method::PUT, ["servers", id, "os-volume_attachments", volume]) => {
+            update_attachment(cloud, call, &token, id, volume, version)
+        }
+        (Method::DELETE, ["servers", id, "os-volume_attachments", volume]) => {
+            detach_volume(cloud, &token, id, volume, latencies, now)
         }
         (Method::GET, ["flavors", "detail"]) => {
             let flavors: Vec<Value> = cloud
@@ -227,7 +245,10 @@ fn render(cloud: &Cloud, s: &Server, token: &Token) -> Value {
         "OS-SRV-USG:terminated_at": null,
         "security_groups": s.security_groups.iter().map(|g| json!({"name": g})).collect::<Vec<_>>(),
         "OS-EXT-STS:task_state": s.task_state, "OS-EXT-STS:vm_state": s.vm_state,
-        "OS-EXT-STS:power_state": s.power_state, "os-extended-volumes:volumes_attached": [],
+        "OS-EXT-STS:power_state": s.power_state,
+        "os-extended-volumes:volumes_attached": s.volumes.iter()
+            .map(|v| json!({"id": v.volume_id, "delete_on_termination": v.delete_on_termination}))
+            .collect::<Vec<_>>(),
         "locked": s.locked, "locked_reason": s.locked_reason, "description": s.description, "tags": s.tags,
         "trusted_image_certificates": null, "server_groups": groups, "pinned_availability_zone": null,
     });
@@ -245,7 +266,7 @@ fn render(cloud: &Cloud, s: &Server, token: &Token) -> Value {
             ("OS-EXT-SRV-ATTR:launch_index", json!(0)),
             ("OS-EXT-SRV-ATTR:kernel_id", json!("")),
             ("OS-EXT-SRV-ATTR:ramdisk_id", json!("")),
-            ("OS-EXT-SRV-ATTR:root_device_name", json!("/dev/vda")),
+            ("OS-EXT-SRV-ATTR:root_device_name", json!(s.root_device())),
             ("host_status", json!(if s.host.is_some() { "UP" } else { "" })),
         ] {
             server[field] = value;
@@ -315,7 +336,14 @@ fn list_servers(cloud: &Cloud, call: &Call, token: &Token) -> ApiResult {
     Ok((StatusCode::OK, body))
 }
 
-fn create_server(cloud: &mut Cloud, call: &Call, token: &Token, latencies: &Latencies, now: Instant) -> ApiResult {
+fn create_server(
+    cloud: &mut Cloud,
+    call: &Call,
+    token: &Token,
+    version: (u32, u32),
+    latencies: &Latencies,
+    now: Instant,
+) -> ApiResult {
     let body = call.json(bad_request)?;
     let spec = body.get("server").and_then(Value::as_object).ok_or_else(|| bad_request("server is required"))?;
     let text = |field: &str| spec.get(field).and_then(Value::as_str).map(str::to_string);
@@ -328,14 +356,16 @@ fn create_server(cloud: &mut Cloud, call: &Call, token: &Token, latencies: &Late
         .find(|f| f.id == flavor_ref)
         .cloned()
         .ok_or_else(|| bad_request(&format!("Flavor {flavor_ref} could not be found.")))?;
-    let image_ref = text("imageRef").unwrap_or_default();
-    let image = cloud
-        .images
-        .get(&image_ref)
-        .filter(|i| i["owner"] == token.project_id.as_str() || i["visibility"] == "public" || token.is_admin())
-        .ok_or_else(|| bad_request(&format!("Image {image_ref} could not be found.")))?;
-    if image["status"] != "active" {
-        return Err(bad_request(&format!("Image {image_ref} is not active.")));
+    let disks = boot_disks(cloud, token, spec, version)?;
+    if let Some(image_ref) = &disks.image {
+        let image = cloud
+            .images
+            .get(image_ref)
+            .filter(|i| i["owner"] == token.project_id.as_str() || i["visibility"] == "public" || token.is_admin())
+            .ok_or_else(|| bad_request(&format!("Image {image_ref} could not be found.")))?;
+        if image["status"] != "active" {
+            return Err(bad_request(&format!("Image {image_ref} is not active.")));
+        }
     }
     let key_name = text("key_name");
     if let Some(key) = &key_name
@@ -483,7 +513,7 @@ fn create_server(cloud: &mut Cloud, call: &Call, token: &Token, latencies: &Late
         task_state: scheduled.as_ref().map(|_| "spawning"),
         power_state: 0,
         flavor,
-        image_id: Some(image_ref),
+        image_id: disks.image,
         key_name,
         metadata,
         security_groups: groups.clone(),
@@ -497,6 +527,7 @@ fn create_server(cloud: &mut Cloud, call: &Call, token: &Token, latencies: &Late
         fault: scheduled.is_none().then(|| "No valid host was found. ".to_string()),
         ports,
         made_ports,
+        volumes: Vec::new(),
         created: created.clone(),
         updated: created,
     };
@@ -508,12 +539,284 @@ fn create_server(cloud: &mut Cloud, call: &Call, token: &Token, latencies: &Late
     }
     if scheduled.is_some() {
         cloud.schedule(now + latencies.boot, Event::Booted(id.clone()));
+        let root = disks.volumes.iter().find(|d| d.root).and_then(|d| d.device.clone());
+        let root = root.unwrap_or_else(|| ROOT_DEVICE.to_string());
+        for disk in disks.volumes {
+            let taken: Vec<String> =
+                cloud.server(&id).expect("inserted").volumes.iter().map(|v| v.device.clone()).collect();
+            // At boot Nova keeps the names asked for (attached later, a volume takes the root's prefix).
+            let device = match disk.device {
+                _ if disk.root => root.clone(),
+                Some(asked) if !taken.contains(&asked) && asked != root => asked,
+                _ => device_name(&root, None, &taken),
+            };
+            let volume = ServerVolume::new(&disk.volume_id, device, disk.tag, disk.delete_on_termination);
+            attach(cloud, &id, ServerVolume { root: disk.root, ..volume }, latencies, now);
+        }
     }
     Ok((
         StatusCode::ACCEPTED,
         json!({"server": {"id": id, "links": [], "OS-DCF:diskConfig": "MANUAL", "adminPass": "sim-admin-pass",
             "security_groups": groups.iter().map(|g| json!({"name": g})).collect::<Vec<_>>()}}),
     ))
+}
+
+/// What a server boots from: an image, or the volume of boot index 0, and its other volumes.
+struct BootDisks {
+    image: Option<String>,
+    volumes: Vec<BootVolume>,
+}
+
+struct BootVolume {
+    volume_id: String,
+    root: bool,
+    /// The device name asked for.
+    device: Option<String>,
+    tag: Option<String>,
+    delete_on_termination: bool,
+}
+
+/// `imageRef` and `block_device_mapping_v2` checked as Nova's API checks them: with
+/// mappings, one has boot index 0 (the image's local disk, or a bootable volume); every
+/// volume exists and is `available`.
+fn boot_disks(
+    cloud: &Cloud,
+    token: &Token,
+    spec: &Map<String, Value>,
+    version: (u32, u32),
+) -> Result<BootDisks, ApiError> {
+    let image_ref = spec.get("imageRef").and_then(Value::as_str).filter(|i| !i.is_empty()).map(str::to_string);
+    let mappings = spec.get("block_device_mapping_v2").and_then(Value::as_array).cloned().unwrap_or_default();
+    if mappings.is_empty() {
+        return Ok(BootDisks { image: Some(image_ref.unwrap_or_default()), volumes: Vec::new() });
+    }
+    let boot_index = |m: &Value| match &m["boot_index"] {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    let Some(first) = mappings.iter().find(|m| boot_index(m) == Some(0)) else {
+        return Err(bad_request(
+            "Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.",
+        ));
+    };
+    let image = match first["source_type"].as_str() {
+        Some("image") => Some(first["uuid"].as_str().map(str::to_string).or(image_ref).unwrap_or_default()),
+        _ => None,
+    };
+    let mut volumes: Vec<BootVolume> = Vec::new();
+    for mapping in &mappings {
+        match (mapping["source_type"].as_str(), mapping["destination_type"].as_str()) {
+            (Some("image"), Some("local")) if boot_index(mapping) == Some(0) => continue,
+            (Some("volume"), Some("volume") | None) => {}
+            _ => return Err(bad_request("osmo-openstack-sim boots with an image and existing volumes only")),
+        }
+        let tag = mapping["tag"].as_str().map(str::to_string);
+        if tag.is_some() && version < (2, 42) && version != (2, 32) {
+            return Err(bad_request("Invalid input for field/attribute block_device_mapping_v2."));
+        }
+        let id = mapping["uuid"].as_str().unwrap_or_default();
+        let volume = usable_volume(cloud, token, id)
+            .ok_or_else(|| bad_request(&format!("Block Device Mapping is Invalid: failed to get volume {id}.")))?;
+        if volume.status != "available" || volumes.iter().any(|v| v.volume_id == id) {
+            return Err(bad_request(&format!(
+                "Invalid volume: volume '{id}' status must be 'available'. Currently in '{}'",
+                volume.status
+            )));
+        }
+        let root = boot_index(mapping) == Some(0);
+        if root && !volume.bootable {
+            return Err(bad_request(&format!("Block Device {id} is not bootable.")));
+        }
+        volumes.push(BootVolume {
+            volume_id: id.to_string(),
+            root,
+            device: mapping["device_name"].as_str().map(str::to_string),
+            tag,
+            delete_on_termination: mapping["delete_on_termination"].as_bool().unwrap_or(false),
+        });
+    }
+    // The root volume first, as Nova lists a server's attachments.
+    volumes.sort_by_key(|v| !v.root);
+    Ok(BootDisks { image, volumes })
+}
+
+/// A volume Nova may use for the token: its project's, or any for an admin.
+fn usable_volume<'a>(cloud: &'a Cloud, token: &Token, id: &str) -> Option<&'a Volume> {
+    cloud.volumes.get(id).filter(|v| token.is_admin() || v.project_id == token.project_id)
+}
+
+/// The device Nova gives a volume it attaches beside a root disk on `root` and the `taken`
+/// devices: the letter asked for under the root's prefix (`/dev/vdc` asked beside `/dev/sda`
+/// becomes `/dev/sdc`) when it is free, else the first free letter.
+fn device_name(root: &str, asked: Option<&str>, taken: &[String]) -> String {
+    let prefix = root.strip_suffix(|c: char| c.is_ascii_lowercase()).unwrap_or(root);
+    let free = |letter: char| {
+        let device = format!("{prefix}{letter}");
+        (device != root && !taken.contains(&device)).then_some(device)
+    };
+    asked
+        .and_then(|a| a.chars().last())
+        .filter(char::is_ascii_lowercase)
+        .and_then(free)
+        .or_else(|| ('b'..='z').find_map(free))
+        .unwrap_or_else(|| format!("{prefix}z"))
+}
+
+/// Nova reserves a volume for a server (Cinder's attachment made, the volume `attaching`),
+/// records it, and has it `in-use` after the attach latency.
+fn attach(cloud: &mut Cloud, server_id: &str, attached: ServerVolume, latencies: &Latencies, now: Instant) {
+    if let Some(volume) = cloud.volumes.get_mut(&attached.volume_id) {
+        volume.status = "attaching";
+        volume.updated = Some(now_text());
+        volume.attachment = Some(VolumeAttachment {
+            id: attached.attachment_id.clone(),
+            server_id: server_id.to_string(),
+            device: attached.device.clone(),
+            host: None,
+            attached_at: None,
+        });
+    }
+    let event = Event::VolumeAttached { volume: attached.volume_id.clone(), server: server_id.to_string() };
+    cloud.server_mut(server_id).expect("the server exists").volumes.push(attached);
+    cloud.schedule(now + latencies.attach, event);
+}
+
+/// A volume attachment as Nova shows it at `version`.
+fn render_attachment(server: &Server, v: &ServerVolume, version: (u32, u32)) -> Value {
+    let mut attachment = json!({"volumeId": v.volume_id, "serverId": server.id, "device": v.device});
+    if version < (2, 89) {
+        attachment["id"] = json!(v.volume_id);
+    } else {
+        attachment["attachment_id"] = json!(v.attachment_id);
+        attachment["bdm_uuid"] = json!(v.bdm_uuid);
+    }
+    if version >= (2, 70) {
+        attachment["tag"] = json!(v.tag);
+    }
+    if version >= (2, 79) {
+        attachment["delete_on_termination"] = json!(v.delete_on_termination);
+    }
+    attachment
+}
+
+fn attached<'a>(server: &'a Server, volume: &str) -> Result<&'a ServerVolume, ApiError> {
+    server
+        .volume(volume)
+        .ok_or_else(|| not_found(&format!("Instance {} is not attached to volume {volume}", server.id)))
+}
+
+fn attach_volume(
+    cloud: &mut Cloud,
+    call: &Call,
+    token: &Token,
+    id: &str,
+    version: (u32, u32),
+    latencies: &Latencies,
+    now: Instant,
+) -> ApiResult {
+    let server = visible(cloud, token, id)?.clone();
+    if server.locked && !token.is_admin() {
+        return Err(conflict(&format!("Instance {id} is locked")));
+    }
+    if !matches!(server.vm_state, "active" | "stopped" | "paused" | "suspended") || server.task_state.is_some() {
+        return Err(conflict(&format!(
+            "Cannot 'attach_volume' instance {id} while it is in vm_state {}",
+            server.vm_state
+        )));
+    }
+    let body = call.json(bad_request)?;
+    let spec = &body["volumeAttachment"];
+    let volume_id =
+        spec["volumeId"].as_str().ok_or_else(|| bad_request("Invalid input for field/attribute volumeAttachment."))?;
+    for (field, since) in [("tag", (2, 49)), ("delete_on_termination", (2, 79))] {
+        if !spec[field].is_null() && version < since {
+            return Err(bad_request(&format!(
+                "Invalid input for field/attribute volumeAttachment. Value: {spec}. Additional properties are not allowed ('{field}' was unexpected)"
+            )));
+        }
+    }
+    let volume = usable_volume(cloud, token, volume_id)
+        .ok_or_else(|| not_found(&format!("Volume {volume_id} could not be found.")))?;
+    match (&volume.attachment, volume.status) {
+        (_, "available") => {}
+        (Some(a), _) => {
+            return Err(bad_request(&format!(
+                "Invalid volume: volume {volume_id} is already attached to instances: {}",
+                a.server_id
+            )));
+        }
+        (None, status) => {
+            return Err(bad_request(&format!(
+                "Invalid volume: volume '{volume_id}' status must be 'available'. Currently in '{status}'"
+            )));
+        }
+    }
+    let taken: Vec<String> = server.volumes.iter().map(|v| v.device.clone()).collect();
+    let device = device_name(server.root_device(), spec["device"].as_str(), &taken);
+    let tag = spec["tag"].as_str().map(str::to_string);
+    let delete_on_termination = spec["delete_on_termination"].as_bool().unwrap_or(false);
+    let volume = ServerVolume::new(volume_id, device.clone(), tag.clone(), delete_on_termination);
+    attach(cloud, id, volume, latencies, now);
+    let mut shown = json!({"id": volume_id, "serverId": id, "volumeId": volume_id, "device": device});
+    if version >= (2, 70) {
+        shown["tag"] = json!(tag);
+    }
+    if version >= (2, 79) {
+        shown["delete_on_termination"] = json!(delete_on_termination);
+    }
+    Ok((StatusCode::OK, json!({"volumeAttachment": shown})))
+}
+
+fn update_attachment(
+    cloud: &mut Cloud,
+    call: &Call,
+    token: &Token,
+    id: &str,
+    volume: &str,
+    version: (u32, u32),
+) -> ApiResult {
+    let body = call.json(bad_request)?;
+    let spec = &body["volumeAttachment"];
+    if spec["volumeId"].as_str() != Some(volume) || version < (2, 85) {
+        return Err(bad_request("osmo-openstack-sim does not swap volumes; it changes delete_on_termination only"));
+    }
+    attached(visible(cloud, token, id)?, volume)?;
+    let server = cloud.server_mut(id).expect("visible");
+    if let Some(delete) = spec["delete_on_termination"].as_bool() {
+        server.volumes.iter_mut().filter(|v| v.volume_id == volume).for_each(|v| v.delete_on_termination = delete);
+    }
+    Ok((StatusCode::ACCEPTED, Value::Null))
+}
+
+fn detach_volume(
+    cloud: &mut Cloud,
+    token: &Token,
+    id: &str,
+    volume: &str,
+    latencies: &Latencies,
+    now: Instant,
+) -> ApiResult {
+    let server = visible(cloud, token, id)?;
+    if server.locked && !token.is_admin() {
+        return Err(conflict(&format!("Instance {id} is locked")));
+    }
+    if attached(server, volume)?.root {
+        return Err(bad_request("Cannot detach a root device volume"));
+    }
+    if let Some(task) = server.task_state {
+        return Err(conflict(&format!("Cannot 'detach_volume' instance {id} while it is in task_state {task}")));
+    }
+    let Some(found) = cloud.volumes.get_mut(volume).filter(|v| v.status == "in-use") else {
+        return Err(bad_request(
+            "Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.",
+        ));
+    };
+    found.status = "detaching";
+    found.updated = Some(now_text());
+    cloud
+        .schedule(now + latencies.detach, Event::VolumeDetached { volume: volume.to_string(), server: id.to_string() });
+    Ok((StatusCode::ACCEPTED, Value::Null))
 }
 
 fn delete_server(cloud: &mut Cloud, token: &Token, id: &str, latencies: &Latencies, now: Instant) -> ApiResult {
@@ -681,7 +984,17 @@ fn update_service(cloud: &mut Cloud, call: &Call, token: &Token, id: &str, versi
 
 #[cfg(test)]
 mod tests {
-    use super::name_matches;
+    use super::{device_name, name_matches};
+
+    #[test]
+    fn an_attached_volume_takes_the_roots_prefix_and_a_free_letter() {
+        let taken = ["/dev/vdb".to_string()];
+        assert_eq!(device_name("/dev/vda", Some("/dev/vdc"), &taken), "/dev/vdc");
+        assert_eq!(device_name("/dev/sda", Some("/dev/vdc"), &[]), "/dev/sdc");
+        assert_eq!(device_name("/dev/vda", Some("/dev/vdb"), &taken), "/dev/vdc");
+        assert_eq!(device_name("/dev/vda", None, &taken), "/dev/vdc");
+        assert_eq!(device_name("/dev/sda", None, &[]), "/dev/sdb");
+    }
 
     #[test]
     fn the_name_filter_understands_anchors_and_escapes() {

@@ -1,10 +1,12 @@
 //! The OpenStack simulator (`sim/`, for scale runs) against osmo's client: the contract tests
-//! of `openstack.rs` that it answers, run on an in-process simulator. They fail when the
-//! simulator's answers diverge from what the client expects of the real services (the same
-//! functions run against those in `openstack.rs`).
+//! of `openstack.rs` and `volumes_api.rs` that it answers, run on an in-process simulator. They
+//! fail when the simulator's answers diverge from what the client expects of the real services
+//! (the same functions run against those in `openstack.rs` and `volumes_api.rs`). The
+//! simulator's RegionTwo (clouds `admin-nova2`, `demo-nova2`) is its one Nova, with the second
+//! Nova's zone `juno` added ([`Config::for_contract_tests`]).
 //!
-//! `hack/sim.sh` runs the contract tests of `openstack.rs` against a simulator by name; those
-//! that need what the simulator does not do are skipped there:
+//! `hack/sim.sh` runs the contract tests of `openstack.rs` and `volumes_api.rs` against a
+//! simulator by name; those that need what the simulator does not do are skipped there:
 //! - `application_credentials_authenticate`: Keystone administration and application
 //!   credentials are not simulated.
 //! - `a_fixed_ip_is_kept_by_recreating_its_port`: it reaches Nova at the real stack's port.
@@ -19,9 +21,10 @@ use osmo::openstack::{Session, clouds};
 use osmo_openstack_sim::{Config, Simulator};
 
 use crate::openstack::{catalog_calls, migration_calls};
+use crate::volumes_api::{cinder_calls, data_volume_beside_an_image, volume_moves};
 
 async fn simulator() -> Simulator {
-    Simulator::start(Config::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap()
+    Simulator::start(Config::for_contract_tests(), "127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 
 fn session(sim: &Simulator, cloud: &str) -> Session {
@@ -40,4 +43,23 @@ async fn the_simulator_answers_the_migration_calls_as_the_client_expects() {
     migration_calls(&session(&sim, "admin")).await;
     // Every request was one the simulator knows (none fell through to a 404 route).
     assert!(sim.request_count() > 20, "{:?}", sim.requests());
+}
+
+#[tokio::test]
+async fn the_simulator_answers_the_cinder_calls_as_the_client_expects() {
+    let sim = simulator().await;
+    cinder_calls(&session(&sim, "admin"), &session(&sim, "admin-nova2")).await;
+}
+
+#[tokio::test]
+async fn the_simulator_moves_volumes_between_servers_as_the_real_services_do() {
+    let sim = simulator().await;
+    volume_moves(&session(&sim, "admin"), &session(&sim, "admin-nova2")).await;
+    assert!(sim.requests().keys().any(|route| route.starts_with("volume ")), "{:?}", sim.requests());
+}
+
+#[tokio::test]
+async fn the_simulator_boots_an_image_with_a_data_volume_as_the_real_nova_does() {
+    let sim = simulator().await;
+    data_volume_beside_an_image(&session(&sim, "admin")).await;
 }

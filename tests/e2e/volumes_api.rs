@@ -1,7 +1,8 @@
 //! Contract tests of osmo's volume calls against the real Cinder of the loopback stack and
 //! both Novas that share it: Cinder's volume view, Nova's attachments, boot from volume,
 //! attach, detach and `delete_on_termination`; and a volume leaving a server in the first
-//! Nova intact to join one in the second.
+//! Nova intact to join one in the second. The same functions run against the simulator
+//! (`simulator.rs`), whose RegionTwo is the same Nova.
 
 use std::time::Duration;
 
@@ -103,27 +104,36 @@ async fn boot_from_volume(s: &Session, name: &str, zone: &str, root: &str, data:
 
 #[tokio::test]
 async fn cinder_is_found_in_both_regions_at_a_negotiated_microversion() {
-    let (admin, nova2) = (session("admin"), nova2());
+    cinder_calls(&session("admin"), &nova2()).await;
+}
+
+/// Cinder found through the catalog in both regions, its microversion, its volume view.
+pub async fn cinder_calls(admin: &Session, nova2: &Session) {
     assert_eq!(admin.block_storage_microversion().await.unwrap(), Some(Microversion(3, 71)));
     let missing = "00000000-0000-4000-8000-000000000000";
     assert_eq!(admin.block_storage().volume(missing).await.unwrap(), None);
-    let id = create_volume(&admin, &unique("vol-plain"), false).await;
+    let id = create_volume(admin, &unique("vol-plain"), false).await;
     let volume = admin.block_storage().volume(&id).await.unwrap().unwrap();
     assert_eq!((volume.size, volume.volume_type.as_deref()), (1, Some("__DEFAULT__")));
     assert!(!volume.bootable && !volume.multiattach && !volume.encrypted && volume.attachments.is_empty());
     assert_eq!(volume.availability_zone.as_deref(), Some("nova"));
     // the second Nova's region lists the same Cinder
     assert_eq!(nova2.block_storage().volume(&id).await.unwrap().map(|v| v.id), Some(id.clone()));
-    delete_volume(&admin, &id).await;
+    delete_volume(admin, &id).await;
 }
 
 #[tokio::test]
 async fn volumes_leave_a_server_intact_and_join_one_in_the_second_nova() {
-    let (admin, nova2) = (session("admin"), nova2());
+    volume_moves(&session("admin"), &nova2()).await;
+}
+
+/// Boot from a volume with a data volume, attach, detach, `delete_on_termination`, the
+/// server's deletion, and the same volumes booting a server through the second region.
+pub async fn volume_moves(admin: &Session, nova2: &Session) {
     let name = unique("vol-server");
-    let root = create_volume(&admin, &format!("{name}-root"), true).await;
-    let data = create_volume(&admin, &format!("{name}-data"), false).await;
-    let logs = create_volume(&admin, &format!("{name}-logs"), false).await;
+    let root = create_volume(admin, &format!("{name}-root"), true).await;
+    let data = create_volume(admin, &format!("{name}-data"), false).await;
+    let logs = create_volume(admin, &format!("{name}-logs"), false).await;
     let data_device = BlockDevice {
         volume_id: data.clone(),
         device_name: Some("/dev/vdb".into()),
@@ -138,7 +148,7 @@ async fn volumes_leave_a_server_intact_and_join_one_in_the_second_nova() {
     };
 
     // Boot from the root volume with a data volume, in the first Nova.
-    let first = boot_from_volume(&admin, &name, "havana", &root, vec![data_device.clone()]).await;
+    let first = boot_from_volume(admin, &name, "havana", &root, vec![data_device.clone()]).await;
     let attachments = admin.compute().volume_attachments(&first).await.unwrap();
     assert_eq!(attachments.len(), 2, "{attachments:?}");
     let (on_root, on_data) = (attachment(&attachments, &root), attachment(&attachments, &data));
@@ -146,7 +156,7 @@ async fn volumes_leave_a_server_intact_and_join_one_in_the_second_nova() {
     assert_eq!((on_data.device.as_deref(), on_data.tag.as_deref()), (Some("/dev/vdb"), Some("data")));
     assert_eq!((on_root.device.as_deref(), on_root.tag.as_deref()), (Some("/dev/vda"), None));
     for (volume, on) in [(&root, on_root), (&data, on_data)] {
-        let seen = wait_in_use_by(&admin, volume, &first).await;
+        let seen = wait_in_use_by(admin, volume, &first).await;
         assert_eq!(seen.attachments[0].attachment_id, on.attachment_id, "Nova's and Cinder's attachment IDs");
         assert!(on.attachment_id.is_some());
         assert_eq!(seen.attachments[0].device, on.device);
@@ -155,15 +165,14 @@ async fn volumes_leave_a_server_intact_and_join_one_in_the_second_nova() {
 
     // Attach another with device and tag; detach it; a second detach finds nothing to do.
     admin.compute().attach_volume(&first, &logs_device).await.unwrap();
-    wait_in_use_by(&admin, &logs, &first).await;
-    let attachments =
-        wait_attachments(&admin, &first, "logs attached", |a| a.iter().any(|a| a.volume_id == logs)).await;
+    wait_in_use_by(admin, &logs, &first).await;
+    let attachments = wait_attachments(admin, &first, "logs attached", |a| a.iter().any(|a| a.volume_id == logs)).await;
     let on_logs = attachment(&attachments, &logs);
     assert_eq!((on_logs.device.as_deref(), on_logs.tag.as_deref()), (Some("/dev/vdc"), Some("logs")));
     assert_eq!(on_logs.delete_on_termination, Some(false));
     admin.compute().detach_volume(&first, &logs).await.unwrap();
-    wait_volume(&admin, &logs, VolumeStatus::Available).await;
-    wait_attachments(&admin, &first, "logs forgotten", |a| a.iter().all(|a| a.volume_id != logs)).await;
+    wait_volume(admin, &logs, VolumeStatus::Available).await;
+    wait_attachments(admin, &first, "logs forgotten", |a| a.iter().all(|a| a.volume_id != logs)).await;
     admin.compute().detach_volume(&first, &logs).await.unwrap();
 
     // The root volume is kept when the server goes.
@@ -173,39 +182,84 @@ async fn volumes_leave_a_server_intact_and_join_one_in_the_second_nova() {
     let refused = admin.compute().detach_volume(&first, &root).await.unwrap_err();
     assert_eq!(refused.status(), Some(400), "Nova does not detach a root volume: {refused}");
     admin.compute().delete_server(&first).await.unwrap();
-    wait_gone(&admin, &first).await;
+    wait_gone(admin, &first).await;
     for volume in [&root, &data, &logs] {
-        let seen = wait_volume(&admin, volume, VolumeStatus::Available).await;
+        let seen = wait_volume(admin, volume, VolumeStatus::Available).await;
         assert_eq!(&seen.id, volume);
         assert!(seen.attachments.is_empty(), "{seen:?}");
     }
 
     // The same volumes boot a server in the second Nova.
-    let second = boot_from_volume(&nova2, &name, "juno", &root, vec![data_device.clone(), logs_device.clone()]).await;
+    let second = boot_from_volume(nova2, &name, "juno", &root, vec![data_device.clone(), logs_device.clone()]).await;
     for volume in [&root, &data, &logs] {
-        wait_in_use_by(&admin, volume, &second).await;
+        wait_in_use_by(admin, volume, &second).await;
     }
     let attachments = nova2.compute().volume_attachments(&second).await.unwrap();
     assert_eq!(attachment(&attachments, &logs).tag.as_deref(), Some("logs"));
 
     // A data volume leaves it and joins it again.
     nova2.compute().detach_volume(&second, &data).await.unwrap();
-    wait_volume(&admin, &data, VolumeStatus::Available).await;
-    wait_attachments(&nova2, &second, "data forgotten", |a| a.iter().all(|a| a.volume_id != data)).await;
+    wait_volume(admin, &data, VolumeStatus::Available).await;
+    wait_attachments(nova2, &second, "data forgotten", |a| a.iter().all(|a| a.volume_id != data)).await;
     nova2.compute().attach_volume(&second, &data_device).await.unwrap();
-    let seen = wait_in_use_by(&admin, &data, &second).await;
+    let seen = wait_in_use_by(admin, &data, &second).await;
     assert_eq!(seen.attachments[0].device.as_deref(), Some("/dev/vdb"));
 
     // Clean up: the root volume was booted with delete_on_termination, set false again above
     // only in the first Nova; here Nova deletes it with the server.
     nova2.compute().delete_server(&second).await.unwrap();
-    wait_gone(&nova2, &second).await;
+    wait_gone(nova2, &second).await;
     for volume in [&data, &logs] {
-        wait_volume(&admin, volume, VolumeStatus::Available).await;
-        delete_volume(&admin, volume).await;
+        wait_volume(admin, volume, VolumeStatus::Available).await;
+        delete_volume(admin, volume).await;
     }
     until(Duration::from_secs(120), "the root volume to be deleted with the second server", || async {
         admin.block_storage().volume(&root).await.unwrap().is_none().then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn an_image_backed_server_boots_with_a_data_volume() {
+    data_volume_beside_an_image(&session("admin")).await;
+}
+
+/// An image-backed server booted with a data volume (the image at boot index 0, as the
+/// client sends it): the volume keeps the device asked for at boot; attached again later,
+/// it takes the root disk's prefix. It stays, `available`, when the server goes.
+pub async fn data_volume_beside_an_image(admin: &Session) {
+    let f = fixtures(admin).await;
+    let name = unique("vol-image");
+    let data = create_volume(admin, &format!("{name}-data"), false).await;
+    let device = BlockDevice {
+        volume_id: data.clone(),
+        device_name: Some("/dev/vdc".into()),
+        tag: Some("data".into()),
+        ..Default::default()
+    };
+    let spec = ServerCreate { block_devices: vec![device.clone()], ..server_spec(&name, &f, "havana", vec![]) };
+    let id = admin.compute().create_server(&spec).await.unwrap();
+    let server = wait_status(admin, &id, "ACTIVE").await;
+    assert_eq!(server.image_id.as_deref(), Some(f.image.as_str()));
+    let seen = wait_in_use_by(admin, &data, &id).await;
+    let attachments = admin.compute().volume_attachments(&id).await.unwrap();
+    assert_eq!(attachments.len(), 1, "the image's disk is no volume: {attachments:?}");
+    let on_data = attachment(&attachments, &data);
+    assert_eq!((on_data.device.as_deref(), on_data.tag.as_deref()), (Some("/dev/vdc"), Some("data")));
+    assert_eq!((on_data.delete_on_termination, &seen.attachments[0].device), (Some(false), &on_data.device));
+
+    // Attached again, `/dev/vdc` asked for beside a root disk on `/dev/sda` is `/dev/sdc`.
+    admin.compute().detach_volume(&id, &data).await.unwrap();
+    wait_volume(admin, &data, VolumeStatus::Available).await;
+    wait_attachments(admin, &id, "data forgotten", |a| a.is_empty()).await;
+    admin.compute().attach_volume(&id, &device).await.unwrap();
+    let seen = wait_in_use_by(admin, &data, &id).await;
+    let root = server.root_device_name.expect("an admin sees the root device");
+    let with_roots_prefix = format!("{}c", &root[..root.len() - 1]);
+    assert_eq!(seen.attachments[0].device.as_deref(), Some(with_roots_prefix.as_str()));
+
+    admin.compute().delete_server(&id).await.unwrap();
+    wait_gone(admin, &id).await;
+    assert!(wait_volume(admin, &data, VolumeStatus::Available).await.attachments.is_empty());
+    delete_volume(admin, &data).await;
 }
