@@ -24,11 +24,8 @@ use osmo::openstack::{Session, clouds};
 mod common;
 #[path = "common/direct.rs"]
 mod direct;
-use common::{kube_client, scrape, start_operator};
-use direct::{
-    counted_session, delete_servers_and_floating_ips, direct_migration, median, metric_sum, operator_log,
-    servers_with_floating_ips,
-};
+use common::{kube_client, metric_sum, scrape, start_operator};
+use direct::{counted_session, delete_servers_and_floating_ips, direct_migration, median, servers_with_floating_ips};
 
 const TARGET_RATIO: f64 = 1.1;
 
@@ -159,8 +156,7 @@ async fn main() {
     kubectl(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/crds")]);
     kubectl(&["create", "namespace", &ns]);
     kubectl(&["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-file=clouds.yaml={clouds_file}")]);
-    let (rust_log, log) = operator_log();
-    let (mut operator, addr) = start_operator(&kubeconfig, &ns, rust_log, log);
+    let (mut operator, addr) = start_operator(&kubeconfig, &ns, "info");
 
     // Untimed preparation: N servers on a host of their own, N twins on havana-1.
     let admin =

@@ -18,7 +18,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use osmo::api::{InstanceMigration, MigrationPhase, Strategy};
 
 mod common;
-use common::{kube_client, scrape, start_operator};
+use common::{kube_client, metric_sum, scrape, start_operator};
 
 const MIB: f64 = 1024.0 * 1024.0;
 const IDLE_TARGET_MIB: f64 = 20.0;
@@ -36,9 +36,7 @@ fn rss(pid: u32) -> (f64, f64) {
 }
 
 fn reconciles(addr: &str) -> usize {
-    let text = scrape(addr);
-    let line = text.lines().find(|l| l.starts_with(r#"osmo_reconciles_total{kind="InstanceMigration"}"#));
-    line.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).unwrap_or(0.0) as usize
+    metric_sum(&scrape(addr), r#"osmo_reconciles_total{kind="InstanceMigration"}"#) as usize
 }
 
 /// The spec as `kubectl apply` sends it.
@@ -182,7 +180,7 @@ async fn main() {
     let client = kube_client(&kubeconfig).await;
     let api: Api<InstanceMigration> = Api::namespaced(client, &ns);
 
-    let (mut idle_op, addr) = start_operator(&kubeconfig, &ns, "warn,osmo::runtime=info", None);
+    let (mut idle_op, addr) = start_operator(&kubeconfig, &ns, "warn,osmo::runtime=info");
     settle(&addr, idle_op.id(), 0);
     let (idle, idle_peak) = rss(idle_op.id());
     idle_op.kill().unwrap();
@@ -195,7 +193,7 @@ async fn main() {
 
     // Started on the stored resources, as after a restart in the middle of an upgrade: the
     // initial list is where the peak comes.
-    let (mut op, addr) = start_operator(&kubeconfig, &ns, "warn,osmo::runtime=info", None);
+    let (mut op, addr) = start_operator(&kubeconfig, &ns, "warn,osmo::runtime=info");
     settle(&addr, op.id(), n);
     let (stored, stored_peak) = rss(op.id());
     let per = (stored - idle) / n as f64;

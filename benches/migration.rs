@@ -32,10 +32,10 @@ use reqwest::Method;
 mod common;
 #[path = "common/direct.rs"]
 mod direct;
-use common::{kube_client, scrape, start_operator};
+use common::{kube_client, metric_sum, scrape, start_operator};
 use direct::{
-    DIRECT_POLL, counted_session, delete_servers_and_floating_ips, direct_migration, direct_wait, median, metric_sum,
-    operator_log, servers_with_floating_ips,
+    DIRECT_POLL, counted_session, delete_servers_and_floating_ips, direct_migration, direct_wait, median,
+    servers_with_floating_ips,
 };
 
 /// What the operator's move of one server took.
@@ -154,8 +154,7 @@ async fn main() {
     kubectl(&["create", "namespace", &ns]);
     kubectl(&["-n", &ns, "create", "secret", "generic", "clouds", &format!("--from-file=clouds.yaml={clouds_file}")]);
 
-    let (rust_log, log) = operator_log();
-    let (mut operator, addr) = start_operator(&kubeconfig, &ns, rust_log, log);
+    let (mut operator, addr) = start_operator(&kubeconfig, &ns, "info");
 
     // Untimed preparation: the servers, each with a floating IP, on havana-1; the first N
     // for the operator, the next N for the direct client.

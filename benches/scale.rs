@@ -40,7 +40,7 @@ use osmo_openstack_sim::{Config, Latencies, Simulator, Zone};
 
 mod common;
 mod plot;
-use common::{kube_client, scrape, start_operator};
+use common::{kube_client, metric_sum, scrape, start_operator};
 
 const WALL_TARGET: f64 = 1.2;
 /// The operator's defaults (`osmo run --help`; `OSMO_CONCURRENCY` and
@@ -54,10 +54,6 @@ const PLAIN_HOST: &str = "havana-0";
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 
 /// User plus system CPU time of a process, in seconds.
@@ -180,7 +176,7 @@ impl Bench {
         work: F,
         done: impl AsyncFn() -> bool,
     ) -> Run {
-        let (mut operator, addr) = start_operator(&self.kubeconfig, ns, "warn,osmo::runtime=info", None);
+        let (mut operator, addr) = start_operator(&self.kubeconfig, ns, "warn,osmo::runtime=info");
         let pid = operator.id();
         let api: Api<InstanceMigration> = Api::namespaced(self.client.clone(), ns);
         let phases: Arc<Mutex<HashMap<String, MigrationPhase>>> = Arc::default();

@@ -9,23 +9,9 @@ use std::time::{Duration, Instant};
 use osmo::openstack::compute::{NetworkAttachment, Server, ServerCreate};
 use osmo::openstack::{Session, clouds};
 
-/// The sum of a metric's samples (all label sets) in a /metrics text.
-pub fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-}
-
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
-}
-
-/// The operator's log level and where its log goes: `OSMO_BENCH_LOG=FILE` keeps it there, with
-/// one line per OpenStack request.
-pub fn operator_log() -> (&'static str, Option<std::fs::File>) {
-    match std::env::var_os("OSMO_BENCH_LOG") {
-        Some(path) => ("info,osmo::openstack::session=debug", Some(std::fs::File::create(path).unwrap())),
-        None => ("info", None),
-    }
 }
 
 /// A session of the cloud `admin` in `clouds_file`, and the count of the requests it makes.

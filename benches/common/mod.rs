@@ -19,9 +19,12 @@ pub fn scrape(addr: &str) -> String {
     out
 }
 
-/// Starts the operator on namespace `ns` alone, logging as `rust_log` says (into `log`, if
-/// given); returns it and the address of its HTTP server.
-pub fn start_operator(kubeconfig: &str, ns: &str, rust_log: &str, mut log: Option<std::fs::File>) -> (Child, String) {
+/// Starts the operator on namespace `ns` alone, logging as `rust_log` says; returns it and the
+/// address of its HTTP server. `OSMO_BENCH_LOG=FILE` keeps its log in FILE (the last started
+/// operator's), with one line per OpenStack request.
+pub fn start_operator(kubeconfig: &str, ns: &str, rust_log: &str) -> (Child, String) {
+    let mut log = std::env::var_os("OSMO_BENCH_LOG").map(|path| std::fs::File::create(path).unwrap());
+    let rust_log = if log.is_some() { "info,osmo::openstack::session=debug" } else { rust_log };
     let mut operator = Command::new(env!("CARGO_BIN_EXE_osmo"))
         .args(["run", "--listen", "127.0.0.1:0", "--namespace", ns, "--no-leader-election"])
         .env("KUBECONFIG", kubeconfig)
@@ -45,4 +48,9 @@ pub fn start_operator(kubeconfig: &str, ns: &str, rust_log: &str, mut log: Optio
         }
     });
     (operator, addr)
+}
+
+/// The sum of a metric's samples (all label sets) in a /metrics text.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
