@@ -52,6 +52,10 @@ pub enum ReconcileError {
     OpenStack(#[from] crate::openstack::Error),
     #[error("{0}")]
     Cloud(#[from] clouds::CloudError),
+    /// A bug: the reconcile panicked. Retried with backoff like any failure, so that one
+    /// resource's bug does not stop the controller for every other.
+    #[error("the reconcile panicked: {0}")]
+    Panicked(String),
 }
 
 impl ReconcileError {
@@ -62,6 +66,7 @@ impl ReconcileError {
             ReconcileError::Kube(_) => "kube",
             ReconcileError::OpenStack(_) => "openstack",
             ReconcileError::Cloud(_) => "cloud",
+            ReconcileError::Panicked(_) => "panic",
         }
     }
 }
@@ -202,7 +207,7 @@ pub async fn run_controller<K, C, F, Fut>(
     let retries = Arc::new(Retries { ctx, metrics, backoff: Backoff::default() });
     let mut reconcile = reconcile;
     let reconcile = move |obj: Arc<K>, retries: Arc<Retries<C>>| {
-        let reconciled = reconcile(obj.clone(), retries.ctx.clone());
+        let reconciled = contain_panic(reconcile(obj.clone(), retries.ctx.clone()));
         async move {
             let result = reconciled.await;
             if result.is_ok() {
@@ -221,6 +226,23 @@ pub async fn run_controller<K, C, F, Fut>(
             }
         })
         .await;
+}
+
+/// `reconciled`, with a panic turned into an error: a panicking reconcile would otherwise end
+/// the controller's whole stream, and every resource of the kind would wait for a restart.
+async fn contain_panic(
+    reconciled: impl Future<Output = Result<Action, ReconcileError>>,
+) -> Result<Action, ReconcileError> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(reconciled).catch_unwind().await.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        tracing::error!(%message, "the reconcile panicked (a bug); retrying with backoff");
+        Err(ReconcileError::Panicked(message))
+    })
 }
 
 /// A controller's context with what its failed reconciles need.
@@ -261,4 +283,22 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_reconcile_is_an_error_to_retry_not_the_end_of_the_controller() {
+        let panicked = contain_panic(async { panic!("a planner bug") }).await;
+        match panicked {
+            Err(ReconcileError::Panicked(message)) => assert_eq!(message, "a planner bug"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ReconcileError::Panicked(String::new()).label(), "panic");
+        let formatted = contain_panic(async { panic!("step {} of {}", 3, 8) }).await;
+        assert!(matches!(formatted, Err(ReconcileError::Panicked(m)) if m == "step 3 of 8"));
+        assert!(contain_panic(async { Ok(Action::await_change()) }).await.is_ok());
+    }
 }
